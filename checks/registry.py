@@ -1,0 +1,93 @@
+"""Which ``type:`` name is which check class: a table, plus an entry-point group.
+
+Registries are data. Importing this module imports no check; a check module is
+imported only when a config names its type, so a missing database driver breaks
+only the check that needs it, with a message that says what to install.
+
+Third-party checks register in the ``patrol.checks`` entry-point group::
+
+    [project.entry-points."patrol.checks"]
+    zfs = "patrol_zfs:ZfsCheck"
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from difflib import get_close_matches
+from importlib.metadata import entry_points
+
+BUILTINS: dict[str, str] = {
+    "cpu": "checks.cpu:CpuCheck",
+    "memory": "checks.memory:MemoryCheck",
+    "swap": "checks.swap:SwapCheck",
+    "load": "checks.load:LoadCheck",
+    "disk": "checks.disk:DiskCheck",
+    "process": "checks.process:ProcessCheck",
+    "systemd": "checks.systemd:SystemdCheck",
+    "tcp": "checks.tcp:TcpCheck",
+    "http": "checks.http:HttpCheck",
+    "tls_cert": "checks.tls_cert:TlsCertCheck",
+    "postgres": "checks.postgres:PostgresCheck",
+    "mysql": "checks.mysql:MysqlCheck",
+    "redis": "checks.redis:RedisCheck",
+    "log": "checks.log:LogCheck",
+    "file": "checks.file:FileCheck",
+    "nagios": "checks.nagios:NagiosCheck",
+    "textfile": "checks.textfile:TextfileCheck",
+}
+
+# Which extra installs a driver, for the message when it is missing.
+EXTRAS = {"psycopg": "postgres", "pymysql": "mysql", "redis": "redis"}
+
+
+class RegistryError(Exception):
+    """Base for problems resolving a ``type:`` name."""
+
+
+class UnknownCheckType(RegistryError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        hint = get_close_matches(name, known, n=1)
+        self.hint = hint[0] if hint else None
+        did = f"did you mean '{self.hint}'?" if self.hint else f"known types: {', '.join(known)}"
+        super().__init__(f"unknown check type; {did}")
+
+
+class MissingDriver(RegistryError):
+    def __init__(self, check_type: str, module: str) -> None:
+        extra = EXTRAS.get(module)
+        how = (
+            f"pip install 'patrol-inspect[{extra}]'" if extra else f"pip install {module}"
+        )
+        self.module = module
+        super().__init__(
+            f"type '{check_type}' needs the Python module '{module}', which is not "
+            f"installed; {how}"
+        )
+
+
+def table() -> dict[str, str]:
+    """Every known type name -> ``"module:Class"``; built-ins win over plugins."""
+    found = {ep.name: ep.value for ep in entry_points(group="patrol.checks")}
+    return {**found, **BUILTINS}
+
+
+def known_types() -> list[str]:
+    return sorted(table())
+
+
+def load(check_type: str) -> type:
+    """Import and return the check class for ``check_type``.
+
+    Raises :class:`UnknownCheckType` or :class:`MissingDriver` (both carry a message
+    fit for an operator).
+    """
+    spec = table().get(check_type)
+    if spec is None:
+        raise UnknownCheckType(check_type, known_types())
+    module_name, _, attr = spec.partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    for module in getattr(cls, "REQUIRES", ()):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDriver(check_type, module)
+    return cls

@@ -1,0 +1,201 @@
+"""The one shared threshold evaluation every check uses.
+
+Effective thresholds for a measurement are layered, most specific last:
+
+1. the check type's defaults (``MeasurementSpec.warning`` / ``critical``);
+2. for the primary measurement, the entry's top-level ``warning`` / ``critical`` /
+   ``recover``;
+3. ``thresholds: {measurement: {...}}`` in the entry;
+4. for the primary measurement, the first ``overrides: {glob: {...}}`` whose glob
+   matches the measurement's item (a mount point, a unit, a database).
+
+Hysteresis: once a measurement has breached, it counts as OK again only when it
+crosses ``recover``; until then it stays at WARNING (or at its previous level when
+no warning level is set). That state lives in the :class:`Evaluator`, one per check.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from dataclasses import dataclass
+
+from checks.base import Measurement, MeasurementSpec, Status
+from checks.config import CheckConfig, Limit, ThresholdSet
+
+_LEVELS = ("warning", "critical", "recover")
+
+
+@dataclass(frozen=True, slots=True)
+class Levels:
+    """Effective thresholds for one measurement instance, in base units."""
+
+    warning: float | None
+    critical: float | None
+    recover: float | None
+    higher_is_worse: bool
+
+    def breached(self, value: float, limit: float | None) -> bool:
+        if limit is None:
+            return False
+        return value >= limit if self.higher_is_worse else value <= limit
+
+    def status(self, value: float) -> Status:
+        if self.breached(value, self.critical):
+            return Status.CRITICAL
+        if self.breached(value, self.warning):
+            return Status.WARNING
+        return Status.OK
+
+    def recovered(self, value: float) -> bool:
+        if self.recover is None:
+            return True
+        return value < self.recover if self.higher_is_worse else value > self.recover
+
+    def describe(self, status: Status) -> str:
+        """"critical at 0.95" style text; callers format the number for humans."""
+        limit = self.critical if status is Status.CRITICAL else self.warning
+        return "" if limit is None else f"{status.name.lower()} at {limit:g}"
+
+
+def _overlay(levels: dict[str, float | None], ts: ThresholdSet) -> None:
+    for level in _LEVELS:
+        if level in ts.model_fields_set:
+            limit: Limit | None = getattr(ts, level)
+            levels[level] = None if limit is None else limit.value
+
+
+class Evaluator:
+    """Judges measurements of one check against its layered thresholds.
+
+    Thread-safe: a check's runs never overlap (``max_instances=1``), but ``patrol
+    check`` and the agent's status API may read while a run writes.
+    """
+
+    def __init__(self, config: CheckConfig, specs: tuple[MeasurementSpec, ...]) -> None:
+        self._config = config
+        self._specs = {spec.name: spec for spec in specs}
+        self._previous: dict[str, Status] = {}
+        self._lock = threading.Lock()
+
+    def levels(self, name: str, item: str = "") -> Levels | None:
+        spec = self._specs.get(name)
+        if spec is None:
+            return None
+        levels: dict[str, float | None] = {
+            "warning": spec.warning,
+            "critical": spec.critical,
+            "recover": None,
+        }
+        if spec.primary:
+            top = ThresholdSet.model_construct(
+                _fields_set={k for k in _LEVELS if k in self._config.model_fields_set},
+                **{k: getattr(self._config, k) for k in _LEVELS},
+            )
+            _overlay(levels, top)
+        if name in self._config.thresholds:
+            _overlay(levels, self._config.thresholds[name])
+        if spec.primary and item:
+            for pattern, override in self._config.overrides.items():
+                if fnmatch.fnmatchcase(item, pattern):
+                    _overlay(levels, override)
+                    break
+        return Levels(higher_is_worse=spec.higher_is_worse, **levels)
+
+    def judge(self, measurement: Measurement) -> Status:
+        levels = self.levels(measurement.name, measurement.item)
+        if levels is None:
+            return Status.OK
+        status = levels.status(measurement.value)
+        with self._lock:
+            previous = self._previous.get(measurement.key, Status.OK)
+            if (
+                status is Status.OK
+                and previous in (Status.WARNING, Status.CRITICAL)
+                and not levels.recovered(measurement.value)
+            ):
+                status = Status.WARNING if levels.warning is not None else previous
+            self._previous[measurement.key] = status
+        return status
+
+
+_UNIT_KINDS = {
+    "ratio": {"percent", "number"},
+    "seconds": {"duration", "number"},
+    "bytes": {"size", "number"},
+    "count": {"number"},
+    "celsius": {"number"},
+}
+_KIND_EXAMPLE = {
+    "ratio": "a percentage such as 85% (or a ratio such as 0.85)",
+    "seconds": "a duration such as 500ms, 30s or 14d",
+    "bytes": "a size such as 512MiB or 2GB",
+    "count": "a plain number",
+    "celsius": "a plain number of degrees",
+}
+
+
+def problems(
+    config: CheckConfig, specs: tuple[MeasurementSpec, ...]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Threshold mistakes a model cannot see alone: unknown measurement names,
+    thresholds on a check with nothing to threshold, and units that do not fit
+    (``85%`` on a byte count). Returns ``(location, message)`` pairs."""
+    from difflib import get_close_matches
+
+    by_name = {spec.name: spec for spec in specs}
+    primary = next((spec for spec in specs if spec.primary), None)
+    out: list[tuple[tuple[str | int, ...], str]] = []
+
+    def check_set(loc: tuple[str | int, ...], spec: MeasurementSpec, ts: object) -> None:
+        for level in _LEVELS:
+            limit: Limit | None = getattr(ts, level)
+            if limit is None:
+                continue
+            if limit.kind not in _UNIT_KINDS[spec.unit]:
+                out.append(
+                    (
+                        (*loc, level),
+                        f"{limit.text!r} does not fit {spec.name} (measured in {spec.unit}); "
+                        f"write {_KIND_EXAMPLE[spec.unit]}",
+                    )
+                )
+            elif spec.unit == "ratio" and limit.kind == "number" and not 0 <= limit.value <= 1:
+                out.append(
+                    (
+                        (*loc, level),
+                        f"{limit.text} is not a ratio between 0 and 1; "
+                        f"write {limit.value:g}% or {limit.value / 100:g}",
+                    )
+                )
+
+    top_set = {k for k in _LEVELS if k in config.model_fields_set}
+    if top_set and primary is None:
+        key = sorted(top_set)[0]
+        out.append(
+            (
+                (key,),
+                f"type '{config.type}' has no primary measurement to threshold; "
+                f"use thresholds: with one of {', '.join(sorted(by_name)) or 'none'}",
+            )
+        )
+    elif primary is not None:
+        check_set((), primary, config)
+    for name, ts in config.thresholds.items():
+        spec = by_name.get(name)
+        if spec is None:
+            hint = get_close_matches(name, list(by_name), n=1)
+            did = f"did you mean '{hint[0]}'?" if hint else (
+                f"known: {', '.join(sorted(by_name))}" if by_name else "this type has none"
+            )
+            out.append((("thresholds", name), f"unknown measurement; {did}"))
+            continue
+        check_set(("thresholds", name), spec, ts)
+    if config.overrides and primary is None:
+        out.append(
+            (("overrides",), f"type '{config.type}' has no per-instance measurement to override")
+        )
+    elif primary is not None:
+        for pattern, ts in config.overrides.items():
+            check_set(("overrides", pattern), primary, ts)
+    return out

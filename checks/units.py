@@ -1,0 +1,91 @@
+"""Parse the human units operators write in YAML into base units.
+
+``"500ms"``, ``"5m"``, ``"1h30m"``, ``"14d"`` -> seconds; ``"1.5GiB"``, ``"500MB"`` ->
+bytes; ``"85%"`` -> the ratio 0.85. Each parser raises ``ValueError`` with a message
+that says what a valid value looks like, because that text reaches the operator.
+"""
+
+from __future__ import annotations
+
+import re
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]i?B|[KMGTP]|B)?\s*$", re.IGNORECASE)
+_SIZE_FACTORS = {
+    "b": 1,
+    "k": 1000, "kb": 1000, "kib": 1024,
+    "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+    "g": 1000**3, "gb": 1000**3, "gib": 1024**3,
+    "t": 1000**4, "tb": 1000**4, "tib": 1024**4,
+    "p": 1000**5, "pb": 1000**5, "pib": 1024**5,
+}
+
+
+def is_duration(text: str) -> bool:
+    return bool(text) and _DURATION_PART.sub("", text.strip().replace(" ", "")) == "" and any(
+        _DURATION_PART.finditer(text)
+    )
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number (already seconds) or a string like ``"1h30m"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 1h, not true/false")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if is_duration(text):
+            return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+    raise ValueError(f"{value!r} is not a duration; write it like 30s, 5m, 1h30m or 14d")
+
+
+def parse_size(value: object) -> float:
+    """Bytes from a number (already bytes) or ``"1.5GiB"`` / ``"500MB"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 512MiB or 2GB, not true/false")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match:
+            number, unit = match.groups()
+            return float(number) * _SIZE_FACTORS[(unit or "b").lower()]
+    raise ValueError(f"{value!r} is not a size; write it like 512MiB, 2GB or 1073741824")
+
+
+def parse_percent(value: str) -> float:
+    """The ratio from ``"85%"`` (0.85)."""
+    text = value.strip()
+    if not text.endswith("%"):
+        raise ValueError(f"{value!r} is not a percentage; write it like 85%")
+    try:
+        return float(text[:-1]) / 100.0
+    except ValueError:
+        raise ValueError(f"{value!r} is not a percentage; write it like 85%") from None
+
+
+def format_duration(seconds: float) -> str:
+    """Short human form for summaries: ``"3d 4h"``, ``"12m"``, ``"850ms"``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{int(count)}{unit}")
+    return " ".join(parts[:2])
+
+
+def format_bytes(value: float) -> str:
+    """Binary-prefixed size for summaries: ``"3.2 GiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} PiB"
