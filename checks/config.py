@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    field_validator,
+)
 
 from checks.units import is_duration, parse_duration, parse_percent, parse_size
 
@@ -60,7 +68,7 @@ def _to_limit(raw: Any) -> Limit | None:
     )
 
 
-LimitValue = Annotated[Limit | None, BeforeValidator(_to_limit), PlainSerializer(str)]
+LimitValue = Annotated[Limit | None, PlainValidator(_to_limit), PlainSerializer(str)]
 
 
 def _to_seconds(raw: Any) -> float:
@@ -115,7 +123,7 @@ def _to_secret(raw: Any) -> Secret:
     return Secret(raw)
 
 
-SecretValue = Annotated[Secret, BeforeValidator(_to_secret), PlainSerializer(lambda s: "***")]
+SecretValue = Annotated[Secret, PlainValidator(_to_secret), PlainSerializer(lambda s: "***")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +149,12 @@ def _to_sustain(raw: Any) -> Sustain:
     if isinstance(raw, str) and is_duration(raw.replace(" ", "")):
         return Sustain(seconds=parse_duration(raw))
     raise ValueError(
-        f"{raw!r} is neither a duration (5m) nor a number of consecutive results (3)"
+        f"{raw!r} is not a sustain time; write a duration such as 5m, "
+        "or a number of consecutive results such as 3"
     )
 
 
-SustainValue = Annotated[Sustain, BeforeValidator(_to_sustain), PlainSerializer(str)]
+SustainValue = Annotated[Sustain, PlainValidator(_to_sustain), PlainSerializer(str)]
 
 
 class ThresholdSet(BaseModel):

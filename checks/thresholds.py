@@ -165,7 +165,7 @@ def problems(
                     (
                         (*loc, level),
                         f"{limit.text} is not a ratio between 0 and 1; "
-                        f"write {limit.value:g}% or {limit.value / 100:g}",
+                        f"write {limit.value:g}% if you meant a percentage",
                     )
                 )
 
@@ -184,7 +184,7 @@ def problems(
     for name, ts in config.thresholds.items():
         spec = by_name.get(name)
         if spec is None:
-            hint = get_close_matches(name, list(by_name), n=1)
+            hint = get_close_matches(name, list(by_name), n=1, cutoff=0.5)
             did = f"did you mean '{hint[0]}'?" if hint else (
                 f"known: {', '.join(sorted(by_name))}" if by_name else "this type has none"
             )

@@ -1,0 +1,177 @@
+"""The agent process: scheduler + runners + state + HTTP, with reload and stop.
+
+``SIGHUP`` re-reads the config; a config with problems is logged and the running
+one stays in force (a typo during an incident must not blind the host).
+``SIGTERM``/``SIGINT`` stop the scheduler and the HTTP server and return.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from agent import scheduler as sched
+from agent.config import AgentConfig, ConfigError, load_config
+from agent.runner import CheckRunner
+from agent.state import CheckInfo, StateTable, Transition
+from agent.version import AGENT_VERSION
+from checks.base import Result, Status
+
+log = logging.getLogger("patrol.agent")
+
+
+def runners_for(config: AgentConfig) -> dict[str, CheckRunner]:
+    settings = config.agent
+    return {
+        c.config.name: CheckRunner(c.config, c.cls, settings.hostname, settings.timeout,
+                                   unavailable=c.missing_driver)
+        for c in config.checks
+    }
+
+
+def infos_for(config: AgentConfig) -> list[CheckInfo]:
+    return [
+        CheckInfo(c.config.name, c.config.type, dict(c.config.labels), c.config.runbook,
+                  c.config.interval or config.agent.interval, c.config.schedule)
+        for c in config.checks
+    ]
+
+
+class Agent:
+    """Holds the live config and everything built from it."""
+
+    def __init__(self, config_path: str | Path, config: AgentConfig | None = None) -> None:
+        self.config_path = Path(config_path)
+        self.config = config or load_config(self.config_path)
+        self.table = StateTable(infos_for(self.config))
+        self.runners = runners_for(self.config)
+        self.started_at = time.time()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self.scheduler = sched.build(self.config.agent.workers)
+        self.server: Any = None
+        self.listeners: list[Any] = []  # called with (view, transition) on hard changes
+
+    # -- running checks -------------------------------------------------------------
+
+    def run_check(self, name: str) -> None:
+        """One scheduled run: execute, record, capture diagnostics on a hard breach."""
+        runner = self.runners.get(name)
+        if runner is None:
+            return
+        result, duration = runner.run()
+        transition = self.table.record(name, result, runner.config.sustain, time.time(),
+                                       duration)
+        if transition is None:
+            return
+        self._log_transition(transition, result)
+        if transition.capture and runner.config.diagnostics:
+            self.table.attach_diagnostics(name, self.capture(runner, result))
+        view = self.table.get(name)
+        for listener in list(self.listeners):
+            try:
+                listener(view, transition)
+            except Exception:  # a listener must never break the schedule
+                log.exception("state-change listener failed for %s", name)
+
+    def capture(self, runner: CheckRunner, result: Result) -> dict[str, Any]:
+        from agent.diagnostics import capture
+
+        budget = self.config.agent.diagnostics
+        return capture(
+            runner.instance, result, extras=runner.diagnostics_extras,
+            time_budget=budget.time_budget, size_budget=int(budget.size_budget),
+            secrets=self.config.secrets(),
+        )
+
+    def _log_transition(self, t: Transition, result: Result) -> None:
+        level = logging.INFO if t.new is Status.OK else logging.WARNING
+        log.log(level, "%s: %s -> %s: %s", t.name, t.old.name, t.new.name, result.summary)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def _schedule_all(self) -> None:
+        settings = self.config.agent
+        for configured in self.config.checks:
+            name = configured.config.name
+            sched.add_check(self.scheduler, configured.config,
+                            lambda name=name: self.run_check(name),
+                            settings.interval, settings.jitter)
+
+    def healthy(self) -> bool:
+        return self.scheduler.running and not self._stopped.is_set()
+
+    def agent_info(self) -> dict[str, Any]:
+        settings = self.config.agent
+        return {"host": settings.hostname, "version": AGENT_VERSION,
+                "labels": dict(settings.labels), "started_at": self.started_at,
+                "config": str(self.config_path)}
+
+    def start(self, serve: bool = True) -> None:
+        for warning in self.config.warnings:
+            log.warning("%s", warning)
+        self._schedule_all()
+        self.scheduler.start()
+        if serve:
+            from agent.exposition import build_registry
+            from agent.server import AgentServer
+
+            settings = self.config.agent
+            self.server = AgentServer(
+                settings.address, build_registry(self.table, dict(settings.labels)),
+                self.table, settings.token.reveal() if settings.token else None,
+                self.agent_info(), self.healthy,
+                tls_cert=settings.tls_cert, tls_key=settings.tls_key,
+            )
+            self.server.start()
+            host, port = self.server.address
+            scheme = "https" if settings.tls_cert else "http"
+            log.info("patrol agent %s on %s: %d checks, metrics at %s://%s:%d/metrics",
+                     AGENT_VERSION, settings.hostname, len(self.runners), scheme, host, port)
+
+    def reload(self) -> bool:
+        """Re-read the config file. Returns False (and keeps the old config) on problems."""
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("config reload refused; still running the previous config:\n%s", exc)
+            return False
+        with self._lock:
+            if new.agent.listen != self.config.agent.listen:
+                log.warning("agent.listen changed; it takes effect on restart, not reload")
+            self.config = new
+            self.runners = runners_for(new)
+            self.table.replace_checks(infos_for(new))
+            self.scheduler.remove_all_jobs()
+            self._schedule_all()
+            if self.server is not None:
+                self.server.update(token=new.agent.token.reveal() if new.agent.token else None,
+                                   agent_info=self.agent_info())
+        log.info("config reloaded: %d checks", len(self.runners))
+        return True
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.scheduler.shutdown(wait=False)
+        if self.server is not None:
+            self.server.stop()
+        log.info("patrol agent stopped")
+
+    def serve_forever(self) -> int:
+        """Block until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit code."""
+        signal.signal(signal.SIGTERM, lambda *_: self._stopped.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stopped.set())
+        signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=self.reload,
+                                                                 daemon=True).start())
+        self.start()
+        while not self._stopped.wait(1.0):
+            pass
+        self._stopped.clear()
+        self.stop()
+        return 0

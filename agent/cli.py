@@ -1,0 +1,102 @@
+"""The ``patrol`` command line.
+
+``patrol agent``     serve checks on a schedule with /metrics and the status API
+``patrol check``     run checks once; exit code is the worst status (0-3)
+``patrol validate``  report every config problem at once, as FILE:LINE: ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from difflib import get_close_matches
+
+from agent.config import ConfigError, load_config
+from agent.version import AGENT_VERSION
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="patrol", description="Proactive inspection agent.")
+    parser.add_argument("--version", action="version", version=f"patrol {AGENT_VERSION}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    agent = sub.add_parser("agent", help="run the agent: scheduled checks, /metrics, API")
+    agent.add_argument("--config", "-c", required=True, help="agent YAML file")
+    agent.add_argument("--log-level", default="INFO",
+                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    check = sub.add_parser("check", help="run the checks once and print the results")
+    check.add_argument("--config", "-c", required=True, help="agent YAML file")
+    check.add_argument("--only", nargs="+", metavar="NAME", help="run only these checks")
+    check.add_argument("--json", action="store_true",
+                       help="print results with measurements and diagnostics as JSON")
+
+    validate = sub.add_parser("validate", help="check config files and report every problem")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    return parser
+
+
+def _validate(files: list[str]) -> int:
+    failed = False
+    for file in files:
+        try:
+            config = load_config(file)
+        except ConfigError as exc:
+            failed = True
+            for problem in exc.problems:
+                print(problem)
+            continue
+        for warning in config.warnings:
+            print(f"warning: {warning}")
+        print(f"{file}: OK ({len(config.checks)} checks)")
+    return 1 if failed else 0
+
+
+def _load_or_exit(path: str):
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"patrol: {path} has {len(exc.problems)} problem(s); nothing was started",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        return _validate(args.files)
+    if args.command == "check":
+        from agent import oneshot
+
+        config = _load_or_exit(args.config)
+        for warning in config.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        known = [c.config.name for c in config.checks]
+        for name in args.only or []:
+            if name not in known:
+                hint = get_close_matches(name, known, n=1)
+                did = f"; did you mean '{hint[0]}'?" if hint else ""
+                print(f"patrol: no check named '{name}' in {args.config}{did}", file=sys.stderr)
+                return 3
+        return oneshot.main(config, args.only, args.json)
+    if args.command == "agent":
+        logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        from agent.agent import Agent
+
+        config = _load_or_exit(args.config)
+        try:
+            return Agent(args.config, config).serve_forever()
+        except OSError as exc:
+            print(f"patrol: cannot serve on {config.agent.listen}: {exc.strerror}; "
+                  "set agent.listen to a free HOST:PORT", file=sys.stderr)
+            return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""The agent's config file: an ``agent:`` block, a ``checks:`` list, ``include:``.
+
+:func:`load_config` reads the file and its included folder and validates the
+whole thing, collecting *every* problem before it gives up, each as
+``FILE:LINE: check 'NAME', option 'KEY': what is wrong; what to do``. A bad value
+never becomes a default. A check whose database driver is not installed is not a
+config error: it is kept, flagged, and reports UNKNOWN with the install hint, so
+it breaks only itself.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agent.explain import problems_from
+from agent.yamlsource import Problem, SourceList, SourceMap, expand_env, line_of, load, plain
+from checks import registry, thresholds
+from checks.config import CheckConfig, Duration, SecretValue, Size
+
+DEFAULT_LISTEN = "127.0.0.1:9731"
+TOP_LEVEL_KEYS = ("agent", "checks", "include")
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9731`` for IPv6) -> (host, port)."""
+    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:\[\]]*):(\d+)", value.strip())
+    if not match:
+        raise ValueError(f"{value!r} is not HOST:PORT; write it like 127.0.0.1:9731")
+    host = match.group(1) or match.group(3) or "0.0.0.0"
+    port = int(match.group(2) or match.group(4))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range; use 1-65535")
+    return host, port
+
+
+class DiagnosticsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time_budget: Duration = 2.0
+    size_budget: Size = 64 * 1024
+
+
+class AgentSettings(BaseModel):
+    """The ``agent:`` block."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = DEFAULT_LISTEN
+    hostname: str = Field(default_factory=socket.gethostname)
+    labels: dict[str, str] = Field(default_factory=dict)
+    state_dir: Path = Path("state")
+    interval: Duration = 60.0
+    timeout: Duration = 10.0
+    token: SecretValue | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    workers: int = Field(default=8, ge=1, le=64)
+    jitter: Duration | None = None
+    diagnostics: DiagnosticsSettings = DiagnosticsSettings()
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+
+@dataclass(frozen=True)
+class ConfiguredCheck:
+    """A validated check entry and where it was written."""
+
+    config: CheckConfig
+    cls: type | None
+    file: str
+    line: int
+    missing_driver: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    agent: AgentSettings
+    checks: list[ConfiguredCheck]
+    files: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+    def secrets(self) -> set[str]:
+        """Every secret value in the config, for scrubbing diagnostics."""
+        from checks.config import Secret
+
+        found: set[str] = set()
+        models: list[BaseModel] = [self.agent] + [c.config for c in self.checks]
+        for model in models:
+            for name in type(model).model_fields:
+                value = getattr(model, name)
+                if isinstance(value, Secret) and value.reveal():
+                    found.add(value.reveal())
+                elif isinstance(value, dict):
+                    found.update(v.reveal() for v in value.values()
+                                 if isinstance(v, Secret) and v.reveal())
+        return found
+
+
+def _expand(node: Any, problems: list[Problem], path_ctx: tuple[str, Any, Any]) -> Any:
+    """Expand ``${VAR}`` in every string, in place, reporting unset variables."""
+    file, parent, key = path_ctx
+    if isinstance(node, SourceMap):
+        for k in list(node):
+            node[k] = _expand(node[k], problems, (file, node, k))
+    elif isinstance(node, SourceList):
+        for i in range(len(node)):
+            node[i] = _expand(node[i], problems, (file, node, i))
+    elif isinstance(node, str) and "${" in node:
+        text, missing = expand_env(node)
+        for name in missing:
+            line = parent.lines[key] if parent is not None else 0
+            problems.append(Problem(
+                getattr(parent, "file", file), line,
+                f"environment variable {name} is not set; export it, or write "
+                f"${{{name}:-default}}",
+                option=str(key),
+            ))
+        return text
+    return node
+
+
+def _duplicates(node: Any, problems: list[Problem], check: str | None, section: str | None,
+                prefix: str = "") -> None:
+    if isinstance(node, SourceMap):
+        for key, line, first in node.duplicates:
+            problems.append(Problem(
+                node.file, line, f"duplicate key (first set at line {first}); keep only one",
+                check=check, option=f"{prefix}{key}", section=section,
+            ))
+        for k, v in node.items():
+            _duplicates(v, problems, check, section, f"{prefix}{k}.")
+    elif isinstance(node, SourceList):
+        for v in node:
+            _duplicates(v, problems, check, section, prefix)
+
+
+def _validate_check(entry: Any, file: str, line: int, problems: list[Problem]
+                    ) -> ConfiguredCheck | None:
+    if not isinstance(entry, SourceMap):
+        problems.append(Problem(file, line, "each check must be a mapping with at least "
+                                "'name' and 'type'; see configs/agent.yaml", section="checks"))
+        return None
+    name = entry.get("name")
+    label = name if isinstance(name, str) else None
+    _duplicates(entry, problems, label, None if label else "checks")
+    if label is None:
+        problems.append(Problem(file, line, "required option is missing; give the check a "
+                                "unique name", check=None, option="name", section="checks"))
+        return None
+    check_type = entry.get("type")
+    if not isinstance(check_type, str):
+        problems.append(Problem(file, entry.lines.get("type", line),
+                                "required option is missing; set it to one of: "
+                                + ", ".join(registry.known_types()), check=label, option="type"))
+        return None
+    try:
+        cls = registry.load(check_type)
+    except registry.MissingDriver as exc:
+        # Breaks only this check: validate the common keys, run it as UNKNOWN.
+        base = {k: v for k, v in plain(entry).items() if k in CheckConfig.model_fields
+                or k == "for"}
+        try:
+            config = CheckConfig.model_validate(base)
+        except ValidationError:
+            config = CheckConfig.model_construct(name=label, type=check_type)
+        return ConfiguredCheck(config, None, file, line, missing_driver=str(exc))
+    except registry.UnknownCheckType as exc:
+        problems.append(Problem(file, entry.lines["type"], f"unknown check type "
+                                f"'{check_type}'; " + str(exc).split("; ", 1)[1],
+                                check=label, option="type"))
+        return None
+    config: CheckConfig | None
+    try:
+        config = cls.Config.model_validate(plain(entry))
+    except ValidationError as exc:
+        problems.extend(problems_from(exc, cls.Config, entry, check=label))
+        config = None
+    # Unit mistakes in thresholds are reported even when another key is wrong, so
+    # the operator sees every problem in one pass.
+    judged = config or _threshold_view(entry)
+    if judged is not None:
+        for loc, message in thresholds.problems(judged, cls.MEASUREMENTS):
+            problems.append(Problem(file, line_of(entry, loc), message, check=label,
+                                    option=".".join(str(p) for p in loc)))
+    return None if config is None else ConfiguredCheck(config, cls, file, line)
+
+
+_THRESHOLD_KEYS = ("name", "type", "warning", "critical", "recover", "thresholds", "overrides")
+
+
+def _threshold_view(entry: SourceMap) -> CheckConfig | None:
+    """Just the threshold keys of an entry whose other keys failed validation."""
+    try:
+        return CheckConfig.model_validate({k: plain(entry[k]) for k in _THRESHOLD_KEYS
+                                           if k in entry})
+    except ValidationError:
+        return None
+
+
+def _check_entries(tree: SourceMap, problems: list[Problem]) -> list[tuple[Any, str, int]]:
+    checks = tree.get("checks")
+    if checks is None:
+        return []
+    if not isinstance(checks, SourceList):
+        problems.append(Problem(tree.file, tree.lines["checks"], "expected a list of checks "
+                                "('- name: ...' entries)", section="checks"))
+        return []
+    return [(entry, tree.file, checks.lines[i]) for i, entry in enumerate(checks)]
+
+
+def _read_tree(path: Path, problems: list[Problem], allowed: tuple[str, ...]) -> SourceMap | None:
+    tree, found = load(path)
+    problems.extend(found)
+    if tree is None:
+        if not found:
+            problems.append(Problem(str(path), 1, "the file is empty; add an 'agent:' block "
+                                    "and a 'checks:' list"))
+        return None
+    if not isinstance(tree, SourceMap):
+        problems.append(Problem(str(path), 1, "expected a mapping at the top level with "
+                                f"{', '.join(allowed)}"))
+        return None
+    _expand(tree, problems, (str(path), None, None))
+    for key, line, first in tree.duplicates:
+        problems.append(Problem(str(path), line, f"duplicate top-level key '{key}' (first set "
+                                f"at line {first}); merge them"))
+    for key in tree:
+        if key not in allowed:
+            hint = get_close_matches(str(key), allowed, n=1)
+            did = f"did you mean '{hint[0]}'?" if hint else f"valid keys are: {', '.join(allowed)}"
+            problems.append(Problem(str(path), tree.lines[key],
+                                    f"unknown top-level key '{key}'; {did}"))
+    return tree
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and validate an agent config; raises :class:`ConfigError` with every problem."""
+    path = Path(path)
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    tree = _read_tree(path, problems, TOP_LEVEL_KEYS)
+    if tree is None:
+        raise ConfigError(problems)
+    files = [str(path)]
+    agent_node = tree.get("agent", SourceMap())
+    if not isinstance(agent_node, SourceMap):
+        agent_node = SourceMap()
+        problems.append(Problem(str(path), tree.lines["agent"], "expected a mapping of agent "
+                                "settings", section="agent"))
+    _duplicates(agent_node, problems, None, "agent")
+    try:
+        agent = AgentSettings.model_validate(plain(agent_node))
+    except ValidationError as exc:
+        problems.extend(problems_from(exc, AgentSettings, agent_node, section="agent"))
+        agent = None
+
+    entries = _check_entries(tree, problems)
+    include = tree.get("include")
+    if include is not None:
+        folder = Path(include) if Path(str(include)).is_absolute() else path.parent / str(include)
+        if not folder.is_dir():
+            problems.append(Problem(str(path), tree.lines["include"], f"folder {folder} does "
+                                    "not exist; create it or remove 'include'",
+                                    option="include"))
+        else:
+            for extra in sorted(folder.glob("*.y*ml")):
+                files.append(str(extra))
+                sub = _read_tree(extra, problems, ("checks",))
+                if sub is not None:
+                    entries.extend(_check_entries(sub, problems))
+
+    checks: list[ConfiguredCheck] = []
+    seen: dict[str, tuple[str, int]] = {}
+    for entry, file, line in entries:
+        name = entry.get("name") if isinstance(entry, SourceMap) else None
+        if isinstance(name, str) and name in seen:
+            first_file, first_line = seen[name]
+            problems.append(Problem(file, line, f"duplicate check name (first defined at "
+                                    f"{first_file}:{first_line}); give each check a unique name",
+                                    check=name))
+            continue
+        if isinstance(name, str):
+            seen[name] = (file, line)
+        configured = _validate_check(entry, file, line, problems)
+        if configured is None:
+            continue
+        if configured.missing_driver:
+            warnings.append(f"{file}:{line}: check '{name}': {configured.missing_driver}")
+        checks.append(configured)
+    if problems or agent is None:
+        raise ConfigError(sorted(problems, key=lambda p: (files.index(p.file)
+                                                          if p.file in files else 0, p.line)))
+    return AgentConfig(agent, checks, files, warnings)

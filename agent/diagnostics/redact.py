@@ -1,0 +1,182 @@
+"""Secret redaction for everything the agent captures at breach.
+
+:func:`redact` returns a JSON-safe copy of any JSON-like structure with secrets
+replaced by ``***``. It runs centrally on every diagnostics document, so checks and
+collectors need not (and cannot be trusted to) clean their own output.
+
+What counts as a secret *name* (dict keys, ``KEY=value`` pairs, ``--option value``):
+the name is split into lower-case words on ``_ - .``, spaces and camelCase humps.
+
+* It is secret if it contains, anywhere (also glued, as in ``PGPASSWORD``),
+  ``password``, ``passwd``, ``passphrase``, ``secret``, ``credential``, ``apikey``,
+  ``privatekey``, ``accesskey``, ``authorization``.
+* Or if its LAST word is ``token``, ``pass``, ``pwd``, ``auth``, ``cookie``, or ``key``
+  right after a qualifier (``api``, ``access``, ``private``, ``secret``, ``signing``,
+  ``encryption``, ``master``, ``client``, ``session``, ``auth``, ``ssh``, ``license``).
+  So ``GITHUB_TOKEN``, ``DB_PASS``, ``MYSQL_PWD``, ``X-Auth-Token``, ``api_key`` are
+  secret, while ``tokens_used``, ``max_tokens``, ``token_count``, ``auth_method``,
+  ``keyboard``, ``sort_key`` and ``primary_key`` are not: a counter or a setting
+  *about* a secret is not one, and over-redacting them would blind the diagnosis.
+* ``PWD``/``OLDPWD`` holding an absolute path is the shell's working directory, not
+  an ODBC password, and is kept.
+
+Under a secret dict key, strings and numbers become ``***`` (containers keep their
+shape with every leaf blanked); ``None`` and booleans are kept, since "no password
+set" is a useful fact and reveals nothing.
+
+In free text: URL/DSN passwords (``scheme://user:PASSWORD@host``), ``key=value`` and
+``key: value`` pairs (libpq keyword DSNs, environment dumps, query strings, ODBC
+``PWD=...;``, JSON fragments), ``--option value`` command-line arguments,
+``Authorization: <scheme> <credential>`` and bare ``Bearer <token>``. Known literal
+secret values (the config's ``Secret`` fields) are scrubbed wherever they appear,
+also percent-encoded; values shorter than 4 characters are not scrubbed as
+literals (replacing every "a" would destroy the text), they still fall to the
+rules above. Redaction is idempotent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
+
+MASK = "***"
+
+_GLUED = ("password", "passwd", "passphrase", "secret", "credential", "apikey",
+          "privatekey", "accesskey", "authorization")
+_LAST_WORD = frozenset({"token", "pass", "pwd", "auth", "cookie"})
+_KEY_QUALIFIERS = frozenset({"api", "access", "private", "secret", "signing", "encryption",
+                             "master", "client", "session", "auth", "ssh", "license"})
+_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+")
+
+# scheme://user:password@host — password may contain '@' (greedy to the last one).
+_URL_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@?#]*:)"
+                           r"(?P<pw>[^\s/?#]*)@")
+_AUTH_SCHEMES = r"(?i:Bearer|Basic|Digest|Token|Negotiate|NTLM|ApiKey|AWS4-HMAC-SHA256)"
+_QUOTED_OR_WORD = r"""(?:"[^"]*"|'[^']*'|[^\s;&'"]+)"""
+# key=value, key: value, "key": "value"; the optional scheme keeps "Bearer" visible.
+_PAIR = re.compile(
+    r"""(?<![\w.])(?P<q>["']?)(?P<key>[A-Za-z_][\w.-]*)(?P=q)(?P<sep>[ \t]*[=:][ \t]*)"""
+    rf"""(?P<scheme>{_AUTH_SCHEMES}[ \t]+)?(?P<value>{_QUOTED_OR_WORD})"""
+)
+# --password value / -token value (the "=" form is a pair, above).
+_OPTION = re.compile(
+    rf"""(?<![\w-])(?P<opt>--?(?P<name>[A-Za-z][\w.-]*))(?P<sp>[ \t]+)"""
+    rf"""(?P<value>"[^"]*"|'[^']*'|[^\s"'-]\S*)"""
+)
+_BEARER = re.compile(r"\bBearer[ \t]+[A-Za-z0-9._~+/=-]+")
+
+
+def _words(name: str) -> list[str]:
+    return [w.lower() for w in _WORD_SPLIT.split(_HUMP.sub(" ", name)) if w]
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a key, variable or option name names a secret (rules in the module doc)."""
+    words = _words(name)
+    if not words:
+        return False
+    glued = "".join(words)
+    if any(part in glued for part in _GLUED):
+        return True
+    last = words[-1]
+    if last in _LAST_WORD:
+        return True
+    if last == "key" and len(words) > 1 and words[-2] in _KEY_QUALIFIERS:
+        return True
+    return last in {"apikey", "privatekey", "accesskey"}
+
+
+def _is_working_dir(key: str, value: str) -> bool:
+    return key.upper() in {"PWD", "OLDPWD"} and value.strip("'\"").startswith("/")
+
+
+def _mask_value(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[0] + MASK + value[0]
+    return MASK
+
+
+def _pair(match: re.Match[str]) -> str:
+    key, value = match["key"], match["value"]
+    if not is_secret_name(key) or _is_working_dir(key, value):
+        return match[0]
+    q = match["q"]
+    return f"{q}{key}{q}{match['sep']}{match['scheme'] or ''}{_mask_value(value)}"
+
+
+def _option(match: re.Match[str]) -> str:
+    name = match["name"]
+    if name.lower().startswith("no-") or not is_secret_name(name):
+        return match[0]
+    return f"{match['opt']}{match['sp']}{_mask_value(match['value'])}"
+
+
+def _literals(secrets: Iterable[Any]) -> list[str]:
+    """Literal secrets, longest first; ``Secret`` objects are revealed here only."""
+    found: set[str] = set()
+    for raw in secrets:
+        secret = raw.reveal() if hasattr(raw, "reveal") else str(raw)
+        if len(secret) < 4:
+            continue
+        found.add(secret)
+        found.add(quote(secret, safe=""))
+    return sorted(found, key=len, reverse=True)
+
+
+def redact_text(text: str, secrets: Iterable[Any] = ()) -> str:
+    """``text`` with every secret the rules (or the literal ``secrets``) find masked."""
+    return _redact_text(text, _literals(secrets))
+
+
+def _redact_text(text: str, literals: list[str]) -> str:
+    for literal in literals:
+        text = text.replace(literal, MASK)
+    text = _URL_USERINFO.sub(lambda m: f"{m['head']}{MASK}@", text)
+    text = _PAIR.sub(_pair, text)
+    text = _OPTION.sub(_option, text)
+    return _BEARER.sub(f"Bearer {MASK}", text)
+
+
+def _blank(value: Any) -> Any:
+    """Every leaf of a value stored under a secret key, masked (None/bool kept)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _blank(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_blank(v) for v in value]
+    return MASK
+
+
+def redact(obj: Any, secrets: Iterable[Any] = ()) -> Any:
+    """A JSON-safe copy of ``obj`` with secrets masked.
+
+    Dicts, lists and tuples are walked (tuples become lists, keys become strings);
+    ints, floats, bools and None pass through; any other object is turned into its
+    ``str()`` and redacted as text, so the result always serialises.
+    """
+    return _walk(obj, _literals(secrets))
+
+
+def _walk(obj: Any, literals: list[str]) -> Any:
+    if obj is None or isinstance(obj, (bool, int, float)):
+        return obj
+    if isinstance(obj, str):
+        return _redact_text(obj, literals)
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            name = _redact_text(str(key), literals)
+            if is_secret_name(str(key)) and not (
+                isinstance(value, str) and _is_working_dir(str(key), value)
+            ):
+                out[name] = _blank(value)
+            else:
+                out[name] = _walk(value, literals)
+        return out
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_walk(v, literals) for v in obj]
+    return _redact_text(str(obj), literals)

@@ -1,0 +1,104 @@
+"""Run one check, bounded: a timeout, and any crash or hang becomes UNKNOWN.
+
+Each run gets its own daemon thread and the caller waits at most the check's
+timeout. Python cannot kill a thread, so a hung run is abandoned, not stopped; the
+runner remembers it and refuses to start another run of the same check while it
+is still stuck (reporting UNKNOWN instead), so one wedged check costs one thread,
+never the pool, and never delays the others.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from checks.base import CheckError, Result, RunContext, Status
+from checks.config import CheckConfig
+from checks.thresholds import Evaluator
+from checks.units import format_duration
+
+MAX_TRACEBACK = 4000
+
+
+def _unknown(summary: str, **diagnostics: Any) -> Result:
+    return Result(Status.UNKNOWN, summary, (), diagnostics)
+
+
+class CheckRunner:
+    """Owns one configured check instance, its threshold state and its timeout."""
+
+    def __init__(
+        self,
+        config: CheckConfig,
+        cls: type | None,
+        hostname: str,
+        default_timeout: float,
+        unavailable: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.cls = cls
+        self.hostname = hostname
+        self.timeout = config.timeout or min(default_timeout, config.interval or default_timeout)
+        self._clock = clock
+        self._hung: tuple[threading.Thread, float] | None = None
+        self._unavailable = unavailable
+        self.instance: Any = None
+        self.context: RunContext | None = None
+        if cls is not None and unavailable is None:
+            try:
+                self.instance = cls(config)
+                self.context = RunContext(hostname, Evaluator(config, cls.MEASUREMENTS))
+            except Exception as exc:  # a check's constructor must not take the agent down
+                self._unavailable = f"could not set up the check: {type(exc).__name__}: {exc}"
+
+    @property
+    def diagnostics_extras(self) -> tuple[str, ...]:
+        return tuple(getattr(self.cls, "DIAGNOSTICS", ()))
+
+    def run(self) -> tuple[Result, float]:
+        """One bounded run: the result and how long it took (seconds)."""
+        name, host = self.config.name, self.hostname
+        if self._unavailable is not None:
+            return _unknown(f"{name} cannot run on {host}: {self._unavailable}"), 0.0
+        if self._hung is not None:
+            thread, started = self._hung
+            if thread.is_alive():
+                stuck = format_duration(self._clock() - started)
+                return _unknown(
+                    f"{name} is still stuck in a run that started {stuck} ago on {host}; "
+                    "not starting another"
+                ), 0.0
+            self._hung = None
+        box: dict[str, Result] = {}
+        thread = threading.Thread(target=self._guarded, args=(box,), daemon=True,
+                                  name=f"check:{name}")
+        start = self._clock()
+        thread.start()
+        thread.join(self.timeout)
+        duration = self._clock() - start
+        if thread.is_alive():
+            self._hung = (thread, start)
+            frame = sys._current_frames().get(thread.ident or -1)
+            stack = "".join(traceback.format_stack(frame)) if frame else ""
+            return _unknown(
+                f"{name} timed out after {format_duration(self.timeout)} on {host}",
+                timeout_seconds=self.timeout, stack=stack[-MAX_TRACEBACK:],
+            ), duration
+        return box["result"], duration
+
+    def _guarded(self, box: dict[str, Result]) -> None:
+        name, host = self.config.name, self.hostname
+        try:
+            box["result"] = self.instance.run(self.context)
+        except CheckError as exc:
+            box["result"] = _unknown(f"{name} could not inspect {host}: {exc}")
+        except Exception as exc:
+            box["result"] = _unknown(
+                f"{name} crashed on {host}: {type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc()[-MAX_TRACEBACK:],
+            )

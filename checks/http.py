@@ -1,0 +1,335 @@
+"""HTTP(S) endpoint: status, latency, body content and TLS certificate expiry.
+
+One request per run on a fresh ``requests`` session (so ``response_seconds``
+includes connect and TLS handshake, as a user's first request would), following
+redirects unless told not to. ``response_seconds`` runs from sending the request to
+the last body byte, redirects included.
+
+CRITICAL when the server cannot be reached, TLS verification fails, the status is
+not expected, or the body does (not) match. For https the server certificate's
+remaining validity is ``tls_expiry_seconds``, read by a separate TLS handshake with
+the same verification settings (``requests`` does not expose the peer certificate);
+that handshake goes to the configured URL's host, or to the final URL's host when
+an http URL redirects to https.
+
+``Result.diagnostics`` always carries what the check saw, kept small: status line,
+response headers (cookies and credentials redacted), a body excerpt (<= 2 KiB),
+the redirect chain and the peer certificate's subject/issuer/validity.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BeforeValidator, Field, PlainSerializer, TypeAdapter, field_validator
+from pydantic import model_validator
+
+from checks import tls_info
+from checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from checks.config import CheckConfig, Secret, SecretValue
+from checks.tcp import seconds_text
+from checks.units import format_duration
+
+DEFAULT_TIMEOUT = 10.0
+DAY = 86400.0
+BODY_LIMIT = 16 * 1024 * 1024  # bytes read at most; body_bytes saturates here
+EXCERPT_BYTES = 2048
+SECRET_HEADER = re.compile(r"auth|token|secret|key|password|cookie|session", re.IGNORECASE)
+REDACTED_RESPONSE_HEADERS = {"set-cookie", "authorization", "proxy-authorization", "cookie"}
+_STATUS = re.compile(r"^\s*(?:([1-5])xx|(\d{3})(?:\s*-\s*(\d{3}))?)\s*$", re.IGNORECASE)
+
+
+def parse_status(spec: int | str) -> tuple[int, int]:
+    """Inclusive status range from ``200``, ``"2xx"`` or ``"200-399"``."""
+    match = _STATUS.match(str(spec))
+    if not match:
+        raise ValueError(f"{spec!r} is not a status; write 200, 2xx or 200-299")
+    klass, low, high = match.groups()
+    if klass:
+        return int(klass) * 100, int(klass) * 100 + 99
+    lo, hi = int(low), int(high or low)
+    if not 100 <= lo <= hi <= 599:
+        raise ValueError(f"{spec!r} is not a status range between 100 and 599")
+    return lo, hi
+
+
+def _to_headers(raw: Any) -> dict[str, str | Secret]:
+    """Header values as strings; values of credential-like names become secrets
+    (so ``file:/path`` works and the value never shows in JSON or logs)."""
+    if not isinstance(raw, dict):
+        raise ValueError("expected a mapping of header name to value")
+    out: dict[str, str | Secret] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not isinstance(value, (str, Secret)):
+            raise ValueError(f"header {name!r}: name and value must be strings")
+        is_secret = SECRET_HEADER.search(name)
+        out[name] = TypeAdapter(SecretValue).validate_python(value) if is_secret else value
+    return out
+
+
+Headers = Annotated[
+    dict[str, Any],
+    BeforeValidator(_to_headers),
+    PlainSerializer(lambda h: {k: "***" if isinstance(v, Secret) else v for k, v in h.items()}),
+]
+
+
+class HttpConfig(CheckConfig):
+    url: str
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    body: str | None = None
+    expect_status: list[int | str] = Field(default_factory=lambda: ["200-399"], min_length=1)
+    body_match: str | None = None
+    body_not_match: str | None = None
+    headers: Headers = Field(default_factory=dict)
+    ca_file: Path | None = None
+    insecure: bool = False
+    follow_redirects: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL; write it like https://host/health")
+        return value
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _statuses(cls, value: Any) -> Any:
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            parse_status(item)
+        return values
+
+    @field_validator("body_match", "body_not_match")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{value!r} is not a regular expression ({exc})") from None
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"CA file {value} does not exist")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HttpConfig:
+        if self.method == "HEAD" and (self.body_match or self.body_not_match):
+            raise ValueError("HEAD responses have no body; use GET with body_match")
+        if self.insecure and self.ca_file:
+            raise ValueError("insecure: true skips verification, so ca_file would be ignored")
+        return self
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _session() -> Any:
+    import requests
+
+    return requests.Session()
+
+
+def failure_text(exc: Exception, timeout: float) -> str:
+    """Why a request failed, phrased to follow the URL."""
+    import requests
+
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(chain) < 10:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+        if cause is None and chain[-1].args and isinstance(chain[-1].args[0], BaseException):
+            cause = chain[-1].args[0]  # urllib3 wraps causes in args, not __cause__
+        if cause is None and chain[-1].args and hasattr(chain[-1].args[0], "reason"):
+            cause = chain[-1].args[0].reason  # MaxRetryError keeps it in .reason
+    for item in chain:
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return f"failed TLS verification ({item.verify_message})"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"failed the TLS handshake ({chain[-1]})"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"timed out after {seconds_text(timeout)}"
+    if isinstance(exc, requests.exceptions.TooManyRedirects):
+        return "redirects too many times"
+    if any(isinstance(item, ConnectionRefusedError) for item in chain):
+        return "refused the connection"
+    if any("NameResolutionError" in type(item).__name__ for item in chain):
+        return f"cannot be resolved ({chain[-1]})"
+    return f"could not be fetched ({type(exc).__name__}: {chain[-1]})"
+
+
+def _headers(raw: Any) -> dict[str, str]:
+    return {k: "***" if k.lower() in REDACTED_RESPONSE_HEADERS else v for k, v in raw.items()}
+
+
+def _status_line(response: Any) -> str:
+    version = {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2"}.get(
+        getattr(response.raw, "version", 11), "HTTP/1.1")
+    return f"{version} {response.status_code} {response.reason or ''}".rstrip()
+
+
+class HttpCheck:
+    """Response time of one request; warning 1 s, critical 5 s by default; TLS
+    certificate expiry warning 14 d, critical 7 d."""
+
+    type: ClassVar[str] = "http"
+    Config: ClassVar[type[CheckConfig]] = HttpConfig
+    MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
+        MeasurementSpec("response_seconds", "request sent to last body byte, redirects "
+                        "included", True, 1.0, 5.0, primary=True),
+        MeasurementSpec("status_code", "HTTP status of the final response"),
+        MeasurementSpec("body_bytes", "size of the final response body (decoded)"),
+        MeasurementSpec("tls_expiry_seconds", "seconds until the server certificate expires",
+                        higher_is_worse=False, warning=14 * DAY, critical=7 * DAY),
+        MeasurementSpec("up", "1 when the response was as expected, 0 otherwise",
+                        higher_is_worse=False),
+    )
+    REQUIRES: ClassVar[tuple[str, ...]] = ("requests",)
+    DIAGNOSTICS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        config: HttpConfig,
+        session: Callable[[], Any] = _session,
+        peer_certificate: Callable[..., tls_info.CertInfo] = tls_info.peer_certificate,
+        clock: Callable[[], float] = time.perf_counter,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.config = config
+        self._session = session
+        self._peer_certificate = peer_certificate
+        self._clock = clock
+        self._now = now
+        self._ranges = [parse_status(s) for s in config.expect_status]
+
+    @property
+    def _verify(self) -> bool | str:
+        cfg = self.config
+        return False if cfg.insecure else (str(cfg.ca_file) if cfg.ca_file else True)
+
+    def run(self, ctx: RunContext) -> Result:
+        cfg = self.config
+        timeout = cfg.timeout or DEFAULT_TIMEOUT
+        diagnostics: dict[str, Any] = {"request": f"{cfg.method} {cfg.url}"}
+        headers = {k: v.reveal() if isinstance(v, Secret) else v for k, v in cfg.headers.items()}
+        session = self._session()
+        started = self._clock()
+        try:
+            response = session.request(
+                cfg.method, cfg.url, headers=headers, data=cfg.body, timeout=timeout,
+                verify=self._verify, allow_redirects=cfg.follow_redirects, stream=True,
+            )
+            with response:
+                body = b"".join(_chunks(response))
+            elapsed = max(0.0, self._clock() - started)
+        except Exception as exc:  # noqa: BLE001 - every transport failure is CRITICAL
+            diagnostics["error"] = f"{type(exc).__name__}: {exc}"
+            if "SSL" in type(exc).__name__:
+                # Show who presented the rejected certificate (self-signed? expired?).
+                self._add_tls(diagnostics, cfg.url, timeout, verify=False)
+            down = Measurement("up", 0.0)
+            ctx.judge(down)
+            summary = f"{cfg.url} {failure_text(exc, timeout)} on {ctx.hostname}"
+            return Result(Status.CRITICAL, summary, (down,), diagnostics)
+        finally:
+            session.close()
+        return self._judge(ctx, response, body, elapsed, timeout, diagnostics)
+
+    def _judge(self, ctx: RunContext, response: Any, body: bytes, elapsed: float,
+               timeout: float, diagnostics: dict[str, Any]) -> Result:
+        cfg = self.config
+        text = body.decode(response.encoding or "utf-8", "replace")
+        diagnostics.update(
+            status_line=_status_line(response),
+            headers=_headers(response.headers),
+            body_excerpt=body[:EXCERPT_BYTES].decode(response.encoding or "utf-8", "replace"),
+            redirects=[{"status": r.status_code, "url": r.url,
+                        "location": r.headers.get("Location")} for r in response.history],
+        )
+        if len(response.history):
+            diagnostics["final_url"] = response.url
+        code = response.status_code
+        problem = None
+        if not any(lo <= code <= hi for lo, hi in self._ranges):
+            expected = ", ".join(str(s) for s in cfg.expect_status)
+            problem = f"returned {code} (expected {expected})"
+        elif cfg.body_match and not re.search(cfg.body_match, text):
+            problem = f"returned {code} but the body does not match {cfg.body_match!r}"
+        elif cfg.body_not_match and (found := re.search(cfg.body_not_match, text)):
+            problem = f"returned {code} with {found.group(0)[:80]!r} in the body"
+        measurements = [
+            Measurement("response_seconds", elapsed),
+            Measurement("status_code", float(code)),
+            Measurement("body_bytes", float(len(body))),
+        ]
+        tls_url = cfg.url if cfg.url.startswith("https:") else response.url
+        cert = self._add_tls(diagnostics, tls_url, timeout, verify=self._verify)
+        if cert is not None:
+            measurements.append(Measurement("tls_expiry_seconds", cert.seconds_left(self._now())))
+        measurements.append(Measurement("up", 0.0 if problem else 1.0))
+        verdicts = {m.name: ctx.judge(m) for m in measurements}
+        where = f"{cfg.url} "
+        if problem:
+            return Result(Status.CRITICAL, f"{where}{problem} on {ctx.hostname}",
+                          tuple(measurements), diagnostics)
+        status = Status.worst(*verdicts.values())
+        tls_status = verdicts.get("tls_expiry_seconds", Status.OK)
+        if cert is not None and tls_status > verdicts["response_seconds"]:
+            left = cert.seconds_left(self._now())
+            summary = (f"{where}TLS certificate {tls_info.describe_expiry(left)} on "
+                       f"{ctx.hostname}{_note(ctx, 'tls_expiry_seconds', tls_status)}")
+        else:
+            summary = (f"{where}returned {code} in {format_duration(elapsed)} on {ctx.hostname}"
+                       f"{_note(ctx, 'response_seconds', verdicts['response_seconds'])}")
+        return Result(status, summary, tuple(measurements), diagnostics)
+
+    def _add_tls(self, diagnostics: dict[str, Any], url: str, timeout: float,
+                 verify: bool | str) -> tls_info.CertInfo | None:
+        """Peer certificate of an https URL into diagnostics (and returned); a failure
+        is noted, not raised: the request itself already succeeded or failed."""
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            return None
+        try:
+            cert = self._peer_certificate(parts.hostname, parts.port or 443,
+                                          verify=verify, timeout=timeout)
+        except (OSError, ImportError, ValueError) as exc:
+            diagnostics["tls_error"] = f"{type(exc).__name__}: {exc}"
+            return None
+        diagnostics["tls"] = cert.as_dict()
+        return cert
+
+
+def _chunks(response: Any) -> Any:
+    """The body, stopping at BODY_LIMIT so a huge download cannot hog memory."""
+    seen = 0
+    for chunk in response.iter_content(65536):
+        seen += len(chunk)
+        yield chunk
+        if seen >= BODY_LIMIT:
+            return
+
+
+def _note(ctx: RunContext, name: str, status: Status) -> str:
+    """`` (critical at 5.0s)`` when ``status`` is a breach of ``name``'s threshold."""
+    levels = ctx.evaluator.levels(name)
+    if status not in (Status.WARNING, Status.CRITICAL) or levels is None:
+        return ""
+    limit = levels.critical if status is Status.CRITICAL else levels.warning
+    return "" if limit is None else f" ({status.name.lower()} at {format_duration(limit)})"

@@ -1,0 +1,135 @@
+"""Log pattern: count the lines matching a regex appended since the previous run.
+
+``matches`` is a count per run interval, so the default (warning at 1 match, no
+critical) alerts on any new match and recovers on the next quiet interval. The
+first run starts at the end of the file (``start_at_end``), so old history does
+not alert when the agent starts. Rotation and truncation are handled by
+:class:`checks.log_tail.LogTail`.
+
+A missing or unreadable file is UNKNOWN (``CheckError``: "cannot read"), not
+CRITICAL: the log is the witness, not the thing monitored; if the file's absence
+itself matters, add a ``file`` check. After a rotation that has not recreated the
+file yet, the old file is still read and the run is not an error.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections import deque
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator
+
+from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from checks.config import CheckConfig, Size
+from checks.log_tail import LogTail
+from checks.units import format_bytes
+
+KEEP_LINES = 20
+LINE_CHARS = 500
+
+
+def _regex(value: str | None) -> str | None:
+    if value is None:
+        return value
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(
+            f"{value!r} is not a valid regular expression: {exc}; "
+            "Python re syntax, e.g. 'ERROR|FATAL' or '\\bOOM\\b'"
+        ) from None
+    return value
+
+
+class LogConfig(CheckConfig):
+    path: str = Field(min_length=1)
+    pattern: str = Field(min_length=1)
+    ignore: str | None = None
+    encoding: str = "utf-8"
+    start_at_end: bool = True
+    max_read: Size = Field(default=64 * 1024 * 1024, gt=0)
+
+    @field_validator("pattern", "ignore")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        return _regex(value)
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}; e.g. utf-8 or latin-1") from None
+        if "\n".encode(value) != b"\n":
+            raise ValueError(
+                f"encoding {value!r} is not ASCII-compatible; lines are split on newline "
+                "bytes, so use utf-8, latin-1 or a similar encoding"
+            )
+        return value
+
+
+class LogCheck:
+    """New lines matching ``pattern`` (and not ``ignore``) per run."""
+
+    type: ClassVar[str] = "log"
+    Config: ClassVar[type[CheckConfig]] = LogConfig
+    MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
+        MeasurementSpec(
+            "matches", "new lines matching the pattern since the previous run",
+            True, 1, None, primary=True,
+        ),
+        MeasurementSpec("lines_read", "complete new lines read since the previous run"),
+    )
+    REQUIRES: ClassVar[tuple[str, ...]] = ()
+    DIAGNOSTICS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: LogConfig) -> None:
+        self.config = config
+        self._pattern = re.compile(config.pattern)
+        self._ignore = re.compile(config.ignore) if config.ignore else None
+        self._tail = LogTail(config.path, config.start_at_end, int(config.max_read))
+
+    def run(self, ctx: RunContext) -> Result:
+        path = self.config.path
+        try:
+            chunk = self._tail.read()
+        except FileNotFoundError:
+            raise CheckError(f"cannot read log file {path}: it does not exist") from None
+        except OSError as exc:
+            raise CheckError(f"cannot read log file {path}: {exc.strerror or exc}") from exc
+        count = 0
+        last: deque[str] = deque(maxlen=KEEP_LINES)
+        for raw in chunk.lines:
+            line = raw.decode(self.config.encoding, "replace")
+            if self._pattern.search(line) and not (self._ignore and self._ignore.search(line)):
+                count += 1
+                last.append(line[:LINE_CHARS])
+        measurements = (
+            Measurement("matches", float(count)),
+            Measurement("lines_read", float(len(chunk.lines))),
+        )
+        status = Status.worst(*(ctx.judge(m) for m in measurements))
+        diagnostics: dict[str, Any] = {"match_count": count, "matching_lines": list(last)}
+        notes = []
+        if chunk.rotated:
+            notes.append("rotated")
+            diagnostics["rotated"] = True
+        if chunk.truncated:
+            notes.append("truncated")
+            diagnostics["truncated"] = True
+        if chunk.skipped_bytes:
+            notes.append(f"skipped {format_bytes(chunk.skipped_bytes)} over the read limit")
+            diagnostics["skipped_bytes"] = chunk.skipped_bytes
+        note = f" ({', '.join(notes)})" if notes else ""
+        where = f"matching {self.config.pattern!r} in {path} on {ctx.hostname}"
+        if count:
+            noun = "line" if count == 1 else "lines"
+            summary = f"{count} new {noun} {where}{note}: {last[-1][:120]}"
+        elif chunk.first and self.config.start_at_end:
+            summary = f"no new lines {where} (started at the end of the file)"
+        else:
+            summary = f"no new lines {where} ({len(chunk.lines)} lines read){note}"
+        return Result(status, summary, measurements, diagnostics)

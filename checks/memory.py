@@ -1,0 +1,80 @@
+"""Memory: how much RAM is spoken for, counting reclaimable page cache as free.
+
+``used_ratio`` is ``(total - available) / total`` from ``psutil.virtual_memory()``,
+the kernel's ``MemAvailable`` estimate, not ``MemFree``: page cache and reclaimable
+slab are free for practical purposes, so a host full of cache is not "out of memory".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import psutil
+
+from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from checks.config import CheckConfig
+from checks.units import format_bytes
+
+
+class MemoryConfig(CheckConfig):
+    """No options beyond the common keys: thresholds apply to ``used_ratio``."""
+
+
+class MemoryCheck:
+    """RAM used (excluding reclaimable cache); warning 90 %, critical 95 % by default."""
+
+    type: ClassVar[str] = "memory"
+    Config: ClassVar[type[CheckConfig]] = MemoryConfig
+    MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
+        MeasurementSpec(
+            "used_ratio", "share of RAM not available to new work: (total - available) / total",
+            True, 0.90, 0.95, primary=True,
+        ),
+        MeasurementSpec("available_bytes", "RAM available without swapping (MemAvailable)",
+                        higher_is_worse=False),
+        MeasurementSpec("total_bytes", "installed RAM visible to the kernel"),
+    )
+    REQUIRES: ClassVar[tuple[str, ...]] = ()
+    DIAGNOSTICS: ClassVar[tuple[str, ...]] = ("top_processes",)
+
+    def __init__(
+        self,
+        config: MemoryConfig,
+        virtual_memory: Callable[[], Any] = psutil.virtual_memory,
+    ) -> None:
+        self.config = config
+        self._virtual_memory = virtual_memory
+
+    def run(self, ctx: RunContext) -> Result:
+        vm = self._virtual_memory()
+        total, available = float(vm.total), float(vm.available)
+        if total <= 0:
+            raise CheckError(f"the kernel reports no memory on {ctx.hostname}")
+        used = max(0.0, min(1.0, (total - available) / total))
+        measurements = (
+            Measurement("used_ratio", used),
+            Measurement("available_bytes", available),
+            Measurement("total_bytes", total),
+        )
+        statuses = [ctx.judge(m) for m in measurements]
+        status = Status.worst(*statuses)
+        limit = _limit_text(ctx.evaluator.levels("used_ratio"), statuses[0])
+        summary = (
+            f"Memory is {used:.1%} used on {ctx.hostname}{limit}; "
+            f"{format_bytes(available)} available of {format_bytes(total)}"
+        )
+        return Result(status, summary, measurements)
+
+
+def _limit_text(levels: Any, status: Status) -> str:
+    """`` (critical at 95%)`` for a breached ratio, else empty.
+
+    Each check module keeps its own copy of this tiny formatter so that no check
+    depends on another; see the report for a shared ``Levels.limit_for`` proposal."""
+    if levels is None or status not in (Status.WARNING, Status.CRITICAL):
+        return ""
+    limit = levels.critical if status is Status.CRITICAL else levels.warning
+    if limit is None:
+        return ""
+    return f" ({status.name.lower()} at {round(limit * 100, 4):g}%)"

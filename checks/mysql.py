@@ -1,0 +1,198 @@
+"""MariaDB/MySQL connections: ``Threads_connected`` against ``max_connections``.
+
+The server refuses ordinary clients at ``max_connections`` (it keeps one extra slot for
+a SUPER/CONNECTION ADMIN user, which is the operator's way in, not capacity), so the
+ratio's denominator is ``max_connections`` as set. ``Threads_connected`` includes the
+check's own connection: it does occupy a slot. ``Aborted_connects`` is a counter since
+start-up, so it goes to the diagnostics rather than being thresholded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from checks.config import CheckConfig, Duration, SecretValue
+from checks.dsn import limit_note, one_line, redact, tally
+
+INFO_TEXT_LIMIT = 500
+DIAGNOSE_ROWS = 20
+_STATUS_VARS = ("Threads_connected", "Threads_running", "Max_used_connections",
+                "Aborted_connects")
+_PROCESSLIST = """
+SELECT ID, USER, HOST, DB, COMMAND, TIME, STATE, INFO
+  FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()
+"""
+
+
+class MysqlConfig(CheckConfig):
+    host: str = "localhost"
+    port: int = Field(default=3306, ge=1, le=65535)
+    user: str = "root"
+    password: SecretValue | None = None
+    unix_socket: str | None = None
+    connect_timeout: Duration = Field(default=5.0, le=300)
+
+
+class MysqlCheck:
+    """Connections used vs ``max_connections`` (warning 80 %, critical 90 %)."""
+
+    type: ClassVar[str] = "mysql"
+    Config: ClassVar[type[CheckConfig]] = MysqlConfig
+    MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
+        MeasurementSpec(
+            "used_ratio", "Threads_connected / max_connections", True, 0.80, 0.90, primary=True,
+        ),
+        MeasurementSpec("threads_connected", "open client connections, this check's included"),
+        MeasurementSpec("threads_running", "connections executing a statement right now"),
+        MeasurementSpec("max_connections", "the max_connections setting"),
+        MeasurementSpec("max_used_connections", "highest Threads_connected since start-up"),
+    )
+    REQUIRES: ClassVar[tuple[str, ...]] = ("pymysql",)
+    DIAGNOSTICS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: MysqlConfig, connect: Callable[..., Any] | None = None) -> None:
+        """``connect(**kwargs)`` returns a PyMySQL-like connection (``cursor()``,
+        ``get_server_info()``, ``close()``); default ``pymysql.connect``."""
+        self.config = config
+        self._connect = connect
+
+    @property
+    def _where(self) -> str:
+        return self.config.unix_socket or f"{self.config.host}:{self.config.port}"
+
+    def _secret(self) -> str | None:
+        return self.config.password.reveal() if self.config.password else None
+
+    def _open(self) -> Any:
+        connect = self._connect
+        if connect is None:
+            import pymysql
+
+            connect = pymysql.connect
+        timeout = max(1, round(self.config.connect_timeout))
+        return connect(
+            host=self.config.host, port=self.config.port, user=self.config.user,
+            password=self._secret() or "", unix_socket=self.config.unix_socket,
+            connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
+            program_name="patrol",
+        )
+
+    def run(self, ctx: RunContext) -> Result:
+        import pymysql
+
+        try:
+            conn = self._open()
+        except pymysql.OperationalError as exc:  # refused, timed out, access denied
+            message = redact(_message(exc), self._secret())
+            return Result(
+                Status.CRITICAL,
+                f"cannot connect to MariaDB/MySQL at {self._where} on {ctx.hostname}: "
+                f"{one_line(message)}",
+                diagnostics={"error": message[:4096], "endpoint": self._where},
+            )
+        try:
+            flavour = "MariaDB" if "mariadb" in conn.get_server_info().lower() else "MySQL"
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SHOW GLOBAL STATUS WHERE Variable_name IN %s", (_STATUS_VARS,)
+                )
+                found = {name: int(value) for name, value in cur.fetchall()}
+                cur.execute("SELECT @@GLOBAL.max_connections")
+                max_conn = int(cur.fetchone()[0])
+        except pymysql.Error as exc:
+            raise CheckError(
+                f"cannot read server status: {one_line(redact(_message(exc), self._secret()))}"
+            ) from None  # the cause would repeat the unredacted text
+        finally:
+            conn.close()
+        return self._evaluate(ctx, flavour, max_conn, found)
+
+    def _evaluate(
+        self, ctx: RunContext, flavour: str, max_conn: int, found: dict[str, int],
+    ) -> Result:
+        connected = found.get("Threads_connected", 0)
+        running = found.get("Threads_running", 0)
+        ratio = connected / max(1, max_conn)
+        measurements = (
+            Measurement("used_ratio", ratio),
+            Measurement("threads_connected", float(connected)),
+            Measurement("threads_running", float(running)),
+            Measurement("max_connections", float(max_conn)),
+            Measurement("max_used_connections", float(found.get("Max_used_connections", 0))),
+        )
+        judged = [(m, ctx.judge(m)) for m in measurements]
+        summary = (
+            f"{flavour} connections {connected}/{max_conn} ({ratio:.0%}) on {ctx.hostname}"
+        )
+        note = limit_note(ctx, measurements[0], judged[0][1], lambda v: f"{v:.0%}")
+        summary += f" ({note})" if note else ""
+        summary += f"; {running} running"
+        for m, status in judged[1:]:
+            note = limit_note(ctx, m, status)
+            if note:
+                summary += f"; {m.name} {m.value:g} ({note})"
+        return Result(
+            Status.worst(*(s for _, s in judged)), summary, measurements,
+            diagnostics={"aborted_connects": found.get("Aborted_connects", 0)},
+        )
+
+    def diagnose(self, result: Result, budget: Any = None) -> dict[str, Any]:
+        """The processlist (own connection excluded) counted by user, client host,
+        database and command/state, and the longest-running non-Sleep statements."""
+        import pymysql
+
+        try:
+            conn = self._open()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(_PROCESSLIST)
+                    rows = cur.fetchall()
+            finally:
+                conn.close()
+        except pymysql.Error as exc:
+            raise CheckError(
+                f"cannot read the processlist: {one_line(redact(_message(exc), self._secret()))}"
+            ) from None
+        threads = [
+            {
+                "id": int(pid), "user": user or "", "host": _client(host or ""), "db": db,
+                "command": command or "", "time_seconds": int(seconds or 0),
+                "state": state or "", "info": _text(info)[:INFO_TEXT_LIMIT],
+            }
+            for pid, user, host, db, command, seconds, state, info in rows
+        ]
+        busy = [t for t in threads if t["command"] not in ("Sleep", "Daemon", "Binlog Dump")]
+        busy.sort(key=lambda t: t["time_seconds"], reverse=True)
+        return {
+            "threads": len(threads),
+            "by_user": tally(t["user"] for t in threads),
+            "by_host": tally(t["host"] for t in threads),
+            "by_db": tally(t["db"] or "(none)" for t in threads),
+            "by_command": tally(
+                f"{t['command']}: {t['state']}" if t["state"] else t["command"] for t in threads
+            ),
+            "longest_queries": busy[:DIAGNOSE_ROWS],
+        }
+
+
+def _message(exc: Exception) -> str:
+    """PyMySQL errors are ``(code, text)`` tuples; show the text, code last."""
+    if len(exc.args) == 2 and isinstance(exc.args[1], str):
+        return f"{exc.args[1]} (error {exc.args[0]})"
+    return str(exc) or type(exc).__name__
+
+
+def _client(host: str) -> str:
+    """``10.0.0.5:51234`` -> ``10.0.0.5``; ``localhost`` (a socket) stays."""
+    name, colon, port = host.rpartition(":")
+    return name if colon and port.isdigit() and name else host
+
+
+def _text(info: Any) -> str:
+    if isinstance(info, bytes):
+        return info.decode("utf-8", "replace")
+    return info or ""

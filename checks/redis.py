@@ -1,0 +1,196 @@
+"""Redis clients: ``connected_clients`` against ``maxclients``, and memory headroom.
+
+Past ``maxclients`` Redis answers new connections with "max number of clients
+reached", so that ratio is the headline. ``connected_clients`` includes the check's own
+connection. ``blocked_clients`` has no default threshold: queue workers waiting in
+BLPOP/XREAD are blocked by design; set ``thresholds: {blocked_clients: ...}`` where
+blocking means trouble. ``memory_used_ratio`` is emitted only when ``maxmemory`` is set,
+also without a default threshold: a cache with an eviction policy runs full on purpose,
+while with ``noeviction`` writes fail at 100 %; the summary names the policy.
+
+The driver is the top-level ``redis`` package: this module is ``checks.redis`` and
+imports are absolute, so ``import redis`` here never finds this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from checks import dsn as dsnlib
+from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from checks.config import CheckConfig, Duration, SecretValue
+from checks.units import format_bytes
+
+DEFAULT_PORT = 6379
+DIAGNOSE_ROWS = 20
+
+
+class RedisConfig(CheckConfig):
+    url: SecretValue
+    connect_timeout: Duration = Field(default=5.0, le=300)
+
+
+class RedisCheck:
+    """Clients used vs ``maxclients`` (warning 80 %, critical 90 %), memory, blocked."""
+
+    type: ClassVar[str] = "redis"
+    Config: ClassVar[type[CheckConfig]] = RedisConfig
+    MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
+        MeasurementSpec(
+            "used_ratio", "connected_clients / maxclients", True, 0.80, 0.90, primary=True,
+        ),
+        MeasurementSpec("connected_clients", "client connections, this check's included"),
+        MeasurementSpec("maxclients", "the maxclients setting"),
+        MeasurementSpec("blocked_clients", "clients waiting in a blocking command"),
+        MeasurementSpec("used_memory_bytes", "memory allocated by Redis for data"),
+        MeasurementSpec("maxmemory_bytes", "the maxmemory setting; 0 means no limit"),
+        MeasurementSpec("memory_used_ratio", "used_memory / maxmemory, when maxmemory is set"),
+    )
+    REQUIRES: ClassVar[tuple[str, ...]] = ("redis",)
+    DIAGNOSTICS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: RedisConfig, connect: Callable[..., Any] | None = None) -> None:
+        """``connect(url, **kwargs)`` returns a redis-py-like client (``ping``, ``info``,
+        ``client_list``, ``client_id``, ``close``); default ``redis.Redis.from_url``."""
+        self.config = config
+        self._connect = connect
+
+    def _redact(self, exc: BaseException) -> str:
+        url = self.config.url.reveal()
+        return dsnlib.redact(str(exc) or type(exc).__name__, url, dsnlib.password(url))
+
+    def _open(self) -> Any:
+        connect = self._connect
+        if connect is None:
+            import redis
+
+            connect = redis.Redis.from_url
+        timeout = self.config.connect_timeout
+        try:
+            client = connect(
+                self.config.url.reveal(), socket_connect_timeout=timeout, socket_timeout=timeout,
+                client_name="patrol", decode_responses=True,
+            )
+        except ValueError as exc:  # a malformed URL: we could not even try
+            # from None: the cause may quote the URL, password included
+            raise CheckError(f"cannot use the url: {dsnlib.one_line(self._redact(exc))}") from None
+        return client
+
+    def run(self, ctx: RunContext) -> Result:
+        import redis
+
+        client = self._open()
+        try:
+            try:
+                client.ping()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:  # refused, auth failed
+                where = dsnlib.endpoint(self.config.url.reveal(), DEFAULT_PORT)
+                message = self._redact(exc)
+                return Result(
+                    Status.CRITICAL,
+                    f"cannot connect to Redis at {where} on {ctx.hostname}: "
+                    f"{dsnlib.one_line(message)}",
+                    diagnostics={"error": message[:4096], "endpoint": where},
+                )
+            try:
+                clients = client.info("clients")
+                memory = client.info("memory")
+                maxclients = clients.get("maxclients")
+                if maxclients is None:  # before Redis 7.0 INFO does not carry it
+                    maxclients = client.config_get("maxclients")["maxclients"]
+            except redis.RedisError as exc:
+                raise CheckError(
+                    f"cannot read INFO: {dsnlib.one_line(self._redact(exc))}"
+                ) from None
+        finally:
+            client.close()
+        return self._evaluate(ctx, clients, memory, int(maxclients))
+
+    def _evaluate(
+        self, ctx: RunContext, clients: dict[str, Any], memory: dict[str, Any], maxclients: int,
+    ) -> Result:
+        connected = int(clients.get("connected_clients", 0))
+        blocked = int(clients.get("blocked_clients", 0))
+        used_memory = int(memory.get("used_memory", 0))
+        maxmemory = int(memory.get("maxmemory", 0))
+        ratio = connected / max(1, maxclients)
+        measurements = [
+            Measurement("used_ratio", ratio),
+            Measurement("connected_clients", float(connected)),
+            Measurement("maxclients", float(maxclients)),
+            Measurement("blocked_clients", float(blocked)),
+            Measurement("used_memory_bytes", float(used_memory)),
+            Measurement("maxmemory_bytes", float(maxmemory)),
+        ]
+        if maxmemory > 0:
+            measurements.append(Measurement("memory_used_ratio", used_memory / maxmemory))
+        judged = [(m, ctx.judge(m)) for m in measurements]
+        percent = "{:.0%}".format
+        summary = f"Redis clients {connected}/{maxclients} ({ratio:.0%}) on {ctx.hostname}"
+        note = dsnlib.limit_note(ctx, measurements[0], judged[0][1], percent)
+        summary += f" ({note})" if note else ""
+        for m, status in judged[1:]:
+            fmt = percent if m.name.endswith("_ratio") else (
+                format_bytes if m.name.endswith("_bytes") else None)
+            note = dsnlib.limit_note(ctx, m, status, fmt)
+            if m.name == "blocked_clients" and (blocked or note):
+                summary += f"; {blocked} blocked" + (f" ({note})" if note else "")
+            elif m.name == "memory_used_ratio":
+                summary += (
+                    f"; memory {format_bytes(used_memory)} of {format_bytes(maxmemory)} "
+                    f"({m.value:.0%}, {memory.get('maxmemory_policy', '?')})"
+                    + (f" ({note})" if note else "")
+                )
+            elif note:
+                summary += f"; {m.name} {m.value:g} ({note})"
+        return Result(Status.worst(*(s for _, s in judged)), summary, tuple(measurements))
+
+    def diagnose(self, result: Result, budget: Any = None) -> dict[str, Any]:
+        """CLIENT LIST (own connection excluded) counted by client host, name, last
+        command and db; the oldest, the most idle and the blocked clients; INFO clients."""
+        import redis
+
+        client = self._open()
+        try:
+            own = client.client_id()
+            raw = client.client_list()
+            info = client.info("clients")
+        except redis.RedisError as exc:
+            raise CheckError(f"cannot read CLIENT LIST: {dsnlib.one_line(self._redact(exc))}") \
+                from None
+        finally:
+            client.close()
+        clients = [_client(entry) for entry in raw if str(entry.get("id")) != str(own)]
+        oldest = sorted(clients, key=lambda c: c["age_seconds"], reverse=True)
+        idlest = sorted(clients, key=lambda c: c["idle_seconds"], reverse=True)
+        return {
+            "clients": len(clients),
+            "by_host": dsnlib.tally(c["host"] for c in clients),
+            "by_name": dsnlib.tally(c["name"] for c in clients),
+            "by_cmd": dsnlib.tally(c["cmd"] for c in clients),
+            "by_db": dsnlib.tally(str(c["db"]) for c in clients),
+            "oldest": oldest[:DIAGNOSE_ROWS],
+            "most_idle": idlest[:DIAGNOSE_ROWS],
+            "blocked": [c for c in clients if "b" in c["flags"]][:DIAGNOSE_ROWS],
+            "info_clients": {k: v for k, v in info.items() if isinstance(v, (int, float, str))},
+        }
+
+
+def _client(entry: dict[str, Any]) -> dict[str, Any]:
+    """One CLIENT LIST entry, the fields a person reads, numbers as numbers."""
+    addr = str(entry.get("addr", ""))
+    return {
+        "id": int(entry.get("id", 0)),
+        "addr": addr,
+        "host": addr.rpartition(":")[0] or addr,
+        "name": entry.get("name", ""),
+        "user": entry.get("user", ""),
+        "db": int(entry.get("db", 0)),
+        "cmd": entry.get("cmd", ""),
+        "flags": entry.get("flags", ""),
+        "age_seconds": int(entry.get("age", 0)),
+        "idle_seconds": int(entry.get("idle", 0)),
+    }

@@ -1,0 +1,78 @@
+"""TLS certificate file expiry: how long until the certificate on disk expires.
+
+For certificates a service loads from disk (web servers, mail, databases, VPNs)
+and that no HTTP check can reach. A bundle (full chain) is judged by its first
+certificate, the leaf: in every server's convention that is the one it presents.
+A file that is missing, unreadable or holds no certificate is UNKNOWN: the check
+could not find out; an expired or not-yet-valid certificate is CRITICAL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from checks.config import CheckConfig
+from checks.tls_info import describe_expiry, load_file
+from checks.units import format_duration
+
+DAY = 86400.0
+
+
+class TlsCertConfig(CheckConfig):
+    path: Path
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TlsCertCheck:
+    """Seconds until the certificate expires; warning 14 d, critical 7 d by default."""
+
+    type: ClassVar[str] = "tls_cert"
+    Config: ClassVar[type[CheckConfig]] = TlsCertConfig
+    MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
+        MeasurementSpec(
+            "expiry_seconds", "seconds until the (leaf) certificate expires; negative once expired",
+            higher_is_worse=False, warning=14 * DAY, critical=7 * DAY, primary=True,
+        ),
+    )
+    REQUIRES: ClassVar[tuple[str, ...]] = ("cryptography",)
+    DIAGNOSTICS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: TlsCertConfig, now: Callable[[], datetime] = _utcnow) -> None:
+        self.config = config
+        self._now = now
+
+    def run(self, ctx: RunContext) -> Result:
+        path = self.config.path
+        try:
+            info, count = load_file(path)
+        except OSError as exc:
+            raise CheckError(f"cannot read certificate {path}: {exc.strerror or exc}") from exc
+        except ValueError as exc:
+            raise CheckError(f"certificate file {path} {exc}") from exc
+        now = self._now()
+        left = info.seconds_left(now)
+        measurement = Measurement("expiry_seconds", left)
+        status = ctx.judge(measurement)
+        cn = f" (CN={info.common_name})" if info.common_name else ""
+        label = f"certificate {path}{cn}"
+        diagnostics = {**info.as_dict(), "certificates_in_file": count}
+        if now < info.not_before:
+            wait = format_duration((info.not_before - now).total_seconds())
+            summary = f"{label} is not valid for another {wait} on {ctx.hostname}"
+            return Result(Status.CRITICAL, summary, (measurement,), diagnostics)
+        summary = f"{label} {describe_expiry(left)} on {ctx.hostname}"
+        if left <= 0:
+            return Result(Status.CRITICAL, summary, (measurement,), diagnostics)
+        levels = ctx.evaluator.levels("expiry_seconds")
+        if status in (Status.WARNING, Status.CRITICAL) and levels is not None:
+            limit = levels.critical if status is Status.CRITICAL else levels.warning
+            if limit is not None:
+                summary += f" ({status.name.lower()} at {format_duration(limit)})"
+        return Result(status, summary, (measurement,), diagnostics)

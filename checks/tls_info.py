@@ -1,0 +1,136 @@
+"""What a certificate says about itself, for the ``tls_cert`` and ``http`` checks.
+
+One small value type, :class:`CertInfo` (subject, issuer, validity, names), built
+from a PEM/DER file or from a live TLS peer, plus the human text for "expires in 5d
+3h" / "expired 2d ago".
+
+Decisions:
+
+- Parsing uses ``cryptography``, imported lazily inside the functions (importing
+  this module does nothing), because the standard library only decodes a peer
+  certificate it has verified; with ``insecure: true`` it returns the DER bytes alone.
+- The live peer certificate is fetched by a separate TLS handshake to host:port
+  (``requests`` does not expose the peer certificate of a response). The handshake
+  uses the same verification settings as the request, so it sees the same server.
+- Times are timezone-aware UTC datetimes; durations are seconds (base unit).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from checks.units import format_duration
+
+
+@dataclass(frozen=True, slots=True)
+class CertInfo:
+    """The parts of an X.509 certificate an operator reads in a ticket."""
+
+    subject: str
+    issuer: str
+    common_name: str | None
+    not_before: datetime
+    not_after: datetime
+    names: tuple[str, ...] = ()
+
+    def seconds_left(self, now: datetime) -> float:
+        """Seconds from ``now`` until ``not_after``; negative once expired."""
+        return (self.not_after - now).total_seconds()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "names": list(self.names),
+        }
+
+
+def from_x509(cert: Any) -> CertInfo:
+    """A :class:`CertInfo` from a ``cryptography.x509.Certificate``."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = tuple(
+            [str(n) for n in san.get_values_for_type(x509.DNSName)]
+            + [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        )
+    except x509.ExtensionNotFound:
+        names = ()
+    return CertInfo(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        common_name=str(cns[0].value) if cns else None,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        names=names,
+    )
+
+
+def load_file(path: Path) -> tuple[CertInfo, int]:
+    """The first (leaf) certificate of a PEM bundle or a DER file, and how many
+    certificates the file holds.
+
+    Raises ``OSError`` when the file cannot be read and ``ValueError`` when it holds
+    no certificate; the message says which.
+    """
+    from cryptography import x509
+
+    data = path.read_bytes()
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        try:
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError as exc:
+            raise ValueError(f"holds a malformed PEM certificate ({exc})") from exc
+        return from_x509(certs[0]), len(certs)
+    try:
+        return from_x509(x509.load_der_x509_certificate(data)), 1
+    except ValueError:
+        raise ValueError("holds no certificate (expected PEM 'BEGIN CERTIFICATE' or DER)") from None
+
+
+def peer_certificate(
+    host: str,
+    port: int,
+    *,
+    verify: bool | str,
+    timeout: float,
+) -> CertInfo:
+    """The certificate a TLS server at ``host:port`` presents.
+
+    ``verify`` mirrors ``requests``: ``True`` (system trust store), a CA file path,
+    or ``False`` (no chain or host-name check). Raises ``OSError`` (including
+    ``ssl.SSLError``) when the handshake fails.
+    """
+    from cryptography import x509
+
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif isinstance(verify, str):
+        context = ssl.create_default_context(cafile=verify)
+    else:
+        context = ssl.create_default_context()
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            der = tls.getpeercert(binary_form=True)
+    if not der:
+        raise ssl.SSLError(f"{host}:{port} presented no certificate")
+    return from_x509(x509.load_der_x509_certificate(der))
+
+
+def describe_expiry(seconds_left: float) -> str:
+    """ "expires in 5d 3h" or "expired 2d ago", for summaries."""
+    if seconds_left <= 0:
+        return f"expired {format_duration(-seconds_left)} ago"
+    return f"expires in {format_duration(seconds_left)}"

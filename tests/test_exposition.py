@@ -1,0 +1,208 @@
+"""The Prometheus families the agent exposes: exact text, escaping, promtool, speed."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+
+import pytest
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+import agent.version
+from agent.exposition import StateCollector, build_registry
+from agent.state import CheckInfo, StateTable
+from agent.version import AGENT_VERSION
+from checks.base import Measurement, Result, Status
+from checks.config import Sustain
+from tests.conftest import require_command
+
+NOW = 1_700_000_000.5
+
+
+def table_with_checks() -> StateTable:
+    table = StateTable([
+        CheckInfo("root-disk", "disk", labels={"team": "ops"}),
+        CheckInfo("cpu", "cpu"),
+        CheckInfo("pg-conns", "postgres"),  # never run
+    ])
+    table.record(
+        "root-disk",
+        Result(
+            Status.CRITICAL,
+            '/var/lib is 96.0% full on db-01 ("critical" at 95%)',
+            (
+                Measurement("used_ratio", 0.5, "/"),
+                Measurement("used_ratio", 0.96, "/var/lib"),
+                Measurement("free_bytes", 4096.0, "/var/lib"),
+            ),
+            {"largest": ["/var/lib/postgresql"]},
+        ),
+        Sustain(), NOW, 0.0125,
+    )
+    table.record(
+        "cpu", Result(Status.OK, "CPU is 12% busy on db-01", (Measurement("busy_ratio", 0.12),)),
+        Sustain(count=3), NOW + 1, 1.25,
+    )
+    return table
+
+
+def exposition(table: StateTable, labels: dict[str, str] | None = None) -> str:
+    return generate_latest(build_registry(table, labels, process=False)).decode()
+
+
+def test_exposition_text_is_exact() -> None:
+    assert exposition(table_with_checks(), {"host": "db-01"}) == f"""\
+# HELP patrol_check_status Hard status of the check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN \
+(sustained for the check's 'for' setting).
+# TYPE patrol_check_status gauge
+patrol_check_status{{check="root-disk",type="disk"}} 2.0
+patrol_check_status{{check="cpu",type="cpu"}} 0.0
+patrol_check_status{{check="pg-conns",type="postgres"}} 0.0
+# HELP patrol_check_soft_status Status of the check's latest run, before sustain: 0 OK, \
+1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+# TYPE patrol_check_soft_status gauge
+patrol_check_soft_status{{check="root-disk",type="disk"}} 2.0
+patrol_check_soft_status{{check="cpu",type="cpu"}} 0.0
+# HELP patrol_check_value Latest value of each measurement of a check, in base units \
+(unit suffix in the measurement label); item is the instance or empty.
+# TYPE patrol_check_value gauge
+patrol_check_value{{check="root-disk",item="/",measurement="used_ratio",type="disk"}} 0.5
+patrol_check_value{{check="root-disk",item="/var/lib",measurement="used_ratio",type="disk"}} 0.96
+patrol_check_value{{check="root-disk",item="/var/lib",measurement="free_bytes",type="disk"}} 4096.0
+patrol_check_value{{check="cpu",item="",measurement="busy_ratio",type="cpu"}} 0.12
+# HELP patrol_check_duration_seconds Wall-clock duration of the check's last run.
+# TYPE patrol_check_duration_seconds gauge
+patrol_check_duration_seconds{{check="root-disk",type="disk"}} 0.0125
+patrol_check_duration_seconds{{check="cpu",type="cpu"}} 1.25
+# HELP patrol_check_last_run_timestamp_seconds Unix time when the check's last run finished.
+# TYPE patrol_check_last_run_timestamp_seconds gauge
+patrol_check_last_run_timestamp_seconds{{check="root-disk",type="disk"}} 1.7000000005e+09
+patrol_check_last_run_timestamp_seconds{{check="cpu",type="cpu"}} 1.7000000015e+09
+# HELP patrol_agent_info Patrol agent version and labels; always 1.
+# TYPE patrol_agent_info gauge
+patrol_agent_info{{host="db-01",version="{AGENT_VERSION}"}} 1.0
+"""
+
+
+def test_check_not_run_yet_has_only_a_status() -> None:
+    lines = [line for line in exposition(table_with_checks()).splitlines() if "pg-conns" in line]
+    assert lines == ['patrol_check_status{check="pg-conns",type="postgres"} 0.0']
+
+
+def test_summary_and_diagnostics_never_reach_the_metrics() -> None:
+    text = exposition(table_with_checks())
+    assert "full on db-01" not in text
+    assert '"critical"' not in text and "postgresql" not in text
+
+
+@pytest.mark.parametrize(
+    ("item", "escaped"),
+    [
+        ('/mnt/"quoted"', r'/mnt/\"quoted\"'),
+        ("C:\\data", r"C:\\data"),
+        ("two\nlines", r"two\nlines"),
+        ("/srv/ünïcode space", "/srv/ünïcode space"),
+    ],
+    ids=["quotes", "backslash", "newline", "unicode"],
+)
+def test_label_values_are_escaped(item: str, escaped: str) -> None:
+    table = StateTable([CheckInfo('odd "name"', "disk")])
+    table.record('odd "name"', Result(Status.OK, "x", (Measurement("used_ratio", 0.25, item),)),
+                 Sustain(), NOW, 0.001)
+    assert (
+        f'patrol_check_value{{check="odd \\"name\\"",item="{escaped}",'
+        f'measurement="used_ratio",type="disk"}} 0.25'
+    ) in exposition(table).splitlines()
+
+
+def test_duplicate_measurement_is_exposed_once_with_the_first_value() -> None:
+    table = StateTable([CheckInfo("d", "disk")])
+    table.record("d", Result(Status.OK, "x", (Measurement("used_ratio", 0.1, "/"),
+                                              Measurement("used_ratio", 0.9, "/"))),
+                 Sustain(), NOW, 0.001)
+    values = [line for line in exposition(table).splitlines()
+              if line.startswith("patrol_check_value{")]
+    assert values == [
+        'patrol_check_value{check="d",item="/",measurement="used_ratio",type="disk"} 0.1'
+    ]
+
+
+def test_scrape_reads_the_table_at_scrape_time() -> None:
+    table = StateTable([CheckInfo("cpu", "cpu")])
+    registry = build_registry(table, process=False)
+    assert "patrol_check_soft_status{" not in generate_latest(registry).decode()
+    table.record("cpu", Result(Status.WARNING, "x", ()), Sustain(count=2), NOW, 0.1)
+    text = generate_latest(registry).decode()
+    assert 'patrol_check_soft_status{check="cpu",type="cpu"} 1.0' in text
+    assert 'patrol_check_status{check="cpu",type="cpu"} 0.0' in text  # not hard yet
+
+
+def test_registry_is_our_own_with_process_metrics_but_no_global_collectors() -> None:
+    registry = build_registry(table_with_checks(), {"host": "db-01"})
+    assert registry is not REGISTRY
+    text = generate_latest(registry).decode()
+    assert "process_resident_memory_bytes " in text
+    assert "python_info" not in text and "python_gc_" not in text
+
+
+def test_registering_does_not_collect_and_clashes_are_detected() -> None:
+    class Exploding(StateTable):
+        def snapshot(self):  # type: ignore[override]
+            raise AssertionError("collect() was called at registration")
+
+    registry = CollectorRegistry()
+    registry.register(StateCollector(Exploding()))
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        registry.register(StateCollector(Exploding()))
+
+
+def test_invalid_agent_label_names_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"agent label name\(s\) '1dc', 'data-center' are not "
+                                         r"valid Prometheus label names"):
+        StateCollector(StateTable(), {"data-center": "x", "1dc": "y", "ok_name": "z"})
+
+
+def test_version_falls_back_when_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(name: str) -> str:
+        assert name == "patrol-inspect"
+        raise agent.version.PackageNotFoundError(name)
+
+    monkeypatch.setattr(agent.version, "version", missing)
+    assert agent.version._installed_version() == "0+unknown"
+    monkeypatch.setattr(agent.version, "version", lambda name: "1.2.3")
+    assert agent.version._installed_version() == "1.2.3"
+
+
+def big_table(checks: int = 20, measurements: int = 5) -> StateTable:
+    table = StateTable([CheckInfo(f"check-{i}", "disk") for i in range(checks)])
+    for i in range(checks):
+        table.record(
+            f"check-{i}",
+            Result(Status.WARNING, "x", tuple(
+                Measurement(f"m{j}_ratio", j / 7, f"/mnt/{j}") for j in range(measurements)
+            )),
+            Sustain(), NOW, 0.01,
+        )
+    return table
+
+
+@pytest.mark.parametrize("table", [table_with_checks(), big_table()], ids=["small", "20x5"])
+def test_promtool_finds_nothing_to_report(table: StateTable) -> None:
+    promtool = require_command("promtool", "prometheus")
+    text = generate_latest(build_registry(table, {"host": "db-01", "role": "db"}))
+    done = subprocess.run([promtool, "check", "metrics"], input=text, check=False,
+                          capture_output=True, timeout=30)
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+
+
+def test_rendering_20_checks_of_5_measurements_takes_under_2ms_p50() -> None:
+    registry = build_registry(big_table(), {"host": "db-01"})
+    generate_latest(registry)  # warm up
+    timings = []
+    for _ in range(200):
+        start = time.perf_counter()
+        generate_latest(registry)
+        timings.append(time.perf_counter() - start)
+    assert statistics.median(timings) < 0.002
