@@ -26,6 +26,14 @@ Families (names and labels are a user-facing contract):
 A check that has not run yet is present only in ``patrol_check_status`` (as OK,
 which is what the state table says) and absent from the per-run families: a zero
 duration or a 1970 timestamp would be a lie.
+
+Speed: ``generate_latest`` re-validates every label name of every sample with a
+regex, about 1 ms for 20 checks of 5 measurements, half the scrape budget. So
+:meth:`AgentRegistry.text` renders our families itself, reusing the lines of a
+check whose view has not changed since the last scrape (views are immutable and
+replaced on each run, so identity is the cache key). Its output is byte for byte
+that of ``generate_latest`` (the tests hold it to that); OpenMetrics and anything
+else that walks the registry still go through ``collect()``.
 """
 
 from __future__ import annotations
@@ -33,11 +41,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
+from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
 
-from agent.state import StateTable
+from agent.state import CheckView, StateTable
 from agent.version import AGENT_VERSION
 
 _CHECK_LABELS = ("check", "type")
@@ -64,7 +74,7 @@ class StateCollector:
     """
 
     def __init__(self, table: StateTable, agent_labels: Mapping[str, str] | None = None) -> None:
-        labels = {"version": AGENT_VERSION, **(agent_labels or {})}
+        labels = {**(agent_labels or {}), "version": AGENT_VERSION}
         bad = sorted(k for k in labels if not _LABEL_NAME.match(k) or k.startswith("__"))
         if bad:
             raise ValueError(
@@ -74,6 +84,13 @@ class StateCollector:
         self.table = table
         self._info_names = tuple(labels)
         self._info_values = tuple(str(v) for v in labels.values())
+        self._headers = tuple(
+            f"# HELP {f.name} {_escape_help(f.documentation)}\n# TYPE {f.name} gauge\n"
+            for f in self._families()
+        )
+        info = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+        self._info_line = f"patrol_agent_info{{{info}}} 1.0\n"
+        self._cache: dict[str, tuple[CheckView, tuple[str, ...]]] = {}
 
     def _families(self) -> tuple[GaugeMetricFamily, ...]:
         return (
@@ -120,14 +137,84 @@ class StateCollector:
         info.add_metric(self._info_values, 1)
         yield from (status, soft, value, duration, last_run, info)
 
+    def text(self) -> str:
+        """Our families in text format 0.0.4; the same bytes ``generate_latest(self)``
+        gives, at a fraction of the cost."""
+        cache: dict[str, tuple[CheckView, tuple[str, ...]]] = {}
+        columns: tuple[list[str], ...] = ([], [], [], [], [])
+        for view in self.table.snapshot():
+            hit = self._cache.get(view.info.name)
+            lines = hit[1] if hit is not None and hit[0] is view else _lines(view)
+            cache[view.info.name] = (view, lines)
+            for column, line in zip(columns, lines, strict=True):
+                column.append(line)
+        self._cache = cache  # one assignment: concurrent scrapes at worst redo work
+        out = [f"{header}{''.join(column)}" for header, column in zip(self._headers, columns)]
+        out.append(self._headers[-1] + self._info_line)
+        return "".join(out)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def _lines(view: CheckView) -> tuple[str, ...]:
+    """One view's sample lines, per family (status, soft, value, duration, last run)."""
+    check, kind = _escape(view.info.name), _escape(view.info.type)
+    key = f'check="{check}",type="{kind}"'
+    result = view.result
+    soft = values = duration = last_run = ""
+    if result is not None:
+        soft = f"patrol_check_soft_status{{{key}}} {floatToGoString(int(result.status))}\n"
+        seen: set[tuple[str, str]] = set()
+        value_lines = []
+        for m in result.measurements:
+            if (m.name, m.item) in seen:
+                continue
+            seen.add((m.name, m.item))
+            value_lines.append(
+                f'patrol_check_value{{check="{check}",item="{_escape(m.item)}",'
+                f'measurement="{_escape(m.name)}",type="{kind}"}} {floatToGoString(m.value)}\n'
+            )
+        values = "".join(value_lines)
+    if view.duration_seconds is not None:
+        duration = (
+            f"patrol_check_duration_seconds{{{key}}} {floatToGoString(view.duration_seconds)}\n"
+        )
+    if view.last_run is not None:
+        last_run = (
+            f"patrol_check_last_run_timestamp_seconds{{{key}}} "
+            f"{floatToGoString(view.last_run)}\n"
+        )
+    status = f"patrol_check_status{{{key}}} {floatToGoString(int(view.status))}\n"
+    return status, soft, values, duration, last_run
+
+
+class AgentRegistry(CollectorRegistry):
+    """Our registry: :class:`StateCollector` first, then ``extra`` collectors
+    (registered as usual, so ``generate_latest`` and OpenMetrics see them all)."""
+
+    def __init__(self, state: StateCollector, extra: tuple[Collector, ...] = ()) -> None:
+        super().__init__(auto_describe=False)
+        self.state = state
+        self.extra = extra
+        for collector in (state, *extra):
+            self.register(collector)
+
+    def text(self) -> bytes:
+        """The whole registry in text format 0.0.4, our families via the fast path."""
+        rest = b"".join(generate_latest(collector) for collector in self.extra)
+        return self.state.text().encode() + rest
+
 
 def build_registry(
     table: StateTable, agent_labels: Mapping[str, str] | None = None, *, process: bool = True
-) -> CollectorRegistry:
+) -> AgentRegistry:
     """A fresh registry holding our collector and, unless ``process=False``, the
     agent's own ``process_*`` metrics (Linux /proc; empty elsewhere)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(table, agent_labels))
-    if process:
-        ProcessCollector(registry=registry)
-    return registry
+    extra = (ProcessCollector(registry=None),) if process else ()
+    return AgentRegistry(StateCollector(table, agent_labels), extra)

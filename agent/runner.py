@@ -22,6 +22,9 @@ from checks.thresholds import Evaluator
 from checks.units import format_duration
 
 MAX_TRACEBACK = 4000
+# Checks that enforce their own deadline (plugins, sockets, database connects) get a
+# moment past it to report their specific reason before the generic timeout applies.
+GRACE_SECONDS = 0.5
 
 
 def _unknown(summary: str, **diagnostics: Any) -> Result:
@@ -79,7 +82,7 @@ class CheckRunner:
                                   name=f"check:{name}")
         start = self._clock()
         thread.start()
-        thread.join(self.timeout)
+        thread.join(self.timeout + GRACE_SECONDS)
         duration = self._clock() - start
         if thread.is_alive():
             self._hung = (thread, start)

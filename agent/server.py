@@ -37,9 +37,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.exposition import choose_encoder, generate_latest, gzip_accepted
 from prometheus_client.registry import CollectorRegistry
 
+from agent.exposition import AgentRegistry
 from agent.state import StateTable
 from agent.version import AGENT_VERSION
 
@@ -102,7 +103,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _metrics(self, face: _Face, query: dict[str, list[str]]) -> None:
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        body = encoder(face.registry)
+        if encoder is generate_latest and isinstance(face.registry, AgentRegistry):
+            body = face.registry.text()  # same bytes, cached fast path
+        else:
+            body = encoder(face.registry)
         headers = {}
         if gzip_accepted(self.headers.get("Accept-Encoding", "")):
             body = gzip.compress(body, compresslevel=6)
@@ -121,7 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
                 {"WWW-Authenticate": 'Bearer realm="patrol"'},
             )
             return
-        if not hmac.compare_digest(given.strip().encode(), face.token):
+        # Header bytes arrive decoded as latin-1: re-encode to compare the raw bytes sent.
+        if not hmac.compare_digest(given.strip().encode("latin-1"), face.token):
             self._json(
                 HTTPStatus.UNAUTHORIZED,
                 {"error": "invalid bearer token"},
@@ -174,7 +179,8 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # a HEAD response has headers only
+            self.wfile.write(body)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug("%s %s %s %s", self.client_address[0], self.command, self.path, code)

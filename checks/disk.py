@@ -6,9 +6,10 @@ by a device), minus fstypes that are read-only images and always "100 % full"
 "disk" is RAM or another mount), and one mount per device (bind mounts and btrfs
 subvolumes share their space: the shortest mount point stands for the device).
 ``include_fstypes`` replaces that filter with an allow-list (tmpfs can be watched
-this way); ``exclude_fstypes``/``exclude_mounts`` (globs) trim it. ``path:``/``paths:``
-name exactly what to watch: each path resolves to the mount it lives on, with no
-fstype filter, since the operator asked for it.
+this way); ``exclude_fstypes`` adds to the default exclusions (so excluding nfs does
+not bring the squashfs snaps back) and ``exclude_mounts`` (globs) drops mount
+points. ``path:``/``paths:`` name exactly what to watch: each path resolves to the
+mount it lives on, with no fstype filter, since the operator asked for it.
 
 Numbers follow ``df``: ``used_ratio`` is used / (used + available to users), so
 the root-reserved blocks count as full, which is when ordinary services start failing.
@@ -141,7 +142,7 @@ class DiskCheck:
                     out.append(mount)
             return out
         include = self.config.include_fstypes
-        exclude = set(self.config.exclude_fstypes or DEFAULT_EXCLUDED_FSTYPES)
+        exclude = {*DEFAULT_EXCLUDED_FSTYPES, *(self.config.exclude_fstypes or ())}
         parts = self._partitions(all=include is not None)
         devices: set[str] = set()
         mounts: list[str] = []
@@ -198,8 +199,8 @@ class DiskCheck:
                 found = self._measure(mount)
             except OSError as exc:
                 unreadable[mount] = str(exc)
-                per_mount[mount] = (Status.UNKNOWN, f"cannot read {mount} on {ctx.hostname}: "
-                                    f"{exc.strerror or exc}")
+                why = exc.strerror or str(exc)
+                per_mount[mount] = (Status.UNKNOWN, f"cannot read {mount} on {ctx.hostname}: {why}")
                 continue
             measurements += found
             per_mount[mount] = self._explain(ctx, mount, found)
@@ -271,11 +272,10 @@ class DiskCheck:
             shown = f"{limit:,.0f}"
         return f" ({status.name.lower()} at {shown})"
 
-    def diagnose(self, result: Result, budget: Any = None) -> dict[str, Any]:
+    def diagnose(self, result: Result) -> dict[str, Any]:
         """Per breached mount (at most three): deleted-but-open files, then the largest
-        directories and recently grown files, sharing ``diagnose_seconds`` between
-        the mounts. ``budget`` is accepted for the agent's calling convention; the
-        walk bounds itself by ``diagnose_seconds``."""
+        directories and recently grown files. The walks share ``diagnose_seconds``
+        (default 1.5 s, under the agent's 2 s diagnostics budget)."""
         breached = list(result.diagnostics.get("breached", []))[:3]
         if not breached:
             return {}

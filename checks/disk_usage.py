@@ -11,7 +11,8 @@ Two bounded looks, each returning JSON-ready dicts:
   "covered 41,000 entries in 1.5 s, incomplete" beats a diagnosis that times out.
 * :func:`deleted_open_files` finds files that were deleted but are still held open
   (the classic "df says full, du says empty": a rotated log a daemon still writes),
-  from the ``/proc/PID/fd`` symlinks that end in `` (deleted)``.
+  from the ``/proc/PID/fd`` symlinks that end in `` (deleted)``. Empty ones are
+  left out: they hold no space.
 
 Sizes are *allocated* bytes (``st_blocks * 512``, what ``du`` shows), because that
 is what fills a disk; sparse files count only what they occupy. Hard-linked files
@@ -179,8 +180,8 @@ def deleted_open_files(
                 st = os.stat(link)
             except OSError:
                 continue  # closed meanwhile
-            if st.st_dev != dev or not stat.S_ISREG(st.st_mode):
-                continue
+            if st.st_dev != dev or not stat.S_ISREG(st.st_mode) or allocated(st) == 0:
+                continue  # empty temp files (MariaDB's, pytest's) explain no space
             key = (pid, st.st_ino)
             inode_bytes[st.st_ino] = allocated(st)
             if key not in found:

@@ -118,3 +118,10 @@ def tally(values: Iterable[str | None]) -> dict[str, int]:
     for value in values:
         out[value or "(none)"] = out.get(value or "(none)", 0) + 1
     return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def percent(ratio: float) -> str:
+    """``0.862`` -> ``"86%"``; small ratios keep two significant digits (``"0.13%"``) so
+    13 of 10000 Redis clients, or a threshold set that low, does not read as 0 %."""
+    value = ratio * 100
+    return f"{value:.0f}%" if value >= 10 or value == 0 else f"{value:.2g}%"

@@ -7,10 +7,13 @@ the last body byte, redirects included.
 
 CRITICAL when the server cannot be reached, TLS verification fails, the status is
 not expected, or the body does (not) match. For https the server certificate's
-remaining validity is ``tls_expiry_seconds``, read by a separate TLS handshake with
-the same verification settings (``requests`` does not expose the peer certificate);
-that handshake goes to the configured URL's host, or to the final URL's host when
-an http URL redirects to https.
+remaining validity is ``tls_expiry_seconds``, read by a separate TLS handshake right
+after the request (``requests`` does not expose the peer certificate). That
+handshake does not verify again: ``requests`` has just verified the same server with
+its own trust store (certifi or ``REQUESTS_CA_BUNDLE``), which the ``ssl`` module's
+default store may not match, and a second opinion would only add false alarms. It
+goes to the configured URL's host, or to the final URL's host when an http URL
+redirects to https.
 
 ``Result.diagnostics`` always carries what the check saw, kept small: status line,
 response headers (cookies and credentials redacted), a body excerpt (<= 2 KiB),
@@ -20,6 +23,7 @@ the redirect chain and the peer certificate's subject/issuer/validity.
 from __future__ import annotations
 
 import re
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -28,8 +32,14 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, PlainSerializer, TypeAdapter, field_validator
-from pydantic import model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 from checks import tls_info
 from checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
@@ -64,11 +74,11 @@ def _to_headers(raw: Any) -> dict[str, str | Secret]:
     """Header values as strings; values of credential-like names become secrets
     (so ``file:/path`` works and the value never shows in JSON or logs)."""
     if not isinstance(raw, dict):
-        raise ValueError("expected a mapping of header name to value")
+        raise ValueError("expected a mapping of header name to value")  # noqa: TRY004 - pydantic
     out: dict[str, str | Secret] = {}
     for name, value in raw.items():
         if not isinstance(name, str) or not isinstance(value, (str, Secret)):
-            raise ValueError(f"header {name!r}: name and value must be strings")
+            raise ValueError(f"header {name!r}: name and value must be strings")  # noqa: TRY004
         is_secret = SECRET_HEADER.search(name)
         out[name] = TypeAdapter(SecretValue).validate_python(value) if is_secret else value
     return out
@@ -149,15 +159,14 @@ def failure_text(exc: Exception, timeout: float) -> str:
     """Why a request failed, phrased to follow the URL."""
     import requests
 
+    # requests wraps urllib3, which wraps the socket error: walk down to the root.
     chain: list[BaseException] = []
     cause: BaseException | None = exc
     while cause is not None and len(chain) < 10:
         chain.append(cause)
-        cause = cause.__cause__ or cause.__context__
-        if cause is None and chain[-1].args and isinstance(chain[-1].args[0], BaseException):
-            cause = chain[-1].args[0]  # urllib3 wraps causes in args, not __cause__
-        if cause is None and chain[-1].args and hasattr(chain[-1].args[0], "reason"):
-            cause = chain[-1].args[0].reason  # MaxRetryError keeps it in .reason
+        reason = getattr(cause, "reason", None)  # urllib3's MaxRetryError keeps it here
+        cause = cause.__cause__ or cause.__context__ or (
+            reason if isinstance(reason, BaseException) else None)
     for item in chain:
         if isinstance(item, ssl.SSLCertVerificationError):
             return f"failed TLS verification ({item.verify_message})"
@@ -169,8 +178,8 @@ def failure_text(exc: Exception, timeout: float) -> str:
         return "redirects too many times"
     if any(isinstance(item, ConnectionRefusedError) for item in chain):
         return "refused the connection"
-    if any("NameResolutionError" in type(item).__name__ for item in chain):
-        return f"cannot be resolved ({chain[-1]})"
+    if isinstance(chain[-1], socket.gaierror):
+        return f"cannot be resolved ({chain[-1].strerror or chain[-1]})"
     return f"could not be fetched ({type(exc).__name__}: {chain[-1]})"
 
 
@@ -230,6 +239,8 @@ class HttpCheck:
         headers = {k: v.reveal() if isinstance(v, Secret) else v for k, v in cfg.headers.items()}
         session = self._session()
         started = self._clock()
+        import requests
+
         try:
             response = session.request(
                 cfg.method, cfg.url, headers=headers, data=cfg.body, timeout=timeout,
@@ -238,11 +249,11 @@ class HttpCheck:
             with response:
                 body = b"".join(_chunks(response))
             elapsed = max(0.0, self._clock() - started)
-        except Exception as exc:  # noqa: BLE001 - every transport failure is CRITICAL
+        except requests.exceptions.RequestException as exc:
             diagnostics["error"] = f"{type(exc).__name__}: {exc}"
             if "SSL" in type(exc).__name__:
                 # Show who presented the rejected certificate (self-signed? expired?).
-                self._add_tls(diagnostics, cfg.url, timeout, verify=False)
+                self._add_tls(diagnostics, cfg.url, timeout)
             down = Measurement("up", 0.0)
             ctx.judge(down)
             summary = f"{cfg.url} {failure_text(exc, timeout)} on {ctx.hostname}"
@@ -254,15 +265,17 @@ class HttpCheck:
     def _judge(self, ctx: RunContext, response: Any, body: bytes, elapsed: float,
                timeout: float, diagnostics: dict[str, Any]) -> Result:
         cfg = self.config
-        text = body.decode(response.encoding or "utf-8", "replace")
+        encoding = response.encoding or "utf-8"
+        text = body.decode(encoding, "replace")
         diagnostics.update(
             status_line=_status_line(response),
             headers=_headers(response.headers),
-            body_excerpt=body[:EXCERPT_BYTES].decode(response.encoding or "utf-8", "replace"),
+            # "ignore" drops a character cut in half, so the excerpt stays <= 2 KiB.
+            body_excerpt=body[:EXCERPT_BYTES].decode(encoding, "ignore"),
             redirects=[{"status": r.status_code, "url": r.url,
                         "location": r.headers.get("Location")} for r in response.history],
         )
-        if len(response.history):
+        if response.history:
             diagnostics["final_url"] = response.url
         code = response.status_code
         problem = None
@@ -279,9 +292,10 @@ class HttpCheck:
             Measurement("body_bytes", float(len(body))),
         ]
         tls_url = cfg.url if cfg.url.startswith("https:") else response.url
-        cert = self._add_tls(diagnostics, tls_url, timeout, verify=self._verify)
+        cert = self._add_tls(diagnostics, tls_url, timeout)
+        left = cert.seconds_left(self._now()) if cert is not None else 0.0
         if cert is not None:
-            measurements.append(Measurement("tls_expiry_seconds", cert.seconds_left(self._now())))
+            measurements.append(Measurement("tls_expiry_seconds", left))
         measurements.append(Measurement("up", 0.0 if problem else 1.0))
         verdicts = {m.name: ctx.judge(m) for m in measurements}
         where = f"{cfg.url} "
@@ -291,7 +305,6 @@ class HttpCheck:
         status = Status.worst(*verdicts.values())
         tls_status = verdicts.get("tls_expiry_seconds", Status.OK)
         if cert is not None and tls_status > verdicts["response_seconds"]:
-            left = cert.seconds_left(self._now())
             summary = (f"{where}TLS certificate {tls_info.describe_expiry(left)} on "
                        f"{ctx.hostname}{_note(ctx, 'tls_expiry_seconds', tls_status)}")
         else:
@@ -299,8 +312,8 @@ class HttpCheck:
                        f"{_note(ctx, 'response_seconds', verdicts['response_seconds'])}")
         return Result(status, summary, tuple(measurements), diagnostics)
 
-    def _add_tls(self, diagnostics: dict[str, Any], url: str, timeout: float,
-                 verify: bool | str) -> tls_info.CertInfo | None:
+    def _add_tls(self, diagnostics: dict[str, Any], url: str,
+                 timeout: float) -> tls_info.CertInfo | None:
         """Peer certificate of an https URL into diagnostics (and returned); a failure
         is noted, not raised: the request itself already succeeded or failed."""
         parts = urlsplit(url)
@@ -308,7 +321,7 @@ class HttpCheck:
             return None
         try:
             cert = self._peer_certificate(parts.hostname, parts.port or 443,
-                                          verify=verify, timeout=timeout)
+                                          verify=False, timeout=timeout)
         except (OSError, ImportError, ValueError) as exc:
             diagnostics["tls_error"] = f"{type(exc).__name__}: {exc}"
             return None

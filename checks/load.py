@@ -75,7 +75,8 @@ class LoadCheck:
                 limit = f" ({statuses[1].name.lower()} at {value:g})"
         summary = (
             f"Load is {load5 / cores:.2f} per core on {ctx.hostname}{limit}; "
-            f"load average {load1:.2f} {load5:.2f} {load15:.2f} over {cores:g} cores"
+            f"load average {load1:.2f} {load5:.2f} {load15:.2f} over {cores:g} "
+            f"core{'s' * (cores != 1)}"
         )
         return Result(status, summary, measurements)
 

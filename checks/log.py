@@ -10,6 +10,11 @@ A missing or unreadable file is UNKNOWN (``CheckError``: "cannot read"), not
 CRITICAL: the log is the witness, not the thing monitored; if the file's absence
 itself matters, add a ``file`` check. After a rotation that has not recreated the
 file yet, the old file is still read and the run is not an error.
+
+The read position lives in the check instance only (no state file): after an agent
+restart the check starts at the end again, so lines written while the agent was
+down are not counted. That trades a possible missed match for never re-alerting on
+history.
 """
 
 from __future__ import annotations

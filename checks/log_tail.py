@@ -18,7 +18,8 @@ decoding is the caller's job (the split is on ``b"\\n"``, so the encoding must b
 ASCII-compatible).
 
 State (open handle, device/inode, offset) lives in the :class:`LogTail` instance;
-nothing is written to disk.
+nothing is written to disk. Starting at the end of a file whose last line is not
+finished yet makes the rest of that line, once written, count as a new line.
 """
 
 from __future__ import annotations

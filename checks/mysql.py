@@ -16,7 +16,7 @@ from pydantic import Field
 
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig, Duration, SecretValue
-from checks.dsn import limit_note, one_line, redact, tally
+from checks.dsn import limit_note, one_line, percent, redact, tally
 
 INFO_TEXT_LIMIT = 500
 DIAGNOSE_ROWS = 20
@@ -126,9 +126,9 @@ class MysqlCheck:
         )
         judged = [(m, ctx.judge(m)) for m in measurements]
         summary = (
-            f"{flavour} connections {connected}/{max_conn} ({ratio:.0%}) on {ctx.hostname}"
+            f"{flavour} connections {connected}/{max_conn} ({percent(ratio)}) on {ctx.hostname}"
         )
-        note = limit_note(ctx, measurements[0], judged[0][1], lambda v: f"{v:.0%}")
+        note = limit_note(ctx, measurements[0], judged[0][1], percent)
         summary += f" ({note})" if note else ""
         summary += f"; {running} running"
         for m, status in judged[1:]:
@@ -142,7 +142,8 @@ class MysqlCheck:
 
     def diagnose(self, result: Result, budget: Any = None) -> dict[str, Any]:
         """The processlist (own connection excluded) counted by user, client host,
-        database and command/state, and the longest-running non-Sleep statements."""
+        database and command/state, and the longest-running non-Sleep statements.
+        A database error (it may be why we are here) is returned as ``{"error": ...}``."""
         import pymysql
 
         try:
@@ -153,10 +154,8 @@ class MysqlCheck:
                     rows = cur.fetchall()
             finally:
                 conn.close()
-        except pymysql.Error as exc:
-            raise CheckError(
-                f"cannot read the processlist: {one_line(redact(_message(exc), self._secret()))}"
-            ) from None
+        except pymysql.Error as exc:  # the breach may be "cannot connect": say so, redacted
+            return {"error": one_line(redact(_message(exc), self._secret()), 4096)}
         threads = [
             {
                 "id": int(pid), "user": user or "", "host": _client(host or ""), "db": db,

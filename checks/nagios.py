@@ -43,7 +43,8 @@ class NagiosConfig(CheckConfig):
     @classmethod
     def _argv(cls, value: Any) -> Any:
         if isinstance(value, str):
-            raise ValueError(
+            # pydantic turns ValueError (not TypeError) into a located config error
+            raise ValueError(  # noqa: TRY004
                 "must be a list of arguments (argv), not a shell string; "
                 f"write e.g. {_ARGV_EXAMPLE}"
             )

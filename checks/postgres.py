@@ -24,7 +24,6 @@ from pydantic import Field
 from checks import dsn as dsnlib
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig, Duration, SecretValue
-from checks.dsn import limit_note
 from checks.units import format_duration
 
 DEFAULT_PORT = 5432
@@ -161,8 +160,9 @@ class PostgresCheck:
         )
         judged = [(m, ctx.judge(m)) for m in measurements]
         status = Status.worst(*(s for _, s in judged))
-        summary = f"PostgreSQL connections {used}/{usable} ({used / usable:.0%}) on {ctx.hostname}"
-        note = limit_note(ctx, measurements[0], judged[0][1], lambda v: f"{v:.0%}")
+        share = dsnlib.percent(used / usable)
+        summary = f"PostgreSQL connections {used}/{usable} ({share}) on {ctx.hostname}"
+        note = dsnlib.limit_note(ctx, measurements[0], judged[0][1], dsnlib.percent)
         summary += f" ({note})" if note else ""
         texts = {
             "idle_in_transaction": f"{idle_tx} idle in transaction",
@@ -170,7 +170,7 @@ class PostgresCheck:
             "oldest_transaction_seconds": f"oldest transaction open {format_duration(oldest_tx)}",
         }
         for m, s in judged[1:]:
-            note = limit_note(ctx, m, s, format_duration if m.name.endswith("_seconds") else None)
+            note = dsnlib.limit_note(ctx, m, s, format_duration if m.name.endswith("_seconds") else None)
             if note or (m.name == "idle_in_transaction" and idle_tx):
                 text = texts.get(m.name, f"{m.key} {m.value:g}")
                 summary += f"; {text} ({note})" if note else f"; {text}"
@@ -179,12 +179,18 @@ class PostgresCheck:
     # -- diagnostics at breach ---------------------------------------------------------
     def diagnose(self, result: Result, budget: Any = None) -> dict[str, Any]:
         """Sessions by state, user, client and application; the longest running
-        statements; the sessions idle in a transaction. Own session excluded."""
-        conn = self._open()
+        statements; the sessions idle in a transaction. Own session excluded.
+        A database error (it may be why we are here) is returned as ``{"error": ...}``."""
+        import psycopg
+
         try:
-            rows = conn.execute(_SESSIONS).fetchall()
-        finally:
-            conn.close()
+            conn = self._open()
+            try:
+                rows = conn.execute(_SESSIONS).fetchall()
+            finally:
+                conn.close()
+        except psycopg.Error as exc:  # the breach may be "cannot connect": say so, redacted
+            return {"error": dsnlib.one_line(self._redact(exc), 4096)}
         sessions = [dict(zip(_SESSION_COLUMNS, row, strict=True)) for row in rows]
         for s in sessions:
             s["query"] = (s["query"] or "")[:QUERY_TEXT_LIMIT]

@@ -128,8 +128,8 @@ class RedisCheck:
         if maxmemory > 0:
             measurements.append(Measurement("memory_used_ratio", used_memory / maxmemory))
         judged = [(m, ctx.judge(m)) for m in measurements]
-        percent = "{:.0%}".format
-        summary = f"Redis clients {connected}/{maxclients} ({ratio:.0%}) on {ctx.hostname}"
+        percent = dsnlib.percent
+        summary = f"Redis clients {connected}/{maxclients} ({percent(ratio)}) on {ctx.hostname}"
         note = dsnlib.limit_note(ctx, measurements[0], judged[0][1], percent)
         summary += f" ({note})" if note else ""
         for m, status in judged[1:]:
@@ -141,7 +141,7 @@ class RedisCheck:
             elif m.name == "memory_used_ratio":
                 summary += (
                     f"; memory {format_bytes(used_memory)} of {format_bytes(maxmemory)} "
-                    f"({m.value:.0%}, {memory.get('maxmemory_policy', '?')})"
+                    f"({percent(m.value)}, {memory.get('maxmemory_policy', '?')})"
                     + (f" ({note})" if note else "")
                 )
             elif note:
@@ -150,7 +150,8 @@ class RedisCheck:
 
     def diagnose(self, result: Result, budget: Any = None) -> dict[str, Any]:
         """CLIENT LIST (own connection excluded) counted by client host, name, last
-        command and db; the oldest, the most idle and the blocked clients; INFO clients."""
+        command and db; the oldest, the most idle and the blocked clients; INFO clients.
+        A Redis error (it may be why we are here) is returned as ``{"error": ...}``."""
         import redis
 
         client = self._open()
@@ -158,9 +159,8 @@ class RedisCheck:
             own = client.client_id()
             raw = client.client_list()
             info = client.info("clients")
-        except redis.RedisError as exc:
-            raise CheckError(f"cannot read CLIENT LIST: {dsnlib.one_line(self._redact(exc))}") \
-                from None
+        except redis.RedisError as exc:  # the breach may be "cannot connect": say so, redacted
+            return {"error": dsnlib.one_line(self._redact(exc), 4096)}
         finally:
             client.close()
         clients = [_client(entry) for entry in raw if str(entry.get("id")) != str(own)]

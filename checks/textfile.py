@@ -49,6 +49,8 @@ class TextfileConfig(CheckConfig):
 
 
 Sample = tuple[str, dict[str, str], float]
+# The parser raises ValueError; the others guard against its internals on odd input.
+_PARSE_ERRORS = (ValueError, TypeError, IndexError, KeyError)
 
 
 def _labels(labels: dict[str, str]) -> str:
@@ -66,13 +68,13 @@ def parse_samples(text: str, path: str) -> list[Sample]:
             for family in text_string_to_metric_families(text)
             for s in family.samples
         ]
-    except Exception as exc:  # the parser raises ValueError, sometimes others
+    except _PARSE_ERRORS as exc:
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:
                 list(text_string_to_metric_families(line + "\n"))
-            except Exception as line_exc:
+            except _PARSE_ERRORS as line_exc:
                 raise CheckError(
                     f"cannot parse {path} line {number}: {line[:200]!r} ({line_exc})"
                 ) from exc

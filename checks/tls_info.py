@@ -10,8 +10,8 @@ Decisions:
   this module does nothing), because the standard library only decodes a peer
   certificate it has verified; with ``insecure: true`` it returns the DER bytes alone.
 - The live peer certificate is fetched by a separate TLS handshake to host:port
-  (``requests`` does not expose the peer certificate of a response). The handshake
-  uses the same verification settings as the request, so it sees the same server.
+  (``requests`` does not expose the peer certificate of a response), sending the
+  same SNI name, so it sees the certificate the request saw.
 - Times are timezone-aware UTC datetimes; durations are seconds (base unit).
 """
 
@@ -121,9 +121,11 @@ def peer_certificate(
         context = ssl.create_default_context(cafile=verify)
     else:
         context = ssl.create_default_context()
-    with socket.create_connection((host, port), timeout=timeout) as raw:
-        with context.wrap_socket(raw, server_hostname=host) as tls:
-            der = tls.getpeercert(binary_form=True)
+    with (
+        socket.create_connection((host, port), timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
     if not der:
         raise ssl.SSLError(f"{host}:{port} presented no certificate")
     return from_x509(x509.load_der_x509_certificate(der))

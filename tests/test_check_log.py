@@ -161,15 +161,23 @@ def test_latin1_encoding(log: Path) -> None:
     assert check.run(ctx).measurement("matches") == 1
 
 
-def test_read_limit_skips_oldest_and_reports(log: Path) -> None:
-    check, ctx = build("log", path=str(log), pattern="ERROR", max_read=100)
+@pytest.mark.parametrize(
+    ("max_read", "lines", "skipped"),
+    [(100, 10, 400), (95, 9, 410)],
+    ids=["limit-on-line-boundary", "limit-mid-line-drops-the-fragment"],
+)
+def test_read_limit_skips_oldest_and_reports(
+    log: Path, max_read: int, lines: int, skipped: int
+) -> None:
+    check, ctx = build("log", path=str(log), pattern="ERROR", max_read=max_read)
     check.run(ctx)
     append(log, "".join(f"ERROR {i:03d}\n" for i in range(50)))  # 50 lines of 10 bytes
     result = check.run(ctx)
-    assert result.measurement("lines_read") == 10
+    assert result.measurement("lines_read") == lines
+    assert result.diagnostics["matching_lines"][0] == f"ERROR {50 - lines:03d}"
     assert result.diagnostics["matching_lines"][-1] == "ERROR 049"
-    assert result.diagnostics["skipped_bytes"] == 400
-    assert "skipped 400 B over the read limit" in result.summary
+    assert result.diagnostics["skipped_bytes"] == skipped
+    assert f"skipped {skipped} B over the read limit" in result.summary
 
 
 def test_tail_offset_follows_bytes(tmp_path: Path) -> None:

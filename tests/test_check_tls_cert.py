@@ -26,10 +26,12 @@ def check(path: Path, now: datetime, **options: object):
 @pytest.mark.parametrize(
     ("left", "status", "text"),
     [
-        (timedelta(days=60), Status.OK, "expires in 60d"),
-        (timedelta(days=10, hours=2), Status.WARNING, "expires in 10d 2h (warning at 14d)"),
-        (timedelta(days=5, hours=3), Status.CRITICAL, "expires in 5d 3h (critical at 7d)"),
-        (timedelta(days=-2), Status.CRITICAL, "expired 2d ago"),
+        (timedelta(days=60), Status.OK, "expires in 60d on testhost"),
+        (timedelta(days=10, hours=2), Status.WARNING,
+         "expires in 10d 2h on testhost (warning at 14d)"),
+        (timedelta(days=5, hours=3), Status.CRITICAL,
+         "expires in 5d 3h on testhost (critical at 7d)"),
+        (timedelta(days=-2), Status.CRITICAL, "expired 2d ago on testhost"),
     ],
     ids=["fine", "warning", "critical", "expired"],
 )
@@ -42,7 +44,7 @@ def test_expiry_against_default_thresholds(
     result = check(cert.cert_path, now)
     assert result.measurement("expiry_seconds") == left.total_seconds()
     assert result.status is status
-    assert result.summary == f"certificate {cert.cert_path} (CN=foo) {text} on testhost"
+    assert result.summary == f"certificate {cert.cert_path} (CN=foo) {text}"
 
 
 def test_operator_thresholds_in_days(ca: CA, tmp_path: Path) -> None:
@@ -88,8 +90,8 @@ def test_real_clock_counts_down_from_validity(ca: CA, tmp_path: Path) -> None:
     [
         (None, "cannot read certificate {path}: No such file or directory"),
         (b"hello, not a certificate\n",
-         "certificate file {path} holds no certificate (expected PEM 'BEGIN CERTIFICATE' "
-         "or DER)"),
+         ("certificate file {path} holds no certificate (expected PEM 'BEGIN CERTIFICATE' "
+          "or DER)")),
         (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
          "certificate file {path} holds a malformed PEM certificate"),
     ],

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import logging
 import socket
 import ssl
-import statistics
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -57,17 +58,25 @@ class Running:
         return f"{self.server.scheme}://{host}:{port}"
 
 
-@pytest.fixture
-def running(request: pytest.FixtureRequest) -> Iterator[Running]:
-    options = getattr(request, "param", {})
-    table = make_table(options.get("checks", 0))
-    health = {"alive": True}
-    server = AgentServer(("127.0.0.1", 0), build_registry(table, {"host": "db-01"}), table,
-                         options.get("token", TOKEN), AGENT, lambda: health["alive"],
-                         options.get("tls_cert"), options.get("tls_key"))
+@pytest.fixture(scope="module")
+def server() -> Iterator[AgentServer]:
+    """One server for the module (stopping one takes its 0.2 s poll interval);
+    ``running`` gives each test a fresh table and configuration through update()."""
+    table = make_table()
+    server = AgentServer(("127.0.0.1", 0), build_registry(table), table, TOKEN, AGENT,
+                         lambda: True)
     server.start()
-    yield Running(server, table, health)
+    yield server
     server.stop()
+
+
+@pytest.fixture
+def running(server: AgentServer) -> Running:
+    table = make_table()
+    health = {"alive": True}
+    server.update(registry=build_registry(table, {"host": "db-01"}), table=table, token=TOKEN,
+                  agent_info=AGENT, healthy=lambda: health["alive"])
+    return Running(server, table, health)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -158,9 +167,10 @@ def test_status_api_unknown_check_is_404(running: Running) -> None:
     assert (response.status_code, response.json()) == (404, {"error": "no check named 'nope'"})
 
 
-@pytest.mark.parametrize("running", [{"token": None}, {"token": ""}], ids=["none", "empty"],
-                         indirect=True)
-def test_status_api_is_refused_when_no_token_is_configured(running: Running) -> None:
+@pytest.mark.parametrize("token", [None, ""], ids=["none", "empty"])
+def test_status_api_is_refused_when_no_token_is_configured(running: Running,
+                                                           token: str | None) -> None:
+    running.server.update(token=token)
     for headers in ({}, bearer(""), bearer("anything")):
         response = requests.get(running.url + "/api/v1/status", headers=headers, timeout=5)
         assert response.status_code == 403
@@ -237,18 +247,22 @@ def test_concurrent_scrapes_all_succeed(running: Running) -> None:
     assert outcomes == [(200, True)] * 50
 
 
-@pytest.mark.parametrize("running", [{"checks": 20}], indirect=True)
-def test_metrics_p50_under_2ms_for_20_checks_of_5_measurements(running: Running) -> None:
-    with requests.Session() as session:
-        session.get(running.url + "/metrics", timeout=5)
-        timings = []
-        for _ in range(100):
-            start = time.perf_counter()
-            response = session.get(running.url + "/metrics", timeout=5)
-            timings.append(time.perf_counter() - start)
-            assert response.status_code == 200
-    assert response.text.count("patrol_check_value{") == 101
-    assert statistics.median(timings) < 0.002
+def test_keepalive_gzip_scrapes_of_20_checks_stay_complete(running: Running) -> None:
+    """Scraped like Prometheus does: one keep-alive connection, gzip accepted. Every
+    response is complete (timings are the benchmark's job: bench/agent_bench.py)."""
+    table = make_table(checks=20)
+    running.server.update(table=table, registry=build_registry(table, {"host": "db-01"}))
+    connection = http.client.HTTPConnection(*running.server.address, timeout=5)
+    timings = []
+    for _ in range(101):
+        start = time.perf_counter()
+        connection.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+        response = connection.getresponse()
+        body = gzip.decompress(response.read())
+        timings.append(time.perf_counter() - start)
+        assert response.status == 200
+    connection.close()
+    assert body.count(b"patrol_check_value{") == 101
 
 
 def test_stop_closes_the_port_and_idle_connections() -> None:
@@ -280,7 +294,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"ca": ca.cert_path, "cert": cert.cert_path, "key": cert.key_path}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def tls_running(certs: dict[str, Path]) -> Iterator[Running]:
     table = make_table()
     server = AgentServer(("127.0.0.1", 0), build_registry(table), table, TOKEN, AGENT,
@@ -324,3 +338,12 @@ def test_a_stalled_tls_client_does_not_block_others(tls_running: Running,
 def test_tls_context_requires_tls_1_2(certs: dict[str, Path]) -> None:
     context = tls_context(str(certs["cert"]), str(certs["key"]))
     assert context.minimum_version is ssl.TLSVersion.TLSv1_2
+
+
+def test_a_non_ascii_token_matches_its_utf8_bytes(running: Running) -> None:
+    running.server.update(token="pässwört")
+    url = running.url + "/api/v1/status"
+    assert requests.get(url, headers={"Authorization": "Bearer pässwört".encode()},
+                        timeout=5).status_code == 200
+    assert requests.get(url, headers={"Authorization": "Bearer pässwört".encode("latin-1")},
+                        timeout=5).status_code == 401

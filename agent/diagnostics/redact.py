@@ -52,19 +52,20 @@ _HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+")
 
 # scheme://user:password@host — password may contain '@' (greedy to the last one).
-_URL_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@?#]*:)"
+_URL_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s/:@?#]*:)"
                            r"(?P<pw>[^\s/?#]*)@")
 _AUTH_SCHEMES = r"(?i:Bearer|Basic|Digest|Token|Negotiate|NTLM|ApiKey|AWS4-HMAC-SHA256)"
 _QUOTED_OR_WORD = r"""(?:"[^"]*"|'[^']*'|[^\s;&'"]+)"""
-# key=value, key: value, "key": "value"; the optional scheme keeps "Bearer" visible.
+# key=value, key: value, "key": "value"; the optional scheme keeps "Bearer" visible;
+# a value never starts with "//", so "https://..." is not swallowed as https's value.
 _PAIR = re.compile(
-    r"""(?<![\w.])(?P<q>["']?)(?P<key>[A-Za-z_][\w.-]*)(?P=q)(?P<sep>[ \t]*[=:][ \t]*)"""
-    rf"""(?P<scheme>{_AUTH_SCHEMES}[ \t]+)?(?P<value>{_QUOTED_OR_WORD})"""
+    r"""(?<![\w.])(?P<q>["']?)(?P<key>[A-Za-z_][\w.-]{0,127})(?P=q)(?P<sep>[ \t]*[=:][ \t]*)"""
+    rf"""(?!//)(?P<scheme>{_AUTH_SCHEMES}[ \t]+)?(?P<value>{_QUOTED_OR_WORD})"""
 )
 # --password value / -token value (the "=" form is a pair, above).
 _OPTION = re.compile(
-    rf"""(?<![\w-])(?P<opt>--?(?P<name>[A-Za-z][\w.-]*))(?P<sp>[ \t]+)"""
-    rf"""(?P<value>"[^"]*"|'[^']*'|[^\s"'-]\S*)"""
+    r"""(?<![\w-])(?P<opt>--?(?P<name>[A-Za-z][\w.-]{0,127}))(?P<sp>[ \t]+)"""
+    r"""(?P<value>"[^"]*"|'[^']*'|[^\s"'-]\S*)"""
 )
 _BEARER = re.compile(r"\bBearer[ \t]+[A-Za-z0-9._~+/=-]+")
 
@@ -99,12 +100,23 @@ def _mask_value(value: str) -> str:
     return MASK
 
 
-def _pair(match: re.Match[str]) -> str:
-    key, value = match["key"], match["value"]
-    if not is_secret_name(key) or _is_working_dir(key, value):
-        return match[0]
-    q = match["q"]
-    return f"{q}{key}{q}{match['sep']}{match['scheme'] or ''}{_mask_value(value)}"
+def _pairs(text: str) -> str:
+    """Mask secret ``key=value`` pairs. A non-secret pair's value is scanned again,
+    so ``url=https://h/?token=x`` still loses its token."""
+    out: list[str] = []
+    pos = 0
+    while match := _PAIR.search(text, pos):
+        key, value = match["key"], match["value"]
+        if not is_secret_name(key) or _is_working_dir(key, value):
+            out.append(text[pos:match.end("sep")])
+            pos = match.end("sep")
+            continue
+        q = match["q"]
+        out.append(text[pos:match.start()])
+        out.append(f"{q}{key}{q}{match['sep']}{match['scheme'] or ''}{_mask_value(value)}")
+        pos = match.end()
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _option(match: re.Match[str]) -> str:
@@ -135,7 +147,7 @@ def _redact_text(text: str, literals: list[str]) -> str:
     for literal in literals:
         text = text.replace(literal, MASK)
     text = _URL_USERINFO.sub(lambda m: f"{m['head']}{MASK}@", text)
-    text = _PAIR.sub(_pair, text)
+    text = _pairs(text)
     text = _OPTION.sub(_option, text)
     return _BEARER.sub(f"Bearer {MASK}", text)
 

@@ -1,0 +1,462 @@
+"""http: real HTTP and HTTPS servers on 127.0.0.1 (http.server in a thread), with
+certificates signed by a throw-away CA from tests/certs.py."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from pydantic import ValidationError
+
+from checks.base import Status
+from tests.certs import CA, ServerCert, issue, make_ca, whole_second
+from tests.conftest import free_port
+from tests.helpers import build, run
+
+DAY = 86400
+SECRET = "Bearer s3cr3t-t0ken"
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes for the tests; every request's headers land in ``server.seen``."""
+
+    server: Any
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _reply(self, status: int, body: bytes = b"", **headers: str) -> None:
+        self.send_response(status)
+        for name, value in {"Content-Type": "text/plain; charset=utf-8", **headers}.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.server.seen.append((self.command, self.path, dict(self.headers)))
+        url = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if url.path == "/ok":
+            self._reply(200, b"status: healthy\n")
+        elif url.path == "/fail":
+            self._reply(503, b"database down\n")
+        elif url.path == "/slow":
+            time.sleep(float(query["s"]))
+            self._reply(200, b"finally\n")
+        elif url.path == "/old":
+            self._reply(302, Location=query.get("to", "/ok"))
+        elif url.path == "/loop":
+            self._reply(302, Location="/loop")
+        elif url.path == "/cookie":
+            self._reply(200, b"hi\n", Set_Cookie="session=abc123; HttpOnly")
+        else:
+            self._reply(404, b"no such page\n")
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        data = self.rfile.read(length)
+        self.server.seen.append((self.command, self.path, dict(self.headers)))
+        self._reply(201, b"got " + data)
+
+
+@contextmanager
+def serve(tls: ServerCert | None = None) -> Iterator[tuple[str, Any]]:
+    """A threaded server on 127.0.0.1; yields (base URL, server)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.seen = []
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls.cert_path, tls.key_path)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}", server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def http_server() -> Iterator[tuple[str, Any]]:
+    with serve() as pair:
+        yield pair
+
+
+@pytest.fixture
+def base(http_server: tuple[str, Any]) -> str:
+    http_server[1].seen.clear()
+    return http_server[0]
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> CA:
+    return make_ca(tmp_path_factory.mktemp("ca"))
+
+
+class Clock:
+    def __init__(self, *ticks: float) -> None:
+        self.ticks = list(ticks)
+
+    def __call__(self) -> float:
+        return self.ticks.pop(0)
+
+
+# --- plain HTTP ---------------------------------------------------------------------
+
+
+def test_healthy_endpoint_is_ok(base: str) -> None:
+    result = run("http", url=f"{base}/ok")
+    assert result.status is Status.OK
+    assert result.summary.startswith(f"{base}/ok returned 200 in ")
+    assert result.summary.endswith("ms on testhost")
+    assert result.measurement("status_code") == 200
+    assert result.measurement("body_bytes") == len(b"status: healthy\n")
+    assert result.measurement("up") == 1
+    assert 0 < result.measurement("response_seconds") < 1
+    assert result.measurement("tls_expiry_seconds") is None
+    assert result.diagnostics["status_line"] == "HTTP/1.0 200 OK"
+    assert result.diagnostics["body_excerpt"] == "status: healthy\n"
+    assert result.diagnostics["redirects"] == []
+
+
+@pytest.mark.parametrize(
+    ("expect", "status", "summary"),
+    [
+        (None, Status.CRITICAL, "{base}/fail returned 503 (expected 200-399) on testhost"),
+        ("2xx", Status.CRITICAL, "{base}/fail returned 503 (expected 2xx) on testhost"),
+        ([200, "500-503"], Status.OK, None),
+    ],
+    ids=["default-range", "class", "listed"],
+)
+def test_unexpected_status_is_critical(
+    base: str, expect: Any, status: Status, summary: str | None
+) -> None:
+    options = {} if expect is None else {"expect_status": expect}
+    result = run("http", url=f"{base}/fail", **options)
+    assert result.status is status
+    assert result.measurement("status_code") == 503
+    if summary:
+        assert result.summary == summary.format(base=base)
+        assert result.measurement("up") == 0
+        assert result.diagnostics["status_line"] == "HTTP/1.0 503 Service Unavailable"
+        assert result.diagnostics["body_excerpt"] == "database down\n"
+
+
+@pytest.mark.parametrize(
+    ("ticks", "status", "note"),
+    [
+        ((10.0, 10.2), Status.OK, "returned 200 in 200ms on testhost"),
+        ((10.0, 11.5), Status.WARNING, "returned 200 in 1.5s on testhost (warning at 1.0s)"),
+        ((10.0, 16.0), Status.CRITICAL, "returned 200 in 6.0s on testhost (critical at 5.0s)"),
+    ],
+    ids=["fast", "warning", "critical"],
+)
+def test_response_time_against_default_thresholds(
+    base: str, ticks: tuple[float, float], status: Status, note: str
+) -> None:
+    result = run("http", world={"clock": Clock(*ticks)}, url=f"{base}/ok")
+    assert result.measurement("response_seconds") == pytest.approx(ticks[1] - ticks[0])
+    assert result.status is status
+    assert result.summary == f"{base}/ok {note}"
+
+
+@pytest.mark.slow
+def test_slow_server_breaches_operator_thresholds(base: str) -> None:
+    result = run("http", url=f"{base}/slow?s=0.3", warning="100ms", critical="250ms")
+    assert result.status is Status.CRITICAL
+    assert result.measurement("response_seconds") >= 0.3
+    assert result.summary.endswith("on testhost (critical at 250ms)")
+
+
+@pytest.mark.slow
+def test_read_timeout_is_critical(base: str) -> None:
+    result = run("http", url=f"{base}/slow?s=1", timeout="300ms")
+    assert result.status is Status.CRITICAL
+    assert result.summary == f"{base}/slow?s=1 timed out after 0.3s on testhost"
+    assert result.measurement("up") == 0
+
+
+def test_refused_connection_is_critical() -> None:
+    url = f"http://127.0.0.1:{free_port()}/health"
+    result = run("http", url=url)
+    assert result.status is Status.CRITICAL
+    assert result.summary == f"{url} refused the connection on testhost"
+    assert "ConnectionError" in result.diagnostics["error"]
+
+
+@pytest.mark.parametrize(
+    ("options", "status", "summary"),
+    [
+        ({"body_match": r"status: (healthy|ok)"}, Status.OK, None),
+        ({"body_match": r"status: ok"}, Status.CRITICAL,
+         "{base}/ok returned 200 but the body does not match 'status: ok' on testhost"),
+        ({"body_not_match": r"error|down"}, Status.OK, None),
+        ({"body_not_match": r"heal\w+"}, Status.CRITICAL,
+         "{base}/ok returned 200 with 'healthy' in the body on testhost"),
+    ],
+    ids=["match", "mismatch", "not-match-absent", "not-match-present"],
+)
+def test_body_content(base: str, options: dict[str, str], status: Status,
+                      summary: str | None) -> None:
+    result = run("http", url=f"{base}/ok", **options)
+    assert result.status is status
+    if summary:
+        assert result.summary == summary.format(base=base)
+        assert result.measurement("up") == 0
+
+
+def test_redirects_are_followed_and_recorded(base: str) -> None:
+    result = run("http", url=f"{base}/old")
+    assert result.status is Status.OK
+    assert result.measurement("status_code") == 200
+    assert result.diagnostics["redirects"] == [
+        {"status": 302, "url": f"{base}/old", "location": "/ok"}
+    ]
+    assert result.diagnostics["final_url"] == f"{base}/ok"
+
+
+@pytest.mark.parametrize(
+    ("expect", "status"), [(None, Status.OK), ([200], Status.CRITICAL)],
+    ids=["302-in-default-range", "only-200"],
+)
+def test_redirect_not_followed(base: str, expect: Any, status: Status) -> None:
+    options = {} if expect is None else {"expect_status": expect}
+    result = run("http", url=f"{base}/old", follow_redirects=False, **options)
+    assert result.measurement("status_code") == 302
+    assert result.status is status
+    if status is Status.CRITICAL:
+        assert result.summary == f"{base}/old returned 302 (expected 200) on testhost"
+
+
+def test_redirect_loop_is_critical(base: str) -> None:
+    result = run("http", url=f"{base}/loop")
+    assert result.status is Status.CRITICAL
+    assert result.summary == f"{base}/loop redirects too many times on testhost"
+
+
+def test_secret_header_is_sent_but_never_shown(base: str, http_server: Any) -> None:
+    check, ctx = build("http", url=f"{base}/cookie",
+                       headers={"Authorization": SECRET, "X-Probe": "patrol"})
+    result = check.run(ctx)
+    _, _, sent = http_server[1].seen[-1]
+    assert sent["Authorization"] == SECRET
+    assert sent["X-Probe"] == "patrol"
+    assert result.diagnostics["headers"]["Set-Cookie"] == "***"
+    assert "abc123" not in repr(result.as_dict())
+    assert check.config.model_dump()["headers"] == {"Authorization": "***", "X-Probe": "patrol"}
+    assert SECRET not in repr(check.config)
+
+
+def test_header_secret_from_file(base: str, http_server: Any, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t0ken-from-file\n")
+    run("http", url=f"{base}/ok", headers={"X-Api-Token": f"file:{token}"})
+    assert http_server[1].seen[-1][2]["X-Api-Token"] == "t0ken-from-file"
+
+
+def test_head_request(base: str, http_server: Any) -> None:
+    result = run("http", url=f"{base}/ok", method="HEAD")
+    assert result.status is Status.OK
+    assert result.measurement("body_bytes") == 0
+    assert http_server[1].seen[-1][0] == "HEAD"
+
+
+def test_post_sends_body(base: str) -> None:
+    result = run("http", url=f"{base}/submit", method="POST", body="ping", body_match="^got ping$")
+    assert result.status is Status.OK
+    assert result.measurement("status_code") == 201
+
+
+def test_body_excerpt_is_at_most_2_kib() -> None:
+    from checks.http import EXCERPT_BYTES
+
+    class Big(Handler):
+        def do_GET(self) -> None:
+            self._reply(500, "€".encode() * 5000)  # 3 bytes each: 2048 splits one
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Big)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = run("http", url=f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.status is Status.CRITICAL
+    assert result.measurement("body_bytes") == 15000
+    assert result.diagnostics["body_excerpt"] == "€" * (EXCERPT_BYTES // 3)
+
+
+# --- HTTPS ----------------------------------------------------------------------------
+
+
+def test_https_with_ca_file_reports_certificate_expiry(ca: CA, tmp_path: Path) -> None:
+    cert = issue(ca, tmp_path, valid_for=timedelta(days=30))
+    now = cert.not_after - timedelta(days=30)
+    with serve(cert) as (url, _):
+        result = run("http", world={"now": lambda: now}, url=f"{url}/ok",
+                     ca_file=str(ca.cert_path))
+    assert result.status is Status.OK, result.summary
+    assert result.measurement("tls_expiry_seconds") == 30 * DAY
+    tls = result.diagnostics["tls"]
+    assert tls["subject"] == "CN=localhost,O=Patrol Tests"
+    assert tls["issuer"] == "CN=Patrol Test CA,O=Patrol Tests"
+    assert tls["not_after"] == cert.not_after.isoformat()
+    assert tls["names"] == ["localhost", "127.0.0.1"]
+
+
+def test_https_with_real_clock(ca: CA, tmp_path: Path) -> None:
+    cert = issue(ca, tmp_path, valid_for=timedelta(days=30))
+    with serve(cert) as (url, _):
+        result = run("http", url=f"{url}/ok", ca_file=str(ca.cert_path))
+    assert result.status is Status.OK
+    assert result.measurement("tls_expiry_seconds") == pytest.approx(30 * DAY, abs=10)
+
+
+def test_untrusted_certificate_is_critical(ca: CA, tmp_path: Path) -> None:
+    cert = issue(ca, tmp_path)
+    with serve(cert) as (url, _):
+        result = run("http", url=f"{url}/ok")
+    assert result.status is Status.CRITICAL
+    assert result.summary == (
+        f"{url}/ok failed TLS verification (unable to get local issuer certificate) "
+        "on testhost"
+    )
+    # Who presented the rejected certificate, from an unverified second look.
+    assert result.diagnostics["tls"]["issuer"] == "CN=Patrol Test CA,O=Patrol Tests"
+
+
+def test_certificate_for_another_name_is_critical(ca: CA, tmp_path: Path) -> None:
+    cert = issue(ca, tmp_path, common_name="other.example", hosts=("other.example",))
+    with serve(cert) as (url, _):
+        result = run("http", url=f"{url}/ok", ca_file=str(ca.cert_path))
+    assert result.status is Status.CRITICAL
+    assert result.summary.startswith(f"{url}/ok failed TLS verification (IP address mismatch")
+
+
+def test_expired_certificate_fails_verification(ca: CA, tmp_path: Path) -> None:
+    now = whole_second()
+    cert = issue(ca, tmp_path, not_before=now - timedelta(days=30),
+                 not_after=now - timedelta(days=1))
+    with serve(cert) as (url, _):
+        result = run("http", url=f"{url}/ok", ca_file=str(ca.cert_path))
+    assert result.status is Status.CRITICAL
+    assert result.summary == f"{url}/ok failed TLS verification (certificate has expired) " \
+        "on testhost"
+
+
+@pytest.mark.parametrize(
+    ("days", "options", "status", "note"),
+    [
+        (3, {}, Status.CRITICAL, "TLS certificate expires in 3d on testhost (critical at 7d)"),
+        (10, {}, Status.WARNING, "TLS certificate expires in 10d on testhost (warning at 14d)"),
+        (30, {"thresholds": {"tls_expiry_seconds": {"warning": "40d", "critical": "35d"}}},
+         Status.CRITICAL, "TLS certificate expires in 30d on testhost (critical at 35d)"),
+    ],
+    ids=["3-days-default", "10-days-default", "30-days-operator-35d"],
+)
+def test_certificate_expiry_thresholds(
+    ca: CA, tmp_path: Path, days: int, options: dict[str, Any], status: Status, note: str
+) -> None:
+    cert = issue(ca, tmp_path, valid_for=timedelta(days=days))
+    now = cert.not_after - timedelta(days=days)
+    with serve(cert) as (url, _):
+        result = run("http", world={"now": lambda: now}, url=f"{url}/ok",
+                     ca_file=str(ca.cert_path), **options)
+    assert result.measurement("tls_expiry_seconds") == days * DAY
+    assert result.status is status
+    assert result.summary == f"{url}/ok {note}"
+
+
+def test_insecure_accepts_untrusted_certificate(ca: CA, tmp_path: Path) -> None:
+    cert = issue(ca, tmp_path, valid_for=timedelta(days=60))
+    with serve(cert) as (url, _):
+        result = run("http", url=f"{url}/ok", insecure=True)
+    assert result.status is Status.OK, result.summary
+    assert result.measurement("tls_expiry_seconds") == pytest.approx(60 * DAY, abs=10)
+
+
+def test_http_redirect_to_https_checks_final_certificate(
+    base: str, ca: CA, tmp_path: Path
+) -> None:
+    cert = issue(ca, tmp_path, valid_for=timedelta(days=3))
+    now = cert.not_after - timedelta(days=3)
+    with serve(cert) as (url, _):
+        result = run("http", world={"now": lambda: now}, url=f"{base}/old?to={url}/ok",
+                     ca_file=str(ca.cert_path))
+    assert result.diagnostics["final_url"] == f"{url}/ok"
+    assert result.measurement("tls_expiry_seconds") == 3 * DAY
+    assert result.status is Status.CRITICAL
+
+
+# --- configuration ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"url": "ftp://host/x"}, "is not an http(s) URL"),
+        ({"url": "http://h/", "expect_status": ["20x"]}, "'20x' is not a status"),
+        ({"url": "http://h/", "expect_status": "600"}, "not a status range"),
+        ({"url": "http://h/", "body_match": "(unclosed"}, "is not a regular expression"),
+        ({"url": "http://h/", "method": "HEAD", "body_match": "x"}, "HEAD responses have no"),
+        ({"url": "http://h/", "ca_file": "/nonexistent/ca.pem"}, "does not exist"),
+        ({"url": "http://h/", "method": "PUT"}, "method"),
+        ({"url": "http://h/", "headers": {"X-Count": 3}}, "must be strings"),
+    ],
+    ids=["scheme", "status-pattern", "status-range", "regex", "head-body", "ca-file",
+         "method", "header-type"],
+)
+def test_config_errors(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build("http", **options)
+
+
+def test_unresolvable_host_is_critical_with_the_resolver_message() -> None:
+    # Real requests/urllib3 exception chain, raised without asking a DNS server.
+    import socket
+
+    import requests
+    from urllib3.exceptions import MaxRetryError, NameResolutionError
+
+    class Session:
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            # As urllib3 2.x and requests raise it: gaierror -> NameResolutionError ->
+            # MaxRetryError (from reason) -> requests ConnectionError.
+            try:
+                try:
+                    try:
+                        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+                    except socket.gaierror as exc:
+                        raise NameResolutionError("web.invalid", None, exc) from exc
+                except NameResolutionError as exc:
+                    raise MaxRetryError(None, "/health", exc) from exc
+            except MaxRetryError as exc:
+                raise requests.exceptions.ConnectionError(exc)
+
+        def close(self) -> None:
+            pass
+
+    result = run("http", world={"session": Session}, url="http://web.invalid/health")
+    assert result.status is Status.CRITICAL
+    assert result.summary == (
+        "http://web.invalid/health cannot be resolved (Name or service not known) on testhost"
+    )

@@ -1,0 +1,206 @@
+"""MariaDB/MySQL connections check: exact parsing with an injected connection, then the
+real MariaDB at 127.0.0.1:3306 with real extra connections and a real SLEEP query."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Self
+
+import pymysql
+import pytest
+
+from checks.base import Status
+from checks.dsn import percent
+from tests.conftest import free_port
+from tests.helpers import build
+
+SECRET = "Sup3r-S3cret-my-51ab"
+
+
+class FakeCursor:
+    def __init__(self, conn: FakeConn) -> None:
+        self.conn = conn
+        self.rows: list[tuple] = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def execute(self, sql: str, args: Any = None) -> None:
+        if "STATUS" in sql:
+            self.rows = [(k, str(v)) for k, v in self.conn.status.items()]
+        else:
+            self.rows = [(self.conn.max_conn,)]
+
+    def fetchall(self) -> list[tuple]:
+        return self.rows
+
+    def fetchone(self) -> tuple:
+        return self.rows[0]
+
+
+class FakeConn:
+    """Answers SHOW GLOBAL STATUS and @@max_connections with fixed values."""
+
+    def __init__(self, status: dict[str, int], max_conn: int, version: str) -> None:
+        self.status, self.max_conn, self.version = status, max_conn, version
+        self.closed = False
+
+    def get_server_info(self) -> str:
+        return self.version
+
+    def cursor(self) -> FakeCursor:
+        return FakeCursor(self)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    ("version", "connected", "status", "summary"),
+    [
+        ("10.11.6-MariaDB-0+deb12u1", 120, Status.OK,
+         "MariaDB connections 120/151 (79%) on testhost; 4 running"),
+        ("8.0.36", 130, Status.WARNING,
+         "MySQL connections 130/151 (86%) on testhost (warning at 80%); 4 running"),
+        ("10.11.6-MariaDB", 140, Status.CRITICAL,
+         "MariaDB connections 140/151 (93%) on testhost (critical at 90%); 4 running"),
+    ],
+    ids=["mariadb-ok", "mysql-warning", "mariadb-critical"],
+)
+def test_threads_connected_against_max_connections(version, connected, status, summary) -> None:
+    conn = FakeConn({"Threads_connected": connected, "Threads_running": 4,
+                     "Max_used_connections": 149, "Aborted_connects": 7}, 151, version)
+    check, ctx = build("mysql", world={"connect": lambda **kwargs: conn})
+    result = check.run(ctx)
+    assert result.status is status
+    assert result.summary == summary
+    assert result.measurement("used_ratio") == pytest.approx(connected / 151)
+    assert result.measurement("threads_connected") == connected
+    assert result.measurement("threads_running") == 4
+    assert result.measurement("max_connections") == 151
+    assert result.measurement("max_used_connections") == 149
+    assert result.diagnostics == {"aborted_connects": 7}
+    assert conn.closed
+
+
+# -- against the real server ---------------------------------------------------------------
+
+
+def test_closed_port_is_critical_and_hides_password() -> None:
+    port = free_port()
+    check, ctx = build("mysql", host="127.0.0.1", port=port, user="patrol", password=SECRET,
+                       connect_timeout="2s")
+    result = check.run(ctx)
+    assert result.status is Status.CRITICAL
+    assert result.summary.startswith(
+        f"cannot connect to MariaDB/MySQL at 127.0.0.1:{port} on testhost: "
+        "Can't connect to MySQL server on '127.0.0.1'"
+    )
+    diagnosis = check.diagnose(result)
+    assert "Connection refused" in diagnosis["error"]
+    for text in (result.summary, json.dumps(result.as_dict()), json.dumps(diagnosis)):
+        assert SECRET not in text
+
+
+def _connect(server: dict[str, Any]) -> pymysql.Connection:
+    return pymysql.connect(**server)
+
+
+def test_real_server_numbers(mysql_server: dict[str, Any]) -> None:
+    with _connect(mysql_server) as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.max_connections")
+        max_conn = cur.fetchone()[0]
+    check, ctx = build("mysql", **mysql_server)
+    result = check.run(ctx)
+    connected = result.measurement("threads_connected")
+    assert result.status is Status.OK
+    assert result.measurement("max_connections") == max_conn
+    assert connected >= 1  # the check's own connection
+    assert result.measurement("threads_running") >= 1  # the check's own statement
+    assert result.measurement("used_ratio") == pytest.approx(connected / max_conn)
+    assert result.summary.startswith(f"MariaDB connections {connected:.0f}/{max_conn} (")
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"), [("warning", Status.WARNING), ("critical", Status.CRITICAL)],
+    ids=["warning", "critical"],
+)
+def test_extra_real_connections_breach(mysql_server: dict[str, Any], level: str,
+                                       expected: Status) -> None:
+    check, ctx = build("mysql", **mysql_server)
+    first = check.run(ctx)
+    baseline, max_conn = first.measurement("threads_connected"), first.measurement(
+        "max_connections")
+    conns = [_connect(mysql_server) for _ in range(8)]
+    try:
+        limit = (baseline + 4) / max_conn  # 8 extra connections: well past it
+        options = {"warning": limit, "critical": 0.99} if level == "warning" else {
+            "warning": (baseline + 2) / max_conn, "critical": limit}
+        check, ctx = build("mysql", **mysql_server, **options)
+        result = check.run(ctx)
+        assert result.status is expected
+        assert result.measurement("threads_connected") >= baseline + 8 - 2
+        assert f"({level} at {percent(limit)})" in result.summary
+        ids = {conn.thread_id() for conn in conns}
+        diagnosis = check.diagnose(result)
+        assert diagnosis["threads"] >= 8
+        assert diagnosis["by_user"]["root"] >= 8
+        assert diagnosis["by_host"]["127.0.0.1"] >= 8  # client port stripped
+        assert diagnosis["by_command"]["Sleep"] >= 8
+        assert not ids & {q["id"] for q in diagnosis["longest_queries"]}  # Sleep is not a query
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+@pytest.mark.slow
+def test_sleeping_query_in_processlist_diagnostics(mysql_server: dict[str, Any]) -> None:
+    sleeper = _connect({**mysql_server, "database": "mysql"})
+    tid = sleeper.thread_id()
+    answers: list[Any] = []
+
+    def long_query() -> None:
+        try:
+            with sleeper.cursor() as cur:
+                cur.execute("SELECT SLEEP(30) AS patrol_long_query")
+                answers.append(cur.fetchone()[0])
+        except pymysql.OperationalError as exc:
+            answers.append(exc.args[0])
+
+    thread = threading.Thread(target=long_query, daemon=True)
+    thread.start()
+    control = _connect(mysql_server)
+    try:
+        with control.cursor() as cur:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                cur.execute("SELECT TIME_MS FROM information_schema.PROCESSLIST WHERE ID = %s "
+                            "AND INFO LIKE 'SELECT SLEEP%%'", (tid,))
+                row = cur.fetchone()
+                if row and row[0] >= 1000:  # TIME is whole seconds; wait for one
+                    break
+                time.sleep(0.05)
+        check, ctx = build("mysql", **mysql_server)
+        diagnosis = check.diagnose(check.run(ctx))
+        json.dumps(diagnosis)
+        [mine] = [q for q in diagnosis["longest_queries"] if q["id"] == tid]
+        assert mine["info"] == "SELECT SLEEP(30) AS patrol_long_query"
+        assert mine["command"] == "Query"
+        assert mine["user"] == "root"
+        assert mine["host"] == "127.0.0.1"
+        assert mine["db"] == "mysql"
+        assert mine["time_seconds"] >= 1
+        assert diagnosis["by_db"]["mysql"] >= 1
+        assert not any("PROCESSLIST" in (q["info"] or "") for q in diagnosis["longest_queries"])
+    finally:
+        with control.cursor() as cur:
+            cur.execute(f"KILL QUERY {int(tid)}")
+        control.close()
+        thread.join(10)
+        sleeper.close()
+    assert answers == [1317]  # "Query execution was interrupted": the test ended it
