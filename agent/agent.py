@@ -105,6 +105,10 @@ class Agent:
     def healthy(self) -> bool:
         return self.scheduler.running and not self._stopped.is_set()
 
+    def info_labels(self) -> dict[str, str]:
+        """Labels of ``patrol_agent_info``: the host, then the operator's labels."""
+        return {"host": self.config.agent.hostname, **self.config.agent.labels}
+
     def agent_info(self) -> dict[str, Any]:
         settings = self.config.agent
         return {"host": settings.hostname, "version": AGENT_VERSION,
@@ -122,7 +126,7 @@ class Agent:
 
             settings = self.config.agent
             self.server = AgentServer(
-                settings.address, build_registry(self.table, dict(settings.labels)),
+                settings.address, build_registry(self.table, self.info_labels()),
                 self.table, settings.token.reveal() if settings.token else None,
                 self.agent_info(), self.healthy,
                 tls_cert=settings.tls_cert, tls_key=settings.tls_key,
@@ -149,8 +153,11 @@ class Agent:
             self.scheduler.remove_all_jobs()
             self._schedule_all()
             if self.server is not None:
+                from agent.exposition import build_registry
+
                 self.server.update(token=new.agent.token.reveal() if new.agent.token else None,
-                                   agent_info=self.agent_info())
+                                   agent_info=self.agent_info(),
+                                   registry=build_registry(self.table, self.info_labels()))
         log.info("config reloaded: %d checks", len(self.runners))
         return True
 

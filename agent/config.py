@@ -17,12 +17,19 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agent.explain import problems_from
 from agent.yamlsource import Problem, SourceList, SourceMap, expand_env, line_of, load, plain
 from checks import registry, thresholds
-from checks.config import CheckConfig, Duration, SecretValue, Size
+from checks.config import LABEL_NAME, CheckConfig, Duration, Secret, SecretValue, Size
 
 DEFAULT_LISTEN = "127.0.0.1:9731"
 TOP_LEVEL_KEYS = ("agent", "checks", "include")
@@ -79,6 +86,34 @@ class AgentSettings(BaseModel):
         parse_listen(value)
         return value
 
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not LABEL_NAME.match(key) or key.startswith("__") or key == "version":
+                raise ValueError(f"label name {key!r} is not valid; use letters, digits and "
+                                 "underscores, not starting with __, and not 'version'")
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _empty_token_is_none(cls, value: Secret | None) -> Secret | None:
+        # ${PATROL_TOKEN:-} with the variable unset means "no token", not "".
+        return value if value is None or value.reveal() else None
+
+    @field_validator("tls_cert", "tls_key")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} does not exist; give the path of a PEM file")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> AgentSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together; set both or neither")
+        return self
+
     @property
     def address(self) -> tuple[str, int]:
         return parse_listen(self.listen)
@@ -104,8 +139,6 @@ class AgentConfig:
 
     def secrets(self) -> set[str]:
         """Every secret value in the config, for scrubbing diagnostics."""
-        from checks.config import Secret
-
         found: set[str] = set()
         models: list[BaseModel] = [self.agent] + [c.config for c in self.checks]
         for model in models:

@@ -119,7 +119,9 @@ def _to_secret(raw: Any) -> Secret:
         try:
             return Secret(path.read_text(encoding="utf-8").rstrip("\n"))
         except OSError as exc:
-            raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+            raise ValueError(
+                f"cannot read secret file {path}: {exc.strerror}; create it or fix the path"
+            ) from None
     return Secret(raw)
 
 

@@ -108,7 +108,7 @@ def agent(tmp_path: Path):
 def test_serves_real_results_and_a_hung_check_does_not_stall_others(agent) -> None:
     text = agent.wait_for(lambda: agent.metrics_with(
         'patrol_check_status{check="stamp",type="file"} 0', 'check="cpu"'))
-    assert 'patrol_agent_info{team="ops",tier="prod",version="' in text
+    assert 'patrol_agent_info{host="web-01",team="ops",tier="prod",version="' in text
     assert 'patrol_check_value{check="stamp",item="",measurement="size_bytes",type="file"} 1.0' \
         in text
     # The hung plugin is UNKNOWN after its 1 s timeout, while the others keep running.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -18,6 +19,8 @@ TEXT_CASES = [
     ("redis-empty-user", "redis://:s3cr3t@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
     ("url-inside-sentence", "connect failed: amqp://guest:guest@mq:5672/ refused",
      "connect failed: amqp://guest:***@mq:5672/ refused"),
+    ("url-glued-to-text", "dsn:postgresql://u:pw9@h/x xxmysql://r:pw8@h",
+     "dsn:postgresql://u:***@h/x xxmysql://r:***@h"),
     ("url-without-password-kept", "ssh://git@github.com/org/repo.git",
      "ssh://git@github.com/org/repo.git"),
     ("url-query-token", "https://api.example.com/v1?access_token=abc123&page=2",
@@ -185,3 +188,16 @@ def test_non_json_values_become_redacted_text() -> None:
 
 def test_mask_constant() -> None:
     assert MASK == "***"
+
+
+@pytest.mark.parametrize("text", [
+    "a-" * 100_000, "http://a:b" * 20_000, "http://a:" + "b" * 200_000, "k=v " * 50_000,
+    "password=" * 30_000, "--x " * 50_000, "a: " * 60_000,
+], ids=["dashed-word", "repeated-urls", "url-without-at", "pairs", "secret-keys", "options",
+        "colons"])
+def test_long_pathological_text_is_redacted_in_linear_time(text: str) -> None:
+    # Diagnostics carry long log lines and command lines; a quadratic regex would
+    # blow the capture's time budget on a single 200 KB string.
+    started = time.monotonic()
+    redact_text(text)
+    assert time.monotonic() - started < 1.5

@@ -31,7 +31,12 @@ In free text: URL/DSN passwords (``scheme://user:PASSWORD@host``), ``key=value``
 secret values (the config's ``Secret`` fields) are scrubbed wherever they appear,
 also percent-encoded; values shorter than 4 characters are not scrubbed as
 literals (replacing every "a" would destroy the text), they still fall to the
-rules above. Redaction is idempotent.
+rules above. Redaction is idempotent, and linear in the text (names are capped at
+128 characters, URL schemes at 32) so a 200 KB log line cannot stall a capture.
+
+Not recognised (pass the value as a literal secret instead): mysql's glued
+``-pSECRET``, a token used as a bare URL user name (``https://TOKEN@host``), and a
+password given as a positional argument.
 """
 
 from __future__ import annotations
@@ -52,16 +57,17 @@ _HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+")
 
 # scheme://user:password@host — password may contain '@' (greedy to the last one).
-_URL_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s/:@?#]*:)"
+_URL_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s/:@?#]*:)"
                            r"(?P<pw>[^\s/?#]*)@")
 _AUTH_SCHEMES = r"(?i:Bearer|Basic|Digest|Token|Negotiate|NTLM|ApiKey|AWS4-HMAC-SHA256)"
 _QUOTED_OR_WORD = r"""(?:"[^"]*"|'[^']*'|[^\s;&'"]+)"""
 # key=value, key: value, "key": "value"; the optional scheme keeps "Bearer" visible;
 # a value never starts with "//", so "https://..." is not swallowed as https's value.
-_PAIR = re.compile(
+_KEY_SEP = re.compile(
     r"""(?<![\w.])(?P<q>["']?)(?P<key>[A-Za-z_][\w.-]{0,127})(?P=q)(?P<sep>[ \t]*[=:][ \t]*)"""
-    rf"""(?!//)(?P<scheme>{_AUTH_SCHEMES}[ \t]+)?(?P<value>{_QUOTED_OR_WORD})"""
+    r"(?!//)"
 )
+_VALUE = re.compile(rf"(?P<scheme>{_AUTH_SCHEMES}[ \t]+)?(?P<value>{_QUOTED_OR_WORD})")
 # --password value / -token value (the "=" form is a pair, above).
 _OPTION = re.compile(
     r"""(?<![\w-])(?P<opt>--?(?P<name>[A-Za-z][\w.-]{0,127}))(?P<sp>[ \t]+)"""
@@ -101,20 +107,22 @@ def _mask_value(value: str) -> str:
 
 
 def _pairs(text: str) -> str:
-    """Mask secret ``key=value`` pairs. A non-secret pair's value is scanned again,
-    so ``url=https://h/?token=x`` still loses its token."""
+    """Mask secret ``key=value`` pairs. The value is matched only after the key is
+    known to be secret (scanning every value would be quadratic on long lines), and
+    a non-secret pair's value is scanned again, so ``url=https://h/?token=x`` still
+    loses its token."""
     out: list[str] = []
     pos = 0
-    while match := _PAIR.search(text, pos):
-        key, value = match["key"], match["value"]
-        if not is_secret_name(key) or _is_working_dir(key, value):
-            out.append(text[pos:match.end("sep")])
-            pos = match.end("sep")
+    while match := _KEY_SEP.search(text, pos):
+        key = match["key"]
+        value = _VALUE.match(text, match.end()) if is_secret_name(key) else None
+        if value is None or _is_working_dir(key, value["value"]):
+            out.append(text[pos:match.end()])
+            pos = match.end()
             continue
-        q = match["q"]
-        out.append(text[pos:match.start()])
-        out.append(f"{q}{key}{q}{match['sep']}{match['scheme'] or ''}{_mask_value(value)}")
-        pos = match.end()
+        out.append(text[pos:match.end()])
+        out.append(f"{value['scheme'] or ''}{_mask_value(value['value'])}")
+        pos = value.end()
     out.append(text[pos:])
     return "".join(out)
 
