@@ -149,7 +149,8 @@ class StateCollector:
             for column, line in zip(columns, lines, strict=True):
                 column.append(line)
         self._cache = cache  # one assignment: concurrent scrapes at worst redo work
-        out = [f"{header}{''.join(column)}" for header, column in zip(self._headers, columns)]
+        pairs = zip(self._headers, columns, strict=False)  # the info header is extra
+        out = [f"{header}{''.join(column)}" for header, column in pairs]
         out.append(self._headers[-1] + self._info_line)
         return "".join(out)
 

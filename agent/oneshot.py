@@ -138,7 +138,9 @@ def as_json(config: AgentConfig, outcomes: list[Outcome]) -> str:
 
 
 def main(config: AgentConfig, names: list[str] | None, as_json_output: bool,
-         out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+         out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
     outcomes = run_all(config, names, progress=err, diagnose=as_json_output)
     if as_json_output:
         out.write(as_json(config, outcomes) + "\n")

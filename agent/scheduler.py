@@ -10,7 +10,7 @@ once at start-up, so ``/metrics`` has real data within moments of a restart.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -26,7 +26,7 @@ def build(workers: int) -> BackgroundScheduler:
     return BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=workers)},
         job_defaults={"coalesce": True, "max_instances": 1},
-        timezone=timezone.utc,
+        timezone=UTC,
     )
 
 
@@ -43,9 +43,9 @@ def add_check(
     jitter: float | None = None,
 ) -> None:
     """Schedule ``job`` for one check, plus its start-up run."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if config.schedule:
-        trigger = CronTrigger.from_crontab(config.schedule, timezone=timezone.utc)
+        trigger = CronTrigger.from_crontab(config.schedule, timezone=UTC)
         scheduler.add_job(job, trigger, id=config.name, name=config.name,
                           misfire_grace_time=300)
         scheduler.add_job(job, "date", run_date=now, id=f"{config.name}@startup",
@@ -53,6 +53,6 @@ def add_check(
         return
     interval = config.interval or default_interval
     spread = default_jitter(interval) if jitter is None else min(jitter, interval / 2)
-    trigger = IntervalTrigger(seconds=interval, jitter=spread or None, timezone=timezone.utc)
+    trigger = IntervalTrigger(seconds=interval, jitter=spread or None, timezone=UTC)
     scheduler.add_job(job, trigger, id=config.name, name=config.name, next_run_time=now,
                       misfire_grace_time=max(1, int(interval)))

@@ -22,6 +22,7 @@ token, are never logged.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hmac
 import json
@@ -214,10 +215,8 @@ class _Server(ThreadingHTTPServer):
         with self._connections_lock:
             connections = list(self._connections)
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Called inside socketserver's except block. Failed TLS handshakes and

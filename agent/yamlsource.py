@@ -144,9 +144,10 @@ def line_of(node: Any, path: tuple[Any, ...]) -> int:
     """The line of the deepest key or item along ``path`` that exists in ``node``."""
     line = getattr(node, "line", 0)
     for step in path:
-        if isinstance(node, SourceMap) and step in node:
-            line, node = node.lines[step], node[step]
-        elif isinstance(node, SourceList) and isinstance(step, int) and 0 <= step < len(node):
+        in_map = isinstance(node, SourceMap) and step in node
+        in_list = (isinstance(node, SourceList) and isinstance(step, int)
+                   and 0 <= step < len(node))
+        if in_map or in_list:
             line, node = node.lines[step], node[step]
         else:
             break

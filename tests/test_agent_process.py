@@ -48,7 +48,7 @@ class AgentProcess:
         self.stamp = tmp_path / "stamp"
         self.stamp.write_text("x")
         self.write(text)
-        self.log = open(tmp_path / "agent.log", "w+")
+        self.log = open(tmp_path / "agent.log", "w+")  # noqa: SIM115 - open for the fixture
         env = {**os.environ, "PATROL_TEST_AGENT_TOKEN": TOKEN}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent.cli", "agent", "--config", str(self.config)],

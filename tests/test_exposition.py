@@ -151,7 +151,8 @@ def test_scrape_reads_the_table_at_scrape_time(render: str) -> None:
                  Sustain(count=2), NOW + 60, 0.1)
     text = scrape()
     assert 'patrol_check_status{check="cpu",type="cpu"} 2.0' in text
-    assert 'patrol_check_value{check="cpu",item="",measurement="busy_ratio",type="cpu"} 0.99' in text
+    assert ('patrol_check_value{check="cpu",item="",measurement="busy_ratio",type="cpu"} 0.99'
+            in text)
     assert "0.9\n" not in text and 'check="gone"' in text
     table.replace_checks([CheckInfo("cpu", "cpu")])
     assert 'check="gone"' not in scrape()
@@ -253,4 +254,6 @@ def test_cached_rendering_follows_each_new_run() -> None:
                          Sustain(), NOW + i, 0.01)
         text = registry.text().decode()
         expected = i - i % 10
-        assert f'patrol_check_value{{check="check-3",item="/",measurement="m_ratio",type="disk"}} {float(expected)}' in text
+        line = ('patrol_check_value{check="check-3",item="/",measurement="m_ratio",type="disk"} '
+                f"{float(expected)}")
+        assert line in text

@@ -56,7 +56,7 @@ def test_hang_times_out_and_is_not_restarted_while_stuck() -> None:
     Scripted.release.clear()
     hung = runner("hang", timeout=0.3)
     start = time.monotonic()
-    result, duration = hung.run()
+    result, _ = hung.run()
     assert 0.8 <= time.monotonic() - start < 1.3
     assert result.status is Status.UNKNOWN
     assert result.summary == "hang timed out after 300ms on web-01"

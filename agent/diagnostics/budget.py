@@ -3,7 +3,8 @@
 Each step finds the single heaviest shrinkable node (by serialised size): a list
 with more than one element loses its second half (collectors sort lists most
 important first, so the head is what matters), or a string longer than
-``MIN_STRING`` is cut to half and ends in "..." (ASCII: "…" costs 6 bytes escaped). Structure is never broken: no key
+``MIN_STRING`` is cut to half and ends in "..." (ASCII: "…" costs 6 bytes escaped).
+Structure is never broken: no key
 disappears and every list keeps its first element. A shrunk dict gets
 ``"truncated": true``; anything else is wrapped as ``{"value": ..., "truncated": true}``.
 If even that cannot fit (a dict with thousands of keys), the document is replaced

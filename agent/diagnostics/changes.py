@@ -214,7 +214,7 @@ def recent_files(root: str | Path, since: float, *, limit: int = 50, max_entries
 def _guard(section: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         return section()
-    except Exception as exc:  # noqa: BLE001 - one broken source must not hide the others
+    except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 

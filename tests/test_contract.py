@@ -1,0 +1,218 @@
+"""The contract every registered check type keeps, run over the whole registry.
+
+A new built-in or a plugin in the ``patrol.checks`` entry-point group is covered
+here automatically: it must declare its measurements properly, reject unknown
+options, import its drivers lazily, and, run against a real target on this host,
+return a Result whose every measurement it declared.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from checks import registry
+from checks.base import Measurement, MeasurementSpec, Result, Status
+from checks.config import CheckConfig
+from tests.helpers import build
+
+TYPES = registry.known_types()
+ROOT = Path(__file__).resolve().parent.parent
+BASE_UNITS = ("_ratio", "_seconds", "_bytes", "_bytes_per_second", "_celsius")
+NOT_BASE_UNITS = re.compile(r"_(ms|millis|milliseconds|percent|pct|kb|mb|gb|kib|mib|gib|"
+                            r"minutes|hours|days)$")
+# Types whose measurement names come from the watched thing (plugin perfdata).
+DYNAMIC = {"nagios"}
+
+
+@pytest.mark.parametrize("check_type", TYPES)
+def test_class_declares_the_contract(check_type: str) -> None:
+    cls = registry.load(check_type)
+    assert cls.type == check_type
+    assert issubclass(cls.Config, CheckConfig)
+    assert isinstance(cls.MEASUREMENTS, tuple)
+    assert all(isinstance(spec, MeasurementSpec) for spec in cls.MEASUREMENTS)
+    assert isinstance(cls.REQUIRES, tuple)
+    assert set(getattr(cls, "DIAGNOSTICS", ())) <= {"top_processes"}
+    assert callable(cls.run)
+    names = [spec.name for spec in cls.MEASUREMENTS]
+    assert len(names) == len(set(names)), "each measurement is declared once"
+    assert sum(spec.primary for spec in cls.MEASUREMENTS) <= 1
+
+
+@pytest.mark.parametrize("check_type", TYPES)
+def test_measurements_are_in_base_units_and_thresholds_point_the_right_way(
+        check_type: str) -> None:
+    for spec in registry.load(check_type).MEASUREMENTS:
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", spec.name), spec.name
+        assert not NOT_BASE_UNITS.search(spec.name), f"{spec.name}: use base units"
+        assert spec.description, f"{spec.name} needs a description"
+        if spec.warning is not None and spec.critical is not None:
+            if spec.higher_is_worse:
+                assert spec.warning <= spec.critical, spec.name
+            else:
+                assert spec.warning >= spec.critical, spec.name
+        if spec.unit == "ratio":
+            for level in (spec.warning, spec.critical):
+                assert level is None or 0 <= level <= 1, f"{spec.name}: ratios are 0..1"
+
+
+@pytest.mark.parametrize("check_type", TYPES)
+def test_config_rejects_unknown_options_and_is_frozen(check_type: str) -> None:
+    cls = registry.load(check_type)
+    with pytest.raises(ValidationError) as info:
+        cls.Config.model_validate({"name": "x", "type": check_type, "warnng": 1})
+    assert any(e["type"] == "extra_forbidden" for e in info.value.errors())
+    assert cls.Config.model_config.get("frozen") is True
+
+
+@pytest.mark.parametrize("check_type", TYPES)
+def test_importing_a_check_module_imports_no_driver(check_type: str) -> None:
+    """A missing driver must break only its own check, at load time, with a hint."""
+    module = registry.table()[check_type].split(":")[0]
+    drivers = ["psycopg", "pymysql", "redis"]
+    code = (f"import sys, {module}; "
+            f"print([d for d in {drivers!r} if d in sys.modules and d != {module!r}])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, check=True, timeout=60)
+    assert done.stdout.strip() == "[]"
+
+
+def test_importing_the_registry_imports_no_check() -> None:
+    code = "import sys, checks.registry; print(sorted(m for m in sys.modules " \
+           "if m.startswith('checks.') and m != 'checks.registry'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, check=True, timeout=60)
+    assert done.stdout.strip() == "[]"
+
+
+def test_missing_driver_is_reported_at_load_time_with_the_extra_to_install(
+        monkeypatch, tmp_path: Path) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "psycopg" else real(name, *a))
+    with pytest.raises(registry.MissingDriver) as info:
+        registry.load("postgres")
+    assert str(info.value) == ("type 'postgres' needs the Python module 'psycopg', which is "
+                               "not installed; pip install 'patrol-inspect[postgres]'")
+    from agent.config import load_config
+
+    path = tmp_path / "agent.yaml"
+    path.write_text("checks:\n  - name: pg\n    type: postgres\n    dsn: postgresql://x\n"
+                    "  - name: c\n    type: cpu\n")
+    config = load_config(path)
+    assert [c.config.name for c in config.checks] == ["pg", "c"]
+    assert config.warnings == [f"{path}:2: check 'pg': {info.value}"]
+    assert config.checks[0].missing_driver == str(info.value)
+
+
+# --- every type, run once against a real target on this host -----------------------
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"hello patrol"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def targets(tmp_path_factory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("contract")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    (root / "app.log").write_text("start\n")
+    (root / "node.prom").write_text("# TYPE backup_age gauge\nbackup_age 12\n")
+    from tests.certs import issue, make_ca
+
+    cert = issue(make_ca(root), root)
+    yield {
+        "root": root, "port": listener.getsockname()[1],
+        "url": f"http://127.0.0.1:{server.server_address[1]}/", "cert": cert.cert_path,
+    }
+    server.shutdown()
+    listener.close()
+
+
+def _real_options(check_type: str, t: dict[str, Any],
+                  request: pytest.FixtureRequest) -> dict[str, Any]:
+    options: dict[str, Callable[[], dict[str, Any]]] = {
+        "cpu": lambda: {"sample": "50ms"},
+        "memory": dict, "swap": dict, "load": dict,
+        "disk": lambda: {"path": str(t["root"])},
+        "process": lambda: {"pattern": "pytest|python"},
+        "systemd": lambda: {"unit": "cron.service"},
+        "tcp": lambda: {"host": "127.0.0.1", "port": t["port"]},
+        "http": lambda: {"url": t["url"], "body_match": "patrol"},
+        "tls_cert": lambda: {"path": str(t["cert"])},
+        "postgres": lambda: {"dsn": request.getfixturevalue("postgres_dsn")},
+        "mysql": lambda: {k: v for k, v in request.getfixturevalue("mysql_server").items()
+                          if k != "password"},
+        "redis": lambda: {"url": request.getfixturevalue("redis_url")},
+        "log": lambda: {"path": str(t["root"] / "app.log"), "pattern": "ERROR"},
+        "file": lambda: {"path": str(t["root"] / "app.log")},
+        "nagios": lambda: {"command": [sys.executable, "-c",
+                                       "print('OK - fine | load=0.5;1;2')"]},
+        "textfile": lambda: {"path": str(t["root"] / "node.prom"), "metric": "backup_age"},
+    }
+    if check_type not in options:
+        pytest.fail(f"add a real target for the new check type {check_type!r} here")
+    return options[check_type]()
+
+
+@pytest.mark.parametrize("check_type", TYPES)
+def test_runs_against_a_real_target_and_emits_only_declared_measurements(
+        check_type: str, targets: dict[str, Any], request: pytest.FixtureRequest) -> None:
+    check, ctx = build(check_type, **_real_options(check_type, targets, request))
+    result = check.run(ctx)
+    assert isinstance(result, Result)
+    assert isinstance(result.status, Status)
+    assert result.summary and "\n" not in result.summary
+    assert "testhost" in result.summary, "summaries name the host, like a ticket title"
+    json.dumps(result.as_dict())  # diagnostics must be JSON-serialisable
+    if check_type == "systemd":
+        # No systemd on a CI container: UNKNOWN with a reason is the contract there.
+        assert result.status in (Status.OK, Status.CRITICAL, Status.UNKNOWN)
+        return
+    assert result.status is not Status.UNKNOWN, result.summary
+    assert all(isinstance(m, Measurement) for m in result.measurements)
+    declared = {spec.name for spec in check.MEASUREMENTS}
+    if check_type not in DYNAMIC:
+        undeclared = {m.name for m in result.measurements} - declared
+        assert not undeclared, f"declare {sorted(undeclared)} in MEASUREMENTS"
+    assert result.measurements, "a run against a live target measures something"
+
+
+def test_plugin_checks_from_the_entry_point_group_are_loaded(monkeypatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    fake = EntryPoint("zfs", "checks.cpu:CpuCheck", "patrol.checks")
+    monkeypatch.setattr(registry, "entry_points", lambda group: [fake])
+    assert "zfs" in registry.known_types()
+    assert registry.table()["zfs"] == "checks.cpu:CpuCheck"
+    # Built-ins win over a plugin that reuses their name.
+    clash = EntryPoint("cpu", "evil:Check", "patrol.checks")
+    monkeypatch.setattr(registry, "entry_points", lambda group: [clash])
+    assert registry.table()["cpu"] == "checks.cpu:CpuCheck"
