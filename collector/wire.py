@@ -1,0 +1,121 @@
+"""The wire schema between agents and the collector: the one module both ends import.
+
+A superset of the PagerDuty Events v2 shape (``dedup_key``, ``action``,
+``severity``, ``summary``, ``source``), so forwarding to PagerDuty is a projection.
+Versioned: ``schema_version`` is checked on receipt, and a change that old agents
+cannot produce bumps it. Published as JSON Schema by :func:`json_schemas` and in
+the collector's OpenAPI document.
+
+This module imports only pydantic, so the agent can use it without pulling in
+the collector.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+MAX_SUMMARY = 1024
+
+Action = Literal["trigger", "resolve"]
+Severity = Literal["critical", "error", "warning", "info"]
+CheckStatus = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
+
+# Check status -> PagerDuty severity. UNKNOWN ("could not find out") is an error of
+# the inspection itself, less than a confirmed outage.
+SEVERITY_OF_STATUS: dict[str, str] = {
+    "OK": "info", "WARNING": "warning", "CRITICAL": "critical", "UNKNOWN": "error",
+}
+
+_LABEL_KEY = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentRef(_Strict):
+    id: str = Field(min_length=1, max_length=200, description="stable agent identity")
+    version: str = Field(min_length=1, max_length=50)
+
+
+class MeasurementValue(_Strict):
+    name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=200)
+    value: float
+    item: str = Field(default="", max_length=500)
+
+
+def dedup_key(host: str, check: str) -> str:
+    """One open incident per host and check."""
+    return f"{host}/{check}"
+
+
+class Event(_Strict):
+    """A hard state change of one check on one host."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: str = Field(min_length=8, max_length=100,
+                          description="unique per event; a retried POST reuses it")
+    dedup_key: str = Field(min_length=1, max_length=500)
+    action: Action
+    severity: Severity
+    status: CheckStatus
+    previous_status: CheckStatus = "OK"
+    summary: str = Field(min_length=1, max_length=MAX_SUMMARY)
+    source: str = Field(min_length=1, max_length=255, description="the host")
+    check: str = Field(min_length=1, max_length=200)
+    type: str = Field(min_length=1, max_length=100)
+    labels: dict[str, str] = Field(default_factory=dict)
+    runbook: str | None = None
+    measurements: list[MeasurementValue] = Field(default_factory=list, max_length=1000)
+    thresholds: dict[str, Any] = Field(default_factory=dict)
+    diagnostics: dict[str, Any] = Field(default_factory=dict)
+    observed_at: datetime
+    agent: AgentRef
+    sequence: int = Field(ge=0, description="per-agent, increasing")
+
+
+class CheckSnapshot(_Strict):
+    """One check's current state inside a heartbeat."""
+
+    check: str = Field(min_length=1, max_length=200)
+    type: str = Field(min_length=1, max_length=100)
+    status: CheckStatus
+    summary: str = Field(max_length=MAX_SUMMARY)
+    since: datetime | None = None
+    last_run: datetime | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    interval_seconds: float | None = None
+
+
+class Heartbeat(_Strict):
+    """The full current state of one agent, sent every N seconds.
+
+    Lets the collector reconcile anything it missed (an event lost to a crash,
+    a check removed from the config) and notice hosts and checks gone silent.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    source: str = Field(min_length=1, max_length=255)
+    agent: AgentRef
+    sequence: int = Field(ge=0)
+    sent_at: datetime
+    interval_seconds: float = Field(gt=0, le=86400)
+    labels: dict[str, str] = Field(default_factory=dict)
+    checks: list[CheckSnapshot] = Field(default_factory=list, max_length=5000)
+
+
+class EventBatch(_Strict):
+    events: list[Event] = Field(min_length=1, max_length=500)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The published JSON Schemas, by name."""
+    return {
+        "event": Event.model_json_schema(),
+        "heartbeat": Heartbeat.model_json_schema(),
+        "event_batch": EventBatch.model_json_schema(),
+    }
