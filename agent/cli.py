@@ -38,9 +38,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _validate(files: list[str]) -> int:
+    """Agent and collector configs alike; a file with a ``collector:`` block is the
+    collector's."""
+    from collector.config import is_collector_config, load_collector_config
+
     failed = False
     for file in files:
         try:
+            if is_collector_config(file):
+                load_collector_config(file)
+                print(f"{file}: OK (collector)")
+                continue
             config = load_config(file)
         except ConfigError as exc:
             failed = True

@@ -10,10 +10,8 @@ it breaks only itself.
 
 from __future__ import annotations
 
-import re
 import socket
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -26,33 +24,23 @@ from pydantic import (
     model_validator,
 )
 
-from agent.explain import problems_from
-from agent.yamlsource import Problem, SourceList, SourceMap, expand_env, line_of, load, plain
+from collector.explain import problems_from
+from collector.yamlsource import (
+    ConfigError,
+    Problem,
+    SourceList,
+    SourceMap,
+    duplicate_problems,
+    line_of,
+    parse_listen,
+    plain,
+    read_tree,
+)
 from checks import registry, thresholds
 from checks.config import LABEL_NAME, CheckConfig, Duration, Secret, SecretValue, Size
 
 DEFAULT_LISTEN = "127.0.0.1:9731"
 TOP_LEVEL_KEYS = ("agent", "checks", "include")
-
-
-class ConfigError(Exception):
-    """The config cannot be used; ``problems`` lists every reason."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:9731`` for IPv6) -> (host, port)."""
-    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:\[\]]*):(\d+)", value.strip())
-    if not match:
-        raise ValueError(f"{value!r} is not HOST:PORT; write it like 127.0.0.1:9731")
-    host = match.group(1) or match.group(3) or "0.0.0.0"
-    port = int(match.group(2) or match.group(4))
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port {port} is out of range; use 1-65535")
-    return host, port
 
 
 class DiagnosticsSettings(BaseModel):
@@ -152,44 +140,6 @@ class AgentConfig:
         return found
 
 
-def _expand(node: Any, problems: list[Problem], path_ctx: tuple[str, Any, Any]) -> Any:
-    """Expand ``${VAR}`` in every string, in place, reporting unset variables."""
-    file, parent, key = path_ctx
-    if isinstance(node, SourceMap):
-        for k in list(node):
-            node[k] = _expand(node[k], problems, (file, node, k))
-    elif isinstance(node, SourceList):
-        for i in range(len(node)):
-            node[i] = _expand(node[i], problems, (file, node, i))
-    elif isinstance(node, str) and "${" in node:
-        text, missing = expand_env(node)
-        for name in missing:
-            line = parent.lines[key] if parent is not None else 0
-            problems.append(Problem(
-                getattr(parent, "file", file), line,
-                f"environment variable {name} is not set; export it, or write "
-                f"${{{name}:-default}}",
-                option=str(key),
-            ))
-        return text
-    return node
-
-
-def _duplicates(node: Any, problems: list[Problem], check: str | None, section: str | None,
-                prefix: str = "") -> None:
-    if isinstance(node, SourceMap):
-        for key, line, first in node.duplicates:
-            problems.append(Problem(
-                node.file, line, f"duplicate key (first set at line {first}); keep only one",
-                check=check, option=f"{prefix}{key}", section=section,
-            ))
-        for k, v in node.items():
-            _duplicates(v, problems, check, section, f"{prefix}{k}.")
-    elif isinstance(node, SourceList):
-        for v in node:
-            _duplicates(v, problems, check, section, prefix)
-
-
 def _validate_check(entry: Any, file: str, line: int, problems: list[Problem]
                     ) -> ConfiguredCheck | None:
     if not isinstance(entry, SourceMap):
@@ -198,7 +148,7 @@ def _validate_check(entry: Any, file: str, line: int, problems: list[Problem]
         return None
     name = entry.get("name")
     label = name if isinstance(name, str) else None
-    _duplicates(entry, problems, label, None if label else "checks")
+    duplicate_problems(entry, problems, label, None if label else "checks")
     if label is None:
         problems.append(Problem(file, line, "required option is missing; give the check a "
                                 "unique name", check=None, option="name", section="checks"))
@@ -264,37 +214,12 @@ def _check_entries(tree: SourceMap, problems: list[Problem]) -> list[tuple[Any, 
     return [(entry, tree.file, checks.lines[i]) for i, entry in enumerate(checks)]
 
 
-def _read_tree(path: Path, problems: list[Problem], allowed: tuple[str, ...]) -> SourceMap | None:
-    tree, found = load(path)
-    problems.extend(found)
-    if tree is None:
-        if not found:
-            problems.append(Problem(str(path), 1, "the file is empty; add an 'agent:' block "
-                                    "and a 'checks:' list"))
-        return None
-    if not isinstance(tree, SourceMap):
-        problems.append(Problem(str(path), 1, "expected a mapping at the top level with "
-                                f"{', '.join(allowed)}"))
-        return None
-    _expand(tree, problems, (str(path), None, None))
-    for key, line, first in tree.duplicates:
-        problems.append(Problem(str(path), line, f"duplicate top-level key '{key}' (first set "
-                                f"at line {first}); merge them"))
-    for key in tree:
-        if key not in allowed:
-            hint = get_close_matches(str(key), allowed, n=1)
-            did = f"did you mean '{hint[0]}'?" if hint else f"valid keys are: {', '.join(allowed)}"
-            problems.append(Problem(str(path), tree.lines[key],
-                                    f"unknown top-level key '{key}'; {did}"))
-    return tree
-
-
 def load_config(path: str | Path) -> AgentConfig:
     """Read and validate an agent config; raises :class:`ConfigError` with every problem."""
     path = Path(path)
     problems: list[Problem] = []
     warnings: list[str] = []
-    tree = _read_tree(path, problems, TOP_LEVEL_KEYS)
+    tree = read_tree(path, problems, TOP_LEVEL_KEYS)
     if tree is None:
         raise ConfigError(problems)
     files = [str(path)]
@@ -303,7 +228,7 @@ def load_config(path: str | Path) -> AgentConfig:
         agent_node = SourceMap()
         problems.append(Problem(str(path), tree.lines["agent"], "expected a mapping of agent "
                                 "settings", section="agent"))
-    _duplicates(agent_node, problems, None, "agent")
+    duplicate_problems(agent_node, problems, None, "agent")
     try:
         agent = AgentSettings.model_validate(plain(agent_node))
     except ValidationError as exc:
@@ -321,7 +246,7 @@ def load_config(path: str | Path) -> AgentConfig:
         else:
             for extra in sorted(folder.glob("*.y*ml")):
                 files.append(str(extra))
-                sub = _read_tree(extra, problems, ("checks",))
+                sub = read_tree(extra, problems, ("checks",))
                 if sub is not None:
                     entries.extend(_check_entries(sub, problems))
 

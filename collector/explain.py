@@ -2,7 +2,7 @@
 
 pydantic says *where* (a location tuple) and *what* (an error type); this module
 adds *what to do*, the did-you-mean for unknown keys, and the line from the
-:mod:`agent.yamlsource` tree. Messages are part of the user interface and are
+:mod:`collector.yamlsource` tree. Messages are part of the user interface and are
 tested word for word.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agent.yamlsource import Problem, line_of
+from collector.yamlsource import Problem, line_of
 
 
 def known_keys(model: type[BaseModel]) -> list[str]:

@@ -5,12 +5,16 @@ copy-paste into a threshold nobody set. This loader builds :class:`SourceMap` /
 :class:`SourceList` nodes that carry the file and line of every key and item, and
 records duplicate keys instead of dropping them, so the validator can report every
 problem at once as ``file:line``.
+
+It lives in ``collector/`` because both ends validate YAML the same way and the
+arrows allow ``agent -> collector`` (as for the wire schema) but never the reverse.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from difflib import get_close_matches
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,3 +165,86 @@ def plain(node: Any) -> Any:
     if isinstance(node, list):
         return [plain(v) for v in node]
     return node
+
+
+def expand_all(node: Any, problems: list[Problem], path_ctx: tuple[str, Any, Any]) -> Any:
+    """Expand ``${VAR}`` in every string, in place, reporting unset variables."""
+    file, parent, key = path_ctx
+    if isinstance(node, SourceMap):
+        for k in list(node):
+            node[k] = expand_all(node[k], problems, (file, node, k))
+    elif isinstance(node, SourceList):
+        for i in range(len(node)):
+            node[i] = expand_all(node[i], problems, (file, node, i))
+    elif isinstance(node, str) and "${" in node:
+        text, missing = expand_env(node)
+        for name in missing:
+            line = parent.lines[key] if parent is not None else 0
+            problems.append(Problem(
+                getattr(parent, "file", file), line,
+                f"environment variable {name} is not set; export it, or write "
+                f"${{{name}:-default}}",
+                option=str(key),
+            ))
+        return text
+    return node
+
+
+def duplicate_problems(node: Any, problems: list[Problem], check: str | None, section: str | None,
+                prefix: str = "") -> None:
+    if isinstance(node, SourceMap):
+        for key, line, first in node.duplicates:
+            problems.append(Problem(
+                node.file, line, f"duplicate key (first set at line {first}); keep only one",
+                check=check, option=f"{prefix}{key}", section=section,
+            ))
+        for k, v in node.items():
+            duplicate_problems(v, problems, check, section, f"{prefix}{k}.")
+    elif isinstance(node, SourceList):
+        for v in node:
+            duplicate_problems(v, problems, check, section, prefix)
+
+
+def read_tree(path: Path, problems: list[Problem], allowed: tuple[str, ...]) -> SourceMap | None:
+    tree, found = load(path)
+    problems.extend(found)
+    if tree is None:
+        if not found:
+            problems.append(Problem(str(path), 1, "the file is empty; add an 'agent:' block "
+                                    "and a 'checks:' list"))
+        return None
+    if not isinstance(tree, SourceMap):
+        problems.append(Problem(str(path), 1, "expected a mapping at the top level with "
+                                f"{', '.join(allowed)}"))
+        return None
+    expand_all(tree, problems, (str(path), None, None))
+    for key, line, first in tree.duplicates:
+        problems.append(Problem(str(path), line, f"duplicate top-level key '{key}' (first set "
+                                f"at line {first}); merge them"))
+    for key in tree:
+        if key not in allowed:
+            hint = get_close_matches(str(key), allowed, n=1)
+            did = f"did you mean '{hint[0]}'?" if hint else f"valid keys are: {', '.join(allowed)}"
+            problems.append(Problem(str(path), tree.lines[key],
+                                    f"unknown top-level key '{key}'; {did}"))
+    return tree
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9731`` for IPv6) -> (host, port)."""
+    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:\[\]]*):(\d+)", value.strip())
+    if not match:
+        raise ValueError(f"{value!r} is not HOST:PORT; write it like 127.0.0.1:9731")
+    host = match.group(1) or match.group(3) or "0.0.0.0"
+    port = int(match.group(2) or match.group(4))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range; use 1-65535")
+    return host, port

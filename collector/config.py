@@ -1,0 +1,146 @@
+"""The collector's config file: a ``collector:`` block (and, as they land, policy).
+
+Validated like the agent's: every problem at once, as
+``FILE:LINE: collector, option 'KEY': what is wrong; what to do``. Agent tokens and
+operator tokens are distinct lists, so a leaked agent token can post events but
+never close a ticket.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from collector.explain import problems_from
+from collector.yamlsource import (
+    ConfigError,
+    Problem,
+    SourceMap,
+    duplicate_problems,
+    parse_listen,
+    plain,
+    read_tree,
+)
+
+DEFAULT_LISTEN = "127.0.0.1:9732"
+TOP_LEVEL_KEYS = ("collector",)
+_SIZE = re.compile(r"^(\d+)\s*(KiB|MiB|B)?$")
+
+
+def _secret_text(raw: object) -> str:
+    """Tokens may be written ``file:/path``; ``${VAR}`` is expanded by the loader."""
+    if not isinstance(raw, str):
+        raise ValueError("expected a token string, ${ENV_VAR} or file:/path")
+    if raw.startswith("file:"):
+        path = Path(raw[len("file:"):])
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read token file {path}: {exc.strerror}; "
+                             "create it or fix the path") from None
+    return raw
+
+
+class CollectorSettings(BaseModel):
+    """The ``collector:`` block."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = DEFAULT_LISTEN
+    store: str = "sqlite:///state/collector.db"
+    agent_tokens: list[str] = Field(default_factory=list)
+    operator_tokens: list[str] = Field(default_factory=list)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    public_url: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if not (value.startswith("sqlite:///") or value.startswith(("postgresql://",
+                                                                    "postgres://"))):
+            raise ValueError(f"{value!r} is not a store URL; write sqlite:///path/to/file.db "
+                             "or postgresql://user@host/db")
+        return value
+
+    @field_validator("agent_tokens", "operator_tokens", mode="before")
+    @classmethod
+    def _tokens(cls, value: object) -> list[str]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ValueError("expected a list of tokens")
+        tokens = [_secret_text(v) for v in value]
+        tokens = [t for t in tokens if t]  # ${VAR:-} with VAR unset means "none"
+        for token in tokens:
+            if len(token) < 16:
+                raise ValueError("a token must be at least 16 characters; generate one with "
+                                 "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        return tokens
+
+    @field_validator("tls_cert", "tls_key")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} does not exist; give the path of a PEM file")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CollectorSettings:
+        if set(self.agent_tokens) & set(self.operator_tokens):
+            raise ValueError("agent_tokens and operator_tokens must differ; an agent token "
+                             "must never be able to act on tickets")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together; set both or neither")
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    collector: CollectorSettings
+    file: str
+
+
+def is_collector_config(path: str | Path) -> bool:
+    """Whether a YAML file is a collector config (for ``patrol validate``)."""
+    from collector.yamlsource import load
+
+    tree, _ = load(path)
+    return isinstance(tree, dict) and "collector" in tree
+
+
+def load_collector_config(path: str | Path) -> CollectorConfig:
+    """Read and validate; raises :class:`ConfigError` with every problem."""
+    path = Path(path)
+    problems: list[Problem] = []
+    tree = read_tree(path, problems, TOP_LEVEL_KEYS)
+    if tree is None:
+        raise ConfigError(problems)
+    node = tree.get("collector", SourceMap())
+    if not isinstance(node, SourceMap):
+        problems.append(Problem(str(path), tree.lines.get("collector", 1),
+                                "expected a mapping of collector settings", section="collector"))
+        raise ConfigError(problems)
+    duplicate_problems(node, problems, None, "collector")
+    settings = None
+    try:
+        settings = CollectorSettings.model_validate(plain(node))
+    except ValidationError as exc:
+        problems.extend(problems_from(exc, CollectorSettings, node, section="collector"))
+    if problems or settings is None:
+        raise ConfigError(sorted(problems, key=lambda p: p.line))
+    return CollectorConfig(settings, str(path))
