@@ -10,11 +10,15 @@ A check is a small class, not a subclass of a fat base:
 
         def __init__(self, config: DiskConfig, **world) -> None: ...
         def run(self, ctx: RunContext) -> Result: ...
-        def diagnose(self, result: Result, budget: Budget) -> dict   # optional
+        def diagnose(self, result: Result) -> dict   # optional
 
 Three steps, after nagiosplugin: *acquire* numbers in base units, *evaluate* them
 with the one shared threshold function (``ctx.judge``), *present* one summary line
 that could be a ticket title ("/var is 93.4% full on db-01").
+
+``diagnose`` gathers kind-specific evidence (sessions, largest directories) when the
+check's hard state leaves OK or worsens. It takes no budget: the agent runs it under
+its time and size budgets and redacts secrets centrally; it must return JSON-able data.
 
 "Could not find out" is UNKNOWN (raise :class:`CheckError`, or any exception: the
 runner maps it); "the thing is broken" (port refused, unit failed) is CRITICAL.
@@ -85,6 +89,8 @@ class MeasurementSpec:
 
 _UNIT_SUFFIXES = (
     ("_ratio", "ratio"),
+    # Before "_seconds": a rate such as swap_in_bytes_per_second is not a duration.
+    ("_bytes_per_second", "bytes_per_second"),
     ("_seconds", "seconds"),
     ("_bytes", "bytes"),
     ("_celsius", "celsius"),

@@ -34,6 +34,7 @@ from pydantic import Field, model_validator
 from checks import disk_usage
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig, Duration
+from checks.thresholds import limit_note
 from checks.units import format_bytes, format_duration
 
 DEFAULT_EXCLUDED_FSTYPES = (
@@ -236,7 +237,8 @@ class DiskCheck:
         reason = next((n for n in _EXPLAIN_ORDER if judged.get(n) is status), "used_ratio")
         if status is Status.OK:
             reason = "used_ratio"
-        limit = self._limit(ctx, reason, mount, judged.get(reason, Status.OK))
+        limit = limit_note(ctx.evaluator.levels(reason, mount), judged.get(reason, Status.OK),
+                           by_name.get(reason, 0.0))
         host = ctx.hostname
         if reason == "inodes_used_ratio":
             text = (f"{mount} has {by_name[reason]:.1%} of inodes in use on {host}{limit}; "
@@ -253,24 +255,6 @@ class DiskCheck:
         if reason != "full_in_seconds":
             text += growth
         return status, text
-
-    @staticmethod
-    def _limit(ctx: RunContext, name: str, mount: str, status: Status) -> str:
-        levels = ctx.evaluator.levels(name, mount)
-        if levels is None or status not in (Status.WARNING, Status.CRITICAL):
-            return ""
-        limit = levels.critical if status is Status.CRITICAL else levels.warning
-        if limit is None:
-            return ""
-        if name.endswith("_ratio"):
-            shown = f"{round(limit * 100, 4):g}%"
-        elif name.endswith("_seconds"):
-            shown = format_duration(limit)
-        elif name.endswith("_bytes"):
-            shown = format_bytes(limit)
-        else:
-            shown = f"{limit:,.0f}"
-        return f" ({status.name.lower()} at {shown})"
 
     def diagnose(self, result: Result) -> dict[str, Any]:
         """Per breached mount (at most three): deleted-but-open files, then the largest

@@ -1,4 +1,4 @@
-"""What the database checks share: where a DSN points, hiding secrets, limit notes.
+"""What the database checks share: where a DSN points, hiding secrets, tallies.
 
 Two forms are understood, the two that libpq and redis-py accept:
 
@@ -15,10 +15,8 @@ a ticket or the diagnostics.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from urllib.parse import quote, unquote, urlsplit
-
-from checks.base import Measurement, RunContext, Status
 
 _KV = re.compile(r"(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
 _URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
@@ -94,34 +92,9 @@ def one_line(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def limit_note(
-    ctx: RunContext, m: Measurement, status: Status, fmt: Callable[[float], str] | None = None,
-) -> str:
-    """"warning at 80%" for a breached level, for the summary; "" when OK.
-
-    A measurement held at WARNING by hysteresis (back under the warning level but not
-    yet under ``recover``) says so, instead of quoting a limit it no longer crosses.
-    """
-    levels = ctx.evaluator.levels(m.name, m.item)
-    if levels is None or status not in (Status.WARNING, Status.CRITICAL):
-        return ""
-    show = fmt or (lambda v: f"{v:g}")
-    limit = levels.critical if status is Status.CRITICAL else levels.warning
-    if limit is None or not levels.breached(m.value, limit):
-        return f"recovers at {show(levels.recover)}" if levels.recover is not None else ""
-    return f"{status.name.lower()} at {show(limit)}"
-
-
 def tally(values: Iterable[str | None]) -> dict[str, int]:
     """Counts per value, most frequent first (then by name); empty shows as ``(none)``."""
     out: dict[str, int] = {}
     for value in values:
         out[value or "(none)"] = out.get(value or "(none)", 0) + 1
     return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def percent(ratio: float) -> str:
-    """``0.862`` -> ``"86%"``; small ratios keep two significant digits (``"0.13%"``) so
-    13 of 10000 Redis clients, or a threshold set that low, does not read as 0 %."""
-    value = ratio * 100
-    return f"{value:.0f}%" if value >= 10 or value == 0 else f"{value:.2g}%"

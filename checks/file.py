@@ -24,6 +24,7 @@ from pydantic import Field
 
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig, Size
+from checks.thresholds import limit_text
 from checks.units import format_bytes, format_duration
 
 _GLOB_CHARS = set("*?[")
@@ -93,14 +94,9 @@ class FileCheck:
         text = f"{path} is {format_duration(age)} old, {format_bytes(st.st_size)}, on {host}"
         reasons = []
         for verdict, m in verdicts:
-            levels = ctx.evaluator.levels(m.name)
-            if verdict is Status.OK or levels is None:
-                continue
-            limit = levels.critical if verdict is Status.CRITICAL else levels.warning
-            if limit is not None:
-                shown = format_duration(limit) if m.name == "age_seconds" else (
-                    format_bytes(limit) if m.name == "size_bytes" else f"{limit:g}")
-                reasons.append(f"{m.name.split('_')[0]} {verdict.name.lower()} at {shown}")
+            note = limit_text(ctx.evaluator.levels(m.name), verdict, m.value)
+            if note:
+                reasons.append(f"{m.name.split('_')[0]} {note}")
         min_size = self.config.min_size
         if min_size is not None and st.st_size < min_size:
             status = Status.worst(status, Status.CRITICAL)

@@ -18,6 +18,9 @@ redirects to https.
 ``Result.diagnostics`` always carries what the check saw, kept small: status line,
 response headers (cookies and credentials redacted), a body excerpt (<= 2 KiB),
 the redirect chain and the peer certificate's subject/issuer/validity.
+
+The configuration model (``HttpCheck.Config``) and status-range parsing live in
+:mod:`checks.http_config`.
 """
 
 from __future__ import annotations
@@ -28,121 +31,22 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
-
-from pydantic import (
-    BeforeValidator,
-    Field,
-    PlainSerializer,
-    TypeAdapter,
-    field_validator,
-    model_validator,
-)
 
 from checks import tls_info
 from checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, Secret, SecretValue
+from checks.config import CheckConfig, Secret
+from checks.http_config import HttpConfig, parse_status
 from checks.tcp import seconds_text
+from checks.thresholds import limit_note
 from checks.units import format_duration
 
 DEFAULT_TIMEOUT = 10.0
 DAY = 86400.0
 BODY_LIMIT = 16 * 1024 * 1024  # bytes read at most; body_bytes saturates here
 EXCERPT_BYTES = 2048
-SECRET_HEADER = re.compile(r"auth|token|secret|key|password|cookie|session", re.IGNORECASE)
 REDACTED_RESPONSE_HEADERS = {"set-cookie", "authorization", "proxy-authorization", "cookie"}
-_STATUS = re.compile(r"^\s*(?:([1-5])xx|(\d{3})(?:\s*-\s*(\d{3}))?)\s*$", re.IGNORECASE)
-
-
-def parse_status(spec: int | str) -> tuple[int, int]:
-    """Inclusive status range from ``200``, ``"2xx"`` or ``"200-399"``."""
-    match = _STATUS.match(str(spec))
-    if not match:
-        raise ValueError(f"{spec!r} is not a status; write 200, 2xx or 200-299")
-    klass, low, high = match.groups()
-    if klass:
-        return int(klass) * 100, int(klass) * 100 + 99
-    lo, hi = int(low), int(high or low)
-    if not 100 <= lo <= hi <= 599:
-        raise ValueError(f"{spec!r} is not a status range between 100 and 599")
-    return lo, hi
-
-
-def _to_headers(raw: Any) -> dict[str, str | Secret]:
-    """Header values as strings; values of credential-like names become secrets
-    (so ``file:/path`` works and the value never shows in JSON or logs)."""
-    if not isinstance(raw, dict):
-        raise ValueError("expected a mapping of header name to value")  # noqa: TRY004 - pydantic
-    out: dict[str, str | Secret] = {}
-    for name, value in raw.items():
-        if not isinstance(name, str) or not isinstance(value, (str, Secret)):
-            raise ValueError(f"header {name!r}: name and value must be strings")  # noqa: TRY004
-        is_secret = SECRET_HEADER.search(name)
-        out[name] = TypeAdapter(SecretValue).validate_python(value) if is_secret else value
-    return out
-
-
-Headers = Annotated[
-    dict[str, Any],
-    BeforeValidator(_to_headers),
-    PlainSerializer(lambda h: {k: "***" if isinstance(v, Secret) else v for k, v in h.items()}),
-]
-
-
-class HttpConfig(CheckConfig):
-    url: str
-    method: Literal["GET", "HEAD", "POST"] = "GET"
-    body: str | None = None
-    expect_status: list[int | str] = Field(default_factory=lambda: ["200-399"], min_length=1)
-    body_match: str | None = None
-    body_not_match: str | None = None
-    headers: Headers = Field(default_factory=dict)
-    ca_file: Path | None = None
-    insecure: bool = False
-    follow_redirects: bool = True
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{value!r} is not an http(s) URL; write it like https://host/health")
-        return value
-
-    @field_validator("expect_status", mode="before")
-    @classmethod
-    def _statuses(cls, value: Any) -> Any:
-        values = value if isinstance(value, list) else [value]
-        for item in values:
-            parse_status(item)
-        return values
-
-    @field_validator("body_match", "body_not_match")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"{value!r} is not a regular expression ({exc})") from None
-        return value
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"CA file {value} does not exist")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> HttpConfig:
-        if self.method == "HEAD" and (self.body_match or self.body_not_match):
-            raise ValueError("HEAD responses have no body; use GET with body_match")
-        if self.insecure and self.ca_file:
-            raise ValueError("insecure: true skips verification, so ca_file would be ignored")
-        return self
 
 
 def _utcnow() -> datetime:
@@ -305,11 +209,14 @@ class HttpCheck:
         status = Status.worst(*verdicts.values())
         tls_status = verdicts.get("tls_expiry_seconds", Status.OK)
         if cert is not None and tls_status > verdicts["response_seconds"]:
+            note = limit_note(ctx.evaluator.levels("tls_expiry_seconds"), tls_status, left)
             summary = (f"{where}TLS certificate {tls_info.describe_expiry(left)} on "
-                       f"{ctx.hostname}{_note(ctx, 'tls_expiry_seconds', tls_status)}")
+                       f"{ctx.hostname}{note}")
         else:
-            summary = (f"{where}returned {code} in {format_duration(elapsed)} on {ctx.hostname}"
-                       f"{_note(ctx, 'response_seconds', verdicts['response_seconds'])}")
+            note = limit_note(ctx.evaluator.levels("response_seconds"),
+                              verdicts["response_seconds"], elapsed)
+            summary = (f"{where}returned {code} in {format_duration(elapsed)} on "
+                       f"{ctx.hostname}{note}")
         return Result(status, summary, tuple(measurements), diagnostics)
 
     def _add_tls(self, diagnostics: dict[str, Any], url: str,
@@ -338,11 +245,3 @@ def _chunks(response: Any) -> Any:
         if seen >= BODY_LIMIT:
             return
 
-
-def _note(ctx: RunContext, name: str, status: Status) -> str:
-    """`` (critical at 5.0s)`` when ``status`` is a breach of ``name``'s threshold."""
-    levels = ctx.evaluator.levels(name)
-    if status not in (Status.WARNING, Status.CRITICAL) or levels is None:
-        return ""
-    limit = levels.critical if status is Status.CRITICAL else levels.warning
-    return "" if limit is None else f" ({status.name.lower()} at {format_duration(limit)})"

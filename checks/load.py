@@ -16,6 +16,7 @@ import psutil
 
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig
+from checks.thresholds import limit_note
 
 
 class LoadConfig(CheckConfig):
@@ -67,12 +68,8 @@ class LoadCheck:
         )
         statuses = [ctx.judge(m) for m in measurements]
         status = Status.worst(*statuses)
-        limit = ""
-        levels = ctx.evaluator.levels("load5_per_core")
-        if levels is not None and statuses[1] in (Status.WARNING, Status.CRITICAL):
-            value = levels.critical if statuses[1] is Status.CRITICAL else levels.warning
-            if value is not None:
-                limit = f" ({statuses[1].name.lower()} at {value:g})"
+        limit = limit_note(ctx.evaluator.levels("load5_per_core"), statuses[1],
+                           measurements[1].value)
         summary = (
             f"Load is {load5 / cores:.2f} per core on {ctx.hostname}{limit}; "
             f"load average {load1:.2f} {load5:.2f} {load15:.2f} over {cores:g} "

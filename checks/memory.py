@@ -14,6 +14,7 @@ import psutil
 
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig
+from checks.thresholds import limit_note
 from checks.units import format_bytes
 
 
@@ -59,22 +60,9 @@ class MemoryCheck:
         )
         statuses = [ctx.judge(m) for m in measurements]
         status = Status.worst(*statuses)
-        limit = _limit_text(ctx.evaluator.levels("used_ratio"), statuses[0])
+        limit = limit_note(ctx.evaluator.levels("used_ratio"), statuses[0], used)
         summary = (
             f"Memory is {used:.1%} used on {ctx.hostname}{limit}; "
             f"{format_bytes(available)} available of {format_bytes(total)}"
         )
         return Result(status, summary, measurements)
-
-
-def _limit_text(levels: Any, status: Status) -> str:
-    """`` (critical at 95%)`` for a breached ratio, else empty.
-
-    Each check module keeps its own copy of this tiny formatter so that no check
-    depends on another; see the report for a shared ``Levels.limit_for`` proposal."""
-    if levels is None or status not in (Status.WARNING, Status.CRITICAL):
-        return ""
-    limit = levels.critical if status is Status.CRITICAL else levels.warning
-    if limit is None:
-        return ""
-    return f" ({status.name.lower()} at {round(limit * 100, 4):g}%)"

@@ -16,7 +16,9 @@ from pydantic import Field
 
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig, Duration, SecretValue
-from checks.dsn import limit_note, one_line, percent, redact, tally
+from checks.dsn import one_line, redact, tally
+from checks.thresholds import limit_text
+from checks.units import format_number, format_ratio
 
 INFO_TEXT_LIMIT = 500
 DIAGNOSE_ROWS = 20
@@ -126,21 +128,23 @@ class MysqlCheck:
         )
         judged = [(m, ctx.judge(m)) for m in measurements]
         summary = (
-            f"{flavour} connections {connected}/{max_conn} ({percent(ratio)}) on {ctx.hostname}"
+            f"{flavour} connections {connected}/{max_conn} ({format_ratio(ratio)}) "
+            f"on {ctx.hostname}"
         )
-        note = limit_note(ctx, measurements[0], judged[0][1], percent)
+        levels = ctx.evaluator.levels
+        note = limit_text(levels("used_ratio"), judged[0][1], ratio)
         summary += f" ({note})" if note else ""
         summary += f"; {running} running"
         for m, status in judged[1:]:
-            note = limit_note(ctx, m, status)
+            note = limit_text(levels(m.name, m.item), status, m.value)
             if note:
-                summary += f"; {m.name} {m.value:g} ({note})"
+                summary += f"; {m.name} {format_number(m.value)} ({note})"
         return Result(
             Status.worst(*(s for _, s in judged)), summary, measurements,
             diagnostics={"aborted_connects": found.get("Aborted_connects", 0)},
         )
 
-    def diagnose(self, result: Result, budget: Any = None) -> dict[str, Any]:
+    def diagnose(self, result: Result) -> dict[str, Any]:
         """The processlist (own connection excluded) counted by user, client host,
         database and command/state, and the longest-running non-Sleep statements.
         A database error (it may be why we are here) is returned as ``{"error": ...}``."""

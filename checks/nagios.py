@@ -16,6 +16,7 @@ signal) is UNKNOWN. A timeout or an executable that cannot be started raises
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -44,7 +45,7 @@ class NagiosConfig(CheckConfig):
     def _argv(cls, value: Any) -> Any:
         if isinstance(value, str):
             # pydantic turns ValueError (not TypeError) into a located config error
-            raise ValueError(  # noqa: TRY004
+            raise ValueError(
                 "must be a list of arguments (argv), not a shell string; "
                 f"write e.g. {_ARGV_EXAMPLE}"
             )
@@ -105,10 +106,8 @@ class NagiosCheck:
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it may have just exited
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.communicate()
             raise CheckError(
                 f"plugin {Path(argv[0]).name} timed out after {timeout:g}s"

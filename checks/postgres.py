@@ -24,7 +24,8 @@ from pydantic import Field
 from checks import dsn as dsnlib
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig, Duration, SecretValue
-from checks.units import format_duration
+from checks.thresholds import limit_text
+from checks.units import format_duration, format_number, format_ratio
 
 DEFAULT_PORT = 5432
 STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)")
@@ -160,9 +161,10 @@ class PostgresCheck:
         )
         judged = [(m, ctx.judge(m)) for m in measurements]
         status = Status.worst(*(s for _, s in judged))
-        share = dsnlib.percent(used / usable)
+        share = format_ratio(used / usable)
         summary = f"PostgreSQL connections {used}/{usable} ({share}) on {ctx.hostname}"
-        note = dsnlib.limit_note(ctx, measurements[0], judged[0][1], dsnlib.percent)
+        levels = ctx.evaluator.levels
+        note = limit_text(levels("used_ratio"), judged[0][1], measurements[0].value)
         summary += f" ({note})" if note else ""
         texts = {
             "idle_in_transaction": f"{idle_tx} idle in transaction",
@@ -170,14 +172,14 @@ class PostgresCheck:
             "oldest_transaction_seconds": f"oldest transaction open {format_duration(oldest_tx)}",
         }
         for m, s in judged[1:]:
-            note = dsnlib.limit_note(ctx, m, s, format_duration if m.name.endswith("_seconds") else None)
+            note = limit_text(levels(m.name, m.item), s, m.value)
             if note or (m.name == "idle_in_transaction" and idle_tx):
-                text = texts.get(m.name, f"{m.key} {m.value:g}")
+                text = texts.get(m.name, f"{m.key} {format_number(m.value)}")
                 summary += f"; {text} ({note})" if note else f"; {text}"
         return Result(status, summary, measurements)
 
     # -- diagnostics at breach ---------------------------------------------------------
-    def diagnose(self, result: Result, budget: Any = None) -> dict[str, Any]:
+    def diagnose(self, result: Result) -> dict[str, Any]:
         """Sessions by state, user, client and application; the longest running
         statements; the sessions idle in a transaction. Own session excluded.
         A database error (it may be why we are here) is returned as ``{"error": ...}``."""

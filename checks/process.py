@@ -30,6 +30,7 @@ from pydantic import Field, field_validator, model_validator
 
 from checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig
+from checks.thresholds import limit_note
 from checks.units import format_bytes
 
 _ATTRS = ["pid", "name", "cmdline", "username", "memory_info", "cpu_times", "create_time",
@@ -157,11 +158,7 @@ class ProcessCheck:
             return f"only {count} {noun} matching {what} on {host} (expected at least {cfg.min})"
         if cfg.max is not None and count > cfg.max:
             return f"{count} {noun} matching {what} on {host} (expected at most {cfg.max})"
-        limit = ""
-        levels = ctx.evaluator.levels("count")
-        if levels is not None and count_status in (Status.WARNING, Status.CRITICAL):
-            value = levels.critical if count_status is Status.CRITICAL else levels.warning
-            limit = f" ({count_status.name.lower()} at {value:g})" if value is not None else ""
+        limit = limit_note(ctx.evaluator.levels("count"), count_status, count)
         usage = f" using {format_bytes(rss)} RSS" if count else ""
         if cpu is not None and count:
             usage += f" and {cpu:.0%} CPU"

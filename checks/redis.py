@@ -22,7 +22,8 @@ from pydantic import Field
 from checks import dsn as dsnlib
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig, Duration, SecretValue
-from checks.units import format_bytes
+from checks.thresholds import limit_text
+from checks.units import format_bytes, format_number, format_ratio
 
 DEFAULT_PORT = 6379
 DIAGNOSE_ROWS = 20
@@ -128,27 +129,27 @@ class RedisCheck:
         if maxmemory > 0:
             measurements.append(Measurement("memory_used_ratio", used_memory / maxmemory))
         judged = [(m, ctx.judge(m)) for m in measurements]
-        percent = dsnlib.percent
-        summary = f"Redis clients {connected}/{maxclients} ({percent(ratio)}) on {ctx.hostname}"
-        note = dsnlib.limit_note(ctx, measurements[0], judged[0][1], percent)
+        summary = (
+            f"Redis clients {connected}/{maxclients} ({format_ratio(ratio)}) on {ctx.hostname}"
+        )
+        levels = ctx.evaluator.levels
+        note = limit_text(levels("used_ratio"), judged[0][1], ratio)
         summary += f" ({note})" if note else ""
         for m, status in judged[1:]:
-            fmt = percent if m.name.endswith("_ratio") else (
-                format_bytes if m.name.endswith("_bytes") else None)
-            note = dsnlib.limit_note(ctx, m, status, fmt)
+            note = limit_text(levels(m.name, m.item), status, m.value)
             if m.name == "blocked_clients" and (blocked or note):
                 summary += f"; {blocked} blocked" + (f" ({note})" if note else "")
             elif m.name == "memory_used_ratio":
                 summary += (
                     f"; memory {format_bytes(used_memory)} of {format_bytes(maxmemory)} "
-                    f"({percent(m.value)}, {memory.get('maxmemory_policy', '?')})"
+                    f"({format_ratio(m.value)}, {memory.get('maxmemory_policy', '?')})"
                     + (f" ({note})" if note else "")
                 )
             elif note:
-                summary += f"; {m.name} {m.value:g} ({note})"
+                summary += f"; {m.name} {format_number(m.value)} ({note})"
         return Result(Status.worst(*(s for _, s in judged)), summary, tuple(measurements))
 
-    def diagnose(self, result: Result, budget: Any = None) -> dict[str, Any]:
+    def diagnose(self, result: Result) -> dict[str, Any]:
         """CLIENT LIST (own connection excluded) counted by client host, name, last
         command and db; the oldest, the most idle and the blocked clients; INFO clients.
         A Redis error (it may be why we are here) is returned as ``{"error": ...}``."""

@@ -20,7 +20,8 @@ import psutil
 
 from checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig
-from checks.units import format_bytes
+from checks.thresholds import limit_note
+from checks.units import format_bytes, format_rate
 
 
 class SwapConfig(CheckConfig):
@@ -84,25 +85,16 @@ class SwapCheck:
         statuses = {m.name: ctx.judge(m) for m in measurements}
         status = Status.worst(*statuses.values())
         traffic = (
-            f"; swapping in {format_bytes(rates[0])}/s, out {format_bytes(rates[1])}/s"
+            f"; swapping in {format_rate(rates[0])}, out {format_rate(rates[1])}"
             if rates is not None and (rates[0] > 0 or rates[1] > 0) else ""
         )
         if total <= 0:
             summary = f"No swap configured on {ctx.hostname}{traffic}"
         else:
-            limit = _limit_text(ctx.evaluator.levels("used_ratio"), statuses["used_ratio"])
+            ratio = measurements[0].value  # used_ratio, clamped as judged
+            limit = limit_note(ctx.evaluator.levels("used_ratio"), statuses["used_ratio"], ratio)
             summary = (
                 f"Swap is {used / total:.1%} used on {ctx.hostname}{limit}; "
                 f"{format_bytes(used)} of {format_bytes(total)}{traffic}"
             )
         return Result(status, summary, tuple(measurements))
-
-
-def _limit_text(levels: Any, status: Status) -> str:
-    """`` (critical at 80%)`` for a breached ratio, else empty."""
-    if levels is None or status not in (Status.WARNING, Status.CRITICAL):
-        return ""
-    limit = levels.critical if status is Status.CRITICAL else levels.warning
-    if limit is None:
-        return ""
-    return f" ({status.name.lower()} at {round(limit * 100, 4):g}%)"

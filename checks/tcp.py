@@ -20,6 +20,7 @@ from pydantic import Field
 
 from checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig
+from checks.thresholds import limit_note
 from checks.units import format_duration
 
 DEFAULT_TIMEOUT = 5.0
@@ -110,11 +111,7 @@ class TcpCheck:
             return Result(Status.CRITICAL, f"{where} {problem} on {ctx.hostname}",
                           (connect, up), diagnostics)
         summary = f"{where} accepted a connection in {format_duration(elapsed)} on {ctx.hostname}"
-        levels = ctx.evaluator.levels("connect_seconds")
-        if status in (Status.WARNING, Status.CRITICAL) and levels is not None:
-            limit = levels.critical if status is Status.CRITICAL else levels.warning
-            if limit is not None:
-                summary += f" ({status.name.lower()} at {format_duration(limit)})"
+        summary += limit_note(ctx.evaluator.levels("connect_seconds"), status, elapsed)
         return Result(status, summary, (connect, up), diagnostics)
 
     def _converse(self, sock: socket.socket, budget: float) -> tuple[bytes | None, str | None]:

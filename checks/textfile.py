@@ -36,6 +36,7 @@ from pydantic import Field
 
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig, Duration
+from checks.thresholds import limit_text
 from checks.units import format_duration
 
 MAX_FILE = 16 * 1024 * 1024
@@ -153,14 +154,15 @@ class TextfileCheck:
         summary = f"{series} is {value:g} on {ctx.hostname}"
         notes = []
         for m in measurements:
+            # The level crossed right now (not a state held by hysteresis), shown the way
+            # the headline shows the value: "value critical at below 4096".
             levels = ctx.evaluator.levels(m.name)
-            verdict = levels.status(m.value) if levels else Status.OK
-            if verdict is not Status.OK and levels is not None:
-                limit = levels.critical if verdict is Status.CRITICAL else levels.warning
-                shown = format_duration(limit or 0) if m.name == "age_seconds" else f"{limit:g}"
-                side = "below " if m.name == "value_below" else ""
-                what = "file age" if m.name == "age_seconds" else "value"
-                notes.append(f"{what} {verdict.name.lower()} at {side}{shown}")
+            crossed = levels.status(m.value) if levels else Status.OK
+            side = "below " if m.name == "value_below" else ""
+            fmt = None if m.name == "age_seconds" else (lambda v, side=side: f"{side}{v:g}")
+            note = limit_text(levels, crossed, m.value, fmt)
+            if note:
+                notes.append(f"{'file age' if m.name == 'age_seconds' else 'value'} {note}")
         if cfg.stale_after is not None and age > cfg.stale_after:
             status = Status.worst(status, Status.CRITICAL)
             notes.append(

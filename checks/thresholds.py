@@ -12,28 +12,35 @@ Effective thresholds for a measurement are layered, most specific last:
 Hysteresis: once a measurement has breached, it counts as OK again only when it
 crosses ``recover``; until then it stays at WARNING (or at its previous level when
 no warning level is set). That state lives in the :class:`Evaluator`, one per check.
+
+Summaries quote the level a measurement crossed with :func:`limit_note`, the one
+place that words it (" (critical at 95%)", " (recovers at 80%)" while hysteresis holds
+an alert), so every check says it the same way.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from checks.base import Measurement, MeasurementSpec, Status
 from checks.config import CheckConfig, Limit, ThresholdSet
+from checks.units import format_limit
 
 _LEVELS = ("warning", "critical", "recover")
 
 
 @dataclass(frozen=True, slots=True)
 class Levels:
-    """Effective thresholds for one measurement instance, in base units."""
+    """Effective thresholds for one measurement instance, in base ``unit``."""
 
     warning: float | None
     critical: float | None
     recover: float | None
     higher_is_worse: bool
+    unit: str = "count"
 
     def breached(self, value: float, limit: float | None) -> bool:
         if limit is None:
@@ -52,10 +59,44 @@ class Levels:
             return True
         return value < self.recover if self.higher_is_worse else value > self.recover
 
-    def describe(self, status: Status) -> str:
-        """"critical at 0.95" style text; callers format the number for humans."""
-        limit = self.critical if status is Status.CRITICAL else self.warning
-        return "" if limit is None else f"{status.name.lower()} at {limit:g}"
+    def limit_for(self, status: Status) -> float | None:
+        """The level ``status`` stands for (``critical`` for CRITICAL, ``warning`` for
+        WARNING); None for OK/UNKNOWN or when that level is not set."""
+        if status is Status.CRITICAL:
+            return self.critical
+        if status is Status.WARNING:
+            return self.warning
+        return None
+
+
+def limit_text(
+    levels: Levels | None, status: Status, value: float,
+    fmt: Callable[[float], str] | None = None,
+) -> str:
+    """"critical at 95%" for the level ``value`` crossed to get ``status``; "" when OK.
+
+    A measurement held at WARNING/CRITICAL by hysteresis (back past the level but not
+    yet past ``recover``) says "recovers at 80%" instead of quoting a level it no longer
+    crosses. ``fmt`` shows a number in the measurement's unit; by default
+    :func:`checks.units.format_limit` for ``levels.unit``. For callers that combine
+    several notes in one parenthesis; :func:`limit_note` is the usual form.
+    """
+    if levels is None or status not in (Status.WARNING, Status.CRITICAL):
+        return ""
+    show = fmt or (lambda v: format_limit(v, levels.unit))
+    limit = levels.limit_for(status)
+    if limit is None or not levels.breached(value, limit):
+        return f"recovers at {show(levels.recover)}" if levels.recover is not None else ""
+    return f"{status.name.lower()} at {show(limit)}"
+
+
+def limit_note(
+    levels: Levels | None, status: Status, value: float,
+    fmt: Callable[[float], str] | None = None,
+) -> str:
+    """:func:`limit_text` as a summary suffix: " (critical at 95%)", or ""."""
+    text = limit_text(levels, status, value, fmt)
+    return f" ({text})" if text else ""
 
 
 def _overlay(levels: dict[str, float | None], ts: ThresholdSet) -> None:
@@ -100,7 +141,7 @@ class Evaluator:
                 if fnmatch.fnmatchcase(item, pattern):
                     _overlay(levels, override)
                     break
-        return Levels(higher_is_worse=spec.higher_is_worse, **levels)
+        return Levels(higher_is_worse=spec.higher_is_worse, unit=spec.unit, **levels)
 
     def judge(self, measurement: Measurement) -> Status:
         levels = self.levels(measurement.name, measurement.item)
@@ -123,6 +164,7 @@ _UNIT_KINDS = {
     "ratio": {"percent", "number"},
     "seconds": {"duration", "number"},
     "bytes": {"size", "number"},
+    "bytes_per_second": {"size", "number"},
     "count": {"number"},
     "celsius": {"number"},
 }
@@ -130,6 +172,7 @@ _KIND_EXAMPLE = {
     "ratio": "a percentage such as 85% (or a ratio such as 0.85)",
     "seconds": "a duration such as 500ms, 30s or 14d",
     "bytes": "a size such as 512MiB or 2GB",
+    "bytes_per_second": "a size per second such as 1MiB (or a plain number of bytes)",
     "count": "a plain number",
     "celsius": "a plain number of degrees",
 }

@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig
+from checks.thresholds import limit_note
 from checks.tls_info import describe_expiry, load_file
 from checks.units import format_duration
 
@@ -70,9 +71,5 @@ class TlsCertCheck:
         summary = f"{label} {describe_expiry(left)} on {ctx.hostname}"
         if left <= 0:
             return Result(Status.CRITICAL, summary, (measurement,), diagnostics)
-        levels = ctx.evaluator.levels("expiry_seconds")
-        if status in (Status.WARNING, Status.CRITICAL) and levels is not None:
-            limit = levels.critical if status is Status.CRITICAL else levels.warning
-            if limit is not None:
-                summary += f" ({status.name.lower()} at {format_duration(limit)})"
+        summary += limit_note(ctx.evaluator.levels("expiry_seconds"), status, left)
         return Result(status, summary, (measurement,), diagnostics)

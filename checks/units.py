@@ -8,6 +8,7 @@ that says what a valid value looks like, because that text reaches the operator.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -89,3 +90,46 @@ def format_bytes(value: float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} PiB"
+
+
+def format_ratio(ratio: float) -> str:
+    """A measured share as a percentage for summaries: ``0.862`` -> ``"86%"``.
+
+    Whole percent from 10 % up; small ratios keep two significant digits (``"0.13%"``)
+    so 13 of 10000 Redis clients does not read as 0 %. For a configured threshold use
+    :func:`format_limit`, which shows the percentage as written (``"95.5%"``)."""
+    value = ratio * 100
+    return f"{value:.0f}%" if value >= 10 or value == 0 else f"{value:.2g}%"
+
+
+def format_number(value: float) -> str:
+    """A plain count or number for summaries: ``"3"``, ``"1.5"``, ``"4,000"``.
+
+    Thousands separators, never an exponent for the counts checks see (connections,
+    inodes, processes); twelve significant digits hide float noise (0.1 + 0.2)."""
+    return f"{value:,.12g}"
+
+
+def format_rate(bytes_per_second: float) -> str:
+    """A byte rate for summaries: ``"1.5 MiB/s"``."""
+    return f"{format_bytes(bytes_per_second)}/s"
+
+
+def _format_percent_limit(ratio: float) -> str:
+    # A limit is shown as the operator wrote it (85%, 95.5%, 0.125%), never rounded
+    # to a value on the other side of the measurement it is compared with.
+    return f"{round(ratio * 100, 4):g}%"
+
+
+_LIMIT_FORMATS: dict[str, Callable[[float], str]] = {
+    "ratio": _format_percent_limit,
+    "seconds": format_duration,
+    "bytes": format_bytes,
+    "bytes_per_second": format_rate,
+}
+
+
+def format_limit(value: float, unit: str) -> str:
+    """A threshold in base ``unit`` (a ``MeasurementSpec.unit``) for summaries:
+    ``"95%"``, ``"7d"``, ``"1.0 MiB"``, ``"1.0 MiB/s"``, ``"1,000"``."""
+    return _LIMIT_FORMATS.get(unit, format_number)(value)

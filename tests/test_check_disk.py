@@ -97,7 +97,7 @@ def test_config_contradictions_are_errors(options, message):
 
 
 def test_missing_path_is_unknown(tmp_path):
-    with pytest.raises(CheckError, match="cannot find the mount of .*/nope"):
+    with pytest.raises(CheckError, match=r"cannot find the mount of .*/nope"):
         run("disk", path=str(tmp_path / "nope"))
 
 

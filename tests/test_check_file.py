@@ -64,7 +64,8 @@ def test_min_size_is_critical(tmp_path: Path) -> None:
     path = make(tmp_path / "db.dump", 0, 60)
     result = check_file(path, min_size="1KiB")
     assert result.status is Status.CRITICAL
-    assert result.summary == f"{path} is 1m old, 0 B, on testhost (smaller than the minimum 1.0 KiB)"
+    assert result.summary == (
+        f"{path} is 1m old, 0 B, on testhost (smaller than the minimum 1.0 KiB)")
 
 
 def test_missing_file_is_critical_by_default(tmp_path: Path) -> None:

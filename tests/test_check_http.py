@@ -450,7 +450,8 @@ def test_unresolvable_host_is_critical_with_the_resolver_message() -> None:
                 except NameResolutionError as exc:
                     raise MaxRetryError(None, "/health", exc) from exc
             except MaxRetryError as exc:
-                raise requests.exceptions.ConnectionError(exc)
+                # Implicit chaining (__context__), as requests does: no "from".
+                raise requests.exceptions.ConnectionError(exc)  # noqa: B904
 
         def close(self) -> None:
             pass

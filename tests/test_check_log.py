@@ -58,7 +58,8 @@ def test_appended_matches_are_counted_exactly_and_listed(log: Path) -> None:
     quiet = check.run(ctx)
     assert quiet.measurement("matches") == 0
     assert quiet.status is Status.OK
-    assert quiet.summary == f"no new lines matching 'ERROR|FATAL' in {log} on testhost (0 lines read)"
+    assert quiet.summary == (
+        f"no new lines matching 'ERROR|FATAL' in {log} on testhost (0 lines read)")
 
 
 def test_critical_threshold_from_config(log: Path) -> None:

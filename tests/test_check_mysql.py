@@ -12,7 +12,7 @@ import pymysql
 import pytest
 
 from checks.base import Status
-from checks.dsn import percent
+from checks.units import format_limit
 from tests.conftest import free_port
 from tests.helpers import build
 
@@ -145,7 +145,7 @@ def test_extra_real_connections_breach(mysql_server: dict[str, Any], level: str,
         result = check.run(ctx)
         assert result.status is expected
         assert result.measurement("threads_connected") >= baseline + 8 - 2
-        assert f"({level} at {percent(limit)})" in result.summary
+        assert f"({level} at {format_limit(limit, 'ratio')})" in result.summary
         ids = {conn.thread_id() for conn in conns}
         diagnosis = check.diagnose(result)
         assert diagnosis["threads"] >= 8

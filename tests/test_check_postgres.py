@@ -14,7 +14,8 @@ import psycopg
 import pytest
 
 from checks.base import CheckError, Status
-from checks.dsn import endpoint, password, percent, redact
+from checks.dsn import endpoint, password, redact
+from checks.units import format_limit, format_ratio
 from tests.conftest import free_port
 from tests.helpers import build
 
@@ -86,7 +87,8 @@ def test_secondary_thresholds_are_named_in_summary(options, idle_tx, status, tai
     result = check.run(ctx)
     used = 3 + idle_tx
     assert result.status is status
-    assert result.summary == f"PostgreSQL connections {used}/97 ({percent(used / 97)}) on testhost{tail}"
+    share = format_ratio(used / 97)
+    assert result.summary == f"PostgreSQL connections {used}/97 ({share}) on testhost{tail}"
 
 
 @pytest.mark.parametrize(
@@ -187,7 +189,7 @@ def test_extra_real_sessions_breach(postgres_dsn: str, level: str, expected: Sta
         result = check.run(ctx)
         assert result.status is expected
         assert result.measurement("connections") >= baseline + 8 - 2
-        assert f"({level} at {percent(limit)})" in result.summary
+        assert f"({level} at {format_limit(limit, 'ratio')})" in result.summary
         diagnosis = check.diagnose(result)
         assert diagnosis["by_application"][app] == 8
         assert diagnosis["by_client"]["127.0.0.1"] >= 8

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from checks.base import CheckError, Status
-from checks.dsn import percent
+from checks.units import format_limit
 from tests.conftest import free_port
 from tests.helpers import build
 
@@ -158,7 +158,7 @@ def test_extra_real_clients_breach(redis_url: str, level: str, expected: Status)
         result = check.run(ctx)
         assert result.status is expected
         assert result.measurement("connected_clients") >= baseline + 8 - 2
-        assert f"({level} at {percent(limit)})" in result.summary
+        assert f"({level} at {format_limit(limit, 'ratio')})" in result.summary
         diagnosis = check.diagnose(result)
         assert diagnosis["by_name"][name] == 8
         assert diagnosis["by_host"]["127.0.0.1"] >= 8  # client port stripped

@@ -1,0 +1,118 @@
+"""The ``http`` check's configuration: URL, request, expected status and body.
+
+Kept apart from :mod:`checks.http` (which runs the request) so each file has one job.
+``expect_status`` entries are ``200``, ``"2xx"`` or ``"200-399"``; header values whose
+names look like credentials become secrets (``file:/path`` works, and the value never
+shows in JSON or logs).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+from checks.config import CheckConfig, Secret, SecretValue
+
+SECRET_HEADER = re.compile(r"auth|token|secret|key|password|cookie|session", re.IGNORECASE)
+_STATUS = re.compile(r"^\s*(?:([1-5])xx|(\d{3})(?:\s*-\s*(\d{3}))?)\s*$", re.IGNORECASE)
+
+
+def parse_status(spec: int | str) -> tuple[int, int]:
+    """Inclusive status range from ``200``, ``"2xx"`` or ``"200-399"``."""
+    match = _STATUS.match(str(spec))
+    if not match:
+        raise ValueError(f"{spec!r} is not a status; write 200, 2xx or 200-299")
+    klass, low, high = match.groups()
+    if klass:
+        return int(klass) * 100, int(klass) * 100 + 99
+    lo, hi = int(low), int(high or low)
+    if not 100 <= lo <= hi <= 599:
+        raise ValueError(f"{spec!r} is not a status range between 100 and 599")
+    return lo, hi
+
+
+def _to_headers(raw: Any) -> dict[str, str | Secret]:
+    """Header values as strings; values of credential-like names become secrets
+    (so ``file:/path`` works and the value never shows in JSON or logs)."""
+    # ValueError, not TypeError: pydantic turns only ValueError into a validation message.
+    if not isinstance(raw, dict):
+        raise ValueError("expected a mapping of header name to value")
+    out: dict[str, str | Secret] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not isinstance(value, (str, Secret)):
+            raise ValueError(f"header {name!r}: name and value must be strings")
+        is_secret = SECRET_HEADER.search(name)
+        out[name] = TypeAdapter(SecretValue).validate_python(value) if is_secret else value
+    return out
+
+
+Headers = Annotated[
+    dict[str, Any],
+    BeforeValidator(_to_headers),
+    PlainSerializer(lambda h: {k: "***" if isinstance(v, Secret) else v for k, v in h.items()}),
+]
+
+
+class HttpConfig(CheckConfig):
+    url: str
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    body: str | None = None
+    expect_status: list[int | str] = Field(default_factory=lambda: ["200-399"], min_length=1)
+    body_match: str | None = None
+    body_not_match: str | None = None
+    headers: Headers = Field(default_factory=dict)
+    ca_file: Path | None = None
+    insecure: bool = False
+    follow_redirects: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL; write it like https://host/health")
+        return value
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _statuses(cls, value: Any) -> Any:
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            parse_status(item)
+        return values
+
+    @field_validator("body_match", "body_not_match")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{value!r} is not a regular expression ({exc})") from None
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"CA file {value} does not exist")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HttpConfig:
+        if self.method == "HEAD" and (self.body_match or self.body_not_match):
+            raise ValueError("HEAD responses have no body; use GET with body_match")
+        if self.insecure and self.ca_file:
+            raise ValueError("insecure: true skips verification, so ca_file would be ignored")
+        return self
