@@ -54,6 +54,9 @@ class Agent:
         self._stopped = threading.Event()
         self.scheduler = sched.build(self.config.agent.workers)
         self.server: Any = None
+        self.outbox: Any = None
+        self.emitter: Any = None
+        self.pusher: Any = None
         self.listeners: list[Any] = []  # called with (view, transition) on hard changes
 
     # -- running checks -------------------------------------------------------------
@@ -118,6 +121,7 @@ class Agent:
     def start(self, serve: bool = True) -> None:
         for warning in self.config.warnings:
             log.warning("%s", warning)
+        self._start_delivery()
         self._schedule_all()
         self.scheduler.start()
         if serve:
@@ -137,6 +141,46 @@ class Agent:
             log.info("patrol agent %s on %s: %d checks, metrics at %s://%s:%d/metrics",
                      AGENT_VERSION, settings.hostname, len(self.runners), scheme, host, port)
 
+    # -- delivery to the collector(s) ----------------------------------------------
+
+    def _evaluator_of(self, name: str) -> Any:
+        runner = self.runners.get(name)
+        return runner.context.evaluator if runner is not None and runner.context else None
+
+    def _start_delivery(self) -> None:
+        """Outbox, emitter (a state-change listener) and pusher, when collectors are set."""
+        settings = self.config.agent
+        if not settings.collector:
+            return
+        from agent.diagnostics import redact
+        from agent.events import Emitter
+        from agent.identity import agent_id
+        from agent.outbox import Outbox
+        from agent.pusher import Pusher, Target
+
+        targets = [Target(e.url, e.token.reveal() if e.token else None, e.ca_file)
+                   for e in settings.collector]
+        self.outbox = Outbox(settings.state_dir, [t.name for t in targets],
+                             cap=settings.outbox_cap)
+        self.emitter = Emitter(self.outbox, settings.hostname, settings.labels,
+                               agent_id(settings.state_dir), evaluators=self._evaluator_of,
+                               redact=lambda data: redact(data, self.config.secrets()))
+        interval = settings.heartbeat_interval
+        self.pusher = Pusher(self.outbox, targets, heartbeat_interval=interval,
+                             heartbeat=lambda: self.emitter.heartbeat(self.table.snapshot(),
+                                                                      interval))
+        self.listeners.append(self.emitter)
+        self.pusher.start()
+        log.info("delivering events to %s", ", ".join(t.name for t in targets))
+
+    def _stop_delivery(self) -> None:
+        if self.pusher is None:
+            return
+        self.listeners.remove(self.emitter)
+        self.pusher.stop()  # flushes for up to 2 s
+        self.outbox.close()
+        self.outbox = self.emitter = self.pusher = None
+
     def reload(self) -> bool:
         """Re-read the config file. Returns False (and keeps the old config) on problems."""
         try:
@@ -147,8 +191,13 @@ class Agent:
         with self._lock:
             if new.agent.listen != self.config.agent.listen:
                 log.warning("agent.listen changed; it takes effect on restart, not reload")
+            old = self.config.agent
             self.config = new
             self.runners = runners_for(new)
+            delivery = ("collector", "hostname", "labels", "state_dir", "heartbeat_interval")
+            if any(getattr(old, k) != getattr(new.agent, k) for k in delivery):
+                self._stop_delivery()
+                self._start_delivery()
             self.table.replace_checks(infos_for(new))
             self.scheduler.remove_all_jobs()
             self._schedule_all()
@@ -166,6 +215,7 @@ class Agent:
             return
         self._stopped.set()
         self.scheduler.shutdown(wait=False)
+        self._stop_delivery()
         if self.server is not None:
             self.server.stop()
         log.info("patrol agent stopped")

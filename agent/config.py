@@ -10,6 +10,7 @@ it breaks only itself.
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,42 @@ class DiagnosticsSettings(BaseModel):
     size_budget: Size = 64 * 1024
 
 
+class CollectorEndpoint(BaseModel):
+    """One collector the agent delivers events and heartbeats to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    token: SecretValue | None = None
+    ca_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        value = value.strip()
+        if not re.fullmatch(r"https?://[^/\s?#]+/?", value):
+            raise ValueError(f"{value!r} is not a collector base URL; write it like "
+                             "https://collector.example:9732 (no path)")
+        return value.rstrip("/")
+
+    @field_validator("token")
+    @classmethod
+    def _empty_token_is_none(cls, value: Secret | None) -> Secret | None:
+        return value if value is None or value.reveal() else None
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} does not exist; give the path of a PEM CA bundle")
+        return value
+
+
+def _endpoint_list(value: object) -> object:
+    """``collector:`` may be one endpoint mapping or a list of them."""
+    return [value] if isinstance(value, dict) else value
+
+
 class AgentSettings(BaseModel):
     """The ``agent:`` block."""
 
@@ -67,6 +104,22 @@ class AgentSettings(BaseModel):
     workers: int = Field(default=8, ge=1, le=64)
     jitter: Duration | None = None
     diagnostics: DiagnosticsSettings = DiagnosticsSettings()
+    collector: list[CollectorEndpoint] = Field(default_factory=list)
+    heartbeat_interval: Duration = Field(default=30.0, le=86400)
+    outbox_cap: int = Field(default=100_000, ge=100)
+
+    @field_validator("collector", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return _endpoint_list(value)
+
+    @field_validator("collector")
+    @classmethod
+    def _unique_urls(cls, value: list[CollectorEndpoint]) -> list[CollectorEndpoint]:
+        urls = [e.url for e in value]
+        if len(set(urls)) != len(urls):
+            raise ValueError("the same collector url is listed twice; list each once")
+        return value
 
     @field_validator("listen")
     @classmethod
@@ -137,6 +190,7 @@ class AgentConfig:
                 elif isinstance(value, dict):
                     found.update(v.reveal() for v in value.values()
                                  if isinstance(v, Secret) and v.reveal())
+        found.update(e.token.reveal() for e in self.agent.collector if e.token)
         return found
 
 

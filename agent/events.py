@@ -1,0 +1,198 @@
+"""Agent state -> wire payloads (:mod:`collector.wire`), and into the outbox.
+
+:func:`build_event` and :func:`build_heartbeat` are pure: the caller passes the
+clock, the sequence and the identity, so tests assert exact payloads.
+:class:`Emitter` is the glue the agent registers as a state-change listener.
+
+Sequence numbers: every event takes the next number of the per-agent counter kept
+in the outbox (1, 2, ...; contiguous unless the outbox was reset). A heartbeat does
+*not* take one: it carries the latest number handed out when it was built, meaning
+"this state includes every event up to N". So events have no gaps a collector could
+mistake for loss, and a collector that has not yet seen event N knows it is in
+flight rather than missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.outbox import Outbox
+from agent.state import CheckView, Transition
+from agent.version import AGENT_VERSION
+from checks.base import Status
+from checks.thresholds import Evaluator
+from collector.wire import (
+    MAX_SUMMARY,
+    SEVERITY_OF_STATUS,
+    AgentRef,
+    CheckSnapshot,
+    Event,
+    Heartbeat,
+    MeasurementValue,
+    dedup_key,
+)
+
+log = logging.getLogger("patrol.events")
+
+
+def _utc(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def _summary(view: CheckView, hostname: str) -> str:
+    text = view.result.summary.strip() if view.result else ""
+    if not text:
+        text = f"{view.info.name} is {view.status.name} on {hostname}"
+    return text if len(text) <= MAX_SUMMARY else text[: MAX_SUMMARY - 1] + "…"
+
+
+def thresholds_of(view: CheckView, evaluator: Evaluator | None) -> dict[str, Any]:
+    """Effective levels of each measurement in the latest result, keyed like
+    ``used_ratio`` or ``used_ratio[/var]``; measurements without levels are left out."""
+    if evaluator is None or view.result is None:
+        return {}
+    out: dict[str, Any] = {}
+    for m in view.result.measurements:
+        levels = evaluator.levels(m.name, m.item)
+        if levels is None or (levels.warning is None and levels.critical is None):
+            continue
+        out[m.key] = {"warning": levels.warning, "critical": levels.critical,
+                      "recover": levels.recover, "higher_is_worse": levels.higher_is_worse,
+                      "unit": levels.unit}
+    return out
+
+
+def build_event(
+    view: CheckView,
+    transition: Transition,
+    hostname: str,
+    agent_labels: Mapping[str, str],
+    agent_id: str,
+    sequence: int,
+    *,
+    version: str = AGENT_VERSION,
+    now: datetime | None = None,
+    evaluator: Evaluator | None = None,
+    extra_diagnostics: Mapping[str, Any] | None = None,
+) -> Event:
+    """The wire event for a hard transition of ``view``'s check.
+
+    ``trigger`` while the new hard status is not OK (first breach, escalation and
+    de-escalation alike: the collector re-grades the open incident), ``resolve`` on
+    OK. Check labels win over agent labels. ``diagnostics`` are the at-breach capture
+    (already redacted by the agent) plus ``extra_diagnostics``; ``thresholds`` are
+    filled when the check's ``evaluator`` is given.
+    """
+    new = transition.new
+    measurements = view.result.measurements if view.result else ()
+    return Event(
+        event_id=uuid.uuid4().hex,
+        dedup_key=dedup_key(hostname, view.info.name),
+        action="resolve" if new is Status.OK else "trigger",
+        severity=SEVERITY_OF_STATUS[new.name],
+        status=new.name,
+        previous_status=transition.old.name,
+        summary=_summary(view, hostname),
+        source=hostname,
+        check=view.info.name,
+        type=view.info.type,
+        labels={**agent_labels, **view.info.labels},
+        runbook=view.info.runbook,
+        # NaN and infinities are not JSON; a measurement that has no number is left out.
+        measurements=[MeasurementValue(name=m.name, value=m.value, item=m.item)
+                      for m in measurements if math.isfinite(m.value)],
+        thresholds=thresholds_of(view, evaluator),
+        diagnostics={**view.diagnostics, **(extra_diagnostics or {})},
+        observed_at=now or datetime.now(UTC),
+        agent=AgentRef(id=agent_id, version=version),
+        sequence=sequence,
+    )
+
+
+def build_heartbeat(
+    views: Iterable[CheckView],
+    hostname: str,
+    agent_labels: Mapping[str, str],
+    agent_id: str,
+    sequence: int,
+    interval_seconds: float,
+    *,
+    version: str = AGENT_VERSION,
+    now: datetime | None = None,
+) -> Heartbeat:
+    """The full current state: every configured check's hard status, summary and
+    since-when. A check that has not run yet is reported OK with "not run yet"."""
+    checks = [
+        CheckSnapshot(
+            check=v.info.name, type=v.info.type, status=v.status.name,
+            summary=_summary(v, hostname) if v.result else "not run yet",
+            since=_utc(v.since), last_run=_utc(v.last_run),
+            labels={**agent_labels, **v.info.labels}, interval_seconds=v.info.interval,
+        )
+        for v in views
+    ]
+    return Heartbeat(
+        source=hostname, agent=AgentRef(id=agent_id, version=version), sequence=sequence,
+        sent_at=now or datetime.now(UTC), interval_seconds=interval_seconds,
+        labels=dict(agent_labels), checks=checks,
+    )
+
+
+class Emitter:
+    """Puts events and heartbeats into the outbox; the agent's listener.
+
+    ``evaluators`` maps a check name to its threshold evaluator (for the event's
+    ``thresholds``); ``redact`` cleans the check's own result diagnostics, which
+    go into the event under ``result`` (the capture is redacted already).
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        hostname: str,
+        agent_labels: Mapping[str, str],
+        agent_id: str,
+        *,
+        version: str = AGENT_VERSION,
+        evaluators: Callable[[str], Evaluator | None] | None = None,
+        redact: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.hostname = hostname
+        self.agent_labels = dict(agent_labels)
+        self.agent_id = agent_id
+        self.version = version
+        self._evaluators = evaluators
+        self._redact = redact
+
+    def __call__(self, view: CheckView | None, transition: Transition) -> Event | None:
+        """The ``Agent.listeners`` signature: queue the event for this transition."""
+        return None if view is None else self.event(view, transition)
+
+    def event(self, view: CheckView, transition: Transition) -> Event:
+        evaluator = self._evaluators(view.info.name) if self._evaluators else None
+        extra: dict[str, Any] = {}
+        if view.result is not None and view.result.diagnostics:
+            own = view.result.diagnostics
+            extra["result"] = self._redact(own) if self._redact else own
+        event = build_event(
+            view, transition, self.hostname, self.agent_labels, self.agent_id,
+            self.outbox.next_sequence(), version=self.version, evaluator=evaluator,
+            extra_diagnostics=extra,
+        )
+        self.outbox.put("event", event.model_dump(mode="json"), key=event.event_id)
+        log.debug("queued %s %s for %s (sequence %d)", event.action, event.status,
+                  event.check, event.sequence)
+        return event
+
+    def heartbeat(self, views: Iterable[CheckView], interval_seconds: float) -> Heartbeat:
+        beat = build_heartbeat(views, self.hostname, self.agent_labels, self.agent_id,
+                               self.outbox.last_sequence(), interval_seconds,
+                               version=self.version)
+        self.outbox.put("heartbeat", beat.model_dump(mode="json"), key=self.hostname)
+        return beat

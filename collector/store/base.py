@@ -1,0 +1,177 @@
+"""The ticket store's contract: what the engine and the API may rely on, whatever the backend.
+
+Errors, mapped at the boundary from sqlite3/psycopg (the driver's exception is the
+``__cause__``)::
+
+    StoreError                  anything the database refused or could not do
+    ├── ConstraintViolation     a write broke a uniqueness or reference rule
+    │   └── DuplicateTicket     a second active ticket for one dedup_key (or group key)
+    └── ConcurrentUpdate        the ticket changed since it was read (stale ``version``),
+                                or PostgreSQL aborted the unit of work to break a
+                                deadlock; retrying the whole unit of work is safe
+
+Units of work: ``with store.transaction() as tx:`` is ONE database transaction,
+committed when the block ends and rolled back when it raises. Work on one dedup_key
+is serialised: SQLite has one writer at a time (``BEGIN IMMEDIATE``); PostgreSQL takes
+a transaction-level advisory lock on the key in :meth:`Transaction.lock_key` (called by
+``active_ticket``, ``latest_ticket`` and ``open_group``) plus ``SELECT ... FOR UPDATE``
+on the ticket rows it returns, so two collectors can never both open a ticket for the
+same key nor lose each other's updates. A transaction holds its connection: inside it,
+read through ``tx``, not through the store.
+
+Group (parent) tickets have ``is_group=True`` and ``dedup_key`` = the group key. At most
+one non-closed ticket exists per (dedup_key, is_group); ``active_ticket(key)`` never
+returns a group ticket, ``open_group(key)`` only returns one.
+
+Times are epoch float seconds (UTC).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from collector.model import Ticket, TimelineEntry
+
+
+class StoreError(Exception):
+    """The database refused or failed an operation; the message says which."""
+
+
+class ConstraintViolation(StoreError):
+    """A write broke a uniqueness or reference rule (e.g. a timeline for no ticket)."""
+
+
+class DuplicateTicket(ConstraintViolation):
+    """A second non-closed ticket for a dedup_key that already has one."""
+
+
+class ConcurrentUpdate(StoreError):
+    """The ticket changed since it was read; re-read it and redo the unit of work."""
+
+
+class TicketReads(Protocol):
+    """Reads offered both by the store (each its own short read) and by a transaction."""
+
+    def get_ticket(self, number: str) -> Ticket | None:
+        """By number (``TS20231027001``); locked FOR UPDATE inside a PostgreSQL tx."""
+
+    def get_ticket_by_id(self, ticket_id: int) -> Ticket | None:
+        """By id; locked FOR UPDATE inside a PostgreSQL transaction."""
+
+    def list_tickets(self, status: list[str] | None = None,
+                     priority: list[str] | None = None, host: str | None = None,
+                     check: str | None = None, limit: int = 100,
+                     offset: int = 0) -> list[Ticket]:
+        """Filtered (None = any). Order: open ones (new, in_progress, pending) first,
+        most urgent priority first, then earliest respond_by; then the rest, newest first."""
+
+    def timeline(self, ticket_id: int) -> list[TimelineEntry]:
+        """The ticket's entries by ``at``, ties in insertion order."""
+
+    def hosts(self) -> list[dict[str, Any]]:
+        """Per host, by name: host, agent_id, version, labels (dict), last_heartbeat,
+        interval (seconds), reachable (bool)."""
+
+    def host(self, host: str) -> dict[str, Any] | None:
+        """One row of :meth:`hosts`, or None for a host never heard from."""
+
+    def check_states(self, host: str | None = None) -> list[dict[str, Any]]:
+        """The check grid by host then check: host, check, type, status, summary,
+        since, last_run."""
+
+    def past_tickets(self, host: str | None, check: str, limit: int = 5) -> list[Ticket]:
+        """Resolved or closed non-group tickets of ``check`` (on ``host`` unless None),
+        newest first: the "past occurrences" of a ticket body."""
+
+    def children(self, parent_id: int) -> list[Ticket]:
+        """Tickets whose ``parent_id`` is this group ticket, oldest first."""
+
+    def open_tickets(self) -> list[Ticket]:
+        """Every ticket not closed (resolved included: its close timer still runs),
+        oldest first. For the watchdogs."""
+
+    def count_open(self) -> int:
+        """How many tickets :meth:`open_tickets` would return."""
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """``{"status": {status: count}, "priority": {priority: count of open tickets}}``
+        where open means new, in_progress or pending."""
+
+    def maintenance_windows(self) -> list[dict[str, Any]]:
+        """Every stored window spec as given to ``add_maintenance``, plus its ``id``."""
+
+
+class Transaction(TicketReads, Protocol):
+    """One unit of work; see the module docstring for isolation and locking."""
+
+    def lock_key(self, dedup_key: str) -> None:
+        """Serialise this unit of work with every other one on the same key until it
+        ends. Idempotent; a no-op on SQLite, where writers are serialised anyway."""
+
+    def record_event(self, event_id: str, dedup_key: str, received_at: float,
+                     payload: dict[str, Any]) -> bool:
+        """Remember an event; False if ``event_id`` was recorded before (a retried POST)."""
+
+    def active_ticket(self, dedup_key: str) -> Ticket | None:
+        """The non-closed, non-group ticket for the key (locks the key and the row)."""
+
+    def latest_ticket(self, dedup_key: str, *, group: bool = False) -> Ticket | None:
+        """The most recently opened ticket for the key, closed ones included."""
+
+    def open_group(self, group_key: str) -> Ticket | None:
+        """The non-closed group ticket whose dedup_key is ``group_key``."""
+
+    def create_ticket(self, ticket: Ticket) -> Ticket:
+        """Insert ``ticket``, setting its ``id``, ``number`` and ``version`` (1) in place,
+        and return it. The number is ``TS`` + UTC date of ``opened_at`` + a daily serial
+        of at least 3 digits. Raises DuplicateTicket (leaving the transaction usable and
+        no serial consumed) if the key already has an active ticket of that kind."""
+
+    def update_ticket(self, ticket: Ticket) -> Ticket:
+        """Write every field of ``ticket`` if its ``version`` is still the stored one,
+        bump ``ticket.version`` in place and return it; else raise ConcurrentUpdate.
+        ``id`` and ``number`` never change."""
+
+    def add_timeline(self, ticket_id: int, entry: TimelineEntry) -> TimelineEntry:
+        """Append; sets ``entry.id`` and ``entry.ticket_id`` in place and returns it."""
+
+    def upsert_host(self, host: str, agent_id: str, version: str, labels: dict[str, str],
+                    heartbeat_at: float, interval: float) -> None:
+        """Record a heartbeat. A new host starts reachable; an existing host's
+        ``reachable`` is left alone (the engine decides when it came back)."""
+
+    def set_check_states(self, host: str, states: list[dict[str, Any]]) -> None:
+        """Replace the host's grid rows; each state has the keys check, type, status,
+        summary, since, last_run (since/last_run may be None)."""
+
+    def set_host_reachable(self, host: str, reachable: bool) -> None:
+        """Mark a known host (un)reachable; unknown hosts are ignored."""
+
+    def add_maintenance(self, window: dict[str, Any]) -> int:
+        """Store a window spec (JSON-serialisable; an ``id`` key is dropped); its id."""
+
+    def delete_maintenance(self, window_id: int) -> bool:
+        """Remove a window; False if there was none with that id."""
+
+    def prune_events(self, before: float) -> int:
+        """Forget events received before ``before``; how many were removed."""
+
+
+class TicketStore(TicketReads, Protocol):
+    """A ticket database. Thread-safe: share one instance between threads."""
+
+    backend: str  # "sqlite" or "postgresql"
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A unit of work; nesting one in the same thread raises StoreError."""
+
+    def migrate(self) -> list[int]:
+        """Apply pending numbered migrations; the versions applied (usually [])."""
+
+    def schema_version(self) -> int:
+        """The highest migration applied."""
+
+    def close(self) -> None:
+        """Close every connection; the store is unusable afterwards."""
+

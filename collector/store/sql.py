@@ -1,0 +1,244 @@
+"""The store's queries, written once in the SQL both SQLite and PostgreSQL accept.
+
+Backends subclass :class:`SqlReads` (the store's own reads) and :class:`SqlTransaction`
+and supply the driver glue: ``_rows``/``_run`` (``?`` placeholders; the PostgreSQL backend
+rewrites them; driver errors mapped to :mod:`collector.store.base` errors), JSON
+``_dump``/``_load``, ``_savepoint`` and ``lock_key``. ``_lock`` is appended to
+single-ticket reads: " FOR UPDATE" inside a PostgreSQL transaction, "" elsewhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from collector.model import Ticket, TicketStatus, TimelineEntry
+from collector.store import codec
+from collector.store.base import ConcurrentUpdate, ConstraintViolation, DuplicateTicket, StoreError
+
+_OPEN = tuple(s.value for s in TicketStatus if s.is_open)
+_OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in _OPEN) + ")"
+_TICKET_COLUMNS = ", ".join(codec.column(f) for f in codec.TICKET_FIELDS)
+_SELECT = f"SELECT id, version, {_TICKET_COLUMNS} FROM tickets"
+_INSERT = (f"INSERT INTO tickets ({_TICKET_COLUMNS}, version) VALUES "
+           f"({', '.join('?' for _ in codec.TICKET_FIELDS)}, 1) RETURNING id")
+_UPDATE = ("UPDATE tickets SET "
+           + ", ".join(f"{codec.column(f)} = ?" for f in codec.UPDATE_FIELDS)
+           + ", version = version + 1 WHERE id = ? AND version = ?")
+_NEXT_SERIAL = ("INSERT INTO ticket_serials (day, last_serial) VALUES (?, 1) "
+                "ON CONFLICT (day) DO UPDATE SET last_serial = ticket_serials.last_serial + 1 "
+                "RETURNING last_serial")
+
+
+class SqlReads:
+    _lock = ""
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
+        raise NotImplementedError
+
+    def _dump(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def _load(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def _tickets(self, where: str, params: Sequence[Any] = (), tail: str = "") -> list[Ticket]:
+        rows = self._rows(f"{_SELECT} WHERE {where} {tail}", params)
+        return [codec.ticket_from_row(row, self._load) for row in rows]
+
+    def _one(self, where: str, params: Sequence[Any], order: str = "") -> Ticket | None:
+        found = self._tickets(where, params, f"{order} LIMIT 1{self._lock}")
+        return found[0] if found else None
+
+    def get_ticket(self, number: str) -> Ticket | None:
+        return self._one("number = ?", (number,))
+
+    def get_ticket_by_id(self, ticket_id: int) -> Ticket | None:
+        return self._one("id = ?", (ticket_id,))
+
+    def list_tickets(self, status: list[str] | None = None,
+                     priority: list[str] | None = None, host: str | None = None,
+                     check: str | None = None, limit: int = 100,
+                     offset: int = 0) -> list[Ticket]:
+        where, params = ["1 = 1"], []
+        for name, values in (("status", status), ("priority", priority)):
+            if values is not None:
+                where.append(f"{name} IN ({', '.join('?' for _ in values)})" if values
+                             else "1 = 0")
+                params.extend(str(v) for v in values)
+        for name, value in (("host", host), ("check_name", check)):
+            if value is not None:
+                where.append(f"{name} = ?")
+                params.append(value)
+        is_open = f"status IN {_OPEN_SQL}"
+        order = (f"ORDER BY CASE WHEN {is_open} THEN 0 ELSE 1 END,"
+                 f" CASE WHEN {is_open} THEN priority END,"
+                 f" CASE WHEN {is_open} THEN respond_by END, opened_at DESC, id DESC")
+        return self._tickets(" AND ".join(where), [*params, limit, offset],
+                             f"{order} LIMIT ? OFFSET ?")
+
+    def timeline(self, ticket_id: int) -> list[TimelineEntry]:
+        rows = self._rows("SELECT id, ticket_id, at, kind, text, author, data FROM timeline"
+                          " WHERE ticket_id = ? ORDER BY at, id", (ticket_id,))
+        return [codec.entry_from_row(row, self._load) for row in rows]
+
+    def hosts(self) -> list[dict[str, Any]]:
+        return [codec.host_from_row(row, self._load)
+                for row in self._rows("SELECT * FROM hosts ORDER BY host")]
+
+    def host(self, host: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM hosts WHERE host = ?", (host,))
+        return codec.host_from_row(rows[0], self._load) if rows else None
+
+    def check_states(self, host: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE host = ?", (host,)) if host is not None else ("", ())
+        rows = self._rows(f"SELECT * FROM check_states {where} ORDER BY host, check_name",
+                          params)
+        return [codec.check_state_from_row(row) for row in rows]
+
+    def past_tickets(self, host: str | None, check: str, limit: int = 5) -> list[Ticket]:
+        where = "check_name = ? AND status IN ('resolved', 'closed') AND is_group = ?"
+        params: list[Any] = [check, False]
+        if host is not None:
+            where += " AND host = ?"
+            params.append(host)
+        return self._tickets(where, [*params, limit], "ORDER BY opened_at DESC, id DESC LIMIT ?")
+
+    def children(self, parent_id: int) -> list[Ticket]:
+        return self._tickets("parent_id = ?", (parent_id,), "ORDER BY opened_at, id")
+
+    def open_tickets(self) -> list[Ticket]:
+        return self._tickets("status <> 'closed'", (), "ORDER BY opened_at, id")
+
+    def count_open(self) -> int:
+        return self._rows("SELECT COUNT(*) AS n FROM tickets WHERE status <> 'closed'")[0]["n"]
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        by_status = self._rows("SELECT status, COUNT(*) AS n FROM tickets GROUP BY status")
+        by_priority = self._rows("SELECT priority, COUNT(*) AS n FROM tickets"
+                                 f" WHERE status IN {_OPEN_SQL} GROUP BY priority")
+        return {"status": {r["status"]: r["n"] for r in by_status},
+                "priority": {r["priority"]: r["n"] for r in by_priority}}
+
+    def maintenance_windows(self) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT id, spec FROM maintenance ORDER BY id")
+        return [{**self._load(row["spec"]), "id": row["id"]} for row in rows]
+
+
+class SqlTransaction(SqlReads):
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Execute a write; the number of rows it changed."""
+        raise NotImplementedError
+
+    def _savepoint(self) -> AbstractContextManager[None]:
+        """Undo just the block's writes if it raises, keeping the transaction usable."""
+        raise NotImplementedError
+
+    def lock_key(self, dedup_key: str) -> None:
+        raise NotImplementedError
+
+    def record_event(self, event_id: str, dedup_key: str, received_at: float,
+                     payload: dict[str, Any]) -> bool:
+        return self._run(
+            "INSERT INTO events (event_id, dedup_key, received_at, payload)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+            (event_id, dedup_key, received_at, self._dump(payload))) == 1
+
+    def _active(self, key: str, group: bool) -> Ticket | None:
+        self.lock_key(key)
+        return self._one("dedup_key = ? AND is_group = ? AND status <> 'closed'", (key, group))
+
+    def active_ticket(self, dedup_key: str) -> Ticket | None:
+        return self._active(dedup_key, False)
+
+    def open_group(self, group_key: str) -> Ticket | None:
+        return self._active(group_key, True)
+
+    def latest_ticket(self, dedup_key: str, *, group: bool = False) -> Ticket | None:
+        self.lock_key(dedup_key)
+        return self._one("dedup_key = ? AND is_group = ?", (dedup_key, group),
+                         "ORDER BY opened_at DESC, id DESC")
+
+    def _has_active(self, ticket: Ticket) -> bool:
+        return bool(self._rows("SELECT id FROM tickets WHERE dedup_key = ? AND is_group = ?"
+                               " AND status <> 'closed'", (ticket.dedup_key, ticket.is_group)))
+
+    def create_ticket(self, ticket: Ticket) -> Ticket:
+        kind = "group ticket" if ticket.is_group else "ticket"
+        duplicate = f"{ticket.dedup_key!r} already has an active {kind}"
+        day = time.strftime("%Y%m%d", time.gmtime(ticket.opened_at))
+        try:
+            with self._savepoint():
+                if self._has_active(ticket):
+                    raise DuplicateTicket(duplicate)
+                serial = self._rows(_NEXT_SERIAL, (day,))[0]["last_serial"]
+                ticket.number = f"TS{day}{serial:03d}"
+                values = codec.ticket_values(ticket, codec.TICKET_FIELDS, self._dump)
+                ticket.id = self._rows(_INSERT, values)[0]["id"]
+        except DuplicateTicket:
+            ticket.number, ticket.id = "", None
+            raise
+        except ConstraintViolation as exc:
+            ticket.number, ticket.id = "", None
+            # A race the pre-check could not see (a key not locked by lock_key), or
+            # another rule (a parent_id that does not exist): tell them apart.
+            if self._has_active(ticket):
+                raise DuplicateTicket(f"{duplicate} ({exc})") from exc
+            raise
+        ticket.version = 1
+        return ticket
+
+    def update_ticket(self, ticket: Ticket) -> Ticket:
+        if ticket.id is None:
+            raise StoreError(f"ticket {ticket.dedup_key!r} was never created; cannot update")
+        values = codec.ticket_values(ticket, codec.UPDATE_FIELDS, self._dump)
+        if self._run(_UPDATE, [*values, ticket.id, ticket.version]) != 1:
+            raise ConcurrentUpdate(
+                f"ticket {ticket.number or ticket.id} changed since it was read"
+                f" (version {ticket.version} is stale, or the ticket is gone)")
+        ticket.version += 1
+        return ticket
+
+    def add_timeline(self, ticket_id: int, entry: TimelineEntry) -> TimelineEntry:
+        rows = self._rows(
+            "INSERT INTO timeline (ticket_id, at, kind, text, author, data)"
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (ticket_id, entry.at, entry.kind, entry.text, entry.author, self._dump(entry.data)))
+        entry.id, entry.ticket_id = rows[0]["id"], ticket_id
+        return entry
+
+    def upsert_host(self, host: str, agent_id: str, version: str, labels: dict[str, str],
+                    heartbeat_at: float, interval: float) -> None:
+        self._run(
+            "INSERT INTO hosts (host, agent_id, version, labels, last_heartbeat,"
+            " interval_seconds, reachable) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (host) DO UPDATE SET agent_id = excluded.agent_id,"
+            " version = excluded.version, labels = excluded.labels,"
+            " last_heartbeat = excluded.last_heartbeat,"
+            " interval_seconds = excluded.interval_seconds",
+            (host, agent_id, version, self._dump(labels), heartbeat_at, interval, True))
+
+    def set_check_states(self, host: str, states: list[dict[str, Any]]) -> None:
+        self._run("DELETE FROM check_states WHERE host = ?", (host,))
+        for s in states:
+            self._run(
+                "INSERT INTO check_states (host, check_name, check_type, status, summary,"
+                " since, last_run) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (host, s["check"], s["type"], s["status"], s["summary"], s["since"],
+                 s["last_run"]))
+
+    def set_host_reachable(self, host: str, reachable: bool) -> None:
+        self._run("UPDATE hosts SET reachable = ? WHERE host = ?", (reachable, host))
+
+    def add_maintenance(self, window: dict[str, Any]) -> int:
+        spec = {k: v for k, v in window.items() if k != "id"}
+        return self._rows("INSERT INTO maintenance (spec) VALUES (?) RETURNING id",
+                          (self._dump(spec),))[0]["id"]
+
+    def delete_maintenance(self, window_id: int) -> bool:
+        return self._run("DELETE FROM maintenance WHERE id = ?", (window_id,)) == 1
+
+    def prune_events(self, before: float) -> int:
+        return self._run("DELETE FROM events WHERE received_at < ?", (before,))

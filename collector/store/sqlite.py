@@ -1,0 +1,176 @@
+"""The embedded default store: one SQLite file in WAL mode.
+
+Decisions:
+
+- One connection per thread (``threading.local``), so no connection is ever used by two
+  threads at once; a connection dies with its thread. ``check_same_thread=False`` only
+  so that :meth:`SqliteStore.close` may close them all from one thread.
+- Writers are serialised twice: by a process-local lock, so threads queue fairly instead
+  of polling SQLite's busy handler (a hundred contending writers would otherwise
+  exhaust ``busy_timeout``), and by ``BEGIN IMMEDIATE``, which takes the file's write
+  lock up front so another process (``patrol tickets`` on the same file) waits up to
+  ``busy_timeout`` (5 s) instead of failing half way through a unit of work.
+- WAL lets readers proceed while one unit of work writes; ``synchronous=NORMAL`` in WAL
+  mode is durable across a process crash and loses at most the last commits on a power
+  cut, which the agents' outboxes re-deliver (events are idempotent).
+- The file is created 0600 (it holds diagnostics); SQLite gives the -wal and -shm
+  files the same permissions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from collector.store import migrations
+from collector.store.base import ConstraintViolation, StoreError
+from collector.store.sql import SqlReads, SqlTransaction
+
+BUSY_TIMEOUT_MS = 5000
+
+
+class _Connection(sqlite3.Connection):
+    """A subclass only because sqlite3.Connection itself cannot be weakly referenced."""
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _fail(exc: sqlite3.Error, path: str) -> StoreError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return ConstraintViolation(f"SQLite {path}: {exc}")
+    return StoreError(f"SQLite {path}: {exc}")
+
+
+class SqliteTransaction(SqlTransaction):
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn = conn
+        self._path = path
+        self.done = False
+
+    def _cursor(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
+        if self.done:
+            raise StoreError("this transaction has ended; open a new one")
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise _fail(exc, self._path) from exc
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
+        cursor = self._cursor(sql, params)
+        try:
+            return cursor.fetchall()
+        except sqlite3.Error as exc:  # RETURNING runs its write while rows are fetched
+            raise _fail(exc, self._path) from exc
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._cursor(sql, params).rowcount
+
+    _dump = staticmethod(_dump)
+    _load = staticmethod(json.loads)
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        self._run("SAVEPOINT create_ticket")
+        try:
+            yield
+        except BaseException:
+            self._run("ROLLBACK TO create_ticket")
+            self._run("RELEASE create_ticket")
+            raise
+        self._run("RELEASE create_ticket")
+
+    def lock_key(self, dedup_key: str) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already made this the only writer."""
+
+
+class SqliteStore(SqlReads):
+    backend = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._registry_lock = threading.Lock()
+        self._closed = False
+        if not os.path.exists(self.path):
+            os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self._rows("PRAGMA journal_mode=WAL")  # persistent, and opening fails here, not later
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.path!r})"
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise StoreError(f"the store {self.path} is closed")
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000, factory=_Connection)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        with self._registry_lock:
+            self._connections.add(conn)
+        self._local.conn = conn
+        return conn
+
+    def _tx(self, conn: sqlite3.Connection) -> SqliteTransaction:
+        return SqliteTransaction(conn, self.path)
+
+    # Reads outside a transaction: autocommit, each statement its own WAL snapshot.
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
+        return self._tx(self._connection())._rows(sql, params)
+
+    _dump = staticmethod(_dump)
+    _load = staticmethod(json.loads)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteTransaction]:
+        if getattr(self._local, "in_tx", False):
+            raise StoreError("a transaction is already open in this thread; pass its tx along")
+        conn = self._connection()
+        with self._write_lock:
+            self._local.in_tx = True
+            tx = self._tx(conn)
+            try:
+                tx._run("BEGIN IMMEDIATE")
+                try:
+                    yield tx
+                    tx._run("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        with suppress(sqlite3.Error):  # keep the original error
+                            conn.execute("ROLLBACK")
+                    raise
+            finally:
+                tx.done = True
+                self._local.in_tx = False
+
+    def migrate(self) -> list[int]:
+        with self.transaction() as tx:
+            return migrations.apply(tx._rows, tx._run, "sqlite")
+
+    def schema_version(self) -> int:
+        return migrations.current(self._rows)
+
+    def close(self) -> None:
+        self._closed = True
+        with self._registry_lock:
+            for conn in list(self._connections):
+                conn.close()
+        self._local = threading.local()
