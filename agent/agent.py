@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,13 @@ def infos_for(config: AgentConfig) -> list[CheckInfo]:
 class Agent:
     """Holds the live config and everything built from it."""
 
-    def __init__(self, config_path: str | Path, config: AgentConfig | None = None) -> None:
+    def __init__(self, config_path: str | Path, config: AgentConfig | None = None,
+                 adjust: Callable[[AgentConfig], AgentConfig] | None = None) -> None:
         self.config_path = Path(config_path)
-        self.config = config or load_config(self.config_path)
+        # ``adjust`` rewrites every loaded config, reloads included (``patrol up`` uses
+        # it to point the agent at its own collector).
+        self.adjust = adjust or (lambda config: config)
+        self.config = self.adjust(config or load_config(self.config_path))
         self.table = StateTable(infos_for(self.config))
         self.runners = runners_for(self.config)
         self.started_at = time.time()
@@ -184,7 +189,7 @@ class Agent:
     def reload(self) -> bool:
         """Re-read the config file. Returns False (and keeps the old config) on problems."""
         try:
-            new = load_config(self.config_path)
+            new = self.adjust(load_config(self.config_path))
         except ConfigError as exc:
             log.error("config reload refused; still running the previous config:\n%s", exc)
             return False

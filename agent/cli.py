@@ -34,6 +34,22 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check config files and report every problem")
     validate.add_argument("files", nargs="+", metavar="FILE")
+
+    collector = sub.add_parser("collector", help="run the collector: events in, tickets out")
+    collector.add_argument("--config", "-c", required=True, help="collector YAML file")
+    collector.add_argument("--log-level", default="INFO",
+                           choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    up = sub.add_parser("up", help="run an agent and a collector together on this host")
+    up.add_argument("--config", "-c", default="configs/agent.yaml", help="agent YAML file")
+    up.add_argument("--collector-config", default="configs/collector.yaml",
+                    help="collector YAML file")
+    up.add_argument("--log-level", default="INFO",
+                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    from collector.client import add_arguments
+
+    add_arguments(sub)
     return parser
 
 
@@ -72,6 +88,35 @@ def _load_or_exit(path: str):
         raise SystemExit(2) from None
 
 
+def _collector(path: str) -> int:
+    """``patrol collector``: serve until SIGTERM/SIGINT."""
+    import signal
+    import threading
+
+    from collector.config import load_collector_config
+    from collector.service import CollectorService
+
+    try:
+        config = load_collector_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    service = CollectorService(config)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        service.start()
+    except OSError as exc:
+        print(f"patrol: {exc}; set collector.listen to a free HOST:PORT", file=sys.stderr)
+        return 2
+    while not stop.wait(1.0):
+        pass
+    service.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
@@ -90,10 +135,30 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"patrol: no check named '{name}' in {args.config}{did}", file=sys.stderr)
                 return 3
         return oneshot.main(config, args.only, args.json)
-    if args.command == "agent":
+    if args.command == "tickets":
+        from collector import client
+
+        return client.main(args)
+    if args.command in ("agent", "collector", "up"):
         logging.basicConfig(level=args.log_level, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    if args.command == "collector":
+        return _collector(args.config)
+    if args.command == "up":
+        from agent import up
+
+        try:
+            return up.main(args.config, args.collector_config)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"patrol: cannot start: {exc}; is another Patrol already running?",
+                  file=sys.stderr)
+            return 2
+    if args.command == "agent":
         from agent.agent import Agent
 
         config = _load_or_exit(args.config)

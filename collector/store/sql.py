@@ -225,9 +225,9 @@ class SqlTransaction(SqlReads):
         for s in states:
             self._run(
                 "INSERT INTO check_states (host, check_name, check_type, status, summary,"
-                " since, last_run) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " since, last_run, interval_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (host, s["check"], s["type"], s["status"], s["summary"], s["since"],
-                 s["last_run"]))
+                 s["last_run"], s.get("interval")))
 
     def set_host_reachable(self, host: str, reachable: bool) -> None:
         self._run("UPDATE hosts SET reachable = ? WHERE host = ?", (reachable, host))

@@ -1,0 +1,200 @@
+"""The collector's HTTP API (FastAPI): ingest for agents, tickets for operators.
+
+Agents (agent token): ``POST /api/v1/events``, ``POST /api/v1/heartbeats``,
+``POST /api/v1/alertmanager``. Operators (operator token): ``GET /api/v1/tickets``,
+``GET /api/v1/tickets/{number}``, and ``POST /api/v1/tickets/{number}/{action}``
+for acknowledge, comment, resolve and close. ``GET /healthz`` and ``GET /metrics``
+are open. The OpenAPI document is at ``/openapi.json`` (``/docs`` renders it).
+
+Malformed payloads get 422 with one line per problem (``events.0.severity: ...``);
+bodies over ``max_body_bytes`` get 413 before they are read into memory.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from collector.alertmanager import AlertmanagerPayload, to_events
+from collector.auth import AGENT, OPERATOR, TokenBook, require
+from collector.engine import Engine
+from collector.model import Ticket, TicketStatus, TimelineEntry
+from collector.tickets import TicketAction, TicketRefused, act
+from collector.wire import Event, EventBatch, Heartbeat
+
+
+class ActionBody(BaseModel):
+    text: str = Field(default="", max_length=20000)
+    author: str = Field(default="operator", min_length=1, max_length=200)
+    force: bool = Field(default=False, description="resolve/close although the check "
+                        "still fails (e.g. a won't-fix decision)")
+
+
+def ticket_json(ticket: Ticket, timeline: list[TimelineEntry] | None = None) -> dict[str, Any]:
+    out = {
+        "number": ticket.number, "title": ticket.title, "status": str(ticket.status),
+        "priority": str(ticket.priority), "severity": ticket.severity,
+        "category": ticket.category, "host": ticket.host, "check": ticket.check,
+        "type": ticket.check_type, "dedup_key": ticket.dedup_key, "labels": ticket.labels,
+        "check_status": ticket.check_status, "occurrences": ticket.occurrences,
+        "first_seen": ticket.first_seen, "last_seen": ticket.last_seen,
+        "opened_at": ticket.opened_at, "respond_by": ticket.respond_by,
+        "resolve_by": ticket.resolve_by, "acknowledged_at": ticket.acknowledged_at,
+        "recovered_at": ticket.recovered_at, "resolved_at": ticket.resolved_at,
+        "closed_at": ticket.closed_at, "resolution": ticket.resolution,
+        "flapping": ticket.flapping, "is_group": ticket.is_group, "hosts": ticket.hosts,
+        "parent_id": ticket.parent_id, "previous_id": ticket.previous_id,
+        "escalation": ticket.escalation, "runbook": ticket.runbook,
+        "measurements": ticket.measurements,
+    }
+    if timeline is not None:
+        out["diagnostics"] = ticket.diagnostics
+        out["body"] = ticket.body
+        out["timeline"] = [{"at": e.at, "kind": e.kind, "author": e.author, "text": e.text}
+                           for e in timeline]
+    return out
+
+
+def _problems(exc: RequestValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        lines.append(f"{'.'.join(loc) or 'body'}: {error.get('msg')}")
+    return lines
+
+
+def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[str],
+               max_body_bytes: int = 1024 * 1024, metrics: Any = None) -> FastAPI:
+    app = FastAPI(title="Patrol collector", version="1",
+                  description="Events and heartbeats in; prioritised tickets out.")
+    app.state.engine = engine
+    app.state.store = engine.store
+    app.state.clock = engine.clock
+    app.state.tokens = TokenBook(agent_tokens, operator_tokens)
+    app.state.started_at = time.time()
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_body_bytes:
+            return JSONResponse({"error": f"payload of {length} bytes is over the "
+                                 f"{max_body_bytes}-byte limit; send smaller batches"},
+                                status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = _problems(exc)
+        return JSONResponse({"error": "invalid payload", "problems": problems},
+                            status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    events_schema = {"oneOf": [{"$ref": "#/components/schemas/EventBatch"},
+                               {"$ref": "#/components/schemas/Event"}]}
+
+    @app.post("/api/v1/events", status_code=202, tags=["ingest"], openapi_extra={
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": events_schema}}}})
+    def post_events(request: Request,
+                    payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        """One event, or ``{"events": [...]}``. A repeated ``event_id`` is a no-op."""
+        require(request, AGENT)
+        model = EventBatch if "events" in payload else Event
+        try:
+            parsed = model.model_validate(payload)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+        events = parsed.events if isinstance(parsed, EventBatch) else [parsed]
+        return {"results": [o.as_dict() for o in engine.ingest(list(events))]}
+
+    @app.post("/api/v1/heartbeats", status_code=202, tags=["ingest"])
+    def post_heartbeat(request: Request, beat: Heartbeat) -> dict[str, Any]:
+        require(request, AGENT)
+        return engine.heartbeat(beat)
+
+    @app.post("/api/v1/alertmanager", status_code=202, tags=["ingest"])
+    def post_alertmanager(request: Request, payload: AlertmanagerPayload) -> dict[str, Any]:
+        """Alertmanager's webhook (``webhook_configs`` with ``http_config.authorization``
+        carrying an agent token)."""
+        require(request, AGENT)
+        return {"results": [o.as_dict() for o in engine.ingest(to_events(payload))]}
+
+    @app.get("/api/v1/tickets", tags=["tickets"])
+    def list_tickets(
+        request: Request,
+        status: Annotated[list[TicketStatus] | None, Query()] = None,
+        priority: Annotated[list[Literal["P1", "P2", "P3", "P4"]] | None, Query()] = None,
+        host: str | None = None, check: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        require(request, OPERATOR)
+        tickets = engine.store.list_tickets(
+            status=[str(s) for s in status] if status else None,
+            priority=list(priority) if priority else None, host=host, check=check,
+            limit=limit, offset=offset)
+        return {"tickets": [ticket_json(t) for t in tickets]}
+
+    @app.get("/api/v1/tickets/{number}", tags=["tickets"])
+    def get_ticket(request: Request, number: str) -> dict[str, Any]:
+        require(request, OPERATOR)
+        ticket = engine.store.get_ticket(number)
+        if ticket is None:
+            raise HTTPException(404, f"no ticket {number}")
+        return ticket_json(ticket, engine.store.timeline(ticket.id))
+
+    @app.post("/api/v1/tickets/{number}/{action}", tags=["tickets"])
+    def ticket_action(request: Request, number: str, action: TicketAction,
+                      body: ActionBody | None = None) -> dict[str, Any]:
+        require(request, OPERATOR)
+        body = body or ActionBody()
+        try:
+            ticket = act(engine, number, action, body.author, body.text, force=body.force)
+        except LookupError:
+            raise HTTPException(404, f"no ticket {number}") from None
+        except TicketRefused as exc:
+            raise HTTPException(409, str(exc)) from None
+        return ticket_json(ticket, engine.store.timeline(ticket.id))
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "open_tickets": engine.store.count_open()}
+
+    @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
+    def prometheus_metrics() -> PlainTextResponse:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        registry = metrics if metrics is not None else _default_registry(engine)
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    schemas = app.openapi().setdefault("components", {}).setdefault("schemas", {})
+    for model in (Event, EventBatch):
+        for name, schema in model.model_json_schema(
+                ref_template="#/components/schemas/{model}").get("$defs", {}).items():
+            schemas.setdefault(name, schema)
+        schemas.setdefault(model.__name__, {k: v for k, v in model.model_json_schema(
+            ref_template="#/components/schemas/{model}").items() if k != "$defs"})
+
+    try:
+        from collector.web import router
+    except ImportError:  # the web pages are optional for API-only deployments
+        router = None
+    if router is not None:
+        app.include_router(router)
+    return app
+
+
+def _default_registry(engine: Engine) -> Any:
+    from collector.metrics import build_registry
+
+    engine.__dict__.setdefault("_registry", build_registry(engine))
+    return engine.__dict__["_registry"]

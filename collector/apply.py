@@ -1,0 +1,196 @@
+"""Apply lifecycle actions (decisions as data) to tickets inside one transaction.
+
+:mod:`collector.correlate` and :mod:`collector.lifecycle` decide; this module does,
+and writes one timeline entry per meaningful change. Repeats change counters only:
+no timeline entry, no ticket churn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from collector.lifecycle import (
+    Action,
+    CancelRecovery,
+    ChangeSeverity,
+    Close,
+    FlapAnnotate,
+    FlapCleared,
+    Ignore,
+    MarkRecovering,
+    OpenTicket,
+    Reopen,
+    Repeat,
+    Resolve,
+    StateChanges,
+    Suppress,
+)
+from collector.model import Ticket, TicketStatus, TimelineEntry
+from collector.priority import approx
+
+log = logging.getLogger("patrol.collector")
+
+
+class Applier:
+    """Applies actions for one unit of work; tickets are loaded once and saved once.
+
+    ``render`` re-renders a ticket's body (after it opens, reopens or changes
+    severity), given the transaction and the ticket.
+    """
+
+    def __init__(self, tx: Any, now: float, render: Callable[[Any, Ticket], str]) -> None:
+        self.tx = tx
+        self.now = now
+        self.render = render
+        self.tickets: dict[int, Ticket] = {}
+        self.dirty: set[int] = set()
+        self.rerender: set[int] = set()
+        self.opened: list[Ticket] = []
+        self.outcome = "ignored"
+        self.note = ""
+
+    def track(self, ticket: Ticket) -> Ticket:
+        assert ticket.id is not None
+        return self.tickets.setdefault(ticket.id, ticket)
+
+    def _get(self, ticket_id: int | None) -> Ticket:
+        if ticket_id is None or ticket_id not in self.tickets:
+            found = self.tx.get_ticket_by_id(ticket_id) if ticket_id is not None else None
+            if found is None:
+                raise LookupError(f"ticket id {ticket_id} vanished during the unit of work")
+            self.tickets[ticket_id] = found
+        return self.tickets[ticket_id]
+
+    def timeline(self, ticket: Ticket, kind: str, text: str, **data: Any) -> None:
+        self.tx.add_timeline(ticket.id, TimelineEntry(self.now, kind, text, data=data))
+
+    def apply(self, actions: Iterable[Action]) -> None:
+        for action in actions:
+            handler = getattr(self, f"_on_{type(action).__name__}")
+            handler(action)
+
+    def finish(self) -> None:
+        """Save every changed ticket (body re-rendered where needed)."""
+        for ticket_id in sorted(self.dirty):
+            ticket = self.tickets[ticket_id]
+            if ticket_id in self.rerender:
+                ticket.body = self.render(self.tx, ticket)
+            self.tx.update_ticket(ticket)
+
+    def _touch(self, ticket: Ticket, rerender: bool = False) -> None:
+        self.dirty.add(ticket.id)  # type: ignore[arg-type]
+        if rerender:
+            self.rerender.add(ticket.id)  # type: ignore[arg-type]
+
+    # -- one handler per action type --------------------------------------------------
+
+    def _on_OpenTicket(self, action: OpenTicket) -> None:
+        ticket = self.tx.create_ticket(action.ticket)
+        self.track(ticket)
+        self.opened.append(ticket)
+        text = f"opened as {ticket.priority}: {ticket.title} ({action.reason})"
+        if ticket.previous_id is not None:
+            previous = self.tx.get_ticket_by_id(ticket.previous_id)
+            if previous is not None:
+                text += f"; the same problem was ticketed before as {previous.number}"
+        self.timeline(ticket, "opened", text, priority=str(ticket.priority))
+        self._touch(ticket, rerender=True)
+        self.outcome = "opened"
+
+    def _on_Repeat(self, action: Repeat) -> None:
+        ticket = self._get(action.ticket_id)
+        ticket.occurrences += 1
+        ticket.last_seen = action.at
+        ticket.check_status = action.check_status
+        self._touch(ticket)
+        self.outcome = self.outcome if self.outcome != "ignored" else "repeated"
+
+    def _on_ChangeSeverity(self, action: ChangeSeverity) -> None:
+        ticket = self._get(action.ticket_id)
+        ticket.severity = action.new
+        ticket.priority = action.new_priority
+        ticket.respond_by, ticket.resolve_by = action.respond_by, action.resolve_by
+        self.timeline(ticket, "severity", action.text, old=action.old, new=action.new,
+                      old_priority=str(action.old_priority),
+                      new_priority=str(action.new_priority))
+        self._touch(ticket, rerender=True)
+        self.outcome = "updated"
+
+    def _on_Reopen(self, action: Reopen) -> None:
+        ticket = self._get(action.ticket_id)
+        ticket.status = TicketStatus.IN_PROGRESS
+        ticket.severity, ticket.priority = action.severity, action.priority
+        ticket.respond_by, ticket.resolve_by = action.respond_by, action.resolve_by
+        ticket.recovered_at = ticket.resolved_at = ticket.closed_at = None
+        ticket.resolution = None
+        ticket.escalation = 0
+        ticket.occurrences += 1
+        ticket.last_seen = action.at
+        ticket.check_status = "CRITICAL" if action.severity == "critical" else "WARNING"
+        self.timeline(ticket, "reopened", f"reopened as {action.priority}: {action.reason}")
+        self._touch(ticket, rerender=True)
+        self.outcome = "reopened"
+
+    def _on_MarkRecovering(self, action: MarkRecovering) -> None:
+        ticket = self._get(action.ticket_id)
+        ticket.recovered_at = action.at
+        ticket.check_status = "OK"
+        self.timeline(ticket, "recovering", "the check is OK again; verifying that it "
+                      "stays OK before resolving")
+        self._touch(ticket)
+        self.outcome = "recovering"
+
+    def _on_CancelRecovery(self, action: CancelRecovery) -> None:
+        ticket = self._get(action.ticket_id)
+        since = ticket.recovered_at
+        ticket.recovered_at = None
+        held = f" after {approx(action.at - since)}" if since is not None else ""
+        self.timeline(ticket, "verification_failed",
+                      f"verification failed: the check broke again{held}; ticket stays open")
+        self._touch(ticket)
+
+    def _on_StateChanges(self, action: StateChanges) -> None:
+        ticket = self._get(action.ticket_id)
+        ticket.state_changes = list(action.changes)
+        ticket.flapping = action.flapping
+        self._touch(ticket)
+
+    def _on_FlapAnnotate(self, action: FlapAnnotate) -> None:
+        ticket = self._get(action.ticket_id)
+        self.timeline(ticket, "flapping", action.text)
+        self._touch(ticket)
+
+    def _on_FlapCleared(self, action: FlapCleared) -> None:
+        ticket = self._get(action.ticket_id)
+        ticket.flapping = False
+        ticket.state_changes = []
+        self.timeline(ticket, "flapping", action.text)
+        self._touch(ticket)
+
+    def _on_Resolve(self, action: Resolve) -> None:
+        ticket = self._get(action.ticket_id)
+        ticket.status = TicketStatus.RESOLVED
+        ticket.resolved_at = action.at
+        ticket.resolution = action.reason
+        self.timeline(ticket, "resolved", action.reason)
+        self._touch(ticket)
+        self.outcome = "resolved"
+
+    def _on_Close(self, action: Close) -> None:
+        ticket = self._get(action.ticket_id)
+        ticket.status = TicketStatus.CLOSED
+        ticket.closed_at = action.at
+        if ticket.resolution is None:
+            ticket.resolution = action.reason
+        self.timeline(ticket, "closed", action.reason)
+        self._touch(ticket)
+        self.outcome = "closed" if self.outcome == "ignored" else self.outcome
+
+    def _on_Suppress(self, action: Suppress) -> None:
+        log.info("suppressed: %s", action.reason)
+        self.outcome, self.note = "suppressed", action.reason
+
+    def _on_Ignore(self, action: Ignore) -> None:
+        self.note = action.reason

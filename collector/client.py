@@ -1,0 +1,110 @@
+"""``patrol tickets``: the ticket API from a terminal.
+
+Finds the collector and the operator token from ``--url``/``--token``, else
+``PATROL_COLLECTOR_URL``/``PATROL_OPERATOR_TOKEN``, else the ``up.json`` that
+``patrol up`` writes into its state folder, so after ``patrol up`` the command
+needs no flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+DEFAULT_URL = "http://127.0.0.1:9732"
+UP_FILE = Path("state") / "up.json"
+
+
+def _connection(url: str | None, token: str | None) -> tuple[str, str | None]:
+    saved: dict[str, Any] = {}
+    if UP_FILE.exists():
+        saved = json.loads(UP_FILE.read_text())
+    url = url or os.environ.get("PATROL_COLLECTOR_URL") or saved.get("url") or DEFAULT_URL
+    token = token or os.environ.get("PATROL_OPERATOR_TOKEN") or saved.get("operator_token")
+    return url.rstrip("/"), token
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _request(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = requests.request(method, url, headers=headers, timeout=10, **kwargs)
+    except requests.ConnectionError:
+        raise SystemExit(f"patrol: no collector at {url.split('/api/')[0]}; start one with "
+                         "'patrol up' or 'patrol collector', or pass --url") from None
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("error", response.text)
+        except ValueError:
+            detail = response.text
+        raise SystemExit(f"patrol: {response.status_code}: {detail}")
+    return response.json()
+
+
+def main(args: Any) -> int:
+    url, token = _connection(args.url, args.token)
+    api = f"{url}/api/v1/tickets"
+    if args.action == "list":
+        params = {"status": args.status or ["new", "in_progress", "pending", "resolved"]}
+        tickets = _request("GET", api, token, params=params)["tickets"]
+        print(f"{'NUMBER':<15} {'PRI':<3} {'STATUS':<11} {'HOST':<16} {'RESPOND BY':<16} TITLE")
+        for t in tickets:
+            print(f"{t['number']:<15} {t['priority']:<3} {t['status']:<11} {t['host'][:16]:<16} "
+                  f"{_when(t['respond_by']):<16} {t['title']}")
+        if not tickets:
+            print("(no tickets)")
+        return 0
+    if args.action == "show":
+        ticket = _request("GET", f"{api}/{args.number}", token)
+        print(f"{ticket['number']} {ticket['priority']} {ticket['status']}: {ticket['title']}")
+        print(f"respond by {_when(ticket['respond_by'])} UTC, resolve by "
+              f"{_when(ticket['resolve_by'])} UTC\n")
+        print(ticket["body"])
+        print("\nTimeline:")
+        for entry in ticket["timeline"]:
+            print(f"  {_when(entry['at'])}  {entry['kind']:<20} {entry['author']}: "
+                  f"{entry['text']}")
+        return 0
+    action = {"ack": "acknowledge", "close": "close", "resolve": "resolve",
+              "comment": "comment"}[args.action]
+    body = {"text": args.text or "", "author": args.author or os.environ.get("USER", "operator"),
+            "force": bool(getattr(args, "force", False))}
+    ticket = _request("POST", f"{api}/{args.number}/{action}", token, json=body)
+    print(f"{ticket['number']}: {ticket['status']}")
+    return 0
+
+
+def add_arguments(sub: Any) -> None:
+    tickets = sub.add_parser("tickets", help="list, show and act on the collector's tickets")
+    tickets.add_argument("--url", help=f"collector URL (default {DEFAULT_URL} or patrol up's)")
+    tickets.add_argument("--token", help="operator token (default $PATROL_OPERATOR_TOKEN)")
+    actions = tickets.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="open and recently resolved tickets")
+    listing.add_argument("--status", action="append",
+                         choices=["new", "in_progress", "pending", "resolved", "closed"])
+    actions.add_parser("show", help="one ticket with its body and timeline").add_argument(
+        "number")
+    for name, text in (("ack", "acknowledge"), ("comment", "comment on"),
+                       ("resolve", "resolve"), ("close", "close")):
+        action = actions.add_parser(name, help=f"{text} a ticket")
+        action.add_argument("number")
+        action.add_argument("--text", "-m", default="")
+        action.add_argument("--author")
+        if name in ("resolve", "close"):
+            action.add_argument("--force", action="store_true",
+                                help="even though the check still fails (won't fix)")
+
+
+if __name__ == "__main__":
+    sys.exit(main(None))

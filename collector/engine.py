@@ -1,0 +1,280 @@
+"""The collector's engine: events and heartbeats in, tickets out.
+
+Each event is one unit of work on its ``dedup_key``: record it (a retried POST
+with the same ``event_id`` is recognised and changes nothing), decide with the pure
+policy (:func:`collector.correlate.decide`), apply the actions, group. A
+``ConcurrentUpdate`` from the store means another worker changed the ticket first:
+the whole unit is retried, so concurrent updates are never lost.
+
+Heartbeats carry every check's state: the engine reconciles them against the
+tickets, synthesising the events it missed (an agent that crashed between a state
+change and its delivery, a check that recovered while the collector was down).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from collector.apply import Applier
+from collector.body import render_body, verify_command
+from collector.correlate import decide, priority_of
+from collector.grouping import JoinGroup, OpenGroup, group_decision, group_key
+from collector.maintenance import MaintenanceWindow, active_windows
+from collector.model import Ticket, TicketStatus, TimelineEntry
+from collector.policy_config import PolicyConfig
+from collector.priority import sla
+from collector.store.base import ConcurrentUpdate
+from collector.wire import SEVERITY_OF_STATUS, AgentRef, Event, Heartbeat
+
+log = logging.getLogger("patrol.collector")
+RETRIES = 20
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one event: opened, repeated, updated, reopened, recovering,
+    resolved, suppressed, duplicate or ignored; and the ticket it touched."""
+
+    event_id: str
+    outcome: str
+    ticket: str | None = None
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "outcome": self.outcome, "ticket": self.ticket,
+                "note": self.note}
+
+
+class Engine:
+    """Owns the store and the policy; every method is safe to call from many threads."""
+
+    def __init__(self, store: Any, policy: PolicyConfig | None = None,
+                 clock: Callable[[], float] = time.time,
+                 agent_config_path: str = "/etc/patrol/agent.yaml") -> None:
+        self.store = store
+        self.policy = policy or PolicyConfig()
+        self.clock = clock
+        self.agent_config_path = agent_config_path
+        self.counters = {"events": 0, "duplicates": 0, "heartbeats": 0, "opened": 0,
+                         "reopened": 0, "resolved": 0, "retries": 0}
+        self._lock = threading.Lock()
+        self._windows: tuple[float, list[MaintenanceWindow]] = (0.0, [])
+
+    # -- maintenance windows (cached briefly: read on every event) ----------------------
+
+    def windows(self) -> list[MaintenanceWindow]:
+        loaded_at, windows = self._windows
+        if self.clock() - loaded_at > 5:
+            windows = [MaintenanceWindow.model_validate(
+                {k: v for k, v in w.items() if k != "id"})
+                for w in self.store.maintenance_windows()]
+            self._windows = (self.clock(), windows)
+        return windows
+
+    def invalidate_windows(self) -> None:
+        self._windows = (0.0, [])
+
+    # -- events -------------------------------------------------------------------------
+
+    def ingest(self, events: list[Event]) -> list[Outcome]:
+        """Process events in per-agent sequence order; returns one outcome each."""
+        ordered = sorted(events, key=lambda e: (e.agent.id, e.sequence))
+        return [self._with_retries(self._ingest_one, event) for event in ordered]
+
+    def _with_retries(self, work: Callable[..., Any], *args: Any) -> Any:
+        for attempt in range(RETRIES):
+            try:
+                return work(*args)
+            except ConcurrentUpdate:
+                self._count("retries")
+                time.sleep(min(0.001 * 2 ** attempt, 0.05))
+        return work(*args)
+
+    def _count(self, name: str, by: int = 1) -> None:
+        with self._lock:
+            self.counters[name] += by
+
+    def _ingest_one(self, event: Event) -> Outcome:
+        now = self.clock()
+        with self.store.transaction() as tx:
+            if not tx.record_event(event.event_id, event.dedup_key, now,
+                                   event.model_dump(mode="json")):
+                self._count("duplicates")
+                active = tx.active_ticket(event.dedup_key)
+                return Outcome(event.event_id, "duplicate", active.number if active else None)
+            self._count("events")
+            active = tx.active_ticket(event.dedup_key)
+            latest = tx.latest_ticket(event.dedup_key)
+            windows = active_windows(self.windows(), event.source, event.labels,
+                                     event.check, now)
+            actions = decide(event, active, latest, now, self.policy,
+                             in_maintenance=bool(windows),
+                             windows=[w.name for w in windows])
+            applier = Applier(tx, now, lambda tx_, ticket: self._render(tx_, ticket, event))
+            for ticket in (active, latest):
+                if ticket is not None and ticket.id is not None:
+                    applier.track(ticket)
+            applier.apply(actions)
+            if event.action == "trigger" and applier.opened:
+                self._group(tx, applier, event, now)
+            touched = applier.opened[-1] if applier.opened else (active or latest)
+            if touched is not None and touched.id is not None and \
+                    touched.id in applier.tickets and applier.outcome != "suppressed":
+                self._refresh_evidence(applier.tickets[touched.id], event)
+                applier.dirty.add(touched.id)
+            applier.finish()
+        if applier.outcome in ("opened", "reopened", "resolved"):
+            self._count(applier.outcome)
+        number = touched.number if touched is not None and \
+            applier.outcome != "suppressed" else None
+        return Outcome(event.event_id, applier.outcome, number, applier.note)
+
+    @staticmethod
+    def _refresh_evidence(ticket: Ticket, event: Event) -> None:
+        """The latest measurements, and diagnostics when the event carries new ones."""
+        if event.measurements:
+            ticket.measurements = [m.model_dump() for m in event.measurements]
+        if event.diagnostics and event.action == "trigger":
+            ticket.diagnostics = dict(event.diagnostics)
+
+    def _render(self, tx: Any, ticket: Ticket, event: Event | None) -> str:
+        past = [t for t in tx.past_tickets(ticket.host, ticket.check, limit=6)
+                if t.id != ticket.id][:5]
+        timeline = tx.timeline(ticket.id) if ticket.id is not None else []
+        return render_body(ticket, event, past, timeline,
+                           verify_command(ticket.check, self.agent_config_path))
+
+    def _group(self, tx: Any, applier: Applier, event: Event, now: float) -> None:
+        """Several hosts of one group failing the same check -> one parent ticket."""
+        grouping = self.policy.grouping
+        value = event.labels.get(grouping.label)
+        if not value:
+            return
+        key = group_key(event.check, grouping.label, value)
+        parent = tx.open_group(key)
+        firing = [(t.host, t.labels, t.first_seen) for t in
+                  tx.list_tickets(status=["new", "in_progress", "pending"], check=event.check,
+                                  limit=1000) if not t.is_group]
+        decision = group_decision(event, firing, grouping.label, grouping.window,
+                                  grouping.min_hosts, parent=parent, now=now)
+        if decision is None:
+            return
+        if isinstance(decision, OpenGroup):
+            scope = len(decision.hosts)
+            priority = priority_of(event, self.policy, scope=scope)
+            respond_by, resolve_by = sla(priority.priority, now, self.policy.sla)
+            parent = applier.opened[-1]
+            parent = Ticket(
+                dedup_key=decision.dedup_key, title=decision.title, host=",".join(
+                    decision.hosts), check=decision.check, check_type=decision.check_type,
+                severity=decision.severity, priority=priority.priority,
+                status=TicketStatus.NEW, category=parent.category, opened_at=now,
+                first_seen=min(f for h, _, f in firing if h in decision.hosts),
+                last_seen=now, respond_by=respond_by, resolve_by=resolve_by,
+                labels={grouping.label: value}, is_group=True, hosts=list(decision.hosts),
+                check_status=event.status, runbook=event.runbook)
+            tx.create_ticket(parent)
+            applier.track(parent)
+            tx.add_timeline(parent.id, TimelineEntry(
+                now, "opened", f"opened as {parent.priority}: {decision.title} "
+                f"({priority.reason})"))
+            members = [t for t in tx.list_tickets(status=["new", "in_progress", "pending"],
+                                                  check=event.check, limit=1000)
+                       if not t.is_group and t.host in decision.hosts]
+            for member in members:
+                member = applier.tickets.get(member.id, member)  # type: ignore[arg-type]
+                applier.track(member)
+                member.parent_id = parent.id
+                applier.dirty.add(member.id)  # type: ignore[arg-type]
+                tx.add_timeline(member.id, TimelineEntry(
+                    now, "grouped", f"part of {parent.number}: {decision.title}"))
+            applier.dirty.add(parent.id)  # type: ignore[arg-type]
+            applier.rerender.add(parent.id)  # type: ignore[arg-type]
+        elif isinstance(decision, JoinGroup) and parent is not None:
+            applier.track(parent)
+            parent = applier.tickets[parent.id]  # type: ignore[index]
+            parent.hosts = list(decision.hosts)
+            priority = priority_of(event, self.policy, scope=len(decision.hosts))
+            if priority.priority < parent.priority:
+                old = parent.priority
+                parent.priority = priority.priority
+                parent.respond_by, parent.resolve_by = sla(parent.priority, parent.opened_at,
+                                                           self.policy.sla)
+                tx.add_timeline(parent.id, TimelineEntry(
+                    now, "priority", f"priority {old} -> {parent.priority} "
+                    f"({priority.reason})"))
+            tx.add_timeline(parent.id, TimelineEntry(
+                now, "grouped", f"{decision.host} joined: now {len(decision.hosts)} hosts"))
+            child = applier.opened[-1]
+            child.parent_id = parent.id
+            applier.dirty.update({parent.id, child.id})  # type: ignore[arg-type]
+
+    # -- heartbeats ---------------------------------------------------------------------
+
+    def heartbeat(self, beat: Heartbeat) -> dict[str, Any]:
+        """Record the host and its check grid; reconcile missed state changes."""
+        now = self.clock()
+        self._count("heartbeats")
+        with self.store.transaction() as tx:
+            known = tx.host(beat.source)
+            tx.upsert_host(beat.source, beat.agent.id, beat.agent.version, dict(beat.labels),
+                           now, beat.interval_seconds)
+            tx.set_check_states(beat.source, [
+                {"check": c.check, "type": c.type, "status": c.status, "summary": c.summary,
+                 "since": c.since.timestamp() if c.since else None,
+                 "last_run": c.last_run.timestamp() if c.last_run else None,
+                 "interval": c.interval_seconds}
+                for c in beat.checks])
+            if known is not None and not known.get("reachable", True):
+                tx.set_host_reachable(beat.source, True)
+        synthetic = self.reconcile(beat, now)
+        if known is not None and not known.get("reachable", True):
+            synthetic.append(self.synthetic(beat.source, "heartbeat", "heartbeat", "OK",
+                                            f"{beat.source} is reachable again", beat.labels))
+        outcomes = self.ingest(synthetic) if synthetic else []
+        return {"host": beat.source, "checks": len(beat.checks),
+                "reconciled": [o.as_dict() for o in outcomes if o.outcome != "duplicate"]}
+
+    def reconcile(self, beat: Heartbeat, now: float) -> list[Event]:
+        """Events the collector should have had, judged from the agent's full state:
+        a failing check without an open ticket, or an OK check whose ticket is not
+        yet recovering. A recovering ticket is left to the next real event."""
+        tickets = {t.dedup_key: t for t in self.store.list_tickets(
+            status=["new", "in_progress", "pending"], host=beat.source, limit=10000)
+            if not t.is_group}
+        missing = []
+        for check in beat.checks:
+            active = tickets.get(f"{beat.source}/{check.check}")
+            since = check.since.timestamp() if check.since else now
+            labels = {**beat.labels, **check.labels}
+            if check.status != "OK" and active is None:
+                missing.append(self.synthetic(beat.source, check.check, check.type,
+                                              check.status, check.summary, labels, since))
+            elif check.status == "OK" and active is not None and active.recovered_at is None:
+                missing.append(self.synthetic(beat.source, check.check, check.type, "OK",
+                                              check.summary, labels, since))
+        return missing
+
+    def synthetic(self, host: str, check: str, check_type: str, status: str, summary: str,
+                  labels: dict[str, str], since: float | None = None) -> Event:
+        """An event the collector makes itself (reconciliation, liveness, maintenance
+        end). Its id is derived from what it says, so making it twice is harmless."""
+        moment = since if since is not None else self.clock()
+        identity = f"{host}|{check}|{status}|{moment:.3f}"
+        return Event(
+            event_id="syn-" + hashlib.sha256(identity.encode()).hexdigest()[:28],
+            dedup_key=f"{host}/{check}", action="resolve" if status == "OK" else "trigger",
+            severity=SEVERITY_OF_STATUS[status], status=status,  # type: ignore[arg-type]
+            summary=summary[:1024] or f"{check} is {status} on {host}", source=host,
+            check=check, type=check_type,
+            labels={k: v for k, v in labels.items() if k.isidentifier()},
+            observed_at=datetime.fromtimestamp(moment, UTC),
+            agent=AgentRef(id="collector", version="1"), sequence=0,
+        )

@@ -1,0 +1,114 @@
+"""The built-in knowledge base: first actions per check type, for the ticket body.
+
+DOMAIN.md's step 3: "consult the knowledge base for a known standard fix first". The
+entries are what an experienced operator does first, in order, and each is safe to
+do (read-only or reversible); they point at the diagnostics the ticket already holds
+rather than repeat them. A check's own ``runbook`` link is added by the body.
+"""
+
+from __future__ import annotations
+
+GENERIC: tuple[str, ...] = (
+    "Read the diagnostics below and the check's summary; compare with the last "
+    "occurrence of this problem.",
+    "Look at what changed recently on the host (packages, restarts, edited configs).",
+    "Re-run the check (How to verify) after any change.",
+)
+
+FIRST_ACTIONS: dict[str, tuple[str, ...]] = {
+    "disk": (
+        "Look for deleted files still held open (diagnostics: deleted_open_files); "
+        "restarting or signalling the holder frees their space at once.",
+        "Check the largest and recently grown directories: logs without rotation, "
+        "core dumps, caches, old backups or package caches (`apt-get clean`).",
+        "Rotate or compress logs (`logrotate -f`), vacuum the journal "
+        "(`journalctl --vacuum-size=500M`).",
+        "If the growth is legitimate, extend the filesystem or move data; record the "
+        "new capacity plan.",
+    ),
+    "memory": (
+        "Find the processes using the most memory (Top processes) and whether one is "
+        "growing (a leak) or many are starting (load).",
+        "Check the kernel log for the OOM killer (`journalctl -k | grep -i oom`).",
+        "Restart a leaking service in a quiet moment; tune its memory limits.",
+    ),
+    "swap": (
+        "Find what is swapped out and whether the host is actively swapping "
+        "(`vmstat 1 5`, columns si/so).",
+        "Treat sustained swapping as a memory shortage: see the memory check's actions.",
+    ),
+    "cpu": (
+        "Find the processes using the most CPU (Top processes); check iowait and steal "
+        "in the measurements.",
+        "High iowait: look at disk latency (`iostat -x 1 5`); high steal: ask the "
+        "hypervisor owner.",
+        "A runaway process: capture `py-spy`/`perf top` or a stack trace before "
+        "restarting it.",
+    ),
+    "load": (
+        "Compare the load with the CPU count; high load with idle CPU means processes "
+        "waiting on I/O (state D in Top processes).",
+        "Check disk and network storage latency (`iostat -x 1 5`, NFS mounts).",
+    ),
+    "postgres": (
+        "Look at the sessions by state (diagnostics): many 'idle in transaction' "
+        "sessions point at an application not committing.",
+        "Find long-running queries and their clients; cancel with "
+        "`SELECT pg_cancel_backend(pid)` before considering `pg_terminate_backend`.",
+        "Compare connections with max_connections; consider a pooler (PgBouncer).",
+    ),
+    "mysql": (
+        "Look at the process list (diagnostics) for long-running or locked queries.",
+        "Compare Threads_connected with max_connections; find the client holding most.",
+        "Kill a stuck query with `KILL QUERY id` before killing the connection.",
+    ),
+    "redis": (
+        "Compare used memory with maxmemory and the eviction policy.",
+        "Check connected and blocked clients (`CLIENT LIST`) and the slow log "
+        "(`SLOWLOG GET 10`).",
+    ),
+    "http": (
+        "Read the response excerpt and status (diagnostics); try the URL from another host.",
+        "Check the application's and the web server's error logs around the first-seen time.",
+        "Check the upstream services and databases the application needs.",
+    ),
+    "tcp": (
+        "Check whether the service listens (`ss -ltnp`) and whether it runs "
+        "(`systemctl status`).",
+        "From the checking host, test the path: DNS, routing, firewall (`nc -vz host port`).",
+    ),
+    "tls_cert": (
+        "Renew the certificate (e.g. `certbot renew`) and reload the service.",
+        "If renewal runs automatically, find why it failed (timer, logs, DNS/HTTP "
+        "challenge).",
+    ),
+    "systemd": (
+        "Read the unit's status and last log lines (diagnostics; "
+        "`journalctl -u UNIT -n 100`).",
+        "Fix the cause before `systemctl restart`; check `systemctl list-dependencies`.",
+    ),
+    "process": (
+        "Check whether the process crashed or was never started (service manager, "
+        "kernel log for OOM kills).",
+        "Restart it through its service manager, not by hand.",
+    ),
+    "log": (
+        "Read the matching lines (diagnostics) and the lines around them in the log.",
+        "Find the first occurrence: it usually names the cause; later ones are echoes.",
+    ),
+    "file": (
+        "Check the job that should write the file (cron, systemd timer, backup tool) "
+        "and its last run.",
+        "Check permissions and free space where the file is written.",
+    ),
+    "heartbeat": (
+        "Check whether the host is up (ping, console) and whether the agent runs "
+        "(`systemctl status patrol-agent`).",
+        "Check the network path from the host to the collector and the agent's log.",
+    ),
+}
+
+
+def first_actions(check_type: str) -> tuple[str, ...]:
+    """The suggested first actions for ``check_type``; generic ones for unknown types."""
+    return FIRST_ACTIONS.get(check_type, GENERIC)

@@ -1,0 +1,58 @@
+"""The collector's own Prometheus metrics, from its own registry.
+
+``patrol_collector_events_total{outcome}``-style counters come from the engine's
+counters; open tickets by priority and the host count are read from the store at
+scrape time, so they are never stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+
+class EngineCollector:
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        counters = dict(self.engine.counters)
+        events = CounterMetricFamily("patrol_collector_events", "Events received, by result",
+                                     labels=["result"])
+        events.add_metric(["accepted"], counters["events"])
+        events.add_metric(["duplicate"], counters["duplicates"])
+        yield events
+        yield CounterMetricFamily("patrol_collector_heartbeats",
+                                  "Heartbeats received", value=counters["heartbeats"])
+        tickets = CounterMetricFamily("patrol_collector_ticket_transitions",
+                                      "Ticket lifecycle transitions", labels=["transition"])
+        for name in ("opened", "reopened", "resolved"):
+            tickets.add_metric([name], counters[name])
+        yield tickets
+        yield CounterMetricFamily("patrol_collector_conflict_retries",
+                                  "Units of work retried after a concurrent update",
+                                  value=counters["retries"])
+        stats = self.engine.store.stats()
+        open_by_priority = GaugeMetricFamily("patrol_collector_open_tickets",
+                                             "Open tickets by priority", labels=["priority"])
+        for priority in ("P1", "P2", "P3", "P4"):
+            open_by_priority.add_metric([priority], stats.get("priority", {}).get(priority, 0))
+        yield open_by_priority
+        hosts = self.engine.store.hosts()
+        yield GaugeMetricFamily("patrol_collector_hosts", "Hosts that sent a heartbeat",
+                                value=len(hosts))
+        yield GaugeMetricFamily("patrol_collector_unreachable_hosts",
+                                "Hosts whose heartbeat stopped",
+                                value=sum(not h.get("reachable", True) for h in hosts))
+
+
+def build_registry(engine: Any) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EngineCollector(engine))
+    return registry

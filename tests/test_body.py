@@ -1,0 +1,298 @@
+"""The ticket body: exact Markdown for a realistic disk breach, and the generic renderer."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from collector import body
+from collector.body import render_body, render_diagnostics, render_value, verify_command
+from collector.correlate import decide
+from collector.model import Priority, Ticket, TicketStatus, TimelineEntry
+from collector.policy_config import PolicyConfig
+from collector.wire import AgentRef, Event, MeasurementValue
+
+OBSERVED = datetime(2023, 10, 27, 10, 3, 12, tzinfo=UTC)
+NOW = OBSERVED.timestamp() + 2
+EVENT = Event(
+    event_id="evt-00000001", dedup_key="db-01/var-disk", action="trigger",
+    severity="critical", status="CRITICAL", previous_status="WARNING",
+    summary="/var is 96.2% full on db-01 (critical at 95%)", source="db-01",
+    check="var-disk", type="disk", labels={"tier": "critical", "env": "prod", "role": "db"},
+    runbook="https://wiki.example.com/runbooks/disk-full",
+    measurements=[MeasurementValue(name="used_ratio", value=0.962, item="/var"),
+                  MeasurementValue(name="free_bytes", value=1932735283, item="/var"),
+                  MeasurementValue(name="inodes_used_ratio", value=0.412, item="/var"),
+                  MeasurementValue(name="full_in_seconds", value=7200, item="/var")],
+    thresholds={"used_ratio": {"/var": {"warning": 0.9, "critical": 0.95}},
+                "inodes_used_ratio": {"warning": 0.85, "critical": 0.95}},
+    diagnostics={
+        "captured_at": "2023-10-27T10:03:12Z",
+        "duration_seconds": {"host": 0.01, "recent_changes": 0.2, "check": 0.8},
+        "host": {"hostname": "db-01", "os": "Debian GNU/Linux 12 (bookworm)",
+                 "kernel": "6.1.0-13-amd64", "architecture": "x86_64",
+                 "uptime_seconds": 1054800.0},
+        "recent_changes": {"packages": [
+            {"time": "2023-10-26T08:00:00Z", "action": "upgrade", "package": "postgresql-15",
+             "from": "15.3-0+deb12u1", "to": "15.4-0+deb12u1"}]},
+        "check": {"mounts": {"/var": {
+            "deleted_open_files": [{"pid": 812, "name": "rsyslogd",
+                                    "path": "/var/log/syslog.1", "bytes": 4294967296}],
+            "largest_directories": [{"path": "/var/log", "bytes": 21474836480},
+                                    {"path": "/var/lib/postgresql", "bytes": 10737418240}],
+            "coverage": {"bytes": 35433480192, "complete": True, "entries": 48211}}}},
+    },
+    observed_at=OBSERVED, agent=AgentRef(id="db-01.example.com", version="0.1.0"), sequence=42)
+[OPEN] = decide(EVENT, None, None, NOW, PolicyConfig())
+TICKET = OPEN.ticket
+TICKET.number = "TS20231027001"
+PAST = [
+    Ticket(dedup_key="db-01/var-disk", title="/var is 95.3% full on db-01", host="db-01",
+           check="var-disk", check_type="disk", severity="critical", priority=Priority.P2,
+           status=TicketStatus.CLOSED, category="capacity",
+           opened_at=datetime(2023, 10, 3, 8, 12, tzinfo=UTC).timestamp(),
+           first_seen=0, last_seen=0, respond_by=0, resolve_by=0,
+           resolved_at=datetime(2023, 10, 3, 9, 40, tzinfo=UTC).timestamp(),
+           resolution="rotated /var/log/postgresql | logrotate was disabled",
+           number="TS20231003004"),
+    Ticket(dedup_key="db-01/var-disk", title="/var is 91% full on db-01", host="db-01",
+           check="var-disk", check_type="disk", severity="warning", priority=Priority.P3,
+           status=TicketStatus.CLOSED, category="capacity",
+           opened_at=datetime(2023, 9, 1, 22, 0, tzinfo=UTC).timestamp(),
+           first_seen=0, last_seen=0, respond_by=0, resolve_by=0,
+           resolved_at=datetime(2023, 9, 2, 1, 5, tzinfo=UTC).timestamp(), number="TS20230901017"),
+]
+TIMELINE = [
+    TimelineEntry(at=NOW, kind="opened", text=f"opened as P1 ({OPEN.reason})"),
+    TimelineEntry(at=NOW + 60, kind="comment", text="looking", author="alice"),
+]
+
+EXPECTED = "\n".join([
+    '## Problem',
+    '',
+    '- **Symptom**: /var is 96.2% full on db-01 (critical at 95%)',
+    '- **Source**: inspection: check `var-disk` (type `disk`) by agent '
+    '`db-01.example.com` 0.1.0',
+    '- **Host**: db-01',
+    '- **First seen**: 2023-10-27T10:03:12Z',
+    '- **Seen**: 1 time, last 2023-10-27T10:03:14Z; check now CRITICAL (severity critical)',
+    '- **Impact scope**: 1 host (db-01)',
+    '- **Category**: capacity',
+    '',
+    '## Environment',
+    '',
+    '- **Labels**: env=prod, role=db, tier=critical',
+    '- **OS**: Debian GNU/Linux 12 (bookworm)',
+    '- **Kernel**: 6.1.0-13-amd64',
+    '- **Architecture**: x86_64',
+    '- **Uptime**: 12d 5h',
+    '',
+    '## Measured values',
+    '',
+    '| Measurement | Item | Value | Warning | Critical |',
+    '|---|---|---|---|---|',
+    '| used_ratio | /var | 96.2% | 90% | 95% |',
+    '| free_bytes | /var | 1.8 GiB | - | - |',
+    '| inodes_used_ratio | /var | 41.2% | 85% | 95% |',
+    '| full_in_seconds | /var | 2h | - | - |',
+    '',
+    '## Diagnostics',
+    '',
+    '### From the check',
+    '',
+    '#### mounts / /var / deleted_open_files',
+    '',
+    '| pid | name | path | bytes |',
+    '|---|---|---|---|',
+    '| 812 | rsyslogd | /var/log/syslog.1 | 4.0 GiB |',
+    '',
+    '#### mounts / /var / largest_directories',
+    '',
+    '| path | bytes |',
+    '|---|---|',
+    '| /var/log | 20.0 GiB |',
+    '| /var/lib/postgresql | 10.0 GiB |',
+    '',
+    '#### mounts / /var / coverage',
+    '',
+    '- bytes: 33.0 GiB',
+    '- complete: yes',
+    '- entries: 48,211',
+    '',
+    '### Recent changes',
+    '',
+    '#### packages',
+    '',
+    '| time | action | package | from | to |',
+    '|---|---|---|---|---|',
+    '| 2023-10-26T08:00:00Z | upgrade | postgresql-15 | 15.3-0+deb12u1 | 15.4-0+deb12u1 |',
+    '',
+    '### Host facts',
+    '',
+    '- hostname: db-01',
+    '- os: Debian GNU/Linux 12 (bookworm)',
+    '- kernel: 6.1.0-13-amd64',
+    '- architecture: x86_64',
+    '- uptime_seconds: 12d 5h',
+    '',
+    '## Steps Patrol already took',
+    '',
+    '- 2023-10-27T10:03:12Z detected the problem in routine inspection',
+    '- 2023-10-27T10:03:12Z captured diagnostics: host, recent_changes, check',
+    '- looked up past occurrences: 2 found',
+    '- 2023-10-27T10:03:14Z opened as P1 (critical on a critical-tier host; disk full in '
+    '~2h (+1))',
+    '',
+    '## Suggested first actions',
+    '',
+    '1. Look for deleted files still held open (diagnostics: deleted_open_files); '
+    'restarting or signalling the holder frees their space at once.',
+    '2. Check the largest and recently grown directories: logs without rotation, core '
+    'dumps, caches, old backups or package caches (`apt-get clean`).',
+    '3. Rotate or compress logs (`logrotate -f`), vacuum the journal (`journalctl '
+    '--vacuum-size=500M`).',
+    '4. If the growth is legitimate, extend the filesystem or move data; record the new '
+    'capacity plan.',
+    '',
+    'Runbook: https://wiki.example.com/runbooks/disk-full',
+    '',
+    '## Past occurrences',
+    '',
+    '| Ticket | Opened | Resolved | How it was resolved |',
+    '|---|---|---|---|',
+    '| TS20231003004 | 2023-10-03T08:12:00Z | 2023-10-03T09:40:00Z | rotated '
+    '/var/log/postgresql \\| logrotate was disabled |',
+    '| TS20230901017 | 2023-09-01T22:00:00Z | 2023-09-02T01:05:00Z | no note |',
+    '',
+    '## How to verify',
+    '',
+    'On db-01:',
+    '',
+    '```',
+    'patrol check --config /etc/patrol/agent.yaml --only var-disk',
+    '```',
+    '',
+    '## SLA',
+    '',
+    '- **Priority**: P1',
+    '- **Respond by**: 2023-10-27T10:18:14Z',
+    '- **Resolve by**: 2023-10-27T14:03:14Z',
+    '',
+])
+
+
+def test_disk_breach_body_is_complete_and_exact() -> None:
+    assert render_body(TICKET, EVENT, PAST, TIMELINE, verify_command("var-disk")) == EXPECTED
+
+
+def _plain_ticket(**changes: object) -> Ticket:
+    fields: dict[str, object] = dict(
+        dedup_key="web-01/api", title="GET https://api.example.com/health returned 503 on web-01",
+        host="web-01", check="api", check_type="http", severity="critical",
+        priority=Priority.P2, status=TicketStatus.NEW, category="software",
+        opened_at=NOW, first_seen=NOW - 30, last_seen=NOW + 600, respond_by=NOW + 1800,
+        resolve_by=NOW + 86400, occurrences=3, check_status="CRITICAL",
+        measurements=[{"name": "response_seconds", "value": 0.25, "item": ""}])
+    fields.update(changes)
+    return Ticket(**fields)  # type: ignore[arg-type]
+
+
+def _section(markdown: str, title: str) -> str:
+    return markdown.split(f"## {title}\n\n", 1)[1].split("\n\n## ", 1)[0]
+
+
+def test_body_without_event_uses_the_stored_ticket() -> None:
+    ticket = _plain_ticket(diagnostics={"response": {"status": 503, "body": "x" * 130}})
+    markdown = render_body(ticket, None, [], [], verify_command("api", "/etc/patrol/web.yaml"))
+    assert _section(markdown, "Problem").splitlines()[1:5] == [
+        "- **Source**: inspection: check `api` (type `http`)",
+        "- **Host**: web-01",
+        "- **First seen**: 2023-10-27T10:02:44Z",
+        "- **Seen**: 3 times, last 2023-10-27T10:13:14Z; check now CRITICAL (severity critical)",
+    ]
+    assert _section(markdown, "Environment") == "- **Labels**: none"
+    assert _section(markdown, "Measured values").splitlines()[2] == (
+        "| response_seconds | - | 250ms | - | - |")
+    assert _section(markdown, "Diagnostics") == "\n".join([
+        "### Response", "", "- status: 503", "", "#### body", "", "```", "x" * 130, "```"])
+    assert _section(markdown, "Past occurrences") == (
+        "None: this is the first ticket for this host and check.")
+    assert "Runbook" not in markdown
+    assert _section(markdown, "How to verify").endswith(
+        "patrol check --config /etc/patrol/web.yaml --only api\n```")
+
+
+def test_group_ticket_lists_its_hosts_and_children_name_their_group() -> None:
+    group = render_body(_plain_ticket(is_group=True, hosts=["web-01", "web-02", "web-03"]),
+                        None, [], [], "patrol check")
+    assert "- **Impact scope**: 3 hosts: web-01, web-02, web-03\n" in group
+    child = render_body(_plain_ticket(parent_id=40), None, [], [], "patrol check")
+    assert ("- **Impact scope**: 1 host (web-01)\n- **Group**: part of group ticket 40\n"
+            "- **Category**: software") in child
+
+
+def test_unknown_check_type_gets_generic_first_actions() -> None:
+    markdown = render_body(_plain_ticket(check_type="my_plugin"), None, [], [], "patrol check")
+    assert _section(markdown, "Suggested first actions").splitlines()[0] == (
+        "1. Read the diagnostics below and the check's summary; compare with the last "
+        "occurrence of this problem.")
+    assert _section(markdown, "Diagnostics") == "None captured."
+
+
+def test_past_occurrences_cap_and_open_ones_show_their_status() -> None:
+    past = [_plain_ticket(number=f"TS20231001{n:03d}", status=TicketStatus.CLOSED)
+            for n in range(12)]
+    table = _section(render_body(_plain_ticket(), None, past, [], "x"), "Past occurrences")
+    lines = table.splitlines()
+    assert len(lines) == 2 + 10 + 2
+    assert lines[2] == "| TS20231001000 | 2023-10-27T10:03:14Z | - | closed |"
+    assert lines[-1] == "(2 older tickets not shown)"
+
+
+RENDERED = [
+    ("scalars-by-unit", {"rss_bytes": 1536, "cpu_ratio": 0.125, "wait_seconds": 90,
+                         "count": 12000, "ok": False, "user": None},
+     ["- rss_bytes: 1.5 KiB", "- cpu_ratio: 12.5%", "- wait_seconds: 1m", "- count: 12,000",
+      "- ok: no", "- user: -"]),
+    ("records-become-a-table", [{"pid": 1, "cmd": "a|b"}, {"pid": 2, "extra": [1, 2]}],
+     ["| pid | cmd | extra |", "|---|---|---|", "| 1 | a\\|b | - |", "| 2 | - | 1, 2 |"]),
+    ("nested-cells-as-json", [{"env": {"A": "1"}}], ["| env |", "|---|", '| {"A": "1"} |']),
+    ("scalar-list-bullets", ["a", "b"], ["- a", "- b"]),
+    ("mixed-list-as-json", [1, {"a": 2}], ["```", json.dumps([1, {"a": 2}], indent=1), "```"]),
+    ("multi-line-string-fenced", "line 1\nline 2", ["```", "line 1\nline 2", "```"]),
+    ("backticks-need-a-longer-fence", "run ```x```\n", ["````", "run ```x```\n", "````"]),
+    ("empty", {}, ["(empty)"]),
+    ("none", [], ["(none)"]),
+    ("deep-nesting-becomes-json", {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}},
+     ["#### a / b / c / d", "", "e:", "```", '{\n "f": 1\n}', "```"]),
+]
+
+
+@pytest.mark.parametrize(("value", "lines"), [r[1:] for r in RENDERED],
+                         ids=[r[0] for r in RENDERED])
+def test_render_value(value: object, lines: list[str]) -> None:
+    assert render_value(value) == lines
+
+
+def test_render_value_caps_rows_cells_and_text() -> None:
+    rows = [{"n": i, "text": "y" * 300} for i in range(25)]
+    table = render_value(rows)
+    assert len(table) == 2 + body.MAX_ROWS + 1
+    assert table[2] == f"| 0 | {'y' * 199}… |"
+    assert table[-1] == "\n(5 more rows not shown)"
+    [_, text, _] = render_value("z" * 5000)
+    assert text == "z" * body.MAX_TEXT + "\n... (1000 more characters)"
+
+
+def test_render_diagnostics_orders_sections_and_omits_what_does_not_fit() -> None:
+    huge = [{f"c{c}": "w" * 199 for c in range(10)} for _ in range(20)]
+    diagnostics = {"captured_at": "t", "duration_seconds": {"check": 1.0}, "host": {"os": "x"},
+                   "huge": huge, "check": {"state": "failed"}}
+    size = sum(len(line) + 1 for line in ["", "### Huge", "", *render_value(huge)])
+    assert size > body.MAX_DIAGNOSTICS
+    assert render_diagnostics(diagnostics) == [
+        "", "### From the check", "", "- state: failed",
+        "", "### Host facts", "", "- os: x",
+        "", "### Huge", "", f"(omitted here: {size} characters; the ticket page has it)"]
