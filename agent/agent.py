@@ -113,6 +113,13 @@ class Agent:
     def healthy(self) -> bool:
         return self.scheduler.running and not self._stopped.is_set()
 
+    def _registry(self) -> Any:
+        from agent.delivery_metrics import DeliveryCollector
+        from agent.exposition import build_registry
+
+        return build_registry(self.table, self.info_labels(),
+                              extra=(DeliveryCollector(lambda: self.pusher),))
+
     def info_labels(self) -> dict[str, str]:
         """Labels of ``patrol_agent_info``: the host, then the operator's labels."""
         return {"host": self.config.agent.hostname, **self.config.agent.labels}
@@ -130,12 +137,11 @@ class Agent:
         self._schedule_all()
         self.scheduler.start()
         if serve:
-            from agent.exposition import build_registry
             from agent.server import AgentServer
 
             settings = self.config.agent
             self.server = AgentServer(
-                settings.address, build_registry(self.table, self.info_labels()),
+                settings.address, self._registry(),
                 self.table, settings.token.reveal() if settings.token else None,
                 self.agent_info(), self.healthy,
                 tls_cert=settings.tls_cert, tls_key=settings.tls_key,
@@ -207,11 +213,10 @@ class Agent:
             self.scheduler.remove_all_jobs()
             self._schedule_all()
             if self.server is not None:
-                from agent.exposition import build_registry
 
                 self.server.update(token=new.agent.token.reveal() if new.agent.token else None,
                                    agent_info=self.agent_info(),
-                                   registry=build_registry(self.table, self.info_labels()))
+                                   registry=self._registry())
         log.info("config reloaded: %d checks", len(self.runners))
         return True
 

@@ -213,9 +213,10 @@ class AgentRegistry(CollectorRegistry):
 
 
 def build_registry(
-    table: StateTable, agent_labels: Mapping[str, str] | None = None, *, process: bool = True
+    table: StateTable, agent_labels: Mapping[str, str] | None = None, *, process: bool = True,
+    extra: tuple[Collector, ...] = (),
 ) -> AgentRegistry:
     """A fresh registry holding our collector and, unless ``process=False``, the
     agent's own ``process_*`` metrics (Linux /proc; empty elsewhere)."""
-    extra = (ProcessCollector(registry=None),) if process else ()
-    return AgentRegistry(StateCollector(table, agent_labels), extra)
+    own = (ProcessCollector(registry=None),) if process else ()
+    return AgentRegistry(StateCollector(table, agent_labels), (*own, *extra))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -165,3 +166,27 @@ def test_sigterm_stops_cleanly(agent) -> None:
     agent.proc.send_signal(signal.SIGTERM)
     assert agent.proc.wait(5) == 0
     assert "patrol agent stopped" in agent.output()
+
+
+def test_outbox_backlog_is_visible_while_the_collector_is_down(tmp_path: Path) -> None:
+    port, down = free_port(), free_port()
+    text = config_text(port).replace(
+        "  token: ${PATROL_TEST_AGENT_TOKEN}\n",
+        "  token: ${PATROL_TEST_AGENT_TOKEN}\n"
+        f"  state_dir: {tmp_path}/state\n"
+        f"  collector: {{url: 'http://127.0.0.1:{down}', token: agent-token-0123456789ab}}\n")
+    proc = AgentProcess(tmp_path, text, port)
+    try:
+        proc.stamp.unlink()  # the file check goes CRITICAL: one event to deliver
+        def pending_events() -> str | None:
+            text = proc.metrics()
+            found = re.search(r'patrol_outbox_events\{kind="event",state="pending"\} (\S+)',
+                              text)
+            return text if found and float(found.group(1)) >= 1 else None
+
+        metrics = proc.wait_for(pending_events)
+        assert 'patrol_outbox_failed_attempts_total' in metrics
+        assert "agent-token-0123456789ab" not in metrics
+        assert (tmp_path / "state" / "outbox.db").exists()
+    finally:
+        proc.stop()
