@@ -34,9 +34,9 @@ class Alert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime  # noqa: N815 - Alertmanager's field names
-    endsAt: datetime | None = None  # noqa: N815
-    generatorURL: str | None = None  # noqa: N815
+    startsAt: datetime
+    endsAt: datetime | None = None
+    generatorURL: str | None = None
     fingerprint: str | None = None
 
 
@@ -46,8 +46,8 @@ class AlertmanagerPayload(BaseModel):
     version: str = "4"
     status: Literal["firing", "resolved"]
     receiver: str = ""
-    groupKey: str = ""  # noqa: N815
-    externalURL: str = ""  # noqa: N815
+    groupKey: str = ""
+    externalURL: str = ""
     alerts: list[Alert] = Field(min_length=1, max_length=1000)
 
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from collector.alertmanager import AlertmanagerPayload, to_events
 from collector.auth import AGENT, OPERATOR, TokenBook, require
 from collector.engine import Engine
+from collector.maintenance import MaintenanceWindow
 from collector.model import Ticket, TicketStatus, TimelineEntry
 from collector.tickets import TicketAction, TicketRefused, act
 from collector.wire import Event, EventBatch, Heartbeat
@@ -165,6 +166,32 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
             raise HTTPException(409, str(exc)) from None
         return ticket_json(ticket, engine.store.timeline(ticket.id))
 
+    @app.get("/api/v1/maintenance", tags=["maintenance"])
+    def list_windows(request: Request) -> dict[str, Any]:
+        require(request, OPERATOR)
+        return {"windows": engine.store.maintenance_windows()}
+
+    @app.post("/api/v1/maintenance", status_code=201, tags=["maintenance"])
+    def add_window(request: Request, window: MaintenanceWindow) -> dict[str, Any]:
+        """A one-off (start/end) or recurring (cron+duration, weekly) window that
+        suppresses new tickets for matching hosts, labels or checks."""
+        require(request, OPERATOR)
+        with engine.store.transaction() as tx:
+            window_id = tx.add_maintenance({**window.model_dump(
+                mode="json", by_alias=True, exclude_none=True), "origin": "api"})
+        engine.invalidate_windows()
+        return {"id": window_id}
+
+    @app.delete("/api/v1/maintenance/{window_id}", tags=["maintenance"])
+    def delete_window(request: Request, window_id: int) -> dict[str, Any]:
+        require(request, OPERATOR)
+        with engine.store.transaction() as tx:
+            deleted = tx.delete_maintenance(window_id)
+        if not deleted:
+            raise HTTPException(404, f"no maintenance window {window_id}")
+        engine.invalidate_windows()
+        return {"deleted": window_id}
+
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "open_tickets": engine.store.count_open()}
@@ -176,20 +203,30 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         registry = metrics if metrics is not None else _default_registry(engine)
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    schemas = app.openapi().setdefault("components", {}).setdefault("schemas", {})
-    for model in (Event, EventBatch):
-        for name, schema in model.model_json_schema(
-                ref_template="#/components/schemas/{model}").get("$defs", {}).items():
-            schemas.setdefault(name, schema)
-        schemas.setdefault(model.__name__, {k: v for k, v in model.model_json_schema(
-            ref_template="#/components/schemas/{model}").items() if k != "$defs"})
-
     try:
         from collector.web import router
     except ImportError:  # the web pages are optional for API-only deployments
         router = None
     if router is not None:
         app.include_router(router)
+
+    # The events body is a plain dict to FastAPI (one event or a batch), so the wire
+    # models are added by hand. FastAPI regenerates the document whenever routes change,
+    # so this wraps the generator rather than editing one cached copy.
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in (Event, EventBatch):
+            full = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, schema in full.get("$defs", {}).items():
+                schemas.setdefault(name, schema)
+            schemas.setdefault(model.__name__,
+                               {k: v for k, v in full.items() if k != "$defs"})
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

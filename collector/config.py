@@ -9,16 +9,19 @@ never close a ticket.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.explain import problems_from
+from collector.maintenance import MaintenanceWindow
+from collector.policy_config import PolicyConfig, Seconds
 from collector.yamlsource import (
     ConfigError,
     Problem,
     SourceMap,
+    SourceList,
     duplicate_problems,
     parse_listen,
     plain,
@@ -26,7 +29,7 @@ from collector.yamlsource import (
 )
 
 DEFAULT_LISTEN = "127.0.0.1:9732"
-TOP_LEVEL_KEYS = ("collector",)
+TOP_LEVEL_KEYS = ("collector", "policy", "maintenance")
 _SIZE = re.compile(r"^(\d+)\s*(KiB|MiB|B)?$")
 
 
@@ -56,7 +59,7 @@ class CollectorSettings(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
-    public_url: str | None = None
+    watchdog_interval: Seconds = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("listen")
     @classmethod
@@ -113,6 +116,8 @@ class CollectorSettings(BaseModel):
 class CollectorConfig:
     collector: CollectorSettings
     file: str
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    maintenance: list[MaintenanceWindow] = field(default_factory=list)
 
 
 def is_collector_config(path: str | Path) -> bool:
@@ -141,6 +146,44 @@ def load_collector_config(path: str | Path) -> CollectorConfig:
         settings = CollectorSettings.model_validate(plain(node))
     except ValidationError as exc:
         problems.extend(problems_from(exc, CollectorSettings, node, section="collector"))
+    policy = _policy(tree, problems)
+    windows = _maintenance(tree, problems)
     if problems or settings is None:
         raise ConfigError(sorted(problems, key=lambda p: p.line))
-    return CollectorConfig(settings, str(path))
+    return CollectorConfig(settings, str(path), policy, windows)
+
+
+def _policy(tree: SourceMap, problems: list[Problem]) -> PolicyConfig:
+    node = tree.get("policy", SourceMap())
+    duplicate_problems(node, problems, None, "policy")
+    try:
+        return PolicyConfig.model_validate(plain(node))
+    except ValidationError as exc:
+        problems.extend(problems_from(exc, PolicyConfig, node, section="policy"))
+        return PolicyConfig()
+
+
+def _maintenance(tree: SourceMap, problems: list[Problem]) -> list[MaintenanceWindow]:
+    node = tree.get("maintenance")
+    if node is None:
+        return []
+    if not isinstance(node, SourceList):
+        problems.append(Problem(tree.file, tree.lines["maintenance"], "expected a list of "
+                                "windows ('- name: ...' entries)", section="maintenance"))
+        return []
+    windows, names = [], set()
+    for index, entry in enumerate(node):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        section = f"maintenance '{name}'" if name else f"maintenance #{index + 1}"
+        duplicate_problems(entry, problems, None, section)
+        try:
+            window = MaintenanceWindow.model_validate(plain(entry))
+        except ValidationError as exc:
+            problems.extend(problems_from(exc, MaintenanceWindow, entry, section=section))
+            continue
+        if window.name in names:
+            problems.append(Problem(tree.file, node.lines[index], "duplicate window name; "
+                                    "give each window a unique name", section=section))
+        names.add(window.name)
+        windows.append(window)
+    return windows

@@ -73,13 +73,25 @@ class Engine:
         loaded_at, windows = self._windows
         if self.clock() - loaded_at > 5:
             windows = [MaintenanceWindow.model_validate(
-                {k: v for k, v in w.items() if k != "id"})
+                {k: v for k, v in w.items() if k not in ("id", "origin")})
                 for w in self.store.maintenance_windows()]
             self._windows = (self.clock(), windows)
         return windows
 
     def invalidate_windows(self) -> None:
         self._windows = (0.0, [])
+
+    def sync_config_windows(self, windows: list[MaintenanceWindow]) -> None:
+        """Make the store's config-defined windows exactly the config's (windows
+        added through the API are left alone)."""
+        with self.store.transaction() as tx:
+            for stored in tx.maintenance_windows():
+                if stored.get("origin") == "config":
+                    tx.delete_maintenance(stored["id"])
+            for window in windows:
+                tx.add_maintenance({**window.model_dump(mode="json", by_alias=True,
+                                                        exclude_none=True), "origin": "config"})
+        self.invalidate_windows()
 
     # -- events -------------------------------------------------------------------------
 
@@ -200,7 +212,12 @@ class Engine:
         elif isinstance(decision, JoinGroup) and parent is not None:
             applier.track(parent)
             parent = applier.tickets[parent.id]  # type: ignore[index]
+            joined_from = len(parent.hosts)
             parent.hosts = list(decision.hosts)
+            parent.host = ",".join(parent.hosts)
+            # The title and body state the host count: keep them true for the scope.
+            parent.title = parent.title.replace(f" on {joined_from} hosts ",
+                                                f" on {len(parent.hosts)} hosts ", 1)
             priority = priority_of(event, self.policy, scope=len(decision.hosts))
             if priority.priority < parent.priority:
                 old = parent.priority
@@ -215,6 +232,7 @@ class Engine:
             child = applier.opened[-1]
             child.parent_id = parent.id
             applier.dirty.update({parent.id, child.id})  # type: ignore[arg-type]
+            applier.rerender.add(parent.id)  # type: ignore[arg-type]
 
     # -- heartbeats ---------------------------------------------------------------------
 
@@ -255,12 +273,26 @@ class Engine:
             since = check.since.timestamp() if check.since else now
             labels = {**beat.labels, **check.labels}
             if check.status != "OK" and active is None:
+                if self._settled(beat.source, check.check, since):
+                    continue
                 missing.append(self.synthetic(beat.source, check.check, check.type,
                                               check.status, check.summary, labels, since))
             elif check.status == "OK" and active is not None and active.recovered_at is None:
                 missing.append(self.synthetic(beat.source, check.check, check.type, "OK",
                                               check.summary, labels, since))
         return missing
+
+    def _settled(self, host: str, check: str, since: float) -> bool:
+        """Whether an operator already ended this very failure (resolved or closed it
+        with force while the check failed, a won't-fix decision): the latest ticket ended
+        at or after the failure began and its check was not OK then. Reconciling it
+        would reopen the ticket every heartbeat."""
+        latest = self.store.list_tickets(host=host, check=check, limit=1)
+        if not latest or latest[0].is_group or latest[0].status.is_open:
+            return False
+        ended = latest[0].resolved_at if latest[0].resolved_at is not None \
+            else latest[0].closed_at
+        return latest[0].check_status != "OK" and ended is not None and ended >= since
 
     def synthetic(self, host: str, check: str, check_type: str, status: str, summary: str,
                   labels: dict[str, str], since: float | None = None) -> Event:

@@ -16,7 +16,6 @@ from collector.policy_config import PolicyConfig
 from collector.watchdog import Watchdog
 
 log = logging.getLogger("patrol.collector")
-WATCHDOG_INTERVAL = 10.0
 
 
 class CollectorService:
@@ -24,18 +23,19 @@ class CollectorService:
                  agent_tokens: list[str] | None = None,
                  operator_tokens: list[str] | None = None,
                  agent_config_path: str = "/etc/patrol/agent.yaml",
-                 watchdog_interval: float = WATCHDOG_INTERVAL) -> None:
+                 watchdog_interval: float | None = None) -> None:
         from collector.store import open_store
 
         settings = config.collector
         self.settings = settings
         self.store = open_store(settings.store)
-        self.engine = Engine(self.store, policy or PolicyConfig(),
+        self.engine = Engine(self.store, policy or config.policy,
                              agent_config_path=agent_config_path)
+        self.engine.sync_config_windows(config.maintenance)
         self.watchdog = Watchdog(self.engine)
         self.agent_tokens = list(settings.agent_tokens) + list(agent_tokens or [])
         self.operator_tokens = list(settings.operator_tokens) + list(operator_tokens or [])
-        self.watchdog_interval = watchdog_interval
+        self.watchdog_interval = watchdog_interval or settings.watchdog_interval
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.server: Any = None

@@ -45,7 +45,8 @@ class Watchdog:
         now = self.engine.clock() if now is None else now
         counts = {"timers": 0, "escalations": 0, "unreachable": 0, "stale": 0,
                   "maintenance_ended": 0}
-        for ticket in self.store.open_tickets():
+        # Group tickets last: a parent resolves in the same pass as its last member.
+        for ticket in sorted(self.store.open_tickets(), key=lambda t: t.is_group):
             try:
                 changed, escalated = self._ticket(ticket, now)
             except ConcurrentUpdate:
@@ -171,7 +172,8 @@ class Watchdog:
         if events:
             outcomes = self.engine.ingest(events)
             for outcome in outcomes:
-                if outcome.ticket:
+                # Only a ticket this opened or reopened; an old one merely repeated.
+                if outcome.ticket and outcome.outcome in ("opened", "reopened"):
                     ticket = self.store.get_ticket(outcome.ticket)
                     with self.store.transaction() as tx:
                         tx.add_timeline(ticket.id, TimelineEntry(

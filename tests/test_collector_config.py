@@ -43,3 +43,54 @@ def test_agent_and_operator_tokens_must_differ(tmp_path: Path, capsys) -> None:
     assert capsys.readouterr().out == (
         f"{path}:2: collector: agent_tokens and operator_tokens must differ; an agent token "
         "must never be able to act on tickets\n")
+
+
+def test_policy_and_maintenance_mistakes_are_reported_with_lines(tmp_path: Path,
+                                                                 capsys) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text(
+        "collector:\n"
+        "  listen: 127.0.0.1:9732\n"
+        "policy:\n"
+        "  lifecycle:\n"
+        "    verify_for: soon\n"
+        "  grouping: {lable: role}\n"
+        "maintenance:\n"
+        "  - name: x\n"
+        "    hosts: ['*']\n"
+        "  - name: y\n"
+        "    weekly: {days: [funday], from: '02:00', to: '04:00'}\n"
+        "    hosts: ['*']\n")
+    assert cli(["validate", str(path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}:5: policy, option 'lifecycle.verify_for': expected a duration such as 300, "
+        "'5m' or '4h', got 'soon'; fix the value",
+        f"{path}:6: policy, option 'grouping.lable': unknown option; did you mean 'label'?",
+        f"{path}:8: maintenance 'x': give exactly one schedule: start and end (one-off), "
+        "cron and duration, or weekly; got none",
+        f"{path}:11: maintenance 'y', option 'weekly.days.0': input should be 'mon', 'tue', "
+        "'wed', 'thu', 'fri', 'sat' or 'sun' (got 'funday')",
+    ]
+
+
+def test_config_windows_reach_the_store_and_api_windows_survive_a_restart(
+        tmp_path: Path) -> None:
+    from collector.config import load_collector_config
+    from collector.service import CollectorService
+
+    path = tmp_path / "collector.yaml"
+    path.write_text(
+        f"collector:\n  store: sqlite:///{tmp_path}/c.db\n"
+        "maintenance:\n"
+        "  - name: nightly\n    cron: '0 2 * * *'\n    duration: 1h\n    hosts: ['db-*']\n")
+    service = CollectorService(load_collector_config(path))
+    with service.store.transaction() as tx:
+        tx.add_maintenance({"name": "by-hand", "start": "2026-11-22T00:00:00Z",
+                            "end": "2026-11-23T00:00:00Z", "hosts": ["web-01"],
+                            "origin": "api"})
+    assert sorted(w.name for w in service.engine.windows()) == ["by-hand", "nightly"]
+    service.store.close()
+    path.write_text(f"collector:\n  store: sqlite:///{tmp_path}/c.db\n")
+    again = CollectorService(load_collector_config(path))
+    assert [w.name for w in again.engine.windows()] == ["by-hand"]
+    again.store.close()
