@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
@@ -61,6 +61,62 @@ def ticket_json(ticket: Ticket, timeline: list[TimelineEntry] | None = None) -> 
     return out
 
 
+class BodyLimit:
+    """413 for bodies over ``limit`` bytes, before they are read into memory.
+
+    A declared ``Content-Length`` over the limit is refused at once. A body without
+    one (``Transfer-Encoding: chunked``) is read here, at most ``limit`` bytes, and
+    replayed to the app; one more byte and it is refused, so no client can make the
+    collector buffer more than the limit.
+    """
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def _refuse(self, send: Any, size: str) -> None:
+        await JSONResponse({"error": f"payload of {size} bytes is over the {self.limit}-byte "
+                            "limit; send smaller batches"}, status_code=413)(
+            {"type": "http"}, _no_receive, send)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            if length.isdigit() and int(length) > self.limit:
+                return await self._refuse(send, length.decode())
+            return await self.app(scope, receive, send)
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            return await self.app(scope, receive, send)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                return await self._refuse(send, f"more than {self.limit}")
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+
+async def _no_receive() -> Any:
+    return {"type": "http.disconnect"}
+
+
 def _problems(exc: RequestValidationError) -> list[str]:
     lines = []
     for error in exc.errors():
@@ -79,14 +135,7 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
     app.state.tokens = TokenBook(agent_tokens, operator_tokens)
     app.state.started_at = time.time()
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return JSONResponse({"error": f"payload of {length} bytes is over the "
-                                 f"{max_body_bytes}-byte limit; send smaller batches"},
-                                status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -99,10 +148,20 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
+    # Authentication as route dependencies, so it runs before the body and the path are
+    # validated: without a valid token the answer is 401/403, never a 422 about the payload.
+    def needs(kind: str) -> list[Any]:
+        def check(request: Request) -> None:
+            require(request, kind)
+        return [Depends(check)]
+
+    as_agent, as_operator = needs(AGENT), needs(OPERATOR)
+
     events_schema = {"oneOf": [{"$ref": "#/components/schemas/EventBatch"},
                                {"$ref": "#/components/schemas/Event"}]}
 
-    @app.post("/api/v1/events", status_code=202, tags=["ingest"], openapi_extra={
+    @app.post("/api/v1/events", status_code=202, tags=["ingest"], dependencies=as_agent,
+               openapi_extra={
         "requestBody": {"required": True,
                         "content": {"application/json": {"schema": events_schema}}}})
     def post_events(request: Request,
@@ -117,19 +176,20 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         events = parsed.events if isinstance(parsed, EventBatch) else [parsed]
         return {"results": [o.as_dict() for o in engine.ingest(list(events))]}
 
-    @app.post("/api/v1/heartbeats", status_code=202, tags=["ingest"])
+    @app.post("/api/v1/heartbeats", status_code=202, tags=["ingest"], dependencies=as_agent)
     def post_heartbeat(request: Request, beat: Heartbeat) -> dict[str, Any]:
         require(request, AGENT)
         return engine.heartbeat(beat)
 
-    @app.post("/api/v1/alertmanager", status_code=202, tags=["ingest"])
+    @app.post("/api/v1/alertmanager", status_code=202, tags=["ingest"],
+              dependencies=as_agent)
     def post_alertmanager(request: Request, payload: AlertmanagerPayload) -> dict[str, Any]:
         """Alertmanager's webhook (``webhook_configs`` with ``http_config.authorization``
         carrying an agent token)."""
         require(request, AGENT)
         return {"results": [o.as_dict() for o in engine.ingest(to_events(payload))]}
 
-    @app.get("/api/v1/tickets", tags=["tickets"])
+    @app.get("/api/v1/tickets", tags=["tickets"], dependencies=as_operator)
     def list_tickets(
         request: Request,
         status: Annotated[list[TicketStatus] | None, Query()] = None,
@@ -145,7 +205,7 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
             limit=limit, offset=offset)
         return {"tickets": [ticket_json(t) for t in tickets]}
 
-    @app.get("/api/v1/tickets/{number}", tags=["tickets"])
+    @app.get("/api/v1/tickets/{number}", tags=["tickets"], dependencies=as_operator)
     def get_ticket(request: Request, number: str) -> dict[str, Any]:
         require(request, OPERATOR)
         ticket = engine.store.get_ticket(number)
@@ -153,7 +213,8 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
             raise HTTPException(404, f"no ticket {number}")
         return ticket_json(ticket, engine.store.timeline(ticket.id))
 
-    @app.post("/api/v1/tickets/{number}/{action}", tags=["tickets"])
+    @app.post("/api/v1/tickets/{number}/{action}", tags=["tickets"],
+              dependencies=as_operator)
     def ticket_action(request: Request, number: str, action: TicketAction,
                       body: ActionBody | None = None) -> dict[str, Any]:
         require(request, OPERATOR)
@@ -166,12 +227,13 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
             raise HTTPException(409, str(exc)) from None
         return ticket_json(ticket, engine.store.timeline(ticket.id))
 
-    @app.get("/api/v1/maintenance", tags=["maintenance"])
+    @app.get("/api/v1/maintenance", tags=["maintenance"], dependencies=as_operator)
     def list_windows(request: Request) -> dict[str, Any]:
         require(request, OPERATOR)
         return {"windows": engine.store.maintenance_windows()}
 
-    @app.post("/api/v1/maintenance", status_code=201, tags=["maintenance"])
+    @app.post("/api/v1/maintenance", status_code=201, tags=["maintenance"],
+              dependencies=as_operator)
     def add_window(request: Request, window: MaintenanceWindow) -> dict[str, Any]:
         """A one-off (start/end) or recurring (cron+duration, weekly) window that
         suppresses new tickets for matching hosts, labels or checks."""
@@ -182,7 +244,8 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         engine.invalidate_windows()
         return {"id": window_id}
 
-    @app.delete("/api/v1/maintenance/{window_id}", tags=["maintenance"])
+    @app.delete("/api/v1/maintenance/{window_id}", tags=["maintenance"],
+                dependencies=as_operator)
     def delete_window(request: Request, window_id: int) -> dict[str, Any]:
         require(request, OPERATOR)
         with engine.store.transaction() as tx:

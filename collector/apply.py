@@ -40,10 +40,15 @@ class Applier:
     severity), given the transaction and the ticket.
     """
 
-    def __init__(self, tx: Any, now: float, render: Callable[[Any, Ticket], str]) -> None:
+    def __init__(self, tx: Any, now: float, render: Callable[[Any, Ticket], str],
+                 notify: Callable[..., None] | None = None) -> None:
         self.tx = tx
         self.now = now
         self.render = render
+        # ``notify(tx, ticket, action, text, now)`` queues helpdesk work in this same
+        # transaction (the dispatch outbox); None when no helpdesk is configured.
+        self.notify = notify
+        self.notices: list[tuple[int, str, str]] = []
         self.tickets: dict[int, Ticket] = {}
         self.dirty: set[int] = set()
         self.rerender: set[int] = set()
@@ -72,12 +77,20 @@ class Applier:
             handler(action)
 
     def finish(self) -> None:
-        """Save every changed ticket (body re-rendered where needed)."""
+        """Save every changed ticket (body re-rendered where needed), then queue the
+        helpdesk notices for what changed."""
         for ticket_id in sorted(self.dirty):
             ticket = self.tickets[ticket_id]
             if ticket_id in self.rerender:
                 ticket.body = self.render(self.tx, ticket)
             self.tx.update_ticket(ticket)
+        if self.notify is not None:
+            for ticket_id, action, text in self.notices:
+                self.notify(self.tx, self.tickets[ticket_id], action, text, self.now)
+
+    def announce(self, ticket: Ticket, action: str, text: str = "") -> None:
+        """A change the ticket's helpdesks should hear about."""
+        self.notices.append((ticket.id, action, text))  # type: ignore[arg-type]
 
     def _touch(self, ticket: Ticket, rerender: bool = False) -> None:
         self.dirty.add(ticket.id)  # type: ignore[arg-type]
@@ -97,6 +110,7 @@ class Applier:
                 text += f"; the same problem was ticketed before as {previous.number}"
         self.timeline(ticket, "opened", text, priority=str(ticket.priority))
         self._touch(ticket, rerender=True)
+        self.announce(ticket, "open")
         self.outcome = "opened"
 
     def _on_Repeat(self, action: Repeat) -> None:
@@ -116,6 +130,7 @@ class Applier:
                       old_priority=str(action.old_priority),
                       new_priority=str(action.new_priority))
         self._touch(ticket, rerender=True)
+        self.announce(ticket, "priority", f"Patrol: {action.text}")
         self.outcome = "updated"
 
     def _on_Reopen(self, action: Reopen) -> None:
@@ -131,6 +146,7 @@ class Applier:
         ticket.check_status = "CRITICAL" if action.severity == "critical" else "WARNING"
         self.timeline(ticket, "reopened", f"reopened as {action.priority}: {action.reason}")
         self._touch(ticket, rerender=True)
+        self.announce(ticket, "reopen", f"Patrol reopened this ticket: {action.reason}")
         self.outcome = "reopened"
 
     def _on_MarkRecovering(self, action: MarkRecovering) -> None:
@@ -176,6 +192,7 @@ class Applier:
         ticket.resolution = action.reason
         self.timeline(ticket, "resolved", action.reason)
         self._touch(ticket)
+        self.announce(ticket, "resolve", f"Patrol verified the recovery: {action.reason}")
         self.outcome = "resolved"
 
     def _on_Close(self, action: Close) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.explain import problems_from
 from collector.maintenance import MaintenanceWindow
 from collector.policy_config import PolicyConfig, Seconds
+from collector.routing import TicketingSettings
 from collector.yamlsource import (
     ConfigError,
     Problem,
@@ -29,7 +31,7 @@ from collector.yamlsource import (
 )
 
 DEFAULT_LISTEN = "127.0.0.1:9732"
-TOP_LEVEL_KEYS = ("collector", "policy", "maintenance")
+TOP_LEVEL_KEYS = ("collector", "policy", "maintenance", "ticketing")
 _SIZE = re.compile(r"^(\d+)\s*(KiB|MiB|B)?$")
 
 
@@ -118,6 +120,8 @@ class CollectorConfig:
     file: str
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     maintenance: list[MaintenanceWindow] = field(default_factory=list)
+    ticketing: TicketingSettings = field(default_factory=TicketingSettings)
+    helpdesks: dict[str, Any] = field(default_factory=dict)  # name -> adapter Config
 
 
 def is_collector_config(path: str | Path) -> bool:
@@ -148,9 +152,53 @@ def load_collector_config(path: str | Path) -> CollectorConfig:
         problems.extend(problems_from(exc, CollectorSettings, node, section="collector"))
     policy = _policy(tree, problems)
     windows = _maintenance(tree, problems)
+    ticketing, helpdesks = _ticketing(tree, problems)
     if problems or settings is None:
         raise ConfigError(sorted(problems, key=lambda p: p.line))
-    return CollectorConfig(settings, str(path), policy, windows)
+    return CollectorConfig(settings, str(path), policy, windows, ticketing, helpdesks)
+
+
+def _ticketing(tree: SourceMap, problems: list[Problem]) -> tuple[TicketingSettings,
+                                                                   dict[str, Any]]:
+    """The routing settings, and each helpdesk validated by its adapter's own model."""
+    from ticketing_bridge import registry
+
+    node = tree.get("ticketing", SourceMap())
+    duplicate_problems(node, problems, None, "ticketing")
+    try:
+        settings = TicketingSettings.model_validate(plain(node))
+    except ValidationError as exc:
+        problems.extend(problems_from(exc, TicketingSettings, node, section="ticketing"))
+        return TicketingSettings(), {}
+    helpdesks: dict[str, Any] = {}
+    entries = node.get("helpdesks", SourceMap())
+    for name, spec in settings.helpdesks.items():
+        entry = entries.get(name, SourceMap()) if isinstance(entries, SourceMap) else SourceMap()
+        section = f"helpdesk '{name}'"
+        kind = spec.get("type")
+        try:
+            cls = registry.load(str(kind))
+        except registry.UnknownHelpdesk as exc:
+            problems.append(Problem(node.file, entry.lines.get("type", entry.line),
+                                    str(exc), section=section, option="type"))
+            continue
+        try:
+            helpdesks[name] = cls.Config.model_validate(spec)
+        except ValidationError as exc:
+            problems.extend(problems_from(exc, cls.Config, entry, section=section))
+    routes = node.get("routes")
+    for index, route in enumerate(settings.routes):
+        if route.helpdesk not in settings.helpdesks:
+            line = routes.lines[index] if isinstance(routes, SourceList) else node.line
+            known = ", ".join(sorted(settings.helpdesks)) or "none configured"
+            problems.append(Problem(node.file, line, f"route {index + 1} sends to unknown "
+                                    f"helpdesk '{route.helpdesk}'; known: {known}",
+                                    section="ticketing", option="routes"))
+    if settings.helpdesks and not settings.routes:
+        problems.append(Problem(node.file, node.line, "helpdesks are configured but no route "
+                                "sends tickets to them; add e.g. 'routes: [{helpdesk: NAME}]'",
+                                section="ticketing"))
+    return settings, helpdesks
 
 
 def _policy(tree: SourceMap, problems: list[Problem]) -> PolicyConfig:

@@ -66,6 +66,16 @@ class Engine:
                          "reopened": 0, "resolved": 0, "retries": 0}
         self._lock = threading.Lock()
         self._windows: tuple[float, list[MaintenanceWindow]] = (0.0, [])
+        self.dispatcher: Any = None  # collector.dispatch.Dispatcher, when helpdesks exist
+
+    def notify(self, tx: Any, ticket: Ticket, action: str, text: str, now: float) -> None:
+        """Queue helpdesk work for a ticket change, in the caller's transaction."""
+        if self.dispatcher is not None:
+            self.dispatcher.enqueue(tx, ticket, action, text, now)
+
+    def applier(self, tx: Any, now: float, event: Event | None) -> Applier:
+        return Applier(tx, now, lambda tx_, ticket: self._render(tx_, ticket, event),
+                       self.notify)
 
     # -- maintenance windows (cached briefly: read on every event) ----------------------
 
@@ -96,9 +106,13 @@ class Engine:
     # -- events -------------------------------------------------------------------------
 
     def ingest(self, events: list[Event]) -> list[Outcome]:
-        """Process events in per-agent sequence order; returns one outcome each."""
-        ordered = sorted(events, key=lambda e: (e.agent.id, e.sequence))
-        return [self._with_retries(self._ingest_one, event) for event in ordered]
+        """Process events in per-agent sequence order; returns one outcome per event,
+        in the order given (a client matches them to its batch by position)."""
+        outcomes: list[Outcome | None] = [None] * len(events)
+        for index in sorted(range(len(events)),
+                            key=lambda i: (events[i].agent.id, events[i].sequence)):
+            outcomes[index] = self._with_retries(self._ingest_one, events[index])
+        return outcomes  # type: ignore[return-value]
 
     def _with_retries(self, work: Callable[..., Any], *args: Any) -> Any:
         for attempt in range(RETRIES):
@@ -115,6 +129,9 @@ class Engine:
 
     def _ingest_one(self, event: Event) -> Outcome:
         now = self.clock()
+        # Read before the transaction: a store read inside it would need a second pooled
+        # connection while holding one, and enough concurrent units would starve the pool.
+        maintenance = self.windows()
         with self.store.transaction() as tx:
             if not tx.record_event(event.event_id, event.dedup_key, now,
                                    event.model_dump(mode="json")):
@@ -124,12 +141,12 @@ class Engine:
             self._count("events")
             active = tx.active_ticket(event.dedup_key)
             latest = tx.latest_ticket(event.dedup_key)
-            windows = active_windows(self.windows(), event.source, event.labels,
+            windows = active_windows(maintenance, event.source, event.labels,
                                      event.check, now)
             actions = decide(event, active, latest, now, self.policy,
                              in_maintenance=bool(windows),
                              windows=[w.name for w in windows])
-            applier = Applier(tx, now, lambda tx_, ticket: self._render(tx_, ticket, event))
+            applier = self.applier(tx, now, event)
             for ticket in (active, latest):
                 if ticket is not None and ticket.id is not None:
                     applier.track(ticket)
@@ -144,6 +161,8 @@ class Engine:
             applier.finish()
         if applier.outcome in ("opened", "reopened", "resolved"):
             self._count(applier.outcome)
+        if applier.notices and self.dispatcher is not None:
+            self.dispatcher.wakeup.set()  # committed now: visible to the workers
         number = touched.number if touched is not None and \
             applier.outcome != "suppressed" else None
         return Outcome(event.event_id, applier.outcome, number, applier.note)
@@ -209,6 +228,7 @@ class Engine:
                     now, "grouped", f"part of {parent.number}: {decision.title}"))
             applier.dirty.add(parent.id)  # type: ignore[arg-type]
             applier.rerender.add(parent.id)  # type: ignore[arg-type]
+            applier.announce(parent, "open")
         elif isinstance(decision, JoinGroup) and parent is not None:
             applier.track(parent)
             parent = applier.tickets[parent.id]  # type: ignore[index]

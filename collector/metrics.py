@@ -44,12 +44,40 @@ class EngineCollector:
         for priority in ("P1", "P2", "P3", "P4"):
             open_by_priority.add_metric([priority], stats.get("priority", {}).get(priority, 0))
         yield open_by_priority
+        dispatcher = getattr(self.engine, "dispatcher", None)
+        if dispatcher is not None:
+            yield from _dispatch_metrics(dispatcher)
         hosts = self.engine.store.hosts()
         yield GaugeMetricFamily("patrol_collector_hosts", "Hosts that sent a heartbeat",
                                 value=len(hosts))
         yield GaugeMetricFamily("patrol_collector_unreachable_hosts",
                                 "Hosts whose heartbeat stopped",
                                 value=sum(not h.get("reachable", True) for h in hosts))
+
+
+def _dispatch_metrics(dispatcher: Any) -> Iterator[Metric]:
+    """The helpdesk outbox: backlog by state (``failed`` = refused for good, needs a
+    person), its oldest row's age, and delivery outcomes."""
+    backlog = GaugeMetricFamily("patrol_collector_dispatch_backlog",
+                                "Helpdesk actions not yet delivered, by helpdesk and state",
+                                labels=["helpdesk", "state"])
+    oldest = GaugeMetricFamily("patrol_collector_dispatch_oldest_age_seconds",
+                               "Age of the oldest undelivered helpdesk action",
+                               labels=["helpdesk"])
+    ages: dict[str, float] = {}
+    for row in dispatcher.backlog():
+        backlog.add_metric([row["helpdesk"], row["state"]], row["count"])
+        ages[row["helpdesk"]] = max(ages.get(row["helpdesk"], 0.0), row["oldest_age_seconds"])
+    for helpdesk, age in sorted(ages.items()):
+        oldest.add_metric([helpdesk], age)
+    yield backlog
+    yield oldest
+    outcomes = CounterMetricFamily("patrol_collector_dispatch_attempts",
+                                   "Helpdesk delivery attempts by outcome (delivered, retry, "
+                                   "failed)", labels=["helpdesk", "outcome"])
+    for (helpdesk, outcome), count in sorted(dispatcher.counters.items()):
+        outcomes.add_metric([helpdesk, outcome], count)
+    yield outcomes
 
 
 def build_registry(engine: Any) -> CollectorRegistry:

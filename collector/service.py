@@ -32,6 +32,8 @@ class CollectorService:
         self.engine = Engine(self.store, policy or config.policy,
                              agent_config_path=agent_config_path)
         self.engine.sync_config_windows(config.maintenance)
+        self.dispatcher = self._dispatcher(config)
+        self.engine.dispatcher = self.dispatcher
         self.watchdog = Watchdog(self.engine)
         self.agent_tokens = list(settings.agent_tokens) + list(agent_tokens or [])
         self.operator_tokens = list(settings.operator_tokens) + list(operator_tokens or [])
@@ -39,6 +41,25 @@ class CollectorService:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.server: Any = None
+
+    def _dispatcher(self, config: CollectorConfig) -> Any:
+        """Adapters for the configured helpdesks, behind the dispatch outbox."""
+        if not config.helpdesks:
+            return None
+        from collector.dispatch import Dispatcher
+        from ticketing_bridge import registry
+
+        adapters = {name: registry.load(cfg.type)(cfg, name)
+                    for name, cfg in config.helpdesks.items()}
+        limits = {name: cfg.max_concurrency for name, cfg in config.helpdesks.items()}
+        return Dispatcher(self.store, config.ticketing, adapters, limits, self.engine.clock)
+
+    def _loop(self, interval: float, work: Any, what: str) -> None:
+        while not self._stop.wait(interval):
+            try:
+                work()
+            except Exception:  # one failed pass must not end the loop
+                log.exception("%s pass failed", what)
 
     @property
     def url(self) -> str:
@@ -54,13 +75,6 @@ class CollectorService:
 
         return create_app(self.engine, self.agent_tokens, self.operator_tokens,
                           self.settings.max_body_bytes)
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.watchdog_interval):
-            try:
-                self.watchdog.run_once()
-            except Exception:  # a failed pass must not end the watchdog
-                log.exception("watchdog pass failed")
 
     def start(self) -> None:
         """Serve in background threads; returns once the port is bound."""
@@ -84,17 +98,32 @@ class CollectorService:
             if not serving.is_alive() or time.monotonic() > deadline:
                 raise OSError(98, f"the collector could not listen on {self.settings.listen}")
             time.sleep(0.01)
-        watch = threading.Thread(target=self._watch, name="collector-watchdog", daemon=True)
-        watch.start()
-        self._threads = [serving, watch]
+        loops = [(self.watchdog_interval, self.watchdog.run_once, "watchdog")]
+        self._threads = [serving]
+        if self.dispatcher is not None:
+            loops.append((self.dispatcher.settings.sync_interval, self.dispatcher.sync_once,
+                          "helpdesk sync"))
+            deliver = threading.Thread(target=self.dispatcher.serve, args=(self._stop,),
+                                       name="collector-dispatch", daemon=True)
+            deliver.start()
+            self._threads.append(deliver)
+        for interval, work, what in loops:
+            thread = threading.Thread(target=self._loop, args=(interval, work, what),
+                                      name=f"collector-{what}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
         log.info("patrol collector at %s (store %s)", self.url, _store_label(self.settings.store))
 
     def stop(self) -> None:
         self._stop.set()
+        if self.dispatcher is not None:
+            self.dispatcher.wakeup.set()
         if self.server is not None:
             self.server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.dispatcher is not None:
+            self.dispatcher.close()
         self.store.close()
 
 

@@ -72,6 +72,10 @@ def act(engine: Any, number: str, action: str, author: str, text: str = "",
                 entry = _apply(ticket, action, author, text, force, engine.clock())
                 tx.add_timeline(ticket.id, entry)
                 tx.update_ticket(ticket)
+                outward = {"comment": "comment", "resolve": "resolve", "close": "resolve",
+                           "acknowledge": "comment"}[action]
+                engine.notify(tx, ticket, outward, f"{author} in Patrol: {entry.text}",
+                              entry.at)
                 return ticket
         except ConcurrentUpdate:
             continue

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from collector.apply import Applier
 from collector.lifecycle import heartbeat_lost, stale_checks, tick
 from collector.maintenance import active_windows, ended_since
 from collector.model import Ticket, TicketStatus, TimelineEntry
@@ -68,7 +67,7 @@ class Watchdog:
                 tx.active_ticket(ticket.dedup_key)
             if fresh is None or fresh.id != ticket.id:
                 return 0, 0
-            applier = Applier(tx, now, lambda tx_, t: self.engine._render(tx_, t, None))
+            applier = self.engine.applier(tx, now, None)
             applier.track(fresh)
             actions = tick(fresh, now, self.engine.policy)
             if fresh.is_group:

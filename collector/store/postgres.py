@@ -113,6 +113,7 @@ class _Pool:
 
 class PostgresTransaction(SqlTransaction):
     _lock = " FOR UPDATE"
+    _skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, conn: Any) -> None:
         from psycopg.types.json import Jsonb
@@ -157,6 +158,7 @@ class _ReadOnly(PostgresTransaction):
     """A store-level read on an autocommit connection: no row locks."""
 
     _lock = ""
+    _skip_locked = ""
 
 
 class PostgresStore(SqlReads):

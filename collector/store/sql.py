@@ -17,6 +17,7 @@ from typing import Any
 from collector.model import Ticket, TicketStatus, TimelineEntry
 from collector.store import codec
 from collector.store.base import ConcurrentUpdate, ConstraintViolation, DuplicateTicket, StoreError
+from collector.store.dispatch import DispatchReads, DispatchWrites
 
 _OPEN = tuple(s.value for s in TicketStatus if s.is_open)
 _OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in _OPEN) + ")"
@@ -32,7 +33,7 @@ _NEXT_SERIAL = ("INSERT INTO ticket_serials (day, last_serial) VALUES (?, 1) "
                 "RETURNING last_serial")
 
 
-class SqlReads:
+class SqlReads(DispatchReads):
     _lock = ""
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
@@ -127,7 +128,7 @@ class SqlReads:
         return [{**self._load(row["spec"]), "id": row["id"]} for row in rows]
 
 
-class SqlTransaction(SqlReads):
+class SqlTransaction(SqlReads, DispatchWrites):
     def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Execute a write; the number of rows it changed."""
         raise NotImplementedError

@@ -1,0 +1,277 @@
+"""The dispatch outbox between tickets and helpdesks: order, retries, dedup, read-back.
+
+The helpdesk here is an in-memory recorder that keeps tickets like a helpdesk does
+and can be told to fail; the adapters themselves are tested against real servers
+and vendor-faithful fakes in tests/test_bridge_*.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from collector.dispatch import Dispatcher, fingerprint
+from collector.engine import Engine
+from collector.routing import Route, RouteMatch, TicketingSettings, destinations
+from collector.store import open_store
+from collector.wire import Event
+from tests.test_wire import EVENT
+from ticketing_bridge.protocol import (
+    ExternalRef,
+    PermanentError,
+    RemoteStatus,
+    TemporaryError,
+)
+
+
+class Desk:
+    """Keeps tickets like a helpdesk; ``fail`` queues errors for the next calls."""
+
+    type: ClassVar[str] = "desk"
+
+    def __init__(self, name: str = "desk") -> None:
+        self.name = name
+        self.tickets: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.fail: list[Exception] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.lock = threading.Lock()
+        self.delay = 0.0
+
+    def _call(self, what: str, key: str) -> None:
+        with self.lock:
+            self.calls.append((what, key))
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(self.delay)
+            if self.fail:
+                raise self.fail.pop(0)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def open(self, view, dest) -> ExternalRef:
+        self._call("open", view.number)
+        ticket_id = str(len(self.tickets) + 1)
+        self.tickets[ticket_id] = {"fingerprint": view.fingerprint, "state": "open",
+                                   "priority": view.priority, "notes": [],
+                                   "project": dest.project, "title": view.title}
+        return ExternalRef(self.name, ticket_id, f"https://desk/{ticket_id}")
+
+    def find(self, fp: str, dest) -> ExternalRef | None:
+        self._call("find", fp)
+        for ticket_id, ticket in self.tickets.items():
+            if ticket["fingerprint"] == fp and ticket["state"] != "closed":
+                return ExternalRef(self.name, ticket_id, f"https://desk/{ticket_id}")
+        return None
+
+    def comment(self, ref, text, view) -> None:
+        self._call("comment", ref.id)
+        self.tickets[ref.id]["notes"].append(text)
+
+    def set_priority(self, ref, view, dest) -> None:
+        self._call("priority", ref.id)
+        self.tickets[ref.id]["priority"] = view.priority
+
+    def resolve(self, ref, text, view, dest) -> None:
+        self._call("resolve", ref.id)
+        self.tickets[ref.id].update(state="closed")
+        self.tickets[ref.id]["notes"].append(text)
+
+    def reopen(self, ref, text, view, dest) -> None:
+        self._call("reopen", ref.id)
+        self.tickets[ref.id].update(state="open")
+        self.tickets[ref.id]["notes"].append(text)
+
+    def status(self, ref) -> RemoteStatus:
+        ticket = self.tickets[ref.id]
+        return RemoteStatus(ticket["state"], ticket.get("assignee"), ticket.get("wont_fix",
+                                                                                 False))
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    now = [1_795_300_000.0]
+    store = open_store(f"sqlite:///{tmp_path}/c.db")
+    engine = Engine(store, clock=lambda: now[0])
+    desk = Desk()
+    settings = TicketingSettings(helpdesks={"desk": {"type": "desk"}},
+                                 routes=[Route(helpdesk="desk", project="ops")])
+    engine.dispatcher = Dispatcher(store, settings, {"desk": desk}, {"desk": 2},
+                                   lambda: now[0])
+    yield engine, desk, now
+    engine.dispatcher.close()
+    store.close()
+
+
+def breach(**changes: Any) -> Event:
+    return Event.model_validate({**EVENT, **changes})
+
+
+def drain(engine: Engine) -> None:
+    while engine.dispatcher.run_once():
+        pass
+
+
+def test_a_new_ticket_is_opened_once_and_its_reference_stored(world) -> None:
+    engine, desk, _ = world
+    engine.ingest([breach()])
+    ticket = engine.store.list_tickets()[0]
+    drain(engine)
+    assert desk.calls == [("find", fingerprint(ticket)), ("open", ticket.number)]
+    assert desk.tickets["1"]["project"] == "ops"
+    assert engine.store.link(ticket.id, "desk")["external_id"] == "1"
+    timeline = [e.text for e in engine.store.timeline(ticket.id)]
+    assert timeline[-1] == "opened in desk as #1 (https://desk/1)"
+    drain(engine)
+    assert len(desk.calls) == 2  # nothing left to deliver
+
+
+def test_a_crash_between_created_and_stored_adopts_the_existing_ticket(world) -> None:
+    engine, desk, now = world
+    engine.ingest([breach()])
+    ticket = engine.store.list_tickets()[0]
+    # The helpdesk already has it (created before a crash), but no link was stored.
+    desk.tickets["7"] = {"fingerprint": fingerprint(ticket), "state": "open",
+                         "priority": "P1", "notes": [], "project": "ops", "title": ""}
+    drain(engine)
+    assert [c for c in desk.calls if c[0] == "open"] == []
+    assert engine.store.link(ticket.id, "desk")["external_id"] == "7"
+    assert engine.store.timeline(ticket.id)[-1].text == \
+        "found the existing ticket in desk as #7 (https://desk/7)"
+
+
+def test_temporary_errors_retry_after_the_helpdesks_retry_after(world) -> None:
+    engine, desk, now = world
+    desk.fail = [TemporaryError("rate limited", 429, retry_after=30)]
+    engine.ingest([breach()])
+    assert engine.dispatcher.run_once() == {"retry": 1}
+    row = engine.store.dispatch_rows(state="pending")[0]
+    assert row["next_at"] == pytest.approx(now[0] + 30)
+    assert row["attempts"] == 1 and "rate limited" in row["last_error"]
+    assert engine.dispatcher.run_once() == {}  # not due yet
+    now[0] += 30
+    assert engine.dispatcher.run_once() == {"delivered": 1}
+
+
+def test_permanent_errors_show_on_the_ticket_and_never_retry_alone(world) -> None:
+    engine, desk, now = world
+    desk.fail = [PermanentError("desk: POST /issues answered 403: check the credentials", 403)]
+    engine.ingest([breach()])
+    assert engine.dispatcher.run_once() == {"failed": 1}
+    ticket = engine.store.list_tickets()[0]
+    assert engine.store.timeline(ticket.id)[-1].kind == "helpdesk_error"
+    assert "403" in engine.store.timeline(ticket.id)[-1].text
+    now[0] += 3600
+    assert engine.dispatcher.run_once() == {}
+    assert engine.dispatcher.backlog() == [
+        {"helpdesk": "desk", "state": "failed", "count": 1, "oldest_age_seconds": 3600.0}]
+    from collector.metrics import build_registry
+    from prometheus_client import generate_latest
+
+    text = generate_latest(build_registry(engine)).decode()
+    assert 'patrol_collector_dispatch_backlog{helpdesk="desk",state="failed"} 1.0' in text
+    assert 'patrol_collector_dispatch_attempts_total{helpdesk="desk",outcome="failed"} 1.0' \
+        in text
+
+
+def test_actions_reach_the_helpdesk_in_order_even_when_the_open_is_retried(world) -> None:
+    engine, desk, now = world
+    desk.fail = [TemporaryError("down")]
+    engine.ingest([breach()])
+    engine.ingest([breach(event_id="e2" * 8, severity="warning", status="WARNING")])
+    engine.dispatcher.run_once()  # the open fails; the priority change must wait
+    assert [c[0] for c in desk.calls] == ["find"]
+    now[0] += 600
+    drain(engine)
+    assert [c[0] for c in desk.calls] == ["find", "find", "open", "priority", "comment"]
+    assert desk.tickets["1"]["priority"] == "P3"
+    assert desk.tickets["1"]["notes"][0].startswith("Patrol: severity critical -> warning")
+
+
+def test_recovery_verified_resolves_and_a_rebreach_reopens_in_the_helpdesk(world) -> None:
+    engine, desk, now = world
+    from collector.watchdog import Watchdog
+
+    engine.ingest([breach()])
+    drain(engine)
+    engine.ingest([breach(event_id="r1" * 8, action="resolve", status="OK", severity="info")])
+    now[0] += 301
+    Watchdog(engine).run_once()
+    drain(engine)
+    assert desk.tickets["1"]["state"] == "closed"
+    assert desk.tickets["1"]["notes"][-1].startswith("Patrol verified the recovery")
+    now[0] += 60
+    engine.ingest([breach(event_id="b2" * 8)])
+    drain(engine)
+    assert desk.tickets["1"]["state"] == "open" and len(desk.tickets) == 1
+    assert desk.tickets["1"]["notes"][-1].startswith("Patrol reopened this ticket")
+
+
+def test_concurrency_per_helpdesk_is_capped(world) -> None:
+    engine, desk, _ = world
+    desk.delay = 0.05
+    engine.ingest([breach(event_id=f"{i:016d}", dedup_key=f"h{i}/disk", source=f"h{i}")
+                   for i in range(8)])
+    drain(engine)
+    assert len(desk.tickets) == 8 and desk.most_in_flight == 2
+
+
+def test_acknowledged_in_the_helpdesk_marks_the_ticket_in_progress(world) -> None:
+    engine, desk, now = world
+    engine.ingest([breach()])
+    drain(engine)
+    desk.tickets["1"].update(state="acknowledged", assignee="alice")
+    now[0] += 120
+    assert engine.dispatcher.sync_once() == 1
+    ticket = engine.store.list_tickets()[0]
+    assert ticket.status == "in_progress" and ticket.acknowledged_at == now[0]
+    assert engine.store.timeline(ticket.id)[-1].text == "taken in desk by alice"
+    assert engine.dispatcher.sync_once() == 0  # nothing new
+
+
+@pytest.mark.parametrize(("policy", "wont_fix", "expected_state", "expected_status"), [
+    pytest.param("reopen", False, "open", "new", id="reopen-while-failing"),
+    pytest.param("respect", False, "closed", "closed", id="respect-policy"),
+    pytest.param("reopen", True, "closed", "closed", id="wont-fix-is-respected"),
+])
+def test_closed_in_the_helpdesk_while_the_check_fails(world, policy, wont_fix, expected_state,
+                                                      expected_status) -> None:
+    engine, desk, _ = world
+    engine.dispatcher.settings = engine.dispatcher.settings.model_copy(
+        update={"on_remote_close": policy})
+    engine.ingest([breach()])
+    drain(engine)
+    desk.tickets["1"].update(state="closed", wont_fix=wont_fix)
+    engine.dispatcher.sync_once()
+    drain(engine)
+    assert desk.tickets["1"]["state"] == expected_state
+    assert engine.store.list_tickets(status=None)[0].status == expected_status
+
+
+def test_routes_pick_helpdesks_projects_and_assignees() -> None:
+    from collector.model import Priority, Ticket, TicketStatus
+
+    def ticket(**changes: Any) -> Ticket:
+        base = dict(dedup_key="db-01/pg", title="t", host="db-01", check="pg-conn",
+                    check_type="postgres", severity="critical", priority=Priority.P1,
+                    status=TicketStatus.NEW, category="software", opened_at=0, first_seen=0,
+                    last_seen=0, respond_by=0, resolve_by=0, labels={"team": "dba"})
+        return Ticket(**{**base, **changes})
+
+    routes = [
+        Route(match=RouteMatch(priorities=["P1"]), helpdesk="pagerduty", continue_=True),
+        Route(match=RouteMatch(labels={"team": "dba"}, checks=["pg-*"]), helpdesk="redmine",
+              project="dba", assignee="alice"),
+        Route(helpdesk="redmine", project="ops"),
+    ]
+    assert [(d.helpdesk, d.project, d.assignee) for d in destinations(ticket(), routes)] == [
+        ("pagerduty", None, None), ("redmine", "dba", "alice")]
+    assert [(d.helpdesk, d.project) for d in destinations(
+        ticket(priority=Priority.P3, labels={"team": "web"}), routes)] == [("redmine", "ops")]

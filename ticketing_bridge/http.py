@@ -1,0 +1,103 @@
+"""HTTP for adapters, with vendor failures mapped to retryable vs permanent at the
+boundary.
+
+==========================================  ==========================================
+what happened                               raised
+==========================================  ==========================================
+connection refused, reset, timed out        TemporaryError
+429                                         TemporaryError(retry_after=Retry-After)
+408, 409 (edit conflict), 5xx               TemporaryError
+401, 403                                    PermanentError ("check the credentials")
+400, 404, 405, 410, 413, 415, 422           PermanentError (with the vendor's message)
+==========================================  ==========================================
+
+Vendor error bodies are cut to 500 characters and never include our request (which
+may carry credentials in headers).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from ticketing_bridge.protocol import PermanentError, TemporaryError
+
+TIMEOUT = (5.0, 20.0)  # connect, read
+RETRY_AFTER_CAP = 3600.0
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), RETRY_AFTER_CAP)
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return min(max(0.0, when - (now if now is not None else time.time())), RETRY_AFTER_CAP)
+
+
+def _excerpt(response: requests.Response) -> str:
+    text = (response.text or "").strip().replace("\n", " ")
+    return text[:500] + ("..." if len(text) > 500 else "")
+
+
+class HttpClient:
+    """A ``requests.Session`` bound to one helpdesk's base URL and credentials."""
+
+    def __init__(self, base_url: str, headers: Mapping[str, str] | None = None,
+                 auth: tuple[str, str] | None = None, ca_file: str | None = None,
+                 verify: bool = True, name: str = "helpdesk",
+                 session: requests.Session | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.name = name
+        self.session = session or requests.Session()
+        self.session.headers.update(headers or {})
+        if auth is not None:
+            self.session.auth = auth
+        self.session.verify = ca_file if ca_file else verify
+
+    def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201, 204),
+                **kwargs: Any) -> requests.Response:
+        url = path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
+        kwargs.setdefault("timeout", TIMEOUT)
+        try:
+            response = self.session.request(method, url, **kwargs)
+        except requests.Timeout as exc:
+            raise TemporaryError(f"{self.name}: {method} {path} timed out") from exc
+        except requests.ConnectionError as exc:
+            raise TemporaryError(f"{self.name}: cannot connect to {self.base_url}") from exc
+        if response.status_code in expect:
+            return response
+        raise self.error(method, path, response)
+
+    def error(self, method: str, path: str, response: requests.Response) -> Exception:
+        status = response.status_code
+        what = f"{self.name}: {method} {path} answered {status}"
+        if status == 429:
+            wait = retry_after(response.headers.get("Retry-After"))
+            return TemporaryError(f"{what} (rate limited)", status, wait)
+        if status in (408, 409) or status >= 500:
+            return TemporaryError(f"{what}: {_excerpt(response)}", status,
+                                  retry_after(response.headers.get("Retry-After")))
+        if status in (401, 403):
+            return PermanentError(f"{what}: check the credentials and the account's "
+                                  f"permissions; {_excerpt(response)}", status)
+        return PermanentError(f"{what}: {_excerpt(response)}", status)
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise TemporaryError(f"{self.name}: {method} {path} returned a body that is "
+                                 "not JSON") from exc

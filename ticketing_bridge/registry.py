@@ -1,0 +1,40 @@
+"""Which helpdesk ``type:`` is which adapter: a table, plus the ``patrol.ticketing``
+entry-point group for third-party adapters. Importing this imports no adapter."""
+
+from __future__ import annotations
+
+import importlib
+from difflib import get_close_matches
+from importlib.metadata import entry_points
+
+BUILTINS: dict[str, str] = {
+    "redmine": "ticketing_bridge.redmine:Redmine",
+    "rt": "ticketing_bridge.rt:RequestTracker",
+    "jira": "ticketing_bridge.jira:Jira",
+    "servicenow": "ticketing_bridge.servicenow:ServiceNow",
+    "zendesk": "ticketing_bridge.zendesk:Zendesk",
+    "zammad": "ticketing_bridge.zammad:Zammad",
+    "glpi": "ticketing_bridge.glpi:Glpi",
+    "email": "ticketing_bridge.email:Email",
+    "webhook": "ticketing_bridge.webhook:Webhook",
+}
+
+
+class UnknownHelpdesk(Exception):
+    def __init__(self, name: str, known: list[str]) -> None:
+        hint = get_close_matches(name, known, n=1)
+        did = f"did you mean '{hint[0]}'?" if hint else f"known types: {', '.join(known)}"
+        super().__init__(f"unknown helpdesk type '{name}'; {did}")
+
+
+def table() -> dict[str, str]:
+    found = {ep.name: ep.value for ep in entry_points(group="patrol.ticketing")}
+    return {**found, **BUILTINS}
+
+
+def load(helpdesk_type: str) -> type:
+    spec = table().get(helpdesk_type)
+    if spec is None:
+        raise UnknownHelpdesk(helpdesk_type, sorted(table()))
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
