@@ -1,19 +1,36 @@
 """HTTP(S) endpoint: status, latency, body content and TLS certificate expiry.
 
-One request per run on a fresh ``requests`` session (so ``response_seconds``
-includes connect and TLS handshake, as a user's first request would), following
-redirects unless told not to. ``response_seconds`` runs from sending the request to
-the last body byte, redirects included.
+One request per run on a NEW connection (so ``response_seconds`` includes connect
+and TLS handshake, as a user's first request would), following redirects unless
+told not to. ``response_seconds`` runs from sending the request to the last body
+byte, redirects included.
 
 CRITICAL when the server cannot be reached, TLS verification fails, the status is
 not expected, or the body does (not) match. For https the server certificate's
-remaining validity is ``tls_expiry_seconds``, read by a separate TLS handshake right
-after the request (``requests`` does not expose the peer certificate). That
-handshake does not verify again: ``requests`` has just verified the same server with
-its own trust store (certifi or ``REQUESTS_CA_BUNDLE``), which the ``ssl`` module's
-default store may not match, and a second opinion would only add false alarms. It
-goes to the configured URL's host, or to the final URL's host when an http URL
-redirects to https.
+remaining validity is ``tls_expiry_seconds``: the certificate the request's own
+connection received, read before the body (so no second handshake) when the
+certificate to report is the final response's (no redirect, or redirects that
+stayed on the same scheme, host and port). Otherwise (an https URL redirected to
+another origin, where the configured URL's host is reported; or a failed request,
+to show who presented the rejected certificate) it is read by a separate,
+unverified TLS handshake: ``requests`` has just verified the same server, and a
+second opinion with another trust store would only add false alarms. It goes to
+the configured URL's host, or to the final URL's host when an http URL redirects
+to https.
+
+Decisions (cost; measured in bench/README.md):
+
+- Each check instance keeps one ``requests`` Session whose adapter hands urllib3 a
+  TLS context built ONCE per instance (from ``ca_file``, requests' own CA bundle
+  or ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, or unverified for ``insecure``).
+  Left to itself, urllib3 builds a context and loads the CA bundle on every new
+  connection (~20-30 ms of CPU for certifi's bundle). A reload builds new check
+  instances, so a replaced CA file is read again then.
+- Honesty over speed: the session's connections are closed and its cookies
+  cleared at the end of every run, so the next run again pays for DNS, connect
+  and handshake and sends no cookie a previous run received. Keeping the
+  connection alive would be cheaper still, but would measure a warm connection
+  (and could hide a server that no longer accepts new ones).
 
 ``Result.diagnostics`` always carries what the check saw, kept small: status line,
 response headers (cookies and credentials redacted), a body excerpt (<= 2 KiB),
@@ -25,12 +42,14 @@ The configuration model (``HttpCheck.Config``) and status-range parsing live in
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -53,10 +72,55 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _session() -> Any:
-    import requests
+def _requests_ca_bundle() -> str:
+    """The trust store ``requests`` would use for ``verify=True`` (environment first,
+    as ``Session.merge_environment_settings`` does, then certifi's bundle)."""
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
-    return requests.Session()
+    return (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            or DEFAULT_CA_BUNDLE_PATH)
+
+
+def client_context(verify: bool | str) -> ssl.SSLContext:
+    """A client context for ``verify`` (``False``, a CA file or folder, ``True``)."""
+    if verify is False:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    where = _requests_ca_bundle() if verify is True else verify
+    if os.path.isdir(where):
+        return ssl.create_default_context(capath=where)
+    return ssl.create_default_context(cafile=where)
+
+
+@cache
+def _adapter_class() -> type:
+    """A requests adapter that uses one given TLS context for every connection."""
+    from requests.adapters import HTTPAdapter
+
+    class Adapter(HTTPAdapter):
+        def __init__(self, context: Callable[[], ssl.SSLContext]) -> None:
+            self.context = context  # called on the first https connection
+            super().__init__(pool_connections=1, pool_maxsize=1, max_retries=0)
+
+        def build_connection_pool_key_attributes(self, request: Any, verify: Any,
+                                                 cert: Any = None) -> Any:
+            # requests' documented way to a custom context: set it, drop the CA keys
+            # (urllib3 would load them into the context on every connect).
+            host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+            pool.pop("ca_certs", None)
+            pool.pop("ca_cert_dir", None)
+            if host["scheme"] == "https":
+                pool["ssl_context"] = self.context()
+            pool["cert_reqs"] = "CERT_NONE" if verify is False else "CERT_REQUIRED"
+            return host, pool
+
+        def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+            super().cert_verify(conn, url, verify, cert)
+            conn.ca_certs = conn.ca_cert_dir = None  # the context holds the trust store
+
+    return Adapter
 
 
 def failure_text(exc: Exception, timeout: float) -> str:
@@ -119,13 +183,18 @@ class HttpCheck:
     def __init__(
         self,
         config: HttpConfig,
-        session: Callable[[], Any] = _session,
+        session: Callable[[], Any] | None = None,
         peer_certificate: Callable[..., tls_info.CertInfo] = tls_info.peer_certificate,
         clock: Callable[[], float] = time.perf_counter,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
+        """``session()`` returns a requests-like session (``request()``, ``close()``);
+        it is called once and the session kept, closed after every run. Default: a
+        ``requests.Session`` with this instance's TLS context."""
         self.config = config
-        self._session = session
+        self._new_session = session or self._default_session
+        self._session: Any = None
+        self._context: ssl.SSLContext | None = None
         self._peer_certificate = peer_certificate
         self._clock = clock
         self._now = now
@@ -136,21 +205,40 @@ class HttpCheck:
         cfg = self.config
         return False if cfg.insecure else (str(cfg.ca_file) if cfg.ca_file else True)
 
+    def _default_session(self) -> Any:
+        import requests
+
+        session = requests.Session()
+        adapter = _adapter_class()(self._tls_context)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """This instance's client context, built on first use (a plain http check
+        that never meets https never loads a CA bundle)."""
+        if self._context is None:
+            self._context = client_context(self._verify)
+        return self._context
+
     def run(self, ctx: RunContext) -> Result:
         cfg = self.config
         timeout = cfg.timeout or DEFAULT_TIMEOUT
         diagnostics: dict[str, Any] = {"request": f"{cfg.method} {cfg.url}"}
         headers = {k: v.reveal() if isinstance(v, Secret) else v for k, v in cfg.headers.items()}
-        session = self._session()
-        started = self._clock()
+        if self._session is None:
+            self._session = self._new_session()
+        session = self._session
         import requests
 
+        started = self._clock()
         try:
             response = session.request(
                 cfg.method, cfg.url, headers=headers, data=cfg.body, timeout=timeout,
                 verify=self._verify, allow_redirects=cfg.follow_redirects, stream=True,
             )
             with response:
+                der = _peer_der(response)  # before the body: then the connection is let go
                 body = b"".join(_chunks(response))
             elapsed = max(0.0, self._clock() - started)
         except requests.exceptions.RequestException as exc:
@@ -163,11 +251,14 @@ class HttpCheck:
             summary = f"{cfg.url} {failure_text(exc, timeout)} on {ctx.hostname}"
             return Result(Status.CRITICAL, summary, (down,), diagnostics)
         finally:
-            session.close()
-        return self._judge(ctx, response, body, elapsed, timeout, diagnostics)
+            session.close()  # no connection outlives the run: the next one is new
+            cookies = getattr(session, "cookies", None)
+            if cookies is not None:
+                cookies.clear()
+        return self._judge(ctx, response, body, elapsed, timeout, diagnostics, der)
 
     def _judge(self, ctx: RunContext, response: Any, body: bytes, elapsed: float,
-               timeout: float, diagnostics: dict[str, Any]) -> Result:
+               timeout: float, diagnostics: dict[str, Any], der: bytes | None) -> Result:
         cfg = self.config
         encoding = response.encoding or "utf-8"
         text = body.decode(encoding, "replace")
@@ -196,7 +287,11 @@ class HttpCheck:
             Measurement("body_bytes", float(len(body))),
         ]
         tls_url = cfg.url if cfg.url.startswith("https:") else response.url
-        cert = self._add_tls(diagnostics, tls_url, timeout)
+        cert = None
+        if der and _origin(tls_url) == _origin(response.url):
+            cert = self._live_tls(diagnostics, der)
+        if cert is None:
+            cert = self._add_tls(diagnostics, tls_url, timeout)
         left = cert.seconds_left(self._now()) if cert is not None else 0.0
         if cert is not None:
             measurements.append(Measurement("tls_expiry_seconds", left))
@@ -219,6 +314,16 @@ class HttpCheck:
                        f"{ctx.hostname}{note}")
         return Result(status, summary, tuple(measurements), diagnostics)
 
+    def _live_tls(self, diagnostics: dict[str, Any], der: bytes) -> tls_info.CertInfo | None:
+        """The certificate the request's connection received; None when it cannot be
+        parsed (the separate handshake then reports why)."""
+        try:
+            cert = tls_info.from_der(der)
+        except (ImportError, ValueError):
+            return None
+        diagnostics["tls"] = cert.as_dict()
+        return cert
+
     def _add_tls(self, diagnostics: dict[str, Any], url: str,
                  timeout: float) -> tls_info.CertInfo | None:
         """Peer certificate of an https URL into diagnostics (and returned); a failure
@@ -234,6 +339,25 @@ class HttpCheck:
             return None
         diagnostics["tls"] = cert.as_dict()
         return cert
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _peer_der(response: Any) -> bytes | None:
+    """DER certificate of the final response's TLS connection (urllib3 2.x keeps the
+    connection on a streamed response until its body is read); None for plain http
+    or when it cannot be reached, which falls back to a separate handshake."""
+    connection = getattr(getattr(response, "raw", None), "connection", None)
+    sock = getattr(connection, "sock", None)
+    if not isinstance(sock, ssl.SSLSocket):
+        return None
+    try:
+        return sock.getpeercert(binary_form=True)
+    except (OSError, ValueError):
+        return None
 
 
 def _chunks(response: Any) -> Any:

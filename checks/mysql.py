@@ -5,15 +5,39 @@ a SUPER/CONNECTION ADMIN user, which is the operator's way in, not capacity), so
 ratio's denominator is ``max_connections`` as set. ``Threads_connected`` includes the
 check's own connection: it does occupy a slot. ``Aborted_connects`` is a counter since
 start-up, so it goes to the diagnostics rather than being thresholded.
+
+``tls:`` (``disabled | preferred | required``) says whether the connection is
+encrypted. The default depends on where the server is: ``disabled`` for a unix
+socket or a loopback host (``localhost``, ``127.0.0.0/8``, ``::1``), where the
+bytes never leave the machine and anyone who could read them is root already, so
+TLS would protect nothing and cost a handshake on every run; ``preferred`` for
+any other host, PyMySQL's and the MySQL client's own default (encrypt when the
+server offers TLS, plain text when it does not), so a password does not cross the
+network in clear where the server can do better. ``required`` refuses a server
+without TLS (CRITICAL, "cannot connect"). Like the MySQL client's
+``--ssl-mode=PREFERRED/REQUIRED``, neither mode verifies the server certificate.
+
+Decision (cost): PyMySQL builds its "preferred" context with
+``ssl.create_default_context()`` on EVERY connect, loading the whole system CA
+store (~30 ms of CPU per run) for a context that then verifies nothing. The
+check instead hands PyMySQL one unverified context built without a CA store
+(:func:`checks.tls_info.unverified_context`, built once per process): ``required``
+passes it as ``ssl=`` (public API); ``preferred`` connects through a
+``Connection`` subclass whose ``_create_ssl_ctx`` returns it. Should a future
+PyMySQL stop calling that method, connections still work and only pay the old
+cost again.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
-from typing import Any, ClassVar
+from functools import cache
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from checks import tls_info
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig, Duration, SecretValue
 from checks.dsn import one_line, redact, tally
@@ -37,6 +61,43 @@ class MysqlConfig(CheckConfig):
     password: SecretValue | None = None
     unix_socket: str | None = None
     connect_timeout: Duration = Field(default=5.0, le=300)
+    tls: Literal["disabled", "preferred", "required"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tls(cls, data: Any) -> Any:
+        """No ``tls:`` given: ``disabled`` on a socket or loopback, else ``preferred``."""
+        if isinstance(data, dict) and data.get("tls") is None:
+            local = bool(data.get("unix_socket")) or is_loopback(data.get("host", "localhost"))
+            data = {**data, "tls": "disabled" if local else "preferred"}
+        return data
+
+
+def is_loopback(host: Any) -> bool:
+    """``localhost`` or a loopback address literal; names are not resolved (no DNS
+    lookups while a config is validated)."""
+    if not isinstance(host, str):
+        return False
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@cache
+def _preferred_connection() -> type:
+    """PyMySQL's ``Connection`` with the cached context for "preferred" mode."""
+    import pymysql.connections
+
+    class Connection(pymysql.connections.Connection):
+        def _create_ssl_ctx(self, sslp: Any) -> Any:
+            if not sslp:  # preferred mode asks for a context with no options
+                return tls_info.unverified_context()
+            return super()._create_ssl_ctx(sslp)
+
+    return Connection
 
 
 class MysqlCheck:
@@ -58,7 +119,8 @@ class MysqlCheck:
 
     def __init__(self, config: MysqlConfig, connect: Callable[..., Any] | None = None) -> None:
         """``connect(**kwargs)`` returns a PyMySQL-like connection (``cursor()``,
-        ``get_server_info()``, ``close()``); default ``pymysql.connect``."""
+        ``get_server_info()``, ``close()``); default PyMySQL's ``Connection`` (for
+        ``tls: preferred``, a subclass that reuses one TLS context)."""
         self.config = config
         self._connect = connect
 
@@ -74,14 +136,23 @@ class MysqlCheck:
         if connect is None:
             import pymysql
 
-            connect = pymysql.connect
+            tls = self.config.tls
+            connect = _preferred_connection() if tls == "preferred" else pymysql.connect
         timeout = max(1, round(self.config.connect_timeout))
         return connect(
             host=self.config.host, port=self.config.port, user=self.config.user,
             password=self._secret() or "", unix_socket=self.config.unix_socket,
             connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
-            program_name="patrol",
+            program_name="patrol", **self._tls_options(),
         )
+
+    def _tls_options(self) -> dict[str, Any]:
+        """PyMySQL's TLS keywords for ``tls:`` (preferred: none, its own default mode)."""
+        if self.config.tls == "disabled":
+            return {"ssl_disabled": True}
+        if self.config.tls == "required":
+            return {"ssl": tls_info.unverified_context()}
+        return {}
 
     def run(self, ctx: RunContext) -> Result:
         import pymysql

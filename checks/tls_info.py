@@ -13,6 +13,10 @@ Decisions:
   (``requests`` does not expose the peer certificate of a response), sending the
   same SNI name, so it sees the certificate the request saw.
 - Times are timezone-aware UTC datetimes; durations are seconds (base unit).
+- A look that does not verify uses :func:`unverified_context`: a bare
+  ``PROTOCOL_TLS_CLIENT`` context, built once per process. ``create_default_context()``
+  would load the whole system CA store (~28 ms of CPU and some memory) only for the
+  verification to be switched off again.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +81,24 @@ def from_x509(cert: Any) -> CertInfo:
     )
 
 
+def from_der(der: bytes) -> CertInfo:
+    """A :class:`CertInfo` from DER bytes (``SSLSocket.getpeercert(binary_form=True)``)."""
+    from cryptography import x509
+
+    return from_x509(x509.load_der_x509_certificate(der))
+
+
+@cache
+def unverified_context() -> ssl.SSLContext:
+    """A client context that checks neither chain nor host name, and loads no CA
+    store (it would not use one). Shared by every caller in the process: an
+    ``SSLContext`` is safe to use from several threads; callers must not change it."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def load_file(path: Path) -> tuple[CertInfo, int]:
     """The first (leaf) certificate of a PEM bundle or a DER file, and how many
     certificates the file holds.
@@ -111,12 +134,8 @@ def peer_certificate(
     or ``False`` (no chain or host-name check). Raises ``OSError`` (including
     ``ssl.SSLError``) when the handshake fails.
     """
-    from cryptography import x509
-
     if verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+        context = unverified_context()
     elif isinstance(verify, str):
         context = ssl.create_default_context(cafile=verify)
     else:
@@ -128,7 +147,7 @@ def peer_certificate(
         der = tls.getpeercert(binary_form=True)
     if not der:
         raise ssl.SSLError(f"{host}:{port} presented no certificate")
-    return from_x509(x509.load_der_x509_certificate(der))
+    return from_der(der)
 
 
 def describe_expiry(seconds_left: float) -> str:

@@ -134,7 +134,7 @@ def test_a_new_ticket_is_opened_once_and_its_reference_stored(world) -> None:
 
 
 def test_a_crash_between_created_and_stored_adopts_the_existing_ticket(world) -> None:
-    engine, desk, now = world
+    engine, desk, _ = world
     engine.ingest([breach()])
     ticket = engine.store.list_tickets()[0]
     # The helpdesk already has it (created before a crash), but no link was stored.
