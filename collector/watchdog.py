@@ -44,8 +44,13 @@ class Watchdog:
         now = self.engine.clock() if now is None else now
         counts = {"timers": 0, "escalations": 0, "unreachable": 0, "stale": 0,
                   "maintenance_ended": 0}
+        # Decide on a light snapshot and take the write lock only for tickets that
+        # have something due: at 10,000 open tickets a pass must not hold up ingest.
         # Group tickets last: a parent resolves in the same pass as its last member.
-        for ticket in sorted(self.store.open_tickets(), key=lambda t: t.is_group):
+        snapshot = self.store.open_tickets(light=True)
+        for ticket in sorted(snapshot, key=lambda t: t.is_group):
+            if not self._due(ticket, now):
+                continue
             try:
                 changed, escalated = self._ticket(ticket, now)
             except ConcurrentUpdate:
@@ -53,13 +58,18 @@ class Watchdog:
             counts["timers"] += changed
             counts["escalations"] += escalated
         counts["unreachable"] = self._liveness(now)
-        counts["stale"] = self._stale(now)
+        counts["stale"] = self._stale(now, snapshot)
         counts["maintenance_ended"] = self._maintenance_ended(now)
         self.last_pass = now
         self.passes += 1
         return counts
 
     # -- per-ticket timers -------------------------------------------------------------
+
+    def _due(self, ticket: Ticket, now: float) -> bool:
+        policy = self.engine.policy
+        return (ticket.is_group or bool(tick(ticket, now, policy))
+                or bool(sla_watch(ticket, now, policy.sla)))
 
     def _ticket(self, ticket: Ticket, now: float) -> tuple[int, int]:
         with self.store.transaction() as tx:
@@ -115,7 +125,7 @@ class Watchdog:
             self.engine.ingest(events)
         return len(events)
 
-    def _stale(self, now: float) -> int:
+    def _stale(self, now: float, snapshot: list[Ticket]) -> int:
         factor = self.engine.policy.liveness.stale_factor
         reachable = {h["host"] for h in self.store.hosts() if h.get("reachable", True)}
         states = [{**s, "interval_seconds": s.get("interval")}
@@ -130,9 +140,9 @@ class Watchdog:
                     state["host"], name, "staleness", "WARNING",
                     f"{state['check']} on {state['host']} stopped reporting: last result "
                     f"{approx(now - state['last_run'])} ago", {}, since=state["last_run"]))
-        open_stale = {t.dedup_key for t in self.store.list_tickets(
-            status=["new", "in_progress", "pending"], limit=10000)
-            if t.check.startswith("stale:") and t.recovered_at is None}
+        open_stale = {t.dedup_key for t in snapshot
+                      if t.status.is_open and t.check.startswith("stale:")
+                      and t.recovered_at is None}
         for state in states:
             key = f"{state['host']}/stale:{state['check']}"
             if key in open_stale and (state["host"], state["check"]) not in stale:

@@ -23,6 +23,10 @@ _OPEN = tuple(s.value for s in TicketStatus if s.is_open)
 _OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in _OPEN) + ")"
 _TICKET_COLUMNS = ", ".join(codec.column(f) for f in codec.TICKET_FIELDS)
 _SELECT = f"SELECT id, version, {_TICKET_COLUMNS} FROM tickets"
+_HEAVY = {"body": "''", "diagnostics": "'{}'", "measurements": "'[]'"}
+_SELECT_LIGHT = "SELECT id, version, " + ", ".join(
+    f"{_HEAVY[f]} AS {codec.column(f)}" if f in _HEAVY else codec.column(f)
+    for f in codec.TICKET_FIELDS) + " FROM tickets"
 _INSERT = (f"INSERT INTO tickets ({_TICKET_COLUMNS}, version) VALUES "
            f"({', '.join('?' for _ in codec.TICKET_FIELDS)}, 1) RETURNING id")
 _UPDATE = ("UPDATE tickets SET "
@@ -110,8 +114,17 @@ class SqlReads(DispatchReads):
     def children(self, parent_id: int) -> list[Ticket]:
         return self._tickets("parent_id = ?", (parent_id,), "ORDER BY opened_at, id")
 
-    def open_tickets(self) -> list[Ticket]:
-        return self._tickets("status <> 'closed'", (), "ORDER BY opened_at, id")
+    def open_tickets(self, light: bool = False) -> list[Ticket]:
+        """Every ticket not closed, oldest first. ``light`` leaves out the body,
+        diagnostics and measurements (the watchdog needs only the timers; with
+        10,000 open tickets that is most of the memory)."""
+        if not light:
+            return self._tickets("status <> 'closed'", (), "ORDER BY opened_at, id")
+        rows = self._rows(f"{_SELECT_LIGHT} WHERE status <> 'closed' ORDER BY opened_at, id")
+        tickets = [codec.ticket_from_row(row, self._load) for row in rows]
+        for ticket in tickets:  # the placeholders' types differ by backend: normalise
+            ticket.body, ticket.diagnostics, ticket.measurements = "", {}, []
+        return tickets
 
     def count_open(self) -> int:
         return self._rows("SELECT COUNT(*) AS n FROM tickets WHERE status <> 'closed'")[0]["n"]

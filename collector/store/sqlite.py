@@ -33,6 +33,7 @@ from collector.store.base import ConstraintViolation, StoreError
 from collector.store.sql import SqlReads, SqlTransaction
 
 BUSY_TIMEOUT_MS = 5000
+CHECKPOINT_INTERVAL = 2.0  # seconds between background WAL checkpoints
 
 
 class _Connection(sqlite3.Connection):
@@ -105,6 +106,17 @@ class SqliteStore(SqlReads):
             os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._rows("PRAGMA journal_mode=WAL")  # persistent, and opening fails here, not later
+        # Checkpoints (and their fsync) run here, off the request path: SQLite's own
+        # auto-checkpoint would run inside whichever commit crosses 1,000 pages.
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, daemon=True,
+                                              name="sqlite-checkpoint")
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL):
+            with suppress(sqlite3.Error, StoreError):
+                self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r})"
@@ -121,6 +133,7 @@ class SqliteStore(SqlReads):
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
@@ -169,6 +182,9 @@ class SqliteStore(SqlReads):
         return migrations.current(self._rows)
 
     def close(self) -> None:
+        self._stop_checkpoints.set()
+        with suppress(sqlite3.Error, StoreError):
+            self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._closed = True
         with self._registry_lock:
             for conn in list(self._connections):
