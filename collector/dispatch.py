@@ -282,3 +282,10 @@ class Dispatcher:
     def close(self) -> None:
         self.wakeup.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for adapter in self.helpdesks.values():  # e.g. GLPI ends its API session
+            closer = getattr(adapter, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception:  # shutting down: report, do not stop the others
+                    log.warning("closing helpdesk adapter %s failed", adapter, exc_info=True)
