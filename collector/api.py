@@ -211,7 +211,15 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         ticket = engine.store.get_ticket(number)
         if ticket is None:
             raise HTTPException(404, f"no ticket {number}")
-        return ticket_json(ticket, engine.store.timeline(ticket.id))
+        out = ticket_json(ticket, engine.store.timeline(ticket.id))
+        out["helpdesks"] = [
+            {k: link[k] for k in ("helpdesk", "external_id", "url", "remote_state",
+                                  "remote_assignee", "error")}
+            for link in engine.store.links(ticket.id)]
+        out["dispatch"] = [
+            {k: row[k] for k in ("helpdesk", "action", "state", "attempts", "last_error")}
+            for row in engine.store.dispatch_rows(ticket.id)]
+        return out
 
     @app.post("/api/v1/tickets/{number}/{action}", tags=["tickets"],
               dependencies=as_operator)

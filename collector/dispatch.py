@@ -25,9 +25,13 @@ respected).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import random
+import signal
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,11 +51,17 @@ from ticketing_bridge.protocol import (
 log = logging.getLogger("patrol.collector.dispatch")
 LEASE = 120.0
 MAX_BACKOFF = 300.0
+# Fault injection for the crash test: SIGKILL this process right after a helpdesk
+# confirmed a new ticket and before its reference is stored (the worst moment).
+FAILPOINT = "PATROL_FAILPOINT"
 
 
 def fingerprint(ticket: Ticket) -> str:
-    """Stable for the life of a Patrol ticket (reopens keep it), unique across tickets."""
-    return f"patrol-{ticket.number}"
+    """Stable for the life of a Patrol ticket (reopens keep it) and unique across
+    collectors and databases: two Patrol installations (or a rebuilt store) both have
+    a TS20261122001, so the number alone could adopt someone else's helpdesk ticket."""
+    digest = hashlib.sha256(f"{ticket.dedup_key}|{ticket.opened_at:.6f}".encode())
+    return f"patrol-{ticket.number}-{digest.hexdigest()[:10]}"
 
 
 def view_of(ticket: Ticket, base_url: str | None = None) -> TicketView:
@@ -86,6 +96,11 @@ class Dispatcher:
         self._lock = threading.Lock()
         # Set when work is queued, so delivery starts at once instead of at the next poll.
         self.wakeup = threading.Event()
+        self.owner = uuid.uuid4().hex  # this process's claim on leased rows
+        if getattr(store, "backend", "") == "sqlite":
+            # One collector per SQLite file: any lease left is a dead process's.
+            with store.transaction() as tx:
+                tx.release_leases(clock())
 
     # -- writing the outbox (inside the engine's transaction) ---------------------------
 
@@ -111,7 +126,7 @@ class Dispatcher:
         """Claim due rows and deliver them; returns counts by outcome."""
         now = self.clock()
         with self.store.transaction() as tx:
-            rows = tx.claim_dispatch(now, limit, LEASE)
+            rows = tx.claim_dispatch(now, limit, LEASE, self.owner)
         outcomes = list(self._pool.map(self._deliver, rows))
         return dict(Counter(outcomes))
 
@@ -176,6 +191,8 @@ class Dispatcher:
             adopted = ref is not None
             if ref is None:
                 ref = adapter.open(view, dest)
+                if os.environ.get(FAILPOINT) == "after-helpdesk-open":
+                    os.kill(os.getpid(), signal.SIGKILL)
             now = self.clock()
             with self.store.transaction() as tx:  # stored the moment it is known
                 tx.save_link(ticket.id, name, ref.id, ref.url, asdict(dest))

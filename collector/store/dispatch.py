@@ -73,28 +73,37 @@ class DispatchWrites(DispatchReads):
                   " next_at) VALUES (?, ?, ?, ?, ?, ?)",
                   (ticket_id, helpdesk, action, self._dump(payload), now, now))
 
-    def claim_dispatch(self, now: float, limit: int, lease: float) -> list[dict[str, Any]]:
+    def claim_dispatch(self, now: float, limit: int, lease: float,
+                       owner: str = "") -> list[dict[str, Any]]:
         rows = self._rows(
             f"SELECT {_COLUMNS} FROM dispatch WHERE state = 'pending' AND next_at <= ?"
             " AND id IN (SELECT MIN(id) FROM dispatch WHERE state = 'pending'"
             " GROUP BY ticket_id, helpdesk) ORDER BY id LIMIT ?" + self._skip_locked,
             (now, limit))
         for row in rows:
-            self._run("UPDATE dispatch SET next_at = ? WHERE id = ?", (now + lease, row["id"]))
+            self._run("UPDATE dispatch SET next_at = ?, lease_owner = ? WHERE id = ?",
+                      (now + lease, owner, row["id"]))
         return [self._dispatch_row(r) for r in rows]
 
+    def release_leases(self, now: float) -> int:
+        """Make rows leased by a collector that died due now (only safe where this is
+        the only collector: the embedded SQLite store)."""
+        return self._run("UPDATE dispatch SET next_at = ?, lease_owner = NULL"
+                         " WHERE state = 'pending' AND lease_owner IS NOT NULL", (now,))
+
     def complete_dispatch(self, dispatch_id: int, now: float) -> None:
-        self._run("UPDATE dispatch SET state = 'done', done_at = ?, last_error = NULL"
-                  " WHERE id = ?", (now, dispatch_id))
+        self._run("UPDATE dispatch SET state = 'done', done_at = ?, last_error = NULL,"
+                  " lease_owner = NULL WHERE id = ?", (now, dispatch_id))
 
     def retry_dispatch(self, dispatch_id: int, next_at: float, error: str) -> None:
-        self._run("UPDATE dispatch SET attempts = attempts + 1, next_at = ?, last_error = ?"
-                  " WHERE id = ?", (next_at, error[:2000], dispatch_id))
+        self._run("UPDATE dispatch SET attempts = attempts + 1, next_at = ?, last_error = ?,"
+                  " lease_owner = NULL WHERE id = ?", (next_at, error[:2000], dispatch_id))
 
     def fail_dispatch(self, dispatch_id: int, now: float, error: str) -> None:
         """Permanent: kept as ``failed`` (visible, re-queueable), never retried alone."""
         self._run("UPDATE dispatch SET attempts = attempts + 1, state = 'failed',"
-                  " done_at = ?, last_error = ? WHERE id = ?", (now, error[:2000], dispatch_id))
+                  " done_at = ?, last_error = ?, lease_owner = NULL WHERE id = ?",
+                  (now, error[:2000], dispatch_id))
 
     def requeue_failed(self, helpdesk: str | None, now: float) -> int:
         return self._run("UPDATE dispatch SET state = 'pending', next_at = ?, last_error = NULL"

@@ -184,6 +184,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         sqlite=("CREATE INDEX tickets_host_status ON tickets (host, status)",),
         postgres=("CREATE INDEX tickets_host_status ON tickets (host, status)",),
     ),
+    Migration(
+        5, "dispatch rows remember which collector leased them",
+        sqlite=("ALTER TABLE dispatch ADD COLUMN lease_owner TEXT",),
+        postgres=("ALTER TABLE dispatch ADD COLUMN lease_owner TEXT",),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
