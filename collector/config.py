@@ -169,23 +169,27 @@ def _ticketing(tree: SourceMap, problems: list[Problem]) -> tuple[TicketingSetti
         settings = TicketingSettings.model_validate(plain(node))
     except ValidationError as exc:
         problems.extend(problems_from(exc, TicketingSettings, node, section="ticketing"))
-        return TicketingSettings(), {}
+        settings = None
     helpdesks: dict[str, Any] = {}
     entries = node.get("helpdesks", SourceMap())
-    for name, spec in settings.helpdesks.items():
-        entry = entries.get(name, SourceMap()) if isinstance(entries, SourceMap) else SourceMap()
+    for name, entry in (entries.items() if isinstance(entries, SourceMap) else ()):
         section = f"helpdesk '{name}'"
-        kind = spec.get("type")
+        if not isinstance(entry, SourceMap):
+            problems.append(Problem(node.file, entries.lines[name], "expected a mapping with "
+                                    "at least 'type'", section=section))
+            continue
         try:
-            cls = registry.load(str(kind))
+            cls = registry.load(str(entry.get("type")))
         except registry.UnknownHelpdesk as exc:
             problems.append(Problem(node.file, entry.lines.get("type", entry.line),
                                     str(exc), section=section, option="type"))
             continue
         try:
-            helpdesks[name] = cls.Config.model_validate(spec)
+            helpdesks[name] = cls.Config.model_validate(plain(entry))
         except ValidationError as exc:
             problems.extend(problems_from(exc, cls.Config, entry, section=section))
+    if settings is None:
+        return TicketingSettings(), {}
     routes = node.get("routes")
     for index, route in enumerate(settings.routes):
         if route.helpdesk not in settings.helpdesks:

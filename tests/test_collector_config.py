@@ -94,3 +94,47 @@ def test_config_windows_reach_the_store_and_api_windows_survive_a_restart(
     again = CollectorService(load_collector_config(path))
     assert [w.name for w in again.engine.windows()] == ["by-hand"]
     again.store.close()
+
+
+def test_ticketing_helpdesks_are_validated_by_their_adapters(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text(
+        "collector:\n"
+        "  listen: 127.0.0.1:9732\n"
+        "ticketing:\n"
+        "  helpdesks:\n"
+        "    desk:\n"
+        "      type: redmin\n"
+        "    rm:\n"
+        "      type: redmine\n"
+        "      url: http://127.0.0.1:3000\n"
+        "      api_kye: x\n"
+        "  routes:\n"
+        "    - helpdesk: rm\n"
+        "    - helpdesk: jira\n"
+        "  on_remote_close: ignore\n")
+    assert cli(["validate", str(path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert f"{path}:6: helpdesk 'desk', option 'type': unknown helpdesk type 'redmin'; " \
+           "did you mean 'redmine'?" in out
+    assert any(line.startswith(f"{path}:10: helpdesk 'rm', option 'api_kye': unknown option")
+               for line in out)
+    assert f"{path}:14: ticketing, option 'on_remote_close': input should be 'reopen' or " \
+           "'respect' (got 'ignore')" in out
+
+
+def test_routes_must_name_configured_helpdesks(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "collector.yaml"
+    path.write_text(
+        "collector:\n"
+        "  listen: 127.0.0.1:9732\n"
+        "ticketing:\n"
+        "  helpdesks:\n"
+        "    hook: {type: webhook, url: 'http://127.0.0.1:9/x', preset: slack}\n"
+        "  routes:\n"
+        "    - helpdesk: hook\n"
+        "    - helpdesk: jira\n")
+    assert cli(["validate", str(path)]) == 1
+    assert capsys.readouterr().out == (
+        f"{path}:8: ticketing, option 'routes': route 2 sends to unknown helpdesk 'jira'; "
+        "known: hook\n")
