@@ -1,4 +1,5 @@
-"""What the database checks share: where a DSN points, hiding secrets, tallies.
+"""What the database checks share: where a DSN points, hiding secrets, the CRITICAL
+result for a server that cannot be reached, tallies.
 
 Two forms are understood, the two that libpq and redis-py accept:
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from urllib.parse import quote, unquote, urlsplit
+
+from checks.base import Result, Status
 
 _KV = re.compile(r"(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
 _URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s]*)(@)", re.IGNORECASE)
@@ -84,6 +87,24 @@ def redact(text: str, *secrets: str | None) -> str:
             text = text.replace(form, MASK)
     text = _URL_USERINFO.sub(rf"\1{MASK}\3", text)
     return _KV_PASSWORD.sub(rf"\1{MASK}", text)
+
+
+def error_text(exc: BaseException, dsn: str) -> str:
+    """A driver exception's message (its type's name when empty) with ``dsn``, its
+    password and anything password-shaped redacted: safe for summaries and tickets."""
+    return redact(str(exc) or type(exc).__name__, dsn, password(dsn))
+
+
+def cannot_connect(product: str, dsn: str, default_port: int, exc: BaseException,
+                   hostname: str) -> Result:
+    """The result for a server that refused, timed out or rejected the login: CRITICAL
+    (the thing is broken, not "could not find out"), naming the endpoint, with the
+    redacted error (<= 4 KiB) and the endpoint in the diagnostics."""
+    where = endpoint(dsn, default_port)
+    message = error_text(exc, dsn)
+    return Result(Status.CRITICAL,
+                  f"cannot connect to {product} at {where} on {hostname}: {one_line(message)}",
+                  diagnostics={"error": message[:4096], "endpoint": where})
 
 
 def one_line(text: str, limit: int = 300) -> str:

@@ -104,8 +104,7 @@ class PostgresCheck:
         return conn
 
     def _redact(self, exc: BaseException) -> str:
-        secret = self.config.dsn.reveal()
-        return dsnlib.redact(str(exc) or type(exc).__name__, secret, dsnlib.password(secret))
+        return dsnlib.error_text(exc, self.config.dsn.reveal())
 
     def run(self, ctx: RunContext) -> Result:
         import psycopg
@@ -113,14 +112,8 @@ class PostgresCheck:
         try:
             conn = self._open()
         except psycopg.OperationalError as exc:  # refused, timed out, auth failed: broken
-            where = dsnlib.endpoint(self.config.dsn.reveal(), DEFAULT_PORT)
-            message = self._redact(exc)
-            return Result(
-                Status.CRITICAL,
-                f"cannot connect to PostgreSQL at {where} on {ctx.hostname}: "
-                f"{dsnlib.one_line(message)}",
-                diagnostics={"error": message[:4096], "endpoint": where},
-            )
+            return dsnlib.cannot_connect("PostgreSQL", self.config.dsn.reveal(), DEFAULT_PORT,
+                                         exc, ctx.hostname)
         except psycopg.Error as exc:  # e.g. a malformed DSN: we could not even try
             # from None: the cause may quote the DSN, password included
             raise CheckError(f"cannot use the dsn: {dsnlib.one_line(self._redact(exc))}") from None

@@ -60,8 +60,7 @@ class RedisCheck:
         self._connect = connect
 
     def _redact(self, exc: BaseException) -> str:
-        url = self.config.url.reveal()
-        return dsnlib.redact(str(exc) or type(exc).__name__, url, dsnlib.password(url))
+        return dsnlib.error_text(exc, self.config.url.reveal())
 
     def _open(self) -> Any:
         connect = self._connect
@@ -88,14 +87,8 @@ class RedisCheck:
             try:
                 client.ping()
             except (redis.ConnectionError, redis.TimeoutError) as exc:  # refused, auth failed
-                where = dsnlib.endpoint(self.config.url.reveal(), DEFAULT_PORT)
-                message = self._redact(exc)
-                return Result(
-                    Status.CRITICAL,
-                    f"cannot connect to Redis at {where} on {ctx.hostname}: "
-                    f"{dsnlib.one_line(message)}",
-                    diagnostics={"error": message[:4096], "endpoint": where},
-                )
+                return dsnlib.cannot_connect("Redis", self.config.url.reveal(), DEFAULT_PORT,
+                                             exc, ctx.hostname)
             try:
                 clients = client.info("clients")
                 memory = client.info("memory")

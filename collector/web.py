@@ -29,9 +29,12 @@ import jinja2
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
-from collector import auth, markdown, webview
+from collector import auth, webview
 from collector.model import Priority, TicketStatus
+from ticketing_bridge.markdown_tree import safe_url
+from ticketing_bridge.markup import to_html
 
 HERE = Path(__file__).resolve().parent
 REFRESH_SECONDS = 30
@@ -48,7 +51,16 @@ SECURITY_HEADERS = {
 templates = Jinja2Templates(env=jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True))
-templates.env.filters["markdown"] = markdown.render
+
+
+def render_markdown(text: str) -> Markup:
+    """A ticket body (Markdown) as HTML for a template: the helpdesks' renderer
+    (:func:`ticketing_bridge.markup.to_html`, which escapes every character and links only
+    http(s)/mailto URLs), so the page shows what a helpdesk shows."""
+    return Markup(to_html(text))
+
+
+templates.env.filters["markdown"] = render_markdown
 templates.env.globals.update(when=webview.when, ago=webview.ago, refresh=REFRESH_SECONDS)
 
 router = APIRouter(include_in_schema=False)
@@ -206,6 +218,6 @@ def ticket_detail(request: Request, number: str) -> Response:
         "diagnostics": webview.diagnostics_sections(ticket.diagnostics),
         "measurements": webview.pretty_json(ticket.measurements) if ticket.measurements
         else None,
-        "runbook_link": ticket.runbook if ticket.runbook and markdown.safe_url(ticket.runbook)
+        "runbook_link": ticket.runbook if ticket.runbook and safe_url(ticket.runbook)
         else None,
         "timeline": store.timeline(ticket.id), "refresh_page": False})

@@ -8,12 +8,9 @@ time with ``clock.advance(seconds)`` and every component (engine, watchdog, API)
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -120,44 +117,13 @@ def event_json(ev: Event) -> dict[str, Any]:
 # -- stores ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pg_module_database() -> Iterator[Callable[[str], str]]:
-    """``get(admin_dsn)`` -> URL of a database made for the test module (dropped after),
-    as tests/test_store_contract.py does it for the session."""
-    made: dict[str, str] = {}
-
-    def get(admin_dsn: str) -> str:
-        if "url" not in made:
-            import psycopg
-
-            name = f"patrol_engine_test_{os.getpid()}_{secrets.token_hex(3)}"
-            with psycopg.connect(admin_dsn, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            made.update(admin=admin_dsn, name=name,
-                        url=urlunsplit(urlsplit(admin_dsn)._replace(path=f"/{name}")))
-        return made["url"]
-
-    yield get
-    if "name" in made:
-        import psycopg
-
-        with psycopg.connect(made["admin"], autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{made["name"]}" WITH (FORCE)')
-
-
 def store_for(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> TicketStore:
     """A fresh, migrated store: a SQLite file in tmp_path, or a fresh PostgreSQL schema
-    in the module's database. The caller closes it."""
+    in the session's database (``pg_schema_url`` in tests/conftest.py). The caller
+    closes it."""
     if kind == "sqlite":
         return open_store(f"sqlite:///{tmp_path}/patrol.db")
-    database = request.getfixturevalue("pg_module_database")(
-        request.getfixturevalue("postgres_dsn"))
-    schema = f"t_{secrets.token_hex(4)}"
-    import psycopg
-
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return open_store(f"{database}?options=-csearch_path%3D{schema}", pool_size=16)
+    return open_store(request.getfixturevalue("pg_schema_url"), pool_size=16)
 
 
 class World:

@@ -9,8 +9,11 @@ missing one fails the test instead, so CI can never pass by skipping.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -42,6 +45,45 @@ def require_command(path_or_name: str, package: str) -> str:
 def postgres_dsn() -> str:
     require_port("127.0.0.1", 5432, "PostgreSQL")
     return os.environ.get("PATROL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[Callable[[str], str]]:
+    """``get(admin_dsn)`` -> the URL of a uniquely named database made on first use for
+    this session, dropped (``WITH (FORCE)``) at its end. A callable because
+    ``postgres_dsn`` (which skips or fails without PostgreSQL) is per test."""
+    made: dict[str, str] = {}
+
+    def get(admin_dsn: str) -> str:
+        if "url" not in made:
+            import psycopg
+
+            name = f"patrol_test_{os.getpid()}_{secrets.token_hex(3)}"
+            with psycopg.connect(admin_dsn, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            made.update(admin=admin_dsn, name=name,
+                        url=urlunsplit(urlsplit(admin_dsn)._replace(path=f"/{name}")))
+        return made["url"]
+
+    yield get
+    if "name" in made:
+        import psycopg
+
+        with psycopg.connect(made["admin"], autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{made["name"]}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_schema_url(postgres_dsn: str, pg_database: Callable[[str], str]) -> str:
+    """The URL of a fresh, empty schema (first on ``search_path``) in the session's
+    database: one test's tables never meet another's."""
+    database = pg_database(postgres_dsn)
+    schema = f"t_{secrets.token_hex(4)}"
+    import psycopg
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{database}?options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture

@@ -292,7 +292,9 @@ def test_jira_code_blocks(markdown, jira) -> None:
 def test_html_never_passes_markup_through(markdown) -> None:
     html = to_html(markdown)
     assert "<script" not in html and "<img" not in html and "<iframe" not in html
-    assert "<svg" not in html and "href" not in html
+    assert "<svg" not in html and "<b>" not in html and "href" not in html
+    if "<" in markdown:  # shown as text, not dropped
+        assert "&lt;" in html
 
 
 @pytest.mark.parametrize(("markdown", "html"), [
@@ -306,9 +308,46 @@ def test_html_never_passes_markup_through(markdown) -> None:
     ("one\ntwo", "<p>one<br>two</p>"),
     ("3. third", '<ol start="3"><li>third</li></ol>'),
     ("````\n```\n<b>\n```\n````", "<pre><code>```\n&lt;b&gt;\n```</code></pre>"),
+    ("[x](javascript:alert)", "<p>[x](javascript:alert)</p>"),
+    ("[x](//evil.example)", "<p>[x](//evil.example)</p>"),
+    ("[wiki](https://wiki.example.org/a?b=1&c=2)",
+     '<p><a href="https://wiki.example.org/a?b=1&amp;c=2">wiki</a></p>'),
+    ("## Problem", "<h2>Problem</h2>"),
+    ("#### largest_directories ##", "<h4>largest_directories</h4>"),
+    ("####### seven", "<p>####### seven</p>"),
+    ("- one\n- **two**: 2", "<ul><li>one</li><li><strong>two</strong>: 2</li></ul>"),
+    ("1. first\n2. second", "<ol><li>first</li><li>second</li></ol>"),
+    ("run `df -h /var` now", "<p>run <code>df -h /var</code> now</p>"),
+    ("``a ` b``", "<p><code>a ` b</code></p>"),
 ], ids=["javascript", "relative-path", "mailto", "quote-in-url", "bare-url", "escapes",
-        "line-break", "ordered-start", "long-fence"])
+        "line-break", "ordered-start", "long-fence", "javascript-no-parens",
+        "scheme-relative", "query-escaped", "h2", "closing-hashes", "not-a-heading",
+        "bullets", "ordered", "code-span", "code-span-with-tick"])
 def test_html_inline_and_links(markdown, html) -> None:
+    assert to_html(markdown) == html
+
+
+def test_html_table_with_escaped_pipes_backslashes_and_a_short_row() -> None:
+    text = ("| path | note |\n|---|---|\n| /var/log | a \\| b |\n| C:\\\\tmp | short |"
+            "\n| only one |")
+    assert to_html(text) == (
+        "<table><thead><tr><th>path</th><th>note</th></tr></thead><tbody>"
+        "<tr><td>/var/log</td><td>a | b</td></tr>"
+        "<tr><td>C:\\tmp</td><td>short</td></tr>"
+        "<tr><td>only one</td><td></td></tr></tbody></table>")
+
+
+@pytest.mark.parametrize(("markdown", "html"), [
+    ("````\n```\ninside <b>\n```\n````\nafter",
+     "<pre><code>```\ninside &lt;b&gt;\n```</code></pre>\n<p>after</p>"),
+    ("```json\n{\"a\": 1}\n```",
+     '<pre><code class="language-json">{&quot;a&quot;: 1}</code></pre>'),
+    ("```\nno end\n\n## not a heading", "<pre><code>no end\n\n## not a heading</code></pre>"),
+    ("## SLA\n\n- **Priority**: P1\n\n## How to verify\n\nOn db-01:\n\n```\npatrol\n```\n",
+     "<h2>SLA</h2>\n<ul><li><strong>Priority</strong>: P1</li></ul>\n"
+     "<h2>How to verify</h2>\n<p>On db-01:</p>\n<pre><code>patrol</code></pre>"),
+], ids=["long-fence-then-paragraph", "language", "unclosed", "body-sections"])
+def test_html_code_fences(markdown, html) -> None:
     assert to_html(markdown) == html
 
 

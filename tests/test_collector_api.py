@@ -32,7 +32,6 @@ from tests.collector_fixtures import (
     event,
     event_json,
     heartbeat,
-    pg_module_database,  # noqa: F401 - the module-scoped PostgreSQL database fixture
     snapshot,
     store_for,
 )

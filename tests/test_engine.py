@@ -29,7 +29,6 @@ from tests.collector_fixtures import (
     disk_evidence,
     event,
     heartbeat,
-    pg_module_database,  # noqa: F401 - the module-scoped PostgreSQL database fixture
     snapshot,
     store_for,
 )

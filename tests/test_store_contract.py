@@ -8,12 +8,9 @@ with a fresh schema per test.
 from __future__ import annotations
 
 import dataclasses
-import os
-import secrets
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -42,41 +39,11 @@ def ticket(key: str = "db-01/root-disk", opened_at: float = T0, **over: object) 
     return Ticket(**fields)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[Callable[[str], str]]:
-    """``get(admin_dsn)`` -> the URL of a database made for this session (dropped after)."""
-    made: dict[str, str] = {}
-
-    def get(admin_dsn: str) -> str:
-        if "url" not in made:
-            import psycopg
-
-            name = f"patrol_store_test_{os.getpid()}_{secrets.token_hex(3)}"
-            with psycopg.connect(admin_dsn, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            made.update(admin=admin_dsn, name=name,
-                        url=urlunsplit(urlsplit(admin_dsn)._replace(path=f"/{name}")))
-        return made["url"]
-
-    yield get
-    if "name" in made:
-        import psycopg
-
-        with psycopg.connect(made["admin"], autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{made["name"]}" WITH (FORCE)')
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/patrol.db"
-    database = request.getfixturevalue("pg_database")(request.getfixturevalue("postgres_dsn"))
-    schema = f"t_{secrets.token_hex(4)}"
-    import psycopg
-
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return f"{database}?options=-csearch_path%3D{schema}"
+    return request.getfixturevalue("pg_schema_url")
 
 
 @pytest.fixture

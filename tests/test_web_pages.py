@@ -8,9 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from markupsafe import Markup
 
 from collector import web
-from tests.websetup import AGENT_TOKEN, NOW, OPERATOR_TOKEN, XSS, Seeded, make_app, seed
+from tests.websetup import (
+    AGENT_TOKEN, HOUR, NOW, OPERATOR_TOKEN, XSS, Seeded, make_app, make_ticket, seed,
+)
+from ticketing_bridge.markup import to_html
 
 with warnings.catch_warnings():  # starlette nags about its httpx transport; not ours
     warnings.simplefilter("ignore")
@@ -274,6 +278,31 @@ def test_agent_text_is_escaped_everywhere(client, seeded):
     assert "<p>&lt;img src=x onerror=alert(1)&gt;</p>" in detail  # raw HTML in the body
     assert "<td>&lt;b&gt;eve&lt;/b&gt;</td>" in detail  # timeline author
     assert XSS not in detail
+
+
+def test_body_filter_is_the_helpdesk_renderer_marked_safe_for_jinja():
+    html = web.render_markdown("## <svg onload=alert(1)>\n\n[x](javascript:alert(1))")
+    assert isinstance(html, Markup)  # inserted as is, not escaped a second time
+    assert html == to_html("## <svg onload=alert(1)>\n\n[x](javascript:alert(1))") == (
+        "<h2>&lt;svg onload=alert(1)&gt;</h2>\n<p>[x](javascript:alert(1))</p>")
+
+
+def test_unsafe_links_in_a_body_or_runbook_stay_text(client, seeded):
+    """One URL rule (ticketing_bridge.markdown_tree.safe_url) for body links and the
+    runbook field: http(s) and mailto only; site paths and ``//host`` stay text too."""
+    with seeded.store.transaction() as tx:
+        ticket = tx.create_ticket(make_ticket(
+            "log", "db-01", "P4", HOUR, dedup_key="db-01/links", runbook="javascript:alert(1)",
+            body="[x](javascript:alert(1)) [t](/tickets/TS20231027001) [e](//evil.example) "
+                 "[ok](https://wiki.example.org/a?b=1&c=2)"))
+    html = client.get(f"/tickets/{ticket.number}").text
+    body = re.search(r'<section class="body">(.*?)</section>', html, re.S).group(1)
+    assert body.strip() == ("<p>[x](javascript:alert(1)) [t](/tickets/TS20231027001) "
+                            '[e](//evil.example) <a href="https://wiki.example.org/a?b=1&amp;c=2">'
+                            "ok</a></p>")
+    fields = dict(re.findall(r"<dt>([^<]+)</dt><dd[^>]*>(.*?)</dd>", html, re.S))
+    assert fields["Runbook"] == "javascript:alert(1)"
+    assert 'href="javascript' not in html
 
 
 def test_pages_forbid_scripts_by_policy(client):

@@ -91,10 +91,9 @@ class Glpi:
         headers = {"Accept": "application/json"}
         if cfg.app_token is not None:
             headers["App-Token"] = cfg.app_token.get_secret_value()
-        self.http = HttpClient(f"{cfg.url.rstrip('/')}/{cfg.api_path.strip('/')}",
-                               headers=headers,
-                               ca_file=str(cfg.ca_file) if cfg.ca_file else None,
-                               verify=cfg.verify_tls, name=name, session=session)
+        self.http = HttpClient.for_adapter(
+            cfg, f"{cfg.url.rstrip('/')}/{cfg.api_path.strip('/')}", name, session,
+            headers=headers)
         self._session: str | None = None
         self._lock = threading.Lock()
 

@@ -23,8 +23,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
+from pydantic import SecretStr
 
 from ticketing_bridge.protocol import PermanentError, TemporaryError
+from ticketing_bridge.settings import AdapterSettings
 
 TIMEOUT = (5.0, 20.0)  # connect, read
 RETRY_AFTER_CAP = 3600.0
@@ -49,8 +51,29 @@ def _excerpt(response: requests.Response) -> str:
     return text[:500] + ("..." if len(text) > 500 else "")
 
 
+def token_or_basic(token: SecretStr | None, scheme: str, username: str | None,
+                   password: SecretStr | None) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """``(headers, auth)`` for a helpdesk that takes either a token or a user/password:
+    ``Authorization: <scheme> <token>`` when ``token`` is set (it wins), else basic auth.
+    Which combinations are allowed is each adapter's config validator's decision."""
+    if token is not None:
+        return {"Authorization": f"{scheme} {token.get_secret_value()}"}, None
+    return {}, (username or "", password.get_secret_value() if password else "")
+
+
 class HttpClient:
     """A ``requests.Session`` bound to one helpdesk's base URL and credentials."""
+
+    @classmethod
+    def for_adapter(cls, settings: AdapterSettings, base_url: str, name: str,
+                    session: requests.Session | None = None, *,
+                    headers: Mapping[str, str] | None = None,
+                    auth: tuple[str, str] | None = None) -> HttpClient:
+        """A client with the TLS settings every adapter shares: ``ca_file`` (a CA
+        bundle to trust) when set, else ``verify_tls``."""
+        return cls(base_url, headers=headers, auth=auth,
+                   ca_file=str(settings.ca_file) if settings.ca_file else None,
+                   verify=settings.verify_tls, name=name, session=session)
 
     def __init__(self, base_url: str, headers: Mapping[str, str] | None = None,
                  auth: tuple[str, str] | None = None, ca_file: str | None = None,

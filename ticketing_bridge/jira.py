@@ -103,9 +103,8 @@ class Jira:
         else:
             auth, headers = None, {"Authorization": f"Bearer {token}"}
         headers |= {"Accept": "application/json"}
-        self.http = HttpClient(cfg.url, headers=headers, auth=auth,
-                               ca_file=str(cfg.ca_file) if cfg.ca_file else None,
-                               verify=cfg.verify_tls, name=name, session=session)
+        self.http = HttpClient.for_adapter(cfg, cfg.url, name, session, headers=headers,
+                                           auth=auth)
         self.api = f"/rest/api/{cfg.api_version}"
 
     # -- formatting -----------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Patrol's ticket Markdown parsed into a small block/inline tree, for the renderers in
-:mod:`ticketing_bridge.markup`.
+:mod:`ticketing_bridge.markup` (the helpdesk adapters, and the collector's web page,
+which shows bodies with ``to_html`` so it shows what a helpdesk shows).
 
 Why our own parser: ticket bodies (``collector/body.py``) use a small, known subset,
 and every character of them can come from an agent (summaries, diagnostics, log
@@ -17,9 +18,10 @@ The subset, as CommonMark writes it:
 - inline: code spans, ``**bold**``, ``[text](url)`` links, bare ``http(s)://`` URLs,
   backslash escapes of ASCII punctuation.
 
-Links are kept only for ``http``, ``https`` and ``mailto`` URLs; any other link
-(``javascript:``, relative paths that mean nothing in a helpdesk) stays literal
-text. Raw HTML is text.
+Links are kept only for ``http``, ``https`` and ``mailto`` URLs (:func:`safe_url`,
+also the web page's rule for a ticket's runbook link); any other link (``javascript:``,
+relative paths that mean nothing in a helpdesk, ``//host``) stays literal text. Raw
+HTML is text.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ helpdesk's markup.
 =================  =========================================  ============================
 function           for                                        text is made literal by
 =================  =========================================  ============================
-``to_html``        email, Zendesk, ServiceNow, GLPI, Zammad   HTML escaping
-``to_text``        email's text part, RT, chat robots         (nothing to escape)
+``to_html``        email, Zendesk, GLPI, Zammad, RT, web UI   HTML escaping
+``to_text``        email text, RT, ServiceNow, chat robots    (nothing to escape)
 ``to_textile``     Redmine (Textile, Redmine's RedCloth3)     numeric character references
 ``to_jira_wiki``   Jira Server / Data Center (REST v2)        backslash escapes
 ``to_adf``         Jira Cloud (REST v3)                       JSON (ADF text nodes)

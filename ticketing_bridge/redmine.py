@@ -82,11 +82,10 @@ class Redmine:
             else Redmine.Config.model_validate(config)
         self.name = name
         cfg = self.config
-        self.http = HttpClient(cfg.url, name=name, session=session,
-                               headers={"X-Redmine-API-Key": cfg.api_key.get_secret_value(),
-                                        "Accept": "application/json"},
-                               ca_file=str(cfg.ca_file) if cfg.ca_file else None,
-                               verify=cfg.verify_tls)
+        self.http = HttpClient.for_adapter(
+            cfg, cfg.url, name, session,
+            headers={"X-Redmine-API-Key": cfg.api_key.get_secret_value(),
+                     "Accept": "application/json"})
         self._lists: dict[str, list[dict[str, Any]]] = {}
         self._projects: dict[str, dict[str, Any]] = {}
         self._users: dict[str, int] = {}

@@ -42,7 +42,7 @@ import requests
 from pydantic import Field, model_validator
 
 from ticketing_bridge import markup
-from ticketing_bridge.http import HttpClient
+from ticketing_bridge.http import HttpClient, token_or_basic
 from ticketing_bridge.protocol import (
     Destination,
     ExternalRef,
@@ -92,15 +92,10 @@ class RequestTracker:
             else RequestTracker.Config.model_validate(config)
         self.name = name
         cfg = self.config
-        headers = {"Accept": "application/json"}
-        auth = None
-        if cfg.token is not None:
-            headers["Authorization"] = f"token {cfg.token.get_secret_value()}"
-        else:
-            auth = (cfg.username or "", cfg.password.get_secret_value() if cfg.password else "")
-        self.http = HttpClient(f"{cfg.url.rstrip('/')}/REST/2.0", headers=headers, auth=auth,
-                               ca_file=str(cfg.ca_file) if cfg.ca_file else None,
-                               verify=cfg.verify_tls, name=name, session=session)
+        headers, auth = token_or_basic(cfg.token, "token", cfg.username, cfg.password)
+        self.http = HttpClient.for_adapter(cfg, f"{cfg.url.rstrip('/')}/REST/2.0", name, session,
+                                           headers={"Accept": "application/json", **headers},
+                                           auth=auth)
         self._checked: set[str] = set()
 
     # -- protocol -------------------------------------------------------------------------

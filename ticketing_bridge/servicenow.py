@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 import requests
 from pydantic import Field, model_validator
 
-from ticketing_bridge.http import HttpClient
+from ticketing_bridge.http import HttpClient, token_or_basic
 from ticketing_bridge.protocol import (
     Destination,
     ExternalRef,
@@ -85,15 +85,9 @@ class ServiceNow:
             else ServiceNow.Config.model_validate(config)
         self.name = name
         cfg = self.config
-        headers = {"Accept": "application/json"}
-        auth = None
-        if cfg.token is not None:
-            headers["Authorization"] = f"Bearer {cfg.token.get_secret_value()}"
-        else:
-            auth = (cfg.username or "", cfg.password.get_secret_value() if cfg.password else "")
-        self.http = HttpClient(cfg.url, headers=headers, auth=auth,
-                               ca_file=str(cfg.ca_file) if cfg.ca_file else None,
-                               verify=cfg.verify_tls, name=name, session=session)
+        headers, auth = token_or_basic(cfg.token, "Bearer", cfg.username, cfg.password)
+        self.http = HttpClient.for_adapter(cfg, cfg.url, name, session, auth=auth,
+                                           headers={"Accept": "application/json", **headers})
         self.path = f"/api/now/table/{cfg.table}"
         self._sys_ids: dict[tuple[str, str], str] = {}
 

@@ -155,9 +155,7 @@ class Webhook:
         self.clock = clock
         url = config.url or PAGERDUTY_URL
         headers = {k: v.get_secret_value() for k, v in config.headers.items()}
-        self.http = HttpClient(url, headers=headers, name=name, session=session,
-                               ca_file=str(config.ca_file) if config.ca_file else None,
-                               verify=config.verify_tls)
+        self.http = HttpClient.for_adapter(config, url, name, session, headers=headers)
         self.url = url
 
     # -- the protocol ------------------------------------------------------------------

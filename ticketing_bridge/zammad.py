@@ -77,11 +77,9 @@ class Zammad:
             else Zammad.Config.model_validate(config)
         self.name = name
         cfg = self.config
-        self.http = HttpClient(cfg.url, headers={
+        self.http = HttpClient.for_adapter(cfg, cfg.url, name, session, headers={
             "Authorization": f"Token token={cfg.token.get_secret_value()}",
-            "Accept": "application/json"},
-            ca_file=str(cfg.ca_file) if cfg.ca_file else None, verify=cfg.verify_tls,
-            name=name, session=session)
+            "Accept": "application/json"})
 
     def _ref(self, ticket_id: Any) -> ExternalRef:
         return ExternalRef(self.name, str(ticket_id),

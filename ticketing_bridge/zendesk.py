@@ -69,10 +69,9 @@ class Zendesk:
             else Zendesk.Config.model_validate(config)
         self.name = name
         cfg = self.config
-        self.http = HttpClient(cfg.url, headers={"Accept": "application/json"},
-                               auth=(f"{cfg.email}/token", cfg.token.get_secret_value()),
-                               ca_file=str(cfg.ca_file) if cfg.ca_file else None,
-                               verify=cfg.verify_tls, name=name, session=session)
+        self.http = HttpClient.for_adapter(
+            cfg, cfg.url, name, session, headers={"Accept": "application/json"},
+            auth=(f"{cfg.email}/token", cfg.token.get_secret_value()))
 
     def _ref(self, ticket_id: Any) -> ExternalRef:
         return ExternalRef(self.name, str(ticket_id),
