@@ -14,7 +14,6 @@ from datetime import datetime, UTC
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from checks.config import CheckConfig
@@ -45,6 +44,8 @@ def add_check(
     """Schedule ``job`` for one check, plus its start-up run."""
     now = datetime.now(UTC)
     if config.schedule:
+        from apscheduler.triggers.cron import CronTrigger  # only when a schedule: exists
+
         trigger = CronTrigger.from_crontab(config.schedule, timezone=UTC)
         scheduler.add_job(job, trigger, id=config.name, name=config.name,
                           misfire_grace_time=300)

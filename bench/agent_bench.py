@@ -383,7 +383,7 @@ def bench_process(label: str, argv: list[str], port: int, names: set[str] | None
               f"(one scrape every {SCRAPE_EVERY:.0f} s)", flush=True)
         figures.update(measure_window(proc.pid, port, args.duration))
         print(f"   latency: {args.scrapes} keep-alive scrapes, plain, then Prometheus "
-              "headers (OpenMetrics + gzip)", flush=True)
+              "headers (Accept: OpenMetrics first, text 0.0.4 too; gzip)", flush=True)
         figures["plain"] = latency_burst(port, args.scrapes)
         figures["prom"] = latency_burst(port, args.scrapes, PROMETHEUS_HEADERS)
         if names is not None:

@@ -7,30 +7,27 @@ byte, redirects included.
 
 CRITICAL when the server cannot be reached, TLS verification fails, the status is
 not expected, or the body does (not) match. For https the server certificate's
-remaining validity is ``tls_expiry_seconds``: the certificate the request's own
-connection received, read before the body (so no second handshake) when the
-certificate to report is the final response's (no redirect, or redirects that
-stayed on the same scheme, host and port). Otherwise (an https URL redirected to
-another origin, where the configured URL's host is reported; or a failed request,
-to show who presented the rejected certificate) it is read by a separate,
-unverified TLS handshake: ``requests`` has just verified the same server, and a
-second opinion with another trust store would only add false alarms. It goes to
-the configured URL's host, or to the final URL's host when an http URL redirects
-to https.
+remaining validity is ``tls_expiry_seconds``. It is the certificate the final
+response's own connection received (read before the body, no second handshake)
+when that is the one to report: the configured https URL without a redirect to
+another origin, or the final URL when an http URL redirects to https. Otherwise,
+and after a failed request (to show who presented a rejected certificate), a
+separate TLS handshake to that host reads it without verifying again: ``requests``
+has just verified the same server, and a second opinion with another trust store
+would only add false alarms.
 
 Decisions (cost; measured in bench/README.md):
 
 - Each check instance keeps one ``requests`` Session whose adapter hands urllib3 a
-  TLS context built ONCE per instance (from ``ca_file``, requests' own CA bundle
-  or ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, or unverified for ``insecure``).
-  Left to itself, urllib3 builds a context and loads the CA bundle on every new
-  connection (~20-30 ms of CPU for certifi's bundle). A reload builds new check
-  instances, so a replaced CA file is read again then.
-- Honesty over speed: the session's connections are closed and its cookies
-  cleared at the end of every run, so the next run again pays for DNS, connect
-  and handshake and sends no cookie a previous run received. Keeping the
-  connection alive would be cheaper still, but would measure a warm connection
-  (and could hide a server that no longer accepts new ones).
+  TLS context built once per instance, on first https use (from ``ca_file``,
+  ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` or requests' certifi bundle, or
+  unverified for ``insecure``). Left alone, urllib3 builds a context and loads the
+  CA bundle on every connection (~20-30 ms of CPU). A reload builds new instances,
+  so a replaced CA file is read then.
+- Honesty over speed: the session's connections are closed and its cookies cleared
+  after every run, so each run pays for connect and handshake again and sends no
+  cookie an earlier run got. Keep-alive would be cheaper but measure a warm
+  connection (and could hide a server that no longer accepts new ones).
 
 ``Result.diagnostics`` always carries what the check saw, kept small: status line,
 response headers (cookies and credentials redacted), a body excerpt (<= 2 KiB),
@@ -79,19 +76,6 @@ def _requests_ca_bundle() -> str:
 
     return (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
             or DEFAULT_CA_BUNDLE_PATH)
-
-
-def client_context(verify: bool | str) -> ssl.SSLContext:
-    """A client context for ``verify`` (``False``, a CA file or folder, ``True``)."""
-    if verify is False:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    where = _requests_ca_bundle() if verify is True else verify
-    if os.path.isdir(where):
-        return ssl.create_default_context(capath=where)
-    return ssl.create_default_context(cafile=where)
 
 
 @cache
@@ -195,6 +179,7 @@ class HttpCheck:
         self._new_session = session or self._default_session
         self._session: Any = None
         self._context: ssl.SSLContext | None = None
+        self._handshake: tuple[str | None, int, bytes | None] | None = None
         self._peer_certificate = peer_certificate
         self._clock = clock
         self._now = now
@@ -216,9 +201,21 @@ class HttpCheck:
 
     def _tls_context(self) -> ssl.SSLContext:
         """This instance's client context, built on first use (a plain http check
-        that never meets https never loads a CA bundle)."""
+        that never meets https never loads a CA bundle). Its sockets remember their
+        handshake in ``self._handshake``: (server name, port, DER certificate)."""
         if self._context is None:
-            self._context = client_context(self._verify)
+            context = tls_info.client_context(
+                _requests_ca_bundle() if self._verify is True else self._verify)
+            check = self
+
+            class Recording(ssl.SSLSocket):
+                def do_handshake(self, block: bool = False) -> None:
+                    super().do_handshake(block)
+                    check._handshake = (self.server_hostname, self.getpeername()[1],
+                                        self.getpeercert(binary_form=True))
+
+            context.sslsocket_class = Recording  # documented hook of ssl.SSLContext
+            self._context = context
         return self._context
 
     def run(self, ctx: RunContext) -> Result:
@@ -229,6 +226,7 @@ class HttpCheck:
         if self._session is None:
             self._session = self._new_session()
         session = self._session
+        self._handshake = None
         import requests
 
         started = self._clock()
@@ -238,7 +236,6 @@ class HttpCheck:
                 verify=self._verify, allow_redirects=cfg.follow_redirects, stream=True,
             )
             with response:
-                der = _peer_der(response)  # before the body: then the connection is let go
                 body = b"".join(_chunks(response))
             elapsed = max(0.0, self._clock() - started)
         except requests.exceptions.RequestException as exc:
@@ -255,10 +252,10 @@ class HttpCheck:
             cookies = getattr(session, "cookies", None)
             if cookies is not None:
                 cookies.clear()
-        return self._judge(ctx, response, body, elapsed, timeout, diagnostics, der)
+        return self._judge(ctx, response, body, elapsed, timeout, diagnostics)
 
     def _judge(self, ctx: RunContext, response: Any, body: bytes, elapsed: float,
-               timeout: float, diagnostics: dict[str, Any], der: bytes | None) -> Result:
+               timeout: float, diagnostics: dict[str, Any]) -> Result:
         cfg = self.config
         encoding = response.encoding or "utf-8"
         text = body.decode(encoding, "replace")
@@ -287,9 +284,7 @@ class HttpCheck:
             Measurement("body_bytes", float(len(body))),
         ]
         tls_url = cfg.url if cfg.url.startswith("https:") else response.url
-        cert = None
-        if der and _origin(tls_url) == _origin(response.url):
-            cert = self._live_tls(diagnostics, der)
+        cert = self._live_tls(diagnostics, tls_url)
         if cert is None:
             cert = self._add_tls(diagnostics, tls_url, timeout)
         left = cert.seconds_left(self._now()) if cert is not None else 0.0
@@ -314,11 +309,19 @@ class HttpCheck:
                        f"{ctx.hostname}{note}")
         return Result(status, summary, tuple(measurements), diagnostics)
 
-    def _live_tls(self, diagnostics: dict[str, Any], der: bytes) -> tls_info.CertInfo | None:
-        """The certificate the request's connection received; None when it cannot be
-        parsed (the separate handshake then reports why)."""
+    def _live_tls(self, diagnostics: dict[str, Any], url: str) -> tls_info.CertInfo | None:
+        """The certificate this run's last handshake received, when that handshake was
+        with ``url``'s host and port (the final response's connection: requests are
+        sequential); None otherwise (a proxy, a reused connection, plain http), and
+        then the separate handshake runs."""
+        parts = urlsplit(url)
+        seen = self._handshake
+        if parts.scheme != "https" or seen is None or not seen[2]:
+            return None
+        if (seen[0] or "").lower() != parts.hostname or seen[1] != (parts.port or 443):
+            return None
         try:
-            cert = tls_info.from_der(der)
+            cert = tls_info.from_der(seen[2])
         except (ImportError, ValueError):
             return None
         diagnostics["tls"] = cert.as_dict()
@@ -339,25 +342,6 @@ class HttpCheck:
             return None
         diagnostics["tls"] = cert.as_dict()
         return cert
-
-
-def _origin(url: str) -> tuple[str, str | None, int | None]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def _peer_der(response: Any) -> bytes | None:
-    """DER certificate of the final response's TLS connection (urllib3 2.x keeps the
-    connection on a streamed response until its body is read); None for plain http
-    or when it cannot be reached, which falls back to a separate handshake."""
-    connection = getattr(getattr(response, "raw", None), "connection", None)
-    sock = getattr(connection, "sock", None)
-    if not isinstance(sock, ssl.SSLSocket):
-        return None
-    try:
-        return sock.getpeercert(binary_form=True)
-    except (OSError, ValueError):
-        return None
 
 
 def _chunks(response: Any) -> Any:

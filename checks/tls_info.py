@@ -93,10 +93,23 @@ def unverified_context() -> ssl.SSLContext:
     """A client context that checks neither chain nor host name, and loads no CA
     store (it would not use one). Shared by every caller in the process: an
     ``SSLContext`` is safe to use from several threads; callers must not change it."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
+    return client_context(False)
+
+
+def client_context(verify: bool | str) -> ssl.SSLContext:
+    """A new client context: ``False`` verifies nothing (and loads no CA store), a
+    path trusts that CA file (or ``c_rehash`` folder) only, ``True`` the system store.
+    Build it once and reuse it: loading a CA bundle is the expensive part."""
+    if verify is False:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if verify is True:
+        return ssl.create_default_context()
+    if Path(verify).is_dir():
+        return ssl.create_default_context(capath=verify)
+    return ssl.create_default_context(cafile=verify)
 
 
 def load_file(path: Path) -> tuple[CertInfo, int]:
@@ -134,12 +147,7 @@ def peer_certificate(
     or ``False`` (no chain or host-name check). Raises ``OSError`` (including
     ``ssl.SSLError``) when the handshake fails.
     """
-    if verify is False:
-        context = unverified_context()
-    elif isinstance(verify, str):
-        context = ssl.create_default_context(cafile=verify)
-    else:
-        context = ssl.create_default_context()
+    context = unverified_context() if verify is False else client_context(verify)
     with (
         socket.create_connection((host, port), timeout=timeout) as raw,
         context.wrap_socket(raw, server_hostname=host) as tls,

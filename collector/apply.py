@@ -202,7 +202,10 @@ class Applier:
         if ticket.resolution is None:
             ticket.resolution = action.reason
         self.timeline(ticket, "closed", action.reason)
-        self._touch(ticket)
+        # Written at once: a new ticket for the same key may be opened next in this
+        # unit of work, and only one ticket per key may be active.
+        self.tx.update_ticket(ticket)
+        self.dirty.discard(ticket.id)  # type: ignore[arg-type]
         self.outcome = "closed" if self.outcome == "ignored" else self.outcome
 
     def _on_Suppress(self, action: Suppress) -> None:

@@ -127,9 +127,12 @@ class Watchdog:
 
     def _stale(self, now: float, snapshot: list[Ticket]) -> int:
         factor = self.engine.policy.liveness.stale_factor
-        reachable = {h["host"] for h in self.store.hosts() if h.get("reachable", True)}
-        states = [{**s, "interval_seconds": s.get("interval")}
-                  for s in self.store.check_states() if s["host"] in reachable]
+        # Results arrive with heartbeats: a check is silent only when it has missed
+        # its own interval AND the heartbeats that would have carried its result.
+        beat = {h["host"]: h.get("interval") or 0 for h in self.store.hosts()
+                if h.get("reachable", True)}
+        states = [{**s, "interval_seconds": max(s.get("interval") or 0, beat[s["host"]])
+                   or None} for s in self.store.check_states() if s["host"] in beat]
         stale = set(stale_checks(states, now, factor))
         events = []
         for state in states:

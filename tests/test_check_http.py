@@ -461,3 +461,80 @@ def test_unresolvable_host_is_critical_with_the_resolver_message() -> None:
     assert result.summary == (
         "http://web.invalid/health cannot be resolved (Name or service not known) on testhost"
     )
+
+
+# --- cost: one TLS context per check, a new connection per run ---------------------------
+
+
+class KeepAliveHandler(Handler):
+    """HTTP/1.1: the server would keep a connection open for the next request."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.server.ports.append(self.client_address[1])
+        super().do_GET()
+
+
+def test_each_run_opens_a_new_connection_and_forgets_cookies() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveHandler)
+    server.seen, server.ports = [], []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        check, ctx = build("http", url=f"http://127.0.0.1:{server.server_address[1]}/cookie")
+        results = [check.run(ctx) for _ in range(3)]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert [r.status for r in results] == [Status.OK] * 3
+    # A kept-alive connection would show one client port and hide the connect time.
+    assert len(set(server.ports)) == 3
+    # The cookie the first run received is not sent by the next ones.
+    assert [("cookie" in {k.lower() for k in headers}) for _, _, headers in server.seen] == [
+        False, False, False]
+
+
+@pytest.mark.parametrize("path", ["/ok", "/old?to=/ok"], ids=["direct", "same-origin-redirect"])
+def test_https_certificate_is_read_from_the_request_connection(
+    ca: CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    from checks import tls_info
+
+    built: list[Any] = []
+    real = tls_info.client_context
+    monkeypatch.setattr(tls_info, "client_context", lambda v: built.append(v) or real(v))
+
+    def no_second_handshake(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a second TLS handshake was made")
+
+    cert = issue(ca, tmp_path, valid_for=timedelta(days=20))
+    now = cert.not_after - timedelta(days=20)
+    with serve(cert) as (url, server):
+        check, ctx = build("http", world={"now": lambda: now,
+                                          "peer_certificate": no_second_handshake},
+                           url=f"{url}{path}", ca_file=str(ca.cert_path))
+        results = [check.run(ctx) for _ in range(3)]
+    assert [r.status for r in results] == [Status.OK] * 3, results[0].summary
+    assert [r.measurement("tls_expiry_seconds") for r in results] == [20 * DAY] * 3
+    assert results[0].diagnostics["tls"]["issuer"] == "CN=Patrol Test CA,O=Patrol Tests"
+    assert [p for _, p, _ in server.seen][-1] == "/ok"
+    assert built == [str(ca.cert_path)]  # the CA file is read once per check, not per run
+
+
+def test_https_redirect_to_another_origin_reports_the_configured_host(
+    ca: CA, tmp_path: Path
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = issue(ca, tmp_path / "a", valid_for=timedelta(days=5))
+    final = issue(ca, tmp_path / "b", valid_for=timedelta(days=50))
+    now = first.not_after - timedelta(days=5)
+    with serve(first) as (url, _), serve(final) as (other, _):
+        result = run("http", world={"now": lambda: now}, url=f"{url}/old?to={other}/ok",
+                     ca_file=str(ca.cert_path))
+    assert result.diagnostics["final_url"] == f"{other}/ok"
+    assert result.measurement("tls_expiry_seconds") == 5 * DAY
+    assert result.status is Status.CRITICAL

@@ -204,3 +204,93 @@ def test_sleeping_query_in_processlist_diagnostics(mysql_server: dict[str, Any])
         thread.join(10)
         sleeper.close()
     assert answers == [1317]  # "Query execution was interrupted": the test ended it
+
+
+# --- tls: disabled | preferred | required ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "tls"),
+    [
+        ({"host": "127.0.0.1"}, "disabled"),
+        ({}, "disabled"),  # localhost
+        ({"host": "::1"}, "disabled"),
+        ({"host": "127.0.1.1"}, "disabled"),
+        ({"host": "db.example.com", "unix_socket": "/run/mysqld/mysqld.sock"}, "disabled"),
+        ({"host": "db.example.com"}, "preferred"),
+        ({"host": "10.0.0.5"}, "preferred"),
+        ({"host": "127.0.0.1", "tls": "required"}, "required"),
+        ({"host": "10.0.0.5", "tls": "disabled"}, "disabled"),
+    ],
+    ids=["ipv4-loopback", "localhost", "ipv6-loopback", "debian-hostname-address", "socket",
+         "remote-name", "remote-address", "explicit-required", "explicit-disabled"],
+)
+def test_tls_default_follows_where_the_server_is(options: dict[str, Any], tls: str) -> None:
+    check, _ = build("mysql", **options)
+    assert check.config.tls == tls
+
+
+def test_tls_option_is_validated() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="'disabled', 'preferred' or 'required'"):
+        build("mysql", tls="verify")
+
+
+@pytest.mark.parametrize(
+    ("tls", "expected"),
+    [("disabled", {"ssl_disabled": True}), ("preferred", {}), ("required", {"ssl": "context"})],
+    ids=["disabled", "preferred", "required"],
+)
+def test_tls_mode_becomes_pymysql_options(tls: str, expected: dict[str, Any]) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def connect(**kwargs: Any) -> FakeConn:
+        seen.append(kwargs)
+        return FakeConn({"Threads_connected": 3}, 151, "10.11.6-MariaDB")
+
+    check, ctx = build("mysql", world={"connect": connect}, host="db.example.com", tls=tls)
+    assert check.run(ctx).status is Status.OK
+    check.run(ctx)
+    tls_keys = [{k: v for k, v in kw.items() if k.startswith("ssl")} for kw in seen]
+    if "ssl" in expected:
+        import ssl
+
+        first, second = (keys["ssl"] for keys in tls_keys)
+        assert isinstance(first, ssl.SSLContext) and first is second  # built once
+        assert first.verify_mode is ssl.CERT_NONE  # like --ssl-mode=REQUIRED
+    else:
+        assert tls_keys == [expected, expected]
+
+
+@pytest.mark.parametrize("tls", ["disabled", "preferred"])
+def test_real_server_with_tls_mode_never_loads_the_ca_store(
+    mysql_server: dict[str, Any], tls: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ssl
+
+    def no_ca_store(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("ssl.create_default_context() called on a connect")
+
+    check, ctx = build("mysql", **mysql_server, tls=tls)
+    check.run(ctx)  # the first run may build the shared context
+    monkeypatch.setattr(ssl, "create_default_context", no_ca_store)
+    for _ in range(2):
+        result = check.run(ctx)
+        assert result.status is Status.OK, result.summary
+        assert result.measurement("threads_connected") >= 1
+
+
+def test_real_server_tls_required(mysql_server: dict[str, Any]) -> None:
+    with _connect(mysql_server) as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.have_ssl")
+        have_ssl = cur.fetchone()[0]
+    check, ctx = build("mysql", **mysql_server, tls="required")
+    result = check.run(ctx)
+    if have_ssl == "YES":
+        assert result.status is Status.OK, result.summary
+    else:  # this server offers no TLS: required means "do not talk in clear"
+        assert result.status is Status.CRITICAL
+        assert result.summary == (
+            "cannot connect to MariaDB/MySQL at 127.0.0.1:3306 on testhost: "
+            "SSL is required but the server doesn't support it (error 2026)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import re
@@ -9,7 +10,6 @@ import subprocess
 import sys
 import uuid
 from collections import namedtuple
-from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -24,9 +24,27 @@ Mem = namedtuple("Mem", "rss vms")
 Cpu = namedtuple("Cpu", "user system")
 
 
+class FakeProc:
+    """psutil.Process as process_iter yields it: ``info`` holds the attributes asked
+    for; ``as_dict`` reads more (and counts how often it was asked to)."""
+
+    details_read = 0
+
+    def __init__(self, full, attrs=None):
+        self.full = full
+        self.info = {k: v for k, v in full.items() if attrs is None or k in attrs}
+
+    def oneshot(self):
+        return contextlib.nullcontext()
+
+    def as_dict(self, attrs, ad_value=None):
+        FakeProc.details_read += 1
+        return {k: self.full[k] for k in attrs}
+
+
 def proc(pid, name, cmdline, user="www-data", rss_mib=10, cpu=(1.0, 0.5), status="sleeping",
          created=1000.0):
-    return SimpleNamespace(info={
+    return FakeProc({
         "pid": pid, "name": name, "cmdline": cmdline, "username": user,
         "memory_info": Mem(rss_mib * MiB, 0), "cpu_times": Cpu(*cpu),
         "create_time": created, "status": status,
@@ -48,7 +66,7 @@ TABLE = [
 def world(table=TABLE, **extra) -> dict:
     def process_iter(attrs=None, ad_value=None):
         assert "cmdline" in attrs and ad_value is None
-        return iter(table)
+        return iter([type(p)(p.full, attrs) for p in table])
 
     return {"process_iter": process_iter, "self_pid": 999, **extra}
 
@@ -178,3 +196,38 @@ def test_real_agent_never_matches_itself():
     own = " ".join(psutil.Process().cmdline())
     result = run("process", pattern=re.escape(own), min=0)
     assert os.getpid() not in [p["pid"] for p in result.diagnostics["processes"]]
+
+
+@pytest.mark.parametrize(
+    ("options", "selecting", "details", "count"),
+    [
+        ({"process_name": "nginx"}, {"pid", "name", "cmdline"}, 3, 3),
+        ({"process_name": "nginx", "user": "www-data"}, {"pid", "name", "cmdline", "username"},
+         2, 2),
+        ({"pattern": r"worker\.py"}, {"pid", "name", "cmdline"}, 2, 1),  # one is a zombie
+    ],
+    ids=["by-name", "with-user", "by-pattern"],
+)
+def test_only_matching_processes_have_their_details_read(options, selecting, details, count):
+    asked = []
+
+    def process_iter(attrs=None, ad_value=None):
+        asked.append(set(attrs))
+        return iter([FakeProc(p.full, attrs) for p in TABLE])
+
+    FakeProc.details_read = 0
+    result = run("process", world={"process_iter": process_iter, "self_pid": 999}, **options)
+    assert asked == [selecting]
+    assert FakeProc.details_read == details
+    assert result.measurement("count") == count
+
+
+def test_a_process_that_exits_during_the_walk_is_left_out():
+    class Gone(FakeProc):
+        def as_dict(self, attrs, ad_value=None):
+            raise psutil.NoSuchProcess(self.full["pid"])
+
+    table = [Gone(TABLE[0].full), *TABLE[1:]]
+    result = run("process", world=world(table), process_name="nginx")
+    assert result.measurement("count") == 2
+    assert [p["pid"] for p in result.diagnostics["processes"]] == [101, 102]

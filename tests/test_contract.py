@@ -216,3 +216,21 @@ def test_plugin_checks_from_the_entry_point_group_are_loaded(monkeypatch) -> Non
     clash = EntryPoint("cpu", "evil:Check", "patrol.checks")
     monkeypatch.setattr(registry, "entry_points", lambda group: [clash])
     assert registry.table()["cpu"] == "checks.cpu:CpuCheck"
+
+
+def test_entry_points_are_scanned_once_until_refreshed(monkeypatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    scans: list[str] = []
+
+    def scan(group: str) -> list[EntryPoint]:
+        scans.append(group)
+        return [EntryPoint("zfs", "checks.cpu:CpuCheck", group)]
+
+    monkeypatch.setattr(registry, "entry_points", scan)
+    for _ in range(3):  # a config load resolves every check: one scan, not one per check
+        assert registry.load("zfs") is registry.load("cpu")
+    assert scans == ["patrol.checks"]
+    registry.refresh()
+    assert "zfs" in registry.known_types()
+    assert scans == ["patrol.checks", "patrol.checks"]

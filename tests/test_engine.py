@@ -234,6 +234,22 @@ def test_rebreach_after_the_window_opens_a_new_ticket_linking_the_old(any_world:
             "verified: the check stayed OK for 5m |") in past
 
 
+def test_rebreach_after_the_window_but_before_close_opens_a_new_ticket(
+        tmp_path: object, request: pytest.FixtureRequest) -> None:
+    """The old ticket is still resolved (not yet closed): it is closed and a new one
+    opened in the same unit of work, never a second active ticket for the key."""
+    policy = PolicyConfig(lifecycle=LifecycleConfig(reopen_window=HOUR, close_after=24 * HOUR))
+    for w in _world("sqlite", request, tmp_path, policy):
+        old_number = _resolved(w)
+        w.clock.advance(2 * HOUR)
+        outcome = w.one(event())
+        assert outcome.outcome == "opened" and outcome.ticket != old_number
+        assert w.ticket(old_number).status is TicketStatus.CLOSED
+        assert w.texts(old_number, "closed") == [
+            "superseded by a new ticket for the same problem"]
+        assert w.ticket(outcome.ticket).previous_id == w.ticket(old_number).id
+
+
 # -- 3. verification failures and flapping ----------------------------------------------
 
 
@@ -470,6 +486,18 @@ def test_check_whose_last_run_stops_advancing_gets_a_stale_ticket(world: World) 
     _beat(w, [snapshot("root-disk", "OK", last_run=w.clock(), interval=60)])
     w.watchdog.run_once()
     assert w.ticket(t.number).recovered_at == w.clock()
+
+
+def test_a_fast_check_is_not_stale_between_heartbeats(world: World) -> None:
+    """Results travel with heartbeats: a check run every 2 s is fresh as long as the
+    30-second heartbeats keep coming."""
+    w = world
+    for _ in range(10):
+        _beat(w, [snapshot("load", "OK", check_type="load", last_run=w.clock() - 1,
+                           interval=2)])
+        w.clock.advance(30)
+        assert w.watchdog.run_once()["stale"] == 0
+    assert w.store.list_tickets() == []
 
 
 def test_forced_resolve_is_not_undone_by_the_next_heartbeat(world: World) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import logging
+import re
 import socket
 import ssl
 import time
@@ -17,7 +18,7 @@ import pytest
 import requests
 
 from agent.exposition import build_registry
-from agent.server import AgentServer, tls_context
+from agent.server import AgentServer, accepts_text, tls_context
 from agent.state import CheckInfo, StateTable
 from checks.base import Measurement, Result, Status
 from checks.config import Sustain
@@ -60,8 +61,8 @@ class Running:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[AgentServer]:
-    """One server for the module (stopping one takes its 0.2 s poll interval);
-    ``running`` gives each test a fresh table and configuration through update()."""
+    """One server for the module; ``running`` gives each test a fresh table and
+    configuration through update()."""
     table = make_table()
     server = AgentServer(("127.0.0.1", 0), build_registry(table), table, TOKEN, AGENT,
                          lambda: True)
@@ -115,6 +116,50 @@ def test_metrics_uncompressed_and_openmetrics_on_request(running: Running) -> No
     assert response.headers["Content-Type"].startswith("application/openmetrics-text")
     assert "Content-Encoding" not in response.headers
     assert response.text.endswith("# EOF\n")
+
+
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+def test_prometheus_gets_the_cached_text_format(running: Running) -> None:
+    """Prometheus lists OpenMetrics first but accepts text 0.0.4: it gets the text
+    from the cached renderer, the same bytes a plain scrape gets."""
+    plain = requests.get(running.url + "/metrics", timeout=5,
+                         headers={"Accept-Encoding": "identity"})
+    scrape = requests.get(running.url + "/metrics", timeout=5, headers={
+        "Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
+    assert scrape.status_code == 200
+    assert scrape.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert scrape.headers["Content-Encoding"] == "gzip"
+    assert "# EOF" not in scrape.text
+
+    def patrol_lines(text: str) -> list[str]:  # process_* may tick between two scrapes
+        return [line for line in text.splitlines() if "patrol_" in line]
+
+    assert patrol_lines(scrape.text) == patrol_lines(plain.text)
+    assert 'patrol_check_status{check="root-disk",type="disk"} 2.0' in scrape.text
+
+
+@pytest.mark.parametrize(
+    ("accept", "text"),
+    [
+        (PROMETHEUS_ACCEPT, True),
+        ("text/plain", True),
+        ("text/plain; version=0.0.4", True),
+        ("*/*", True),
+        ("application/json, text/*;q=0.2", True),
+        ("application/openmetrics-text; version=1.0.0", False),
+        ("application/openmetrics-text, text/plain;q=0", False),
+        ("text/plain;version=1.0.0", False),
+        ("application/openmetrics-text, text/plain;q=oops", False),
+        ("", False),
+    ],
+    ids=["prometheus", "text", "text-0.0.4", "anything", "text-wildcard", "openmetrics-only",
+         "text-refused", "text-1.0.0-only", "bad-q", "empty"],
+)
+def test_accepts_text(accept: str, text: bool) -> None:
+    assert accepts_text(accept) is text
 
 
 @pytest.mark.parametrize(
@@ -278,6 +323,31 @@ def test_stop_closes_the_port_and_idle_connections() -> None:
             session.get(f"http://{host}:{port}/healthz", timeout=5)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((host, port), timeout=2).close()
+
+
+def _switches(native_id: int) -> int:
+    status = Path(f"/proc/self/task/{native_id}/status").read_text()
+    return int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M).group(1))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_idle_server_never_wakes_up_and_stops_at_once() -> None:
+    table = make_table()
+    server = AgentServer(("127.0.0.1", 0), build_registry(table, process=False), table,
+                         TOKEN, AGENT, lambda: True)
+    server.start()
+    try:
+        thread = server._thread
+        assert thread is not None
+        time.sleep(0.1)  # let it reach select()
+        before = _switches(thread.native_id)
+        time.sleep(0.6)  # a 0.2 s poll would wake up three times
+        assert _switches(thread.native_id) == before
+    finally:
+        started = time.perf_counter()
+        server.stop()
+    assert time.perf_counter() - started < 0.5
+    assert not thread.is_alive()
 
 
 def test_tls_needs_both_cert_and_key(tmp_path: Path) -> None:
