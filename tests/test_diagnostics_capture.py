@@ -56,7 +56,8 @@ def test_a_slow_collector_is_abandoned_at_the_budget(release: threading.Event) -
         return {"late": True}
 
     started = time.monotonic()
-    doc = capture(NoDiagnose(), RESULT, time_budget=0.5, collectors=_collectors(top_processes=stuck))
+    doc = capture(NoDiagnose(), RESULT, time_budget=0.5,
+                  collectors=_collectors(top_processes=stuck))
     elapsed = time.monotonic() - started
     assert elapsed < 0.5 + 0.5
     assert doc["top_processes"] == {"error": "timed out after 0.5s"}

@@ -56,7 +56,8 @@ TEXT_CASES = [
     ("env-api-key", "STRIPE_API_KEY=sk_live_1", "STRIPE_API_KEY=***"),
     ("env-credentials", "GOOGLE_APPLICATION_CREDENTIALS=/srv/key.json",
      "GOOGLE_APPLICATION_CREDENTIALS=***"),
-    ("env-camel", "dbPassword=x1 apiKey=x2 accessToken=x3", "dbPassword=*** apiKey=*** accessToken=***"),
+    ("env-camel", "dbPassword=x1 apiKey=x2 accessToken=x3",
+     "dbPassword=*** apiKey=*** accessToken=***"),
     ("env-redis-auth", "REDISCLI_AUTH=foobared", "REDISCLI_AUTH=***"),
     ("env-pwd-directory-kept", "PWD=/home/app OLDPWD=/root", "PWD=/home/app OLDPWD=/root"),
     # headers
@@ -72,7 +73,8 @@ TEXT_CASES = [
      '{"user": "app", "password": "***"}'),
     ("python-repr", "{'secret': 'abc', 'n': 1}", "{'secret': '***', 'n': 1}"),
     ("yaml-line", "  password: hunter2", "  password: ***"),
-    ("dsn-inside-value", "conf: {dsn: 'host=db password=x'}", "conf: {dsn: 'host=db password=***'}"),
+    ("dsn-inside-value", "conf: {dsn: 'host=db password=x'}",
+     "conf: {dsn: 'host=db password=***'}"),
     # must NOT be redacted
     ("keyboard", "keyboard=us layout=qwerty", "keyboard=us layout=qwerty"),
     ("tokens-used", "tokens_used=5 max_tokens=4096", "tokens_used=5 max_tokens=4096"),
