@@ -139,8 +139,10 @@ class Engine:
                 active = tx.active_ticket(event.dedup_key)
                 return Outcome(event.event_id, "duplicate", active.number if active else None)
             self._count("events")
-            active = tx.active_ticket(event.dedup_key)
+            # No ticket at all for the key (a new incident, the common case): then no
+            # active one either, and one query does for both.
             latest = tx.latest_ticket(event.dedup_key)
+            active = tx.active_ticket(event.dedup_key) if latest is not None else None
             windows = active_windows(maintenance, event.source, event.labels,
                                      event.check, now)
             actions = decide(event, active, latest, now, self.policy,

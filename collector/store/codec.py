@@ -10,6 +10,7 @@ value for writing and ``load`` to turn what its driver returns back into Python.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,19 +34,41 @@ def column(field_name: str) -> str:
     return _COLUMN_OF.get(field_name, field_name)
 
 
+# Compact JSON, exactly ``json.dumps(value, separators=(",", ":"))``; one encoder
+# reused, because json.dumps builds a new one per call when given separators.
+dump_text: Dump = json.JSONEncoder(separators=(",", ":")).encode
+
+_PLAIN, _JSON, _BOOL = range(3)
+_ENUMS = (Priority, TicketStatus)
+_KINDS: dict[tuple[str, ...], tuple[tuple[str, int], ...]] = {}
+
+
+def _kinds(fields: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    kinds = _KINDS.get(fields)
+    if kinds is None:
+        kinds = _KINDS[fields] = tuple(
+            (name, _JSON if name in JSON_FIELDS else _BOOL if name in BOOL_FIELDS
+             else _PLAIN) for name in fields)
+    return kinds
+
+
 def ticket_values(ticket: Ticket, fields: tuple[str, ...], dump: Dump) -> list[Any]:
     """``ticket``'s values for ``fields``, in that order, ready to bind."""
     values: list[Any] = []
-    for name in fields:
+    append = values.append
+    for name, kind in _kinds(fields):
         value = getattr(ticket, name)
-        if name in JSON_FIELDS:
-            value = dump(value)
-        elif name in BOOL_FIELDS:
-            value = bool(value)
-        elif isinstance(value, Priority | TicketStatus):
-            value = value.value
-        values.append(value)
+        if kind == _PLAIN:
+            append(value.value if isinstance(value, _ENUMS) else value)
+        elif kind == _JSON:
+            append(dump(value))
+        else:
+            append(bool(value))
     return values
+
+
+def is_json(field_name: str) -> bool:
+    return field_name in JSON_FIELDS
 
 
 def ticket_from_row(row: Mapping[str, Any], load: Load) -> Ticket:

@@ -29,9 +29,20 @@ _SELECT_LIGHT = "SELECT id, version, " + ", ".join(
     for f in codec.TICKET_FIELDS) + " FROM tickets"
 _INSERT = (f"INSERT INTO tickets ({_TICKET_COLUMNS}, version) VALUES "
            f"({', '.join('?' for _ in codec.TICKET_FIELDS)}, 1) RETURNING id")
-_UPDATE = ("UPDATE tickets SET "
-           + ", ".join(f"{codec.column(f)} = ?" for f in codec.UPDATE_FIELDS)
-           + ", version = version + 1 WHERE id = ? AND version = ?")
+_UPDATE_ALL = tuple(range(len(codec.UPDATE_FIELDS)))
+_UPDATES: dict[tuple[int, ...], str] = {}
+_NUMBER_AT = codec.TICKET_FIELDS.index("number")
+_JSON_AT = frozenset(i for i, f in enumerate(codec.UPDATE_FIELDS) if codec.is_json(f))
+
+
+def _update_sql(changed: tuple[int, ...]) -> str:
+    """``UPDATE`` of the columns at those positions of UPDATE_FIELDS (cached: few shapes)."""
+    sql = _UPDATES.get(changed)
+    if sql is None:
+        sets = "".join(f"{codec.column(codec.UPDATE_FIELDS[i])} = ?, " for i in changed)
+        sql = _UPDATES[changed] = (f"UPDATE tickets SET {sets}version = version + 1"
+                                   " WHERE id = ? AND version = ?")
+    return sql
 _NEXT_SERIAL = ("INSERT INTO ticket_serials (day, last_serial) VALUES (?, 1) "
                 "ON CONFLICT (day) DO UPDATE SET last_serial = ticket_serials.last_serial + 1 "
                 "RETURNING last_serial")
@@ -142,9 +153,33 @@ class SqlReads(DispatchReads):
 
 
 class SqlTransaction(SqlReads, DispatchWrites):
+    # True when ``_dump`` returns the JSON text of codec.dump_text (SQLite): a snapshot's
+    # JSON values are then bound as they are instead of being encoded again.
+    _json_text = False
+
+    def _written(self) -> dict[int, tuple[int, list[Any]]]:
+        """Per ticket id, (version, values of UPDATE_FIELDS with JSON as text) as this
+        transaction last wrote them: ``update_ticket`` then writes only what changed."""
+        written = self.__dict__.get("_written_rows")
+        if written is None:
+            written = self.__dict__["_written_rows"] = {}
+        return written
+
+    def _bind(self, ticket: Ticket, values: list[Any], at: Sequence[int]) -> list[Any]:
+        if self._json_text:
+            return [values[i] for i in at]
+        fields = codec.UPDATE_FIELDS
+        return [self._dump(getattr(ticket, fields[i])) if i in _JSON_AT else values[i]
+                for i in at]
+
     def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Execute a write; the number of rows it changed."""
         raise NotImplementedError
+
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Execute a write once per row of parameters (the SQLite backend batches it)."""
+        for row in rows:
+            self._run(sql, row)
 
     def _savepoint(self) -> AbstractContextManager[None]:
         """Undo just the block's writes if it raises, keeping the transaction usable."""
@@ -189,8 +224,11 @@ class SqlTransaction(SqlReads, DispatchWrites):
                     raise DuplicateTicket(duplicate)
                 serial = self._rows(_NEXT_SERIAL, (day,))[0]["last_serial"]
                 ticket.number = f"TS{day}{serial:03d}"
-                values = codec.ticket_values(ticket, codec.TICKET_FIELDS, self._dump)
-                ticket.id = self._rows(_INSERT, values)[0]["id"]
+                values = codec.ticket_values(ticket, codec.TICKET_FIELDS, codec.dump_text)
+                snapshot = values[:_NUMBER_AT] + values[_NUMBER_AT + 1:]
+                bound = values if self._json_text else \
+                    codec.ticket_values(ticket, codec.TICKET_FIELDS, self._dump)
+                ticket.id = self._rows(_INSERT, bound)[0]["id"]
         except DuplicateTicket:
             ticket.number, ticket.id = "", None
             raise
@@ -202,17 +240,29 @@ class SqlTransaction(SqlReads, DispatchWrites):
                 raise DuplicateTicket(f"{duplicate} ({exc})") from exc
             raise
         ticket.version = 1
+        self._written()[ticket.id] = (1, snapshot)
         return ticket
 
     def update_ticket(self, ticket: Ticket) -> Ticket:
         if ticket.id is None:
             raise StoreError(f"ticket {ticket.dedup_key!r} was never created; cannot update")
-        values = codec.ticket_values(ticket, codec.UPDATE_FIELDS, self._dump)
-        if self._run(_UPDATE, [*values, ticket.id, ticket.version]) != 1:
+        values = codec.ticket_values(ticket, codec.UPDATE_FIELDS, codec.dump_text)
+        written = self._written()
+        previous = written.get(ticket.id)
+        if previous is not None and previous[0] == ticket.version:
+            # This transaction wrote the row at this very version (the WHERE below
+            # re-checks it): the columns that did not change already hold these values.
+            changed = tuple(i for i, (new, old) in enumerate(zip(values, previous[1], strict=True))
+                            if new != old or type(new) is not type(old))
+        else:
+            changed = _UPDATE_ALL
+        if self._run(_update_sql(changed), [*self._bind(ticket, values, changed), ticket.id,
+                                            ticket.version]) != 1:
             raise ConcurrentUpdate(
                 f"ticket {ticket.number or ticket.id} changed since it was read"
                 f" (version {ticket.version} is stale, or the ticket is gone)")
         ticket.version += 1
+        written[ticket.id] = (ticket.version, values)
         return ticket
 
     def add_timeline(self, ticket_id: int, entry: TimelineEntry) -> TimelineEntry:
@@ -236,12 +286,11 @@ class SqlTransaction(SqlReads, DispatchWrites):
 
     def set_check_states(self, host: str, states: list[dict[str, Any]]) -> None:
         self._run("DELETE FROM check_states WHERE host = ?", (host,))
-        for s in states:
-            self._run(
-                "INSERT INTO check_states (host, check_name, check_type, status, summary,"
-                " since, last_run, interval_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (host, s["check"], s["type"], s["status"], s["summary"], s["since"],
-                 s["last_run"], s.get("interval")))
+        self._run_many(
+            "INSERT INTO check_states (host, check_name, check_type, status, summary,"
+            " since, last_run, interval_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(host, s["check"], s["type"], s["status"], s["summary"], s["since"],
+              s["last_run"], s.get("interval")) for s in states])
 
     def set_host_reachable(self, host: str, reachable: bool) -> None:
         self._run("UPDATE hosts SET reachable = ? WHERE host = ?", (reachable, host))

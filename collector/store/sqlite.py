@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from collector.store import migrations
+from collector.store import codec, migrations
 from collector.store.base import ConstraintViolation, StoreError
 from collector.store.sql import SqlReads, SqlTransaction
 
@@ -40,8 +40,7 @@ class _Connection(sqlite3.Connection):
     """A subclass only because sqlite3.Connection itself cannot be weakly referenced."""
 
 
-def _dump(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+_dump = codec.dump_text  # json.dumps(value, separators=(",", ":")), one encoder reused
 
 
 def _fail(exc: sqlite3.Error, path: str) -> StoreError:
@@ -74,8 +73,17 @@ class SqliteTransaction(SqlTransaction):
     def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._cursor(sql, params).rowcount
 
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self.done:
+            raise StoreError("this transaction has ended; open a new one")
+        try:
+            self._conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise _fail(exc, self._path) from exc
+
     _dump = staticmethod(_dump)
     _load = staticmethod(json.loads)
+    _json_text = True  # _dump makes the JSON text itself: snapshots bind as they are
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
