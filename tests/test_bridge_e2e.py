@@ -80,7 +80,8 @@ class Up:
                 self.proc.wait(5)
 
 
-def configure(tmp_path: Path, redmine: HelpdeskServer, port: int, host: str) -> None:
+def configure(tmp_path: Path, port: int, host: str, name: str, entry: str) -> None:
+    """Agent and collector configs; ``entry`` is the YAML of helpdesk ``name``."""
     (tmp_path / "agent.yaml").write_text(f"""
 agent:
   listen: 127.0.0.1:{free_port()}
@@ -104,15 +105,16 @@ policy:
   lifecycle: {{verify_for: 2s, reopen_window: 1h}}
 ticketing:
   helpdesks:
-    redmine:
-      type: redmine
-      url: {redmine.url}
-      api_key: {redmine.token}
-      project: monitoring
+{entry}
   routes:
-    - helpdesk: redmine
+    - helpdesk: {name}
   sync_interval: 1h
 """)
+
+
+def redmine_entry(redmine: HelpdeskServer) -> str:
+    return (f"    redmine:\n      type: redmine\n      url: {redmine.url}\n"
+            f"      api_key: {redmine.token}\n      project: monitoring")
 
 
 def redmine_issue(redmine: HelpdeskServer, issue_id: str) -> dict:
@@ -141,7 +143,7 @@ def test_breach_recovery_and_reopen_follow_the_redmine_issue(
         tmp_path: Path, redmine_server: HelpdeskServer, service_port) -> None:  # noqa: F811
     port, start_service, stop_service = service_port
     host = f"db-{os.getpid()}-{int(time.time())}"
-    configure(tmp_path, redmine_server, port, host)
+    configure(tmp_path, port, host, "redmine", redmine_entry(redmine_server))
     up = Up(tmp_path, "up")
     try:
         stop_service()  # the breach
@@ -175,11 +177,53 @@ def test_breach_recovery_and_reopen_follow_the_redmine_issue(
         up.stop()
 
 
+def rt_ticket(rt: HelpdeskServer, ticket_id: str) -> dict:
+    reply = requests.get(f"{rt.url}/REST/2.0/ticket/{ticket_id}",
+                         headers={"Authorization": f"token {rt.token}"}, timeout=10)
+    reply.raise_for_status()
+    return reply.json()
+
+
+def rt_history(rt: HelpdeskServer, ticket_id: str) -> str:
+    reply = requests.get(f"{rt.url}/REST/2.0/ticket/{ticket_id}/attachments",
+                         params={"fields": "Content", "per_page": 100},
+                         headers={"Authorization": f"token {rt.token}"}, timeout=10)
+    reply.raise_for_status()
+    return "\n".join(str(item.get("Content") or "") for item in reply.json()["items"])
+
+
+def test_the_same_walkthrough_against_request_tracker(
+        tmp_path: Path, rt_server: HelpdeskServer, service_port) -> None:  # noqa: F811
+    port, start_service, stop_service = service_port
+    host = f"rt-db-{os.getpid()}-{int(time.time())}"
+    entry = (f"    rt:\n      type: rt\n      url: {rt_server.url}\n"
+             f"      token: {rt_server.token}\n      queue: Monitoring")
+    configure(tmp_path, port, host, "rt", entry)
+    up = Up(tmp_path, "up-rt")
+    try:
+        stop_service()
+        number = up.wait(lambda: (t := up.tickets()) and t[0]["number"])
+        link = up.wait(lambda: linked(up, number))
+        ticket = rt_ticket(rt_server, link["external_id"])
+        assert ticket["Subject"].startswith(f"[{number}]") and ticket["Priority"] == "90"
+        assert ticket["Queue"]["id"] and ticket["Status"] == "new"
+        start_service()
+        up.wait(lambda: up.ticket(number)["status"] == "resolved")
+        up.wait(lambda: rt_ticket(rt_server, link["external_id"])["Status"] == "resolved")
+        assert "Patrol verified the recovery" in rt_history(rt_server, link["external_id"])
+        stop_service()
+        up.wait(lambda: rt_ticket(rt_server, link["external_id"])["Status"] == "open")
+        assert "Patrol reopened this ticket" in rt_history(rt_server, link["external_id"])
+        assert len(up.tickets()) == 1
+    finally:
+        up.stop()
+
+
 def test_a_collector_killed_between_created_and_stored_leaves_one_issue(
         tmp_path: Path, redmine_server: HelpdeskServer, service_port) -> None:  # noqa: F811
     port, _, stop_service = service_port
     host = f"db-crash-{os.getpid()}-{int(time.time())}"
-    configure(tmp_path, redmine_server, port, host)
+    configure(tmp_path, port, host, "redmine", redmine_entry(redmine_server))
     crashing = Up(tmp_path, "crash", env={"PATROL_FAILPOINT": "after-helpdesk-open"})
     try:
         stop_service()
