@@ -62,6 +62,9 @@ class CollectorSettings(BaseModel):
     tls_key: Path | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     watchdog_interval: Seconds = Field(default=10.0, gt=0, le=3600)
+    # Received events (kept so a retried POST is recognised) and delivered helpdesk
+    # actions are deleted after this long; tickets and their timelines are kept.
+    retention: Seconds = Field(default=30 * 86400, ge=86400)
 
     @field_validator("listen")
     @classmethod

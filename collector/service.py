@@ -36,7 +36,7 @@ class CollectorService:
         self.engine.sync_config_windows(config.maintenance)
         self.dispatcher = self._dispatcher(config)
         self.engine.dispatcher = self.dispatcher
-        self.watchdog = Watchdog(self.engine)
+        self.watchdog = Watchdog(self.engine, settings.retention)
         self.agent_tokens = list(settings.agent_tokens) + list(agent_tokens or [])
         self.operator_tokens = list(settings.operator_tokens) + list(operator_tokens or [])
         self.watchdog_interval = watchdog_interval or settings.watchdog_interval

@@ -30,10 +30,15 @@ from collector.store.base import ConcurrentUpdate
 log = logging.getLogger("patrol.collector.watchdog")
 
 
+PRUNE_EVERY = 3600.0
+
+
 class Watchdog:
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, retention: float = 30 * 86400) -> None:
         self.engine = engine
+        self.retention = retention
         self.last_pass: float | None = None
+        self.last_prune = float("-inf")
         self.passes = 0
 
     @property
@@ -60,6 +65,7 @@ class Watchdog:
         counts["unreachable"] = self._liveness(now)
         counts["stale"] = self._stale(now, snapshot)
         counts["maintenance_ended"] = self._maintenance_ended(now)
+        counts["pruned"] = self._prune(now)
         self.last_pass = now
         self.passes += 1
         return counts
@@ -157,6 +163,19 @@ class Watchdog:
             outcomes = self.engine.ingest(events)
             return sum(o.outcome == "opened" for o in outcomes)
         return 0
+
+    # -- housekeeping ------------------------------------------------------------------
+
+    def _prune(self, now: float) -> int:
+        """Hourly: forget received events and delivered helpdesk actions older than
+        the retention (a retried POST older than that is long past its agent's
+        backlog); the store would otherwise grow with every event's diagnostics."""
+        if now - self.last_prune < PRUNE_EVERY:
+            return 0
+        self.last_prune = now
+        with self.store.transaction() as tx:
+            return tx.prune_events(now - self.retention) + \
+                tx.prune_dispatch(now - self.retention)
 
     # -- maintenance -------------------------------------------------------------------
 

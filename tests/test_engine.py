@@ -585,3 +585,19 @@ def test_concurrent_first_events_open_exactly_one_ticket(any_world: World) -> No
     [t] = w.store.list_tickets()
     assert t.occurrences == 30
 
+
+
+def test_old_events_are_pruned_after_the_retention_and_tickets_stay(world: World) -> None:
+    """Received events are kept for idempotency, then deleted: the store does not grow
+    with every event's diagnostics forever. Tickets and timelines are kept."""
+    w = world
+    DAY = 86400
+    first = event()
+    w.one(first)
+    w.tick(1)  # the first pass prunes (nothing old yet)
+    w.clock.advance(29 * DAY)
+    assert w.one(first).outcome == "duplicate"  # a late retry is still recognised
+    w.clock.advance(2 * DAY)
+    assert w.tick(0)["pruned"] == 1
+    assert w.store.list_tickets()[0].occurrences == 1
+    assert w.tick(60)["pruned"] == 0  # hourly, not every pass

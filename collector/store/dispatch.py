@@ -105,6 +105,11 @@ class DispatchWrites(DispatchReads):
                   " done_at = ?, last_error = ?, lease_owner = NULL WHERE id = ?",
                   (now, error[:2000], dispatch_id))
 
+    def prune_dispatch(self, before: float) -> int:
+        """Delete delivered rows finished before ``before`` (failed ones stay: a
+        person has to look at them)."""
+        return self._run("DELETE FROM dispatch WHERE state = 'done' AND done_at < ?", (before,))
+
     def requeue_failed(self, helpdesk: str | None, now: float) -> int:
         return self._run("UPDATE dispatch SET state = 'pending', next_at = ?, last_error = NULL"
                          " WHERE state = 'failed' AND (? IS NULL OR helpdesk = ?)",
