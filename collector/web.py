@@ -220,4 +220,26 @@ def ticket_detail(request: Request, number: str) -> Response:
         else None,
         "runbook_link": ticket.runbook if ticket.runbook and safe_url(ticket.runbook)
         else None,
+        "helpdesks": _helpdesks(store, ticket.id),
         "timeline": store.timeline(ticket.id), "refresh_page": False})
+
+
+def _helpdesks(store: Any, ticket_id: int) -> list[dict[str, Any]]:
+    """Where the ticket lives in helpdesks: the external ticket (a link when its URL is
+    safe), or what is still queued or was refused for it."""
+    out: dict[str, dict[str, Any]] = {}
+    for link in store.links(ticket_id):
+        out[link["helpdesk"]] = {
+            "helpdesk": link["helpdesk"], "external_id": link["external_id"],
+            "url": link["url"] if link["url"] and safe_url(link["url"]) else None,
+            "state": link["remote_state"], "error": link["error"], "pending": 0}
+    for row in store.dispatch_rows(ticket_id):
+        entry = out.setdefault(row["helpdesk"], {"helpdesk": row["helpdesk"],
+                                                 "external_id": None, "url": None,
+                                                 "state": None, "error": None,
+                                                 "pending": 0})
+        if row["state"] == "failed":
+            entry["error"] = row["last_error"]
+        elif row["state"] == "pending":
+            entry["pending"] += 1
+    return sorted(out.values(), key=lambda e: e["helpdesk"])

@@ -388,3 +388,21 @@ def test_clock_comes_from_the_app(seeded):
     client = TestClient(make_app(seeded.store, now=NOW + 3600))
     html = client.get("/tickets", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}).text
     assert ">respond overdue by 1h</td>" in row_of(html, seeded.p1.number)
+
+
+def test_ticket_detail_shows_where_it_lives_in_helpdesks_and_refusals(client, seeded):
+    p1, p3 = seeded.p1, seeded.p3
+    with seeded.store.transaction() as tx:
+        tx.enqueue_dispatch(p1.id, "redmine", "open", {"destination": {}}, 0)
+        tx.save_link(p1.id, "redmine", "42", "https://redmine.example.com/issues/42", {})
+        tx.set_link_state(p1.id, "redmine", "acknowledged", "alice", 0)
+        tx.enqueue_dispatch(p1.id, "redmine", "comment", {"text": "x"}, 0)
+        tx.enqueue_dispatch(p3.id, "jira", "open", {"destination": {}}, 0)
+        [row] = [r for r in tx.dispatch_rows(p3.id)]
+        tx.fail_dispatch(row["id"], 0, "jira: POST /issue answered 401: check the credentials")
+    html = client.get(f"/tickets/{p1.number}").text
+    assert ('<dt>In redmine</dt><dd class="helpdesk"><a href="https://redmine.example.com/'
+            'issues/42">#42</a> · acknowledged · 2 update(s) queued</dd>') in html
+    html = client.get(f"/tickets/{p3.number}").text
+    assert ('<dt>In jira</dt><dd class="helpdesk">not created yet · <span class="overdue">'
+            'refused: jira: POST /issue answered 401: check the credentials</span></dd>') in html
