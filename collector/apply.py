@@ -118,7 +118,9 @@ class Applier:
         ticket.occurrences += 1
         ticket.last_seen = action.at
         ticket.check_status = action.check_status
-        self._touch(ticket)
+        # The body states how often and how recently it was seen: keep it true. Repeats
+        # are rare (agents send events on hard state changes only), so this is cheap.
+        self._touch(ticket, rerender=True)
         self.outcome = self.outcome if self.outcome != "ignored" else "repeated"
 
     def _on_ChangeSeverity(self, action: ChangeSeverity) -> None:
@@ -155,7 +157,7 @@ class Applier:
         ticket.check_status = "OK"
         self.timeline(ticket, "recovering", "the check is OK again; verifying that it "
                       "stays OK before resolving")
-        self._touch(ticket)
+        self._touch(ticket, rerender=True)
         self.outcome = "recovering"
 
     def _on_CancelRecovery(self, action: CancelRecovery) -> None:

@@ -121,6 +121,7 @@ def test_repeats_count_occurrences_without_new_tickets_or_timeline(any_world: Wo
         assert w.one(event()).outcome == "repeated"
     t = w.ticket(number)
     assert (t.occurrences, t.last_seen, t.status) == (6, T0 + 150, TicketStatus.NEW)
+    assert f"- **Seen**: 6 times, last {iso_utc(T0 + 150)}; check now CRITICAL" in t.body
     assert w.kinds(number) == ["opened"]
     assert [x.number for x in w.store.list_tickets()] == [number]
 
