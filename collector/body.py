@@ -210,7 +210,7 @@ def _measurements(ticket: Ticket, event: Event | None) -> list[str]:
     return lines
 
 
-def _problem(ticket: Ticket, event: Event | None) -> list[str]:
+def _problem(ticket: Ticket, event: Event | None, parent_number: str | None) -> list[str]:
     source = f"inspection: check `{ticket.check}` (type `{ticket.check_type}`)"
     if event is not None:
         source += f" by agent `{event.agent.id}` {event.agent.version}"
@@ -223,7 +223,7 @@ def _problem(ticket: Ticket, event: Event | None) -> list[str]:
              f"(severity {ticket.severity})",
              f"- **Impact scope**: {scope}", f"- **Category**: {ticket.category}"]
     if ticket.parent_id is not None:
-        lines.insert(6, f"- **Group**: part of group ticket {ticket.parent_id}")
+        lines.insert(6, f"- **Group**: part of group ticket {parent_number or ticket.parent_id}")
     return lines
 
 
@@ -267,16 +267,18 @@ def _past(past: Sequence[Ticket]) -> list[str]:
 
 
 def render_body(ticket: Ticket, event: Event | None, past: Sequence[Ticket],
-                timeline: Sequence[TimelineEntry], verify_command: str) -> str:
+                timeline: Sequence[TimelineEntry], verify_command: str,
+                parent_number: str | None = None) -> str:
     """The body of ``ticket``. ``event``: the one that opened or last changed it (None
     renders from the ticket's stored measurements, without thresholds); ``past``:
-    earlier tickets for the same ``dedup_key``, newest first."""
+    earlier tickets for the same ``dedup_key``, newest first; ``parent_number``: the
+    group ticket it belongs to, if any."""
     diagnostics = event.diagnostics if event is not None else ticket.diagnostics
     actions = [f"{n}. {text}" for n, text in enumerate(first_actions(ticket.check_type), 1)]
     if ticket.runbook:
         actions.append(f"\nRunbook: {ticket.runbook}")
     sections = [
-        ("Problem", _problem(ticket, event)),
+        ("Problem", _problem(ticket, event, parent_number)),
         ("Environment", _environment(ticket, diagnostics)),
         ("Measured values", _measurements(ticket, event)),
         ("Diagnostics", render_diagnostics(diagnostics)[1:]),

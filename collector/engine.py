@@ -181,8 +181,10 @@ class Engine:
         past = [t for t in tx.past_tickets(ticket.host, ticket.check, limit=6)
                 if t.id != ticket.id][:5]
         timeline = tx.timeline(ticket.id) if ticket.id is not None else []
+        parent = tx.get_ticket_by_id(ticket.parent_id) if ticket.parent_id else None
         return render_body(ticket, event, past, timeline,
-                           verify_command(ticket.check, self.agent_config_path))
+                           verify_command(ticket.check, self.agent_config_path),
+                           parent.number if parent is not None else None)
 
     def _group(self, tx: Any, applier: Applier, event: Event, now: float) -> None:
         """Several hosts of one group failing the same check -> one parent ticket."""
@@ -226,6 +228,7 @@ class Engine:
                 applier.track(member)
                 member.parent_id = parent.id
                 applier.dirty.add(member.id)  # type: ignore[arg-type]
+                applier.rerender.add(member.id)  # type: ignore[arg-type]
                 tx.add_timeline(member.id, TimelineEntry(
                     now, "grouped", f"part of {parent.number}: {decision.title}"))
             applier.dirty.add(parent.id)  # type: ignore[arg-type]

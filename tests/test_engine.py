@@ -321,6 +321,7 @@ def test_same_check_on_three_hosts_of_a_role_becomes_one_group(any_world: World)
     for child in children:
         assert w.texts(child.number, "grouped") == [
             f"part of {parent.number}: http failing on 3 hosts with role=web"]
+        assert f"- **Group**: part of group ticket {parent.number}\n" in child.body
 
     w.clock.advance(MINUTE)
     joined = _web(w, "web-04")
