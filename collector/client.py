@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import requests
-
 DEFAULT_URL = "http://127.0.0.1:9732"
 UP_FILE = Path("state") / "up.json"
 
@@ -37,6 +35,8 @@ def _when(epoch: float | None) -> str:
 
 
 def _request(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
+    import requests  # here, not at the top: every `patrol` command builds this parser
+
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = requests.request(method, url, headers=headers, timeout=10, **kwargs)
