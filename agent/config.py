@@ -34,8 +34,10 @@ from collector.yamlsource import (
     duplicate_problems,
     line_of,
     parse_listen,
+    pem_file,
     plain,
     read_tree,
+    tls_pair,
 )
 from checks import registry, thresholds
 from checks.config import LABEL_NAME, CheckConfig, Duration, Secret, SecretValue, Size
@@ -145,14 +147,11 @@ class AgentSettings(BaseModel):
     @field_validator("tls_cert", "tls_key")
     @classmethod
     def _readable(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} does not exist; give the path of a PEM file")
-        return value
+        return pem_file(value)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> AgentSettings:
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key go together; set both or neither")
+        tls_pair(self.tls_cert, self.tls_key)
         return self
 
     @property

@@ -26,8 +26,10 @@ from collector.yamlsource import (
     SourceList,
     duplicate_problems,
     parse_listen,
+    pem_file,
     plain,
     read_tree,
+    tls_pair,
 )
 
 DEFAULT_LISTEN = "127.0.0.1:9732"
@@ -99,17 +101,14 @@ class CollectorSettings(BaseModel):
     @field_validator("tls_cert", "tls_key")
     @classmethod
     def _readable(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} does not exist; give the path of a PEM file")
-        return value
+        return pem_file(value)
 
     @model_validator(mode="after")
     def _distinct(self) -> CollectorSettings:
         if set(self.agent_tokens) & set(self.operator_tokens):
             raise ValueError("agent_tokens and operator_tokens must differ; an agent token "
                              "must never be able to act on tickets")
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key go together; set both or neither")
+        tls_pair(self.tls_cert, self.tls_key)
         return self
 
     @property

@@ -248,3 +248,17 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ValueError(f"port {port} is out of range; use 1-65535")
     return host, port
+
+
+def pem_file(value: Path | None) -> Path | None:
+    """Validator body for a certificate or key path: it must exist now, not at the
+    first TLS handshake."""
+    if value is not None and not value.is_file():
+        raise ValueError(f"{value} does not exist; give the path of a PEM file")
+    return value
+
+
+def tls_pair(cert: Path | None, key: Path | None) -> None:
+    """A certificate without its key (or the reverse) is a mistake, not plain HTTP."""
+    if (cert is None) != (key is None):
+        raise ValueError("tls_cert and tls_key go together; set both or neither")
