@@ -372,3 +372,63 @@ def test_concurrent_first_events_open_one_ticket(store: TicketStore) -> None:
     assert _hammer(store, 20, first_or_repeat) == []
     (only,) = store.list_tickets()
     assert (only.number, only.occurrences) == ("TS20231027001", 20)
+
+
+# -- text and numbers PostgreSQL cannot hold: cleaned the same way on both stores ------
+
+NUL, SURROGATE, FFFD = "\x00", "\ud800", "\ufffd"
+
+
+def test_nul_surrogates_and_non_finite_numbers_are_cleaned_alike(store: TicketStore) -> None:
+    """A Nagios plugin's output may carry a NUL byte, an undecodable byte (a lone
+    surrogate once decoded with surrogateescape) or NaN: PostgreSQL's text and jsonb
+    refuse all three, SQLite takes them. Both stores keep U+FFFD for the bad
+    character and JSON null for the number, so every page reads the same."""
+    dirty = ticket(
+        title=f"load{NUL} high{SURROGATE}", labels={f"te{NUL}am": f"db{SURROGATE}a"},
+        measurements=[{"name": "load1", "value": float("nan"), "item": f"c{NUL}"}],
+        diagnostics={"check": {"output": f"ERR{NUL}", "ratio": float("inf"),
+                               "series": [1.0, float("-inf")]}},
+        body=f"## Problem{NUL}\n", runbook=f"https://wiki/{SURROGATE}")
+    with store.transaction() as tx:
+        created = tx.create_ticket(dirty)
+        tx.add_timeline(created.id, TimelineEntry(at=T0, kind="comment", text=f"a{NUL}b",
+                                                   author=f"op{SURROGATE}",
+                                                   data={"x": float("nan")}))
+        assert tx.record_event(f"evt-{NUL}-0001", "db-01/load", T0,
+                               {"summary": f"x{NUL}", "value": float("nan")})
+        tx.upsert_host(f"db{NUL}01", "agent", "0.1.0", {"tier": f"g{SURROGATE}"}, T0, 30.0)
+        tx.set_check_states(f"db{NUL}01", [
+            {"check": "load", "type": "load", "status": "CRITICAL", "summary": f"hi{NUL}",
+             "since": T0, "last_run": T0, "interval": float("nan")}])
+        window = tx.add_maintenance({"reason": f"patch{NUL}", "ratio": float("nan")})
+    stored = store.get_ticket(created.number)
+    assert stored is not None
+    assert (stored.title, stored.labels, stored.body, stored.runbook) == (
+        f"load{FFFD} high{FFFD}", {f"te{FFFD}am": f"db{FFFD}a"}, f"## Problem{FFFD}\n",
+        f"https://wiki/{FFFD}")
+    assert stored.measurements == [{"name": "load1", "value": None, "item": f"c{FFFD}"}]
+    assert stored.diagnostics == {"check": {"output": f"ERR{FFFD}", "ratio": None,
+                                            "series": [1.0, None]}}
+    [entry] = store.timeline(created.id)
+    assert (entry.text, entry.author, entry.data) == (f"a{FFFD}b", f"op{FFFD}", {"x": None})
+    assert store.host(f"db{NUL}01") == store.host(f"db{FFFD}01")  # a read is cleaned too
+    assert store.host(f"db{FFFD}01")["labels"] == {"tier": f"g{FFFD}"}  # type: ignore[index]
+    [state] = store.check_states(f"db{FFFD}01")
+    assert (state["summary"], state["interval"]) == (f"hi{FFFD}", None)
+    assert store.maintenance_windows() == [{"reason": f"patch{FFFD}", "ratio": None,
+                                            "id": window}]
+    with store.transaction() as tx:  # the cleaned event_id is the one remembered
+        assert not tx.record_event(f"evt-{FFFD}-0001", "db-01/load", T0, {})
+
+
+def test_clean_text_survives_an_update(store: TicketStore) -> None:
+    [created] = create(store, ticket())
+    with store.transaction() as tx:
+        current = tx.get_ticket(created.number)
+        assert current is not None
+        current.title, current.resolution = f"now{NUL}", f"fixed{SURROGATE}"
+        tx.update_ticket(current)
+    stored = store.get_ticket(created.number)
+    assert stored is not None and (stored.title, stored.resolution) == (
+        f"now{FFFD}", f"fixed{FFFD}")

@@ -10,11 +10,11 @@ value for writing and ``load`` to turn what its driver returns back into Python.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from collector.model import Priority, Ticket, TicketStatus, TimelineEntry
+from collector.store.clean import json_text
 
 Dump = Callable[[Any], Any]
 Load = Callable[[Any], Any]
@@ -34,9 +34,10 @@ def column(field_name: str) -> str:
     return _COLUMN_OF.get(field_name, field_name)
 
 
-# Compact JSON, exactly ``json.dumps(value, separators=(",", ":"))``; one encoder
-# reused, because json.dumps builds a new one per call when given separators.
-dump_text: Dump = json.JSONEncoder(separators=(",", ":")).encode
+# Compact JSON, ``json.dumps(value, separators=(",", ":"))`` of the value as
+# :func:`collector.store.clean.clean_json` leaves it (no NUL, surrogates or NaN),
+# so what SQLite stores as text is what PostgreSQL's jsonb would accept.
+dump_text: Dump = json_text
 
 _PLAIN, _JSON, _BOOL = range(3)
 _ENUMS = (Priority, TicketStatus)

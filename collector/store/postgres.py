@@ -26,6 +26,7 @@ from typing import Any
 
 from collector.store import migrations
 from collector.store.base import ConcurrentUpdate, ConstraintViolation, StoreError
+from collector.store.clean import clean_params, json_text
 from collector.store.sql import SqlReads, SqlTransaction
 
 POOL_TIMEOUT = 30.0
@@ -127,7 +128,7 @@ class PostgresTransaction(SqlTransaction):
         if self.done:
             raise StoreError("this transaction has ended; open a new one")
         with _mapped():
-            return self._conn.execute(_pg(sql), params)
+            return self._conn.execute(_pg(sql), clean_params(params))
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
         cursor = self._cursor(sql, params)
@@ -138,7 +139,7 @@ class PostgresTransaction(SqlTransaction):
         return self._cursor(sql, params).rowcount
 
     def _dump(self, value: Any) -> Any:
-        return self._jsonb(value)
+        return self._jsonb(value, json_text)  # cleaned as on SQLite: see store/clean.py
 
     def _load(self, value: Any) -> Any:
         return value  # psycopg already turned jsonb into Python

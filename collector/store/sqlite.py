@@ -30,6 +30,7 @@ from typing import Any
 
 from collector.store import codec, migrations
 from collector.store.base import ConstraintViolation, StoreError
+from collector.store.clean import clean_params
 from collector.store.sql import SqlReads, SqlTransaction
 
 BUSY_TIMEOUT_MS = 5000
@@ -59,7 +60,7 @@ class SqliteTransaction(SqlTransaction):
         if self.done:
             raise StoreError("this transaction has ended; open a new one")
         try:
-            return self._conn.execute(sql, params)
+            return self._conn.execute(sql, clean_params(params))
         except sqlite3.Error as exc:
             raise _fail(exc, self._path) from exc
 
@@ -77,7 +78,7 @@ class SqliteTransaction(SqlTransaction):
         if self.done:
             raise StoreError("this transaction has ended; open a new one")
         try:
-            self._conn.executemany(sql, rows)
+            self._conn.executemany(sql, [clean_params(row) for row in rows])
         except sqlite3.Error as exc:
             raise _fail(exc, self._path) from exc
 
