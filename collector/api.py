@@ -7,7 +7,11 @@ for acknowledge, comment, resolve and close. ``GET /healthz`` and ``GET /metrics
 are open. The OpenAPI document is at ``/openapi.json`` (``/docs`` renders it).
 
 Malformed payloads get 422 with one line per problem (``events.0.severity: ...``);
-bodies over ``max_body_bytes`` get 413 before they are read into memory.
+bodies over ``max_body_bytes`` get 413 before they are read into memory. Text the
+store cannot hold is cleaned, not refused (NUL and lone surrogates become U+FFFD, NaN
+and Infinity become null: :mod:`collector.store.clean`), so a measurement value of NaN
+is a 422 (a measurement must be a number). A failing store is a 503 with
+``Retry-After``, never a 500: see :func:`collector.fastpath.store_unavailable`.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from pydantic import BaseModel, Field, ValidationError
 from collector.alertmanager import AlertmanagerPayload, to_events
 from collector.auth import AGENT, OPERATOR, TokenBook, require
 from collector.engine import Engine
-from collector.fastpath import IngestFastPath, parse_events
+from collector.fastpath import IngestFastPath, parse_events, store_unavailable
 from collector.maintenance import MaintenanceWindow
 from collector.model import Ticket, TicketStatus, TimelineEntry
+from collector.store import StoreError
+from collector.store.clean import clean_payload
 from collector.tickets import TicketAction, TicketRefused, act
 from collector.wire import Event, EventBatch, Heartbeat
 
@@ -122,8 +128,20 @@ def _problems(exc: RequestValidationError) -> list[str]:
     lines = []
     for error in exc.errors():
         loc = [str(p) for p in error.get("loc", ()) if p != "body"]
-        lines.append(f"{'.'.join(loc) or 'body'}: {error.get('msg')}")
+        message = error.get("msg")
+        if error.get("type") == "float_type" and error.get("input", 0) is None:
+            message = "Input should be a finite number (null, NaN and Infinity are not)"
+        lines.append(f"{'.'.join(loc) or 'body'}: {message}")
     return lines
+
+
+def _validated(model: type[BaseModel], payload: dict[str, Any]) -> Any:
+    """``payload`` cleaned (:func:`clean_payload`) and validated as ``model``; a
+    refusal is the usual 422."""
+    try:
+        return model.model_validate(clean_payload(payload))
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
 
 
 def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[str],
@@ -145,6 +163,10 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         problems = _problems(exc)
         return JSONResponse({"error": "invalid payload", "problems": problems},
                             status_code=422)
+
+    @app.exception_handler(StoreError)
+    async def store_failed(request: Request, exc: StoreError) -> JSONResponse:
+        return store_unavailable(exc)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -173,23 +195,27 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         """One event, or ``{"events": [...]}``. A repeated ``event_id`` is a no-op."""
         require(request, AGENT)
         try:
-            events = parse_events(payload)
+            events = parse_events(clean_payload(payload))
         except ValidationError as exc:
             raise RequestValidationError(exc.errors()) from None
         return {"results": [o.as_dict() for o in engine.ingest(events)]}
 
-    @app.post("/api/v1/heartbeats", status_code=202, tags=["ingest"], dependencies=as_agent)
-    def post_heartbeat(request: Request, beat: Heartbeat) -> dict[str, Any]:
+    @app.post("/api/v1/heartbeats", status_code=202, tags=["ingest"], dependencies=as_agent,
+              openapi_extra=_body_schema("Heartbeat"))
+    def post_heartbeat(request: Request,
+                       payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         require(request, AGENT)
-        return engine.heartbeat(beat)
+        return engine.heartbeat(_validated(Heartbeat, payload))
 
     @app.post("/api/v1/alertmanager", status_code=202, tags=["ingest"],
-              dependencies=as_agent)
-    def post_alertmanager(request: Request, payload: AlertmanagerPayload) -> dict[str, Any]:
+              dependencies=as_agent, openapi_extra=_body_schema("AlertmanagerPayload"))
+    def post_alertmanager(request: Request,
+                          payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         """Alertmanager's webhook (``webhook_configs`` with ``http_config.authorization``
         carrying an agent token)."""
         require(request, AGENT)
-        return {"results": [o.as_dict() for o in engine.ingest(to_events(payload))]}
+        alerts = _validated(AlertmanagerPayload, payload)
+        return {"results": [o.as_dict() for o in engine.ingest(to_events(alerts))]}
 
     @app.get("/api/v1/tickets", tags=["tickets"], dependencies=as_operator)
     def list_tickets(
@@ -291,7 +317,7 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
     def openapi() -> dict[str, Any]:
         document = generate()
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
-        for model in (Event, EventBatch):
+        for model in (Event, EventBatch, Heartbeat, AlertmanagerPayload):
             full = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, schema in full.get("$defs", {}).items():
                 schemas.setdefault(name, schema)
@@ -301,6 +327,13 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _body_schema(model: str) -> dict[str, Any]:
+    """The OpenAPI request body of a route that takes a dict and validates it itself
+    (after cleaning), so the document still names the model."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model}"}}}}}
 
 
 def _default_registry(engine: Engine) -> Any:

@@ -15,11 +15,18 @@ other than ``application/json``, an empty body, invalid JSON, a payload the mode
 refuse -- is handed to the FastAPI app unchanged (the body replayed), so every
 error answer (401/403/422) stays FastAPI's own and is documented in one place.
 It sits inside :class:`collector.api.BodyLimit`, so oversized bodies never reach it.
+
+Both paths clean the parsed body the same way before validating it
+(:func:`collector.store.clean.clean_json`: NUL and lone surrogates to U+FFFD, NaN to
+null), and both answer a store failure with :func:`store_unavailable` (503 and
+``Retry-After``): the agent's outbox retries a 5xx, so only a failure that retrying
+can cure may be one; a payload the collector cannot take is a 4xx saying why.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -28,10 +35,24 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from collector.auth import AGENT, TokenBook
+from collector.store import StoreError
+from collector.store.clean import clean_json, needs_cleaning
 from collector.wire import Event, EventBatch, Heartbeat
+
+log = logging.getLogger("patrol.collector.api")
 
 EVENTS = "/api/v1/events"
 HEARTBEATS = "/api/v1/heartbeats"
+RETRY_AFTER_SECONDS = 5
+
+
+def store_unavailable(exc: StoreError) -> JSONResponse:
+    """503 for a store failure: not the client's fault, and worth retrying (the store
+    may be restarting, failing over, or out of connections). The details go to the
+    log, not to the client: they may name tables and values."""
+    log.warning("ticket store failed, answering 503: %s", exc)
+    return JSONResponse({"error": "the ticket store is unavailable; retry later"},
+                        status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def parse_events(payload: dict[str, Any]) -> list[Event]:
@@ -80,7 +101,10 @@ class IngestFastPath:
         work = self._parse(scope["path"], body) if body else None
         if work is None:
             return await self.app(scope, self._replay(body, receive), send)
-        result = await run_in_threadpool(*work)
+        try:
+            result = await run_in_threadpool(*work)
+        except StoreError as exc:
+            return await store_unavailable(exc)(scope, receive, send)
         await JSONResponse(result, status_code=202)(scope, receive, send)
         return None
 
@@ -98,6 +122,8 @@ class IngestFastPath:
             payload = json.loads(body)
             if not isinstance(payload, dict):
                 return None
+            if needs_cleaning(body):
+                payload = clean_json(payload)
             if path == EVENTS:
                 return self._ingest, parse_events(payload)
             return self.engine.heartbeat, Heartbeat.model_validate(payload)

@@ -100,3 +100,9 @@ def clean_params(params: Sequence[Any]) -> Sequence[Any]:
         return params
     return [clean_text(v) if type(v) is str else
             (None if type(v) is float and not math.isfinite(v) else v) for v in params]
+
+
+def clean_payload(payload: Any) -> Any:
+    """A parsed JSON request body as :func:`clean_json` leaves it, walked only when its
+    encoding shows something to clean (the body of an agent is usually clean)."""
+    return clean_json(payload) if _MARKERS.search(_encode(payload)) else payload
