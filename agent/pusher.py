@@ -14,11 +14,20 @@ Outcomes of a POST:
   off exponentially (1 s doubling to 60 s, with jitter so a fleet does not return
   in lockstep), or exactly ``Retry-After`` when the collector sends one (capped at
   10 minutes so a wrong header cannot silence an agent for a day).
-- **any other status (4xx)**: permanent for that payload: logged at ERROR with an
-  excerpt of the response, the rows dead-lettered (kept, counted in the backlog,
-  never retried unless :meth:`Outbox.revive` requeues them). A refused *batch*
-  that may hold one bad event (400, 413, 422) is retried one event at a time, so a
-  single malformed event cannot take its neighbours down with it.
+- **401 and 403**: retried with the same backoff, and logged at ERROR the first
+  time. They say nothing about the payload: the token is wrong or not yet known to
+  the collector (a rotation half done), which an operator fixes on either side, and
+  then everything queued must still arrive, in order. Dead-lettering instead would
+  throw away every event of the outage until someone requeued them by hand.
+- **any other status (4xx)**: permanent for that payload (the collector says what
+  it cannot take): logged once at ERROR with an excerpt of the response, the rows
+  dead-lettered (kept with the reason, counted in the backlog and in
+  ``patrol_outbox_dead_lettered_total``, never retried unless :meth:`Outbox.revive`
+  requeues them), and the queue moves on to the next row. A refused *batch* that
+  may hold one bad event (400, 413, 422) is retried one event at a time, so a
+  single malformed event cannot take its neighbours down with it, and the
+  heartbeat behind them still goes (a poison event must not make a live host look
+  unreachable).
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ log = logging.getLogger("patrol.pusher")
 EVENTS_PATH = "/api/v1/events"
 HEARTBEATS_PATH = "/api/v1/heartbeats"
 RETRYABLE = frozenset({408, 429})
+NOT_ALLOWED = frozenset({401, 403})  # the credential, not the payload: retried
 SPLITTABLE = frozenset({400, 413, 422})  # statuses that may blame one event in a batch
 MAX_RETRY_AFTER = 600.0
 EXCERPT = 500
@@ -257,7 +267,11 @@ class Pusher:
                     self.heartbeats_delivered += 1
             return True
         excerpt = " ".join(response.text[:EXCERPT].split())
-        if status in RETRYABLE or status >= 500:
+        if status in RETRYABLE or status in NOT_ALLOWED or status >= 500:
+            if status in NOT_ALLOWED and lane.failures == 0:
+                log.error("collector %s refuses this agent's token with HTTP %d: %s; "
+                          "retrying with backoff until the token is fixed on either side "
+                          "(nothing is dropped meanwhile)", url, status, excerpt or "(empty)")
             wait = retry_after_seconds(response.headers.get("Retry-After"), self._clock())
             self._back_off(lane, rows, f"HTTP {status}: {excerpt}", wait)
             return False
