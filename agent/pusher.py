@@ -33,6 +33,7 @@ Outcomes of a POST:
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
 import threading
@@ -84,6 +85,18 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     except (TypeError, ValueError):
         return None
     return min(max(0.0, when - now), MAX_RETRY_AFTER)
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _json_body(body: Any) -> bytes:
+    """The POST body. Encoded here rather than by ``requests``' ``json=``, which
+    refuses NaN and Infinity with an exception the lane would take for a network
+    error and retry forever, holding back every row behind it. Written as Python
+    writes them instead, the collector decides: it reads them as null and refuses
+    only a measurement that is not a number (a 422: that one row is dead-lettered)."""
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 class _Lane:
@@ -249,7 +262,8 @@ class Pusher:
                      else rows[0].payload)
         url = lane.target.name + path
         try:
-            response = lane.session.post(url, json=body, timeout=self._timeout())
+            response = lane.session.post(url, data=_json_body(body), headers=_JSON,
+                                         timeout=self._timeout())
         except requests.RequestException as exc:
             self._back_off(lane, rows, f"{type(exc).__name__}: {exc}", None)
             return False

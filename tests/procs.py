@@ -123,18 +123,23 @@ class PatrolProcess:
 
 
 class CollectorProcess(PatrolProcess):
-    """``patrol collector`` on 127.0.0.1:``port`` with a SQLite store under ``workdir``."""
+    """``patrol collector`` on 127.0.0.1:``port`` with a SQLite store under ``workdir``,
+    or the ``store`` URL given (``self.store``); ``settings`` are more ``collector:``
+    lines (e.g. ``"  watchdog_interval: 1s\\n"``)."""
 
     def __init__(self, workdir: Path, port: int | None = None, db: Path | None = None,
-                 name: str = "collector") -> None:
+                 name: str = "collector", store: str | None = None,
+                 settings: str = "") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.db = db or workdir / f"{name}.db"
+        self.store = store or f"sqlite:///{self.db}"
         config = workdir / f"{name}.yaml"
         config.write_text(
             "collector:\n"
             f"  listen: 127.0.0.1:{self.port}\n"
-            f"  store: sqlite:///{self.db}\n"
+            f"  store: '{self.store}'\n"
+            f"{settings}"
             f"  agent_tokens: [{AGENT_TOKEN}]\n"
             f"  operator_tokens: [{OPERATOR_TOKEN}]\n"
             "  max_body_bytes: 16777216\n")
