@@ -20,10 +20,11 @@ AGENT_TOKEN = "alertmanager-token-0123456789"
 OPERATOR_TOKEN = "operator-token-0123456789ab"
 
 
-@pytest.fixture
-def collector(tmp_path: Path):
-    settings = CollectorSettings(listen=f"127.0.0.1:{free_port()}",
-                                 store=f"sqlite:///{tmp_path}/collector.db",
+@pytest.fixture(params=["sqlite", "postgres"])
+def collector(request: pytest.FixtureRequest, tmp_path: Path):
+    store = (f"sqlite:///{tmp_path}/collector.db" if request.param == "sqlite"
+             else request.getfixturevalue("pg_schema_url"))
+    settings = CollectorSettings(listen=f"127.0.0.1:{free_port()}", store=store,
                                  agent_tokens=[AGENT_TOKEN], operator_tokens=[OPERATOR_TOKEN])
     service = CollectorService(CollectorConfig(settings, "test"))
     service.start()

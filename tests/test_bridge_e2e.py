@@ -80,8 +80,15 @@ class Up:
                 self.proc.wait(5)
 
 
-def configure(tmp_path: Path, port: int, host: str, name: str, entry: str) -> None:
-    """Agent and collector configs; ``entry`` is the YAML of helpdesk ``name``."""
+def configure(tmp_path: Path, port: int, host: str, name: str, entry: str,
+              store: str | None = None) -> None:
+    """Agent and collector configs; ``entry`` is the YAML of helpdesk ``name``;
+    ``store`` a store URL (default: a SQLite file in tmp_path).
+
+    Every test here stays on SQLite until collector/store/dispatch.py's "? IS NULL OR
+    ..." queries are typed for PostgreSQL (the dispatch helper's fix); then pass
+    ``pg_schema_url`` as ``store`` too."""
+    store = store or f"sqlite:///{tmp_path}/state/collector.db"
     (tmp_path / "agent.yaml").write_text(f"""
 agent:
   listen: 127.0.0.1:{free_port()}
@@ -99,7 +106,7 @@ checks:
     (tmp_path / "collector.yaml").write_text(f"""
 collector:
   listen: 127.0.0.1:{free_port()}
-  store: sqlite:///{tmp_path}/state/collector.db
+  store: '{store}'
   watchdog_interval: 0.5s
 policy:
   lifecycle: {{verify_for: 2s, reopen_window: 1h}}

@@ -17,10 +17,11 @@ from tests.test_wire import EVENT
 OPERATOR = "operator-token-0123456789ab"
 
 
-@pytest.fixture
-def collector(tmp_path: Path):
-    settings = CollectorSettings(listen=f"127.0.0.1:{free_port()}",
-                                 store=f"sqlite:///{tmp_path}/c.db",
+@pytest.fixture(params=["sqlite", "postgres"])
+def collector(request: pytest.FixtureRequest, tmp_path: Path):
+    store = (f"sqlite:///{tmp_path}/c.db" if request.param == "sqlite"
+             else request.getfixturevalue("pg_schema_url"))
+    settings = CollectorSettings(listen=f"127.0.0.1:{free_port()}", store=store,
                                  agent_tokens=["agent-token-0123456789abcd"],
                                  operator_tokens=[OPERATOR])
     service = CollectorService(CollectorConfig(settings, "test"))
@@ -30,6 +31,9 @@ def collector(tmp_path: Path):
     service.stop()
 
 
+# SQLite only until collector/store/dispatch.py's "? IS NULL OR ..." queries are typed for
+# PostgreSQL (the dispatch helper's fix): ``show`` lists the ticket's dispatch rows.
+@pytest.mark.parametrize("collector", ["sqlite"], indirect=True)
 def test_list_show_ack_and_a_refused_close(collector: CollectorService, capsys) -> None:
     base = ["tickets", "--url", collector.url, "--token", OPERATOR]
     number = collector.store.list_tickets()[0].number

@@ -57,8 +57,13 @@ def service_port():
     stop()
 
 
-def test_patrol_up_turns_a_real_breach_into_a_verified_ticket(tmp_path: Path,
-                                                              service_port) -> None:
+# PostgreSQL joins once collector/store/dispatch.py's "? IS NULL OR ..." queries are
+# typed (the dispatch helper's fix): the ticket detail API lists dispatch rows.
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_patrol_up_turns_a_real_breach_into_a_verified_ticket(
+        request: pytest.FixtureRequest, tmp_path: Path, service_port, backend: str) -> None:
+    store = (f"sqlite:///{tmp_path}/state/collector.db" if backend == "sqlite"
+             else request.getfixturevalue("pg_schema_url"))
     port, start_service, stop_service = service_port
     agent_port, collector_port = free_port(), free_port()
     (tmp_path / "agent.yaml").write_text(f"""
@@ -79,7 +84,7 @@ checks:
     (tmp_path / "collector.yaml").write_text(f"""
 collector:
   listen: 127.0.0.1:{collector_port}
-  store: sqlite:///{tmp_path}/state/collector.db
+  store: '{store}'
   watchdog_interval: 0.5s
 policy:
   lifecycle: {{verify_for: 2s}}

@@ -1,4 +1,5 @@
-"""A seeded real SQLite ticket store and a minimal app around the web router.
+"""A seeded real ticket store (SQLite, or PostgreSQL given a URL) and a minimal app
+around the web router.
 
 Shared by tests/test_web_pages.py (TestClient) and tests/test_web_chromium.py (real
 Chromium against uvicorn). The clock is fixed at ``NOW`` so countdown texts are exact.
@@ -59,9 +60,10 @@ class Seeded:
     xss: Ticket  # a title and body full of markup
 
 
-def seed(path: Path) -> Seeded:
-    """A store at ``path`` with two hosts' grids and a handful of tickets."""
-    store = open_store(f"sqlite:///{path}")
+def seed(path: Path | str) -> Seeded:
+    """A store at ``path`` (a SQLite file, or a store URL) with two hosts' grids and a
+    handful of tickets."""
+    store = open_store(path if isinstance(path, str) else f"sqlite:///{path}")
     with store.transaction() as tx:
         tx.upsert_host("db-01", "agent-db-01", "0.1.0", {"tier": "prod", "role": "db",
                                                           "team": "dba"}, NOW - 12, 30.0)
