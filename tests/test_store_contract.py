@@ -432,3 +432,24 @@ def test_clean_text_survives_an_update(store: TicketStore) -> None:
     stored = store.get_ticket(created.number)
     assert stored is not None and (stored.title, stored.resolution) == (
         f"now{FFFD}", f"fixed{FFFD}")
+
+
+def test_a_new_key_read_first_then_created_gets_the_next_number(store: TicketStore) -> None:
+    """The engine's path for a new incident: read the key (nothing), then create. The
+    number continues the day's serial, past 999 too; a second create of the same key
+    in the same unit of work is still refused and consumes no serial."""
+    with store.transaction() as tx:
+        tx._run("INSERT INTO ticket_serials (day, last_serial)"  # type: ignore[attr-defined]
+                " VALUES (?, 998)", ("20231027",))
+    numbers = []
+    for n in range(3):
+        key = f"db-{n:02d}/root-disk"
+        with store.transaction() as tx:
+            assert tx.record_event(f"evt-new-key-{n}", key, T0, {})
+            assert tx.latest_ticket(key) is None
+            numbers.append(tx.create_ticket(ticket(key)).number)
+            with pytest.raises(DuplicateTicket):
+                tx.create_ticket(ticket(key))
+            assert tx.active_ticket(key).number == numbers[-1]  # type: ignore[union-attr]
+    assert numbers == ["TS20231027999", "TS202310271000", "TS202310271001"]
+    assert sorted(t.number for t in store.list_tickets()) == sorted(numbers)

@@ -14,6 +14,20 @@ Decisions:
   create one. Returned ticket rows are also locked ``FOR UPDATE`` for the API's
   acknowledge/close paths, which find tickets by number, not by key.
 - Deadlocks and serialization failures become ConcurrentUpdate (retry the unit of work).
+- ``synchronous_commit = off`` for the collector's sessions, unless the URL sets it
+  (``?options=-csynchronous_commit%3Don`` keeps every commit flushed). This is the
+  guarantee the SQLite store gives with ``synchronous=NORMAL`` in WAL mode: a crash
+  of the collector loses nothing, a crash of the database server or of its machine
+  loses at most the last ~0.6 s of commits (3 x ``wal_writer_delay``) and never
+  corrupts anything; agents' heartbeats reconcile the state those commits carried.
+  Waiting for a WAL flush on every commit cost 3x the ingest rate (one unit of work
+  per event: 175 -> 558 new events/s in one thread, bench/PG_INGEST.md).
+- Round trips are the cost of an event (about 60 us each on loopback, plus psycopg's
+  own work per statement), so the hot path saves them: ``record_event`` takes the
+  key's advisory lock in the same statement (the reads after it run under the lock,
+  each with a fresh READ COMMITTED snapshot, so nothing stale is read); a key that
+  this unit of work saw empty under its lock needs no duplicate pre-check nor
+  savepoint before ``create_ticket``; and the serial and the insert are one statement.
 """
 
 from __future__ import annotations
@@ -24,13 +38,46 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from collector.store import migrations
+from collector.model import Ticket
+from collector.store import codec, migrations
 from collector.store.base import ConcurrentUpdate, ConstraintViolation, StoreError
 from collector.store.clean import clean_params, json_text
-from collector.store.sql import SqlReads, SqlTransaction
+from collector.store.sql import _JSON_AT_CREATE, SqlReads, SqlTransaction
 
 POOL_TIMEOUT = 30.0
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(7283, 1)"  # two-int keyspace: no key clash
+_LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
+_RECORD_LOCKED = (
+    "WITH locked AS (SELECT pg_advisory_xact_lock(hashtextextended(?, 0)))"
+    " INSERT INTO events (event_id, dedup_key, received_at, payload)"
+    " SELECT ?, ?, ?, ? FROM locked ON CONFLICT (event_id) DO NOTHING")
+_NUMBER_AT = codec.TICKET_FIELDS.index("number")
+# The day's serial and the ticket in one statement (a data-modifying WITH runs once).
+_INSERT_NUMBERED = (
+    "WITH serial AS (INSERT INTO ticket_serials (day, last_serial) VALUES (?, 1)"
+    " ON CONFLICT (day) DO UPDATE SET last_serial = ticket_serials.last_serial + 1"
+    " RETURNING last_serial)"
+    f" INSERT INTO tickets ({', '.join(codec.column(f) for f in codec.TICKET_FIELDS)},"
+    " version) VALUES (" + ", ".join(
+        "(SELECT 'TS' || ?::text || CASE WHEN last_serial < 1000"
+        " THEN lpad(last_serial::text, 3, '0') ELSE last_serial::text END FROM serial)"
+        if i == _NUMBER_AT else "?" for i in range(len(codec.TICKET_FIELDS)))
+    + ", 1) RETURNING id, number")
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def with_session_defaults(conninfo: str) -> str:
+    """``conninfo`` plus ``-c synchronous_commit=off`` in its options, unless it sets
+    synchronous_commit itself (see the module docstring)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    options = conninfo_to_dict(conninfo).get("options") or ""
+    if "synchronous_commit" in str(options):
+        return conninfo
+    return make_conninfo(conninfo, options=f"{options} -c synchronous_commit=off".strip())
 
 
 @functools.lru_cache(maxsize=256)
@@ -70,8 +117,8 @@ class _Pool:
             raise StoreError("a postgresql:// store needs psycopg 3: "
                              "pip install 'patrol-inspect[postgres]'") from exc
 
-        self._connect = functools.partial(psycopg.connect, conninfo, autocommit=True,
-                                          row_factory=dict_row)
+        self._connect = functools.partial(psycopg.connect, with_session_defaults(conninfo),
+                                          autocommit=True, row_factory=dict_row)
         self._idle: list[Any] = []
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
@@ -122,6 +169,7 @@ class PostgresTransaction(SqlTransaction):
         self._conn = conn
         self._jsonb = Jsonb
         self._locked: set[str] = set()
+        self._vacant_keys: set[tuple[str, bool]] = set()  # seen with no ticket, locked
         self.done = False
 
     def _cursor(self, sql: str, params: Sequence[Any]) -> Any:
@@ -141,6 +189,9 @@ class PostgresTransaction(SqlTransaction):
     def _dump(self, value: Any) -> Any:
         return self._jsonb(value, json_text)  # cleaned as on SQLite: see store/clean.py
 
+    def _json_param(self, text: str) -> Any:
+        return self._jsonb(text, _as_is)
+
     def _load(self, value: Any) -> Any:
         return value  # psycopg already turned jsonb into Python
 
@@ -151,8 +202,47 @@ class PostgresTransaction(SqlTransaction):
 
     def lock_key(self, dedup_key: str) -> None:
         if dedup_key not in self._locked:
-            self._rows("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (dedup_key,))
+            self._run(_LOCK_KEY, (dedup_key,))
             self._locked.add(dedup_key)
+
+    def record_event(self, event_id: str, dedup_key: str, received_at: float,
+                     payload: dict[str, Any]) -> bool:
+        """Also locks ``dedup_key`` (see the module docstring): every unit of work
+        that records an event goes on to read the key's tickets."""
+        if dedup_key in self._locked:
+            return super().record_event(event_id, dedup_key, received_at, payload)
+        recorded = self._run(_RECORD_LOCKED, (dedup_key, event_id, dedup_key, received_at,
+                                              self._dump(payload))) == 1
+        self._locked.add(dedup_key)
+        return recorded
+
+    def _active(self, key: str, group: bool) -> Ticket | None:
+        found = super()._active(key, group)
+        if found is None:
+            self._vacant_keys.add((key, group))
+        return found
+
+    def latest_ticket(self, dedup_key: str, *, group: bool = False) -> Ticket | None:
+        found = super().latest_ticket(dedup_key, group=group)
+        if found is None:
+            self._vacant_keys.add((dedup_key, group))
+        return found
+
+    def _vacant(self, ticket: Ticket) -> bool:
+        # Only keys read under this unit of work's advisory lock get here, and every
+        # writer of a key's tickets takes that lock first: none can have appeared.
+        return (ticket.dedup_key, ticket.is_group) in self._vacant_keys
+
+    def _insert_ticket(self, ticket: Ticket, day: str, values: list[Any]) -> tuple[int, str]:
+        self._vacant_keys.discard((ticket.dedup_key, ticket.is_group))
+        values[_NUMBER_AT] = day
+        bound = self._bind(values, range(len(values)), _JSON_AT_CREATE)
+        row = self._rows(_INSERT_NUMBERED, [day, *bound])[0]
+        return row["id"], row["number"]
+
+    def update_ticket(self, ticket: Ticket) -> Ticket:
+        self._vacant_keys.discard((ticket.dedup_key, ticket.is_group))  # e.g. reopened
+        return super().update_ticket(ticket)
 
 
 class _ReadOnly(PostgresTransaction):

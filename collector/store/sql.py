@@ -33,6 +33,7 @@ _UPDATE_ALL = tuple(range(len(codec.UPDATE_FIELDS)))
 _UPDATES: dict[tuple[int, ...], str] = {}
 _NUMBER_AT = codec.TICKET_FIELDS.index("number")
 _JSON_AT = frozenset(i for i, f in enumerate(codec.UPDATE_FIELDS) if codec.is_json(f))
+_JSON_AT_CREATE = frozenset(i for i, f in enumerate(codec.TICKET_FIELDS) if codec.is_json(f))
 
 
 def _update_sql(changed: tuple[int, ...]) -> str:
@@ -153,9 +154,6 @@ class SqlReads(DispatchReads):
 
 
 class SqlTransaction(SqlReads, DispatchWrites):
-    # True when ``_dump`` returns the JSON text of codec.dump_text (SQLite): a snapshot's
-    # JSON values are then bound as they are instead of being encoded again.
-    _json_text = False
 
     def _written(self) -> dict[int, tuple[int, list[Any]]]:
         """Per ticket id, (version, values of UPDATE_FIELDS with JSON as text) as this
@@ -165,12 +163,14 @@ class SqlTransaction(SqlReads, DispatchWrites):
             written = self.__dict__["_written_rows"] = {}
         return written
 
-    def _bind(self, ticket: Ticket, values: list[Any], at: Sequence[int]) -> list[Any]:
-        if self._json_text:
-            return [values[i] for i in at]
-        fields = codec.UPDATE_FIELDS
-        return [self._dump(getattr(ticket, fields[i])) if i in _JSON_AT else values[i]
-                for i in at]
+    def _json_param(self, text: str) -> Any:
+        """JSON text made by codec.dump_text, ready to bind (as it is on SQLite): the
+        ticket's values are encoded once, for the snapshot and the statement alike."""
+        return text
+
+    def _bind(self, values: list[Any], at: Sequence[int], json_at: frozenset[int]
+              ) -> list[Any]:
+        return [self._json_param(values[i]) if i in json_at else values[i] for i in at]
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Execute a write; the number of rows it changed."""
@@ -214,29 +214,43 @@ class SqlTransaction(SqlReads, DispatchWrites):
         return bool(self._rows("SELECT id FROM tickets WHERE dedup_key = ? AND is_group = ?"
                                " AND status <> 'closed'", (ticket.dedup_key, ticket.is_group)))
 
+    def _vacant(self, ticket: Ticket) -> bool:
+        """True when this unit of work has already seen, under its lock on the key, that
+        the key has no ticket of this kind: the pre-check and its savepoint can go."""
+        return False
+
+    def _insert_ticket(self, ticket: Ticket, day: str, values: list[Any]) -> tuple[int, str]:
+        """Take the day's next serial and insert ``values`` (TICKET_FIELDS, JSON as
+        text, the number left to fill); the new (id, number)."""
+        serial = self._rows(_NEXT_SERIAL, (day,))[0]["last_serial"]
+        values[_NUMBER_AT] = number = f"TS{day}{serial:03d}"
+        bound = self._bind(values, range(len(values)), _JSON_AT_CREATE)
+        return self._rows(_INSERT, bound)[0]["id"], number
+
     def create_ticket(self, ticket: Ticket) -> Ticket:
         kind = "group ticket" if ticket.is_group else "ticket"
         duplicate = f"{ticket.dedup_key!r} already has an active {kind}"
         day = time.strftime("%Y%m%d", time.gmtime(ticket.opened_at))
+        values = codec.ticket_values(ticket, codec.TICKET_FIELDS, codec.dump_text)
+        snapshot = values[:_NUMBER_AT] + values[_NUMBER_AT + 1:]
+        vacant = self._vacant(ticket)
         try:
-            with self._savepoint():
-                if self._has_active(ticket):
-                    raise DuplicateTicket(duplicate)
-                serial = self._rows(_NEXT_SERIAL, (day,))[0]["last_serial"]
-                ticket.number = f"TS{day}{serial:03d}"
-                values = codec.ticket_values(ticket, codec.TICKET_FIELDS, codec.dump_text)
-                snapshot = values[:_NUMBER_AT] + values[_NUMBER_AT + 1:]
-                bound = values if self._json_text else \
-                    codec.ticket_values(ticket, codec.TICKET_FIELDS, self._dump)
-                ticket.id = self._rows(_INSERT, bound)[0]["id"]
+            if vacant:
+                ticket.id, ticket.number = self._insert_ticket(ticket, day, values)
+            else:
+                with self._savepoint():
+                    if self._has_active(ticket):
+                        raise DuplicateTicket(duplicate)
+                    ticket.id, ticket.number = self._insert_ticket(ticket, day, values)
         except DuplicateTicket:
             ticket.number, ticket.id = "", None
             raise
         except ConstraintViolation as exc:
             ticket.number, ticket.id = "", None
             # A race the pre-check could not see (a key not locked by lock_key), or
-            # another rule (a parent_id that does not exist): tell them apart.
-            if self._has_active(ticket):
+            # another rule (a parent_id that does not exist): tell them apart. (Without
+            # the savepoint PostgreSQL has aborted the transaction: nothing more to ask.)
+            if not vacant and self._has_active(ticket):
                 raise DuplicateTicket(f"{duplicate} ({exc})") from exc
             raise
         ticket.version = 1
@@ -256,7 +270,7 @@ class SqlTransaction(SqlReads, DispatchWrites):
                             if new != old or type(new) is not type(old))
         else:
             changed = _UPDATE_ALL
-        if self._run(_update_sql(changed), [*self._bind(ticket, values, changed), ticket.id,
+        if self._run(_update_sql(changed), [*self._bind(values, changed, _JSON_AT), ticket.id,
                                             ticket.version]) != 1:
             raise ConcurrentUpdate(
                 f"ticket {ticket.number or ticket.id} changed since it was read"

@@ -84,7 +84,6 @@ class SqliteTransaction(SqlTransaction):
 
     _dump = staticmethod(_dump)
     _load = staticmethod(json.loads)
-    _json_text = True  # _dump makes the JSON text itself: snapshots bind as they are
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
