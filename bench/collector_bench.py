@@ -79,15 +79,17 @@ class Client:
         self.conn.close()
 
 
-def in_threads(port: int, threads: int, bodies: list[bytes], path: str
+def in_threads(port: int | list[int], threads: int, bodies: list[bytes], path: str
                ) -> tuple[float, list[tuple[int, bytes]]]:
-    """POST every body (thread i sends bodies i, i+threads, ...); wall seconds and
-    (status, response) per body, in body order."""
+    """POST every body (thread i sends bodies i, i+threads, ...; to port[i % len]
+    when given several replicas' ports); wall seconds and (status, response) per
+    body, in body order."""
     results: list[tuple[int, bytes]] = [(0, b"")] * len(bodies)
     start = threading.Barrier(threads + 1)
+    ports = port if isinstance(port, list) else [port]
 
     def work(first: int) -> None:
-        client = Client(port)
+        client = Client(ports[first % len(ports)])
         start.wait()
         for i in range(first, len(bodies), threads):
             results[i] = client.post(path, bodies[i])

@@ -32,8 +32,6 @@ import os
 import secrets
 import sys
 import tempfile
-import threading
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -42,7 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.collector_bench import Client, encode, healthz  # noqa: E402
+from bench.collector_bench import Client, encode, healthz, in_threads  # noqa: E402
 from tests.procs import CollectorProcess, event_payload  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -91,29 +89,6 @@ class PgDatabase:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
-def post_all(ports: list[int], threads: int, bodies: list[bytes]
-             ) -> tuple[float, list[tuple[int, bytes]]]:
-    """POST every body to /api/v1/events, thread i to ports[i % len(ports)]."""
-    results: list[tuple[int, bytes]] = [(0, b"")] * len(bodies)
-    start = threading.Barrier(threads + 1)
-
-    def work(first: int) -> None:
-        client = Client(ports[first % len(ports)])
-        start.wait()
-        for i in range(first, len(bodies), threads):
-            results[i] = client.post("/api/v1/events", bodies[i])
-        client.close()
-
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    start.wait()
-    began = time.perf_counter()
-    for worker in workers:
-        worker.join()
-    return time.perf_counter() - began, results
-
-
 def one_run(store: str, replicas: int, incidents: int, threads: int, pg: str
             ) -> dict[str, Any]:
     """Start ``replicas`` collectors on a fresh ``store`` ("sqlite" or "postgresql"),
@@ -144,7 +119,8 @@ def one_run(store: str, replicas: int, incidents: int, threads: int, pg: str
         backends = database.backends() if database else set()
         cpu0 = {c.pid: cpu_seconds(c.pid) for c in collectors}
         pg0 = {pid: cpu_seconds(pid) for pid in backends}
-        wall, results = post_all([c.port for c in collectors], threads, bodies)
+        wall, results = in_threads([c.port for c in collectors], threads, bodies,
+                                   "/api/v1/events")
         collector_cpu = sum(cpu_seconds(c.pid) - cpu0[c.pid] for c in collectors)
         backends = (database.backends() if database else set()) | backends
         pg_cpu = sum(cpu_seconds(pid) - pg0.get(pid, 0.0) for pid in backends)
