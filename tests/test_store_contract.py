@@ -453,3 +453,21 @@ def test_a_new_key_read_first_then_created_gets_the_next_number(store: TicketSto
             assert tx.active_ticket(key).number == numbers[-1]  # type: ignore[union-attr]
     assert numbers == ["TS20231027999", "TS202310271000", "TS202310271001"]
     assert sorted(t.number for t in store.list_tickets()) == sorted(numbers)
+
+
+def test_a_new_tickets_timeline_reads_the_same_inside_its_unit_of_work(
+        store: TicketStore) -> None:
+    """Inside the unit of work that opened it, a ticket's timeline is what a read after
+    commit returns: entries in time order, text cleaned, data as stored."""
+    with store.transaction() as tx:
+        [opened] = [tx.create_ticket(ticket())]
+        tx.add_timeline(opened.id, TimelineEntry(at=T0 + 5, kind="grouped", text="later"))
+        tx.add_timeline(opened.id, TimelineEntry(at=T0, kind="opened", text=f"x{NUL}",
+                                                 data={"n": float("nan"), "p": "P2"}))
+        inside = tx.timeline(opened.id)
+        inside[0].data["p"] = "changed by a caller"  # a copy: the next read is unchanged
+        again = tx.timeline(opened.id)
+    after = store.timeline(opened.id)
+    assert again == after
+    assert [(e.kind, e.text, e.data) for e in after] == [
+        ("opened", f"x{FFFD}", {"n": None, "p": "P2"}), ("grouped", "later", {})]

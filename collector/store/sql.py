@@ -9,6 +9,9 @@ single-ticket reads: " FOR UPDATE" inside a PostgreSQL transaction, "" elsewhere
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import json
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -17,6 +20,7 @@ from typing import Any
 from collector.model import Ticket, TicketStatus, TimelineEntry
 from collector.store import codec
 from collector.store.base import ConcurrentUpdate, ConstraintViolation, DuplicateTicket, StoreError
+from collector.store.clean import clean_text
 from collector.store.dispatch import DispatchReads, DispatchWrites
 
 _OPEN = tuple(s.value for s in TicketStatus if s.is_open)
@@ -155,6 +159,23 @@ class SqlReads(DispatchReads):
 
 class SqlTransaction(SqlReads, DispatchWrites):
 
+    def _fresh(self) -> dict[int, list[TimelineEntry]]:
+        """Per ticket created by this transaction, the timeline entries it added (as the
+        store would read them back): the whole timeline of such a ticket, since nothing
+        else can see the ticket before this transaction commits. A new ticket's body is
+        rendered from its timeline right after it is opened; this spares the query."""
+        fresh = self.__dict__.get("_fresh_timelines")
+        if fresh is None:
+            fresh = self.__dict__["_fresh_timelines"] = {}
+        return fresh
+
+    def timeline(self, ticket_id: int) -> list[TimelineEntry]:
+        entries = self._fresh().get(ticket_id)
+        if entries is None:
+            return super().timeline(ticket_id)
+        return sorted((dataclasses.replace(e, data=copy.deepcopy(e.data)) for e in entries),
+                      key=lambda e: (e.at, e.id))
+
     def _written(self) -> dict[int, tuple[int, list[Any]]]:
         """Per ticket id, (version, values of UPDATE_FIELDS with JSON as text) as this
         transaction last wrote them: ``update_ticket`` then writes only what changed."""
@@ -255,6 +276,7 @@ class SqlTransaction(SqlReads, DispatchWrites):
             raise
         ticket.version = 1
         self._written()[ticket.id] = (1, snapshot)
+        self._fresh()[ticket.id] = []
         return ticket
 
     def update_ticket(self, ticket: Ticket) -> Ticket:
@@ -285,6 +307,12 @@ class SqlTransaction(SqlReads, DispatchWrites):
             " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (ticket_id, entry.at, entry.kind, entry.text, entry.author, self._dump(entry.data)))
         entry.id, entry.ticket_id = rows[0]["id"], ticket_id
+        fresh = self._fresh().get(ticket_id)
+        if fresh is not None:  # kept as a read would return it: cleaned, JSON round-tripped
+            fresh.append(TimelineEntry(
+                at=entry.at, kind=clean_text(entry.kind), text=clean_text(entry.text),
+                author=clean_text(entry.author), data=json.loads(codec.dump_text(entry.data)),
+                ticket_id=ticket_id, id=entry.id))
         return entry
 
     def upsert_host(self, host: str, agent_id: str, version: str, labels: dict[str, str],
