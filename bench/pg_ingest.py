@@ -89,8 +89,8 @@ class PgDatabase:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
-def one_run(store: str, replicas: int, incidents: int, threads: int, pg: str
-            ) -> dict[str, Any]:
+def one_run(store: str, replicas: int, incidents: int, threads: int, pg: str,
+            durable: bool = False) -> dict[str, Any]:
     """Start ``replicas`` collectors on a fresh ``store`` ("sqlite" or "postgresql"),
     post the new incidents, and measure."""
     with ExitStack() as stack:
@@ -100,7 +100,7 @@ def one_run(store: str, replicas: int, incidents: int, threads: int, pg: str
         if store == "postgresql":
             database = PgDatabase(pg)
             stack.callback(database.drop)
-            url = database.url
+            url = database.url + ("?options=-csynchronous_commit%3Don" if durable else "")
         collectors = []
         for n in range(replicas):
             collector = CollectorProcess(tmp / f"c{n}", db=tmp / "collector.db",
@@ -138,12 +138,14 @@ def one_run(store: str, replicas: int, incidents: int, threads: int, pg: str
 
 def capacity(run: dict[str, Any], cores: int) -> str:
     """Events/s ``cores`` would sustain if CPU were the only limit and the client
-    ran elsewhere: PostgreSQL on the same host shares the cores; a collector replica
-    is one Python process, so at most one core each (GIL)."""
+    ran elsewhere. PostgreSQL on the same host shares the cores with the replicas
+    (one Python process each, so one core each at most: the GIL). SQLite has one
+    writer at a time, so one core's worth of collector CPU is its ceiling however
+    many cores or replicas there are."""
+    if run["store"] == "sqlite":
+        return f"{1000 / run['collector_ms']:,.0f}/s (one writer)"
     per_event = (run["collector_ms"] + run["pg_ms"]) / 1000
-    if per_event <= 0:
-        return "n/a"
-    return f"{cores / per_event:,.0f}/s with {cores} replicas"
+    return f"{cores / per_event:,.0f}/s ({cores} replicas incl. PostgreSQL's share)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", default="1,3", help="replica counts (1,3)")
     parser.add_argument("--pg", default=os.environ.get("PATROL_BENCH_PG", DEFAULT_PG),
                         help="an admin libpq URL of the PostgreSQL server to use")
+    parser.add_argument("--durable", action="store_true",
+                        help="PostgreSQL with synchronous_commit=on (every commit flushed)")
     args = parser.parse_args(argv)
     incidents = args.incidents or (1000 if args.quick else 3000)
     runs: list[dict[str, Any]] = []
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         for store in ("sqlite", "postgresql"):
             print(f"{store}, {replicas} replica(s), {incidents} new incidents, "
                   f"{args.threads} client threads ...", flush=True)
-            run = one_run(store, replicas, incidents, args.threads, args.pg)
+            run = one_run(store, replicas, incidents, args.threads, args.pg, args.durable)
             runs.append(run)
             print(f"  {run['rate']:8.0f} new events/s  collector CPU {run['collector_ms']:.2f}"
                   f" ms/event  PostgreSQL CPU {run['pg_ms']:.2f} ms/event"
@@ -169,15 +173,18 @@ def main(argv: list[str] | None = None) -> int:
                   f"  {'verified' if run['verified'] else 'MISMATCH'}"
                   f"  [{run['load_before']} -> {run['load_after']}]", flush=True)
     print()
-    print(f"{'replicas':>8} {'SQLite/s':>9} {'PG/s':>9} {'PG/SQLite':>9}   "
-          "per event PG (collector + server)   4 cores / 16 cores (PG)")
+    print(f"{'replicas':>8} {'SQLite/s':>9} {'PG/s':>9} {'PG/SQLite':>9}   CPU per event, PG: "
+          "collector + server")
     for replicas in sorted({r["replicas"] for r in runs}):
         lite = next(r for r in runs if r["replicas"] == replicas and r["store"] == "sqlite")
         pg = next(r for r in runs if r["replicas"] == replicas and r["store"] == "postgresql")
         print(f"{replicas:>8} {lite['rate']:>9.0f} {pg['rate']:>9.0f} "
-              f"{pg['rate'] / lite['rate']:>9.2f}   "
-              f"{pg['collector_ms']:.2f} + {pg['pg_ms']:.2f} ms"
-              f"{'':19}{capacity(pg, 4)} / {capacity(pg, 16)}")
+              f"{pg['rate'] / lite['rate']:>9.2f}   {pg['collector_ms']:.2f} + "
+              f"{pg['pg_ms']:.2f} ms (SQLite {lite['collector_ms']:.2f} ms)")
+    print("\nCPU-bound capacity, client elsewhere, from the CPU per event above:")
+    for run in runs:
+        print(f"  {run['store']:10} {run['replicas']} replica(s): 4 cores {capacity(run, 4)};"
+              f" 16 cores {capacity(run, 16)}")
     print(f"\nmachine: {os.cpu_count()} CPUs, {load()}")
     return 0 if all(r["accepted"] for r in runs) else 1
 
