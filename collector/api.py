@@ -27,7 +27,14 @@ from pydantic import BaseModel, Field, ValidationError
 from collector.alertmanager import AlertmanagerPayload, to_events
 from collector.auth import AGENT, OPERATOR, TokenBook, require
 from collector.engine import Engine
-from collector.fastpath import IngestFastPath, parse_events, store_unavailable
+from collector.fastpath import (
+    IngestFastPath,
+    Unprocessable,
+    parse_events,
+    process,
+    store_unavailable,
+    unprocessable,
+)
 from collector.maintenance import MaintenanceWindow
 from collector.model import Ticket, TicketStatus, TimelineEntry
 from collector.store import StoreError
@@ -135,11 +142,18 @@ def _problems(exc: RequestValidationError) -> list[str]:
     return lines
 
 
+def _cleaned(payload: dict[str, Any]) -> Any:
+    try:
+        return clean_payload(payload)
+    except RecursionError:
+        raise HTTPException(422, "payload nested too deeply") from None
+
+
 def _validated(model: type[BaseModel], payload: dict[str, Any]) -> Any:
     """``payload`` cleaned (:func:`clean_payload`) and validated as ``model``; a
     refusal is the usual 422."""
     try:
-        return model.model_validate(clean_payload(payload))
+        return model.model_validate(_cleaned(payload))
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
 
@@ -168,6 +182,10 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
     async def store_failed(request: Request, exc: StoreError) -> JSONResponse:
         return store_unavailable(exc)
 
+    @app.exception_handler(Unprocessable)
+    async def not_processed(request: Request, exc: Unprocessable) -> JSONResponse:
+        return unprocessable(exc)
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
@@ -195,17 +213,17 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         """One event, or ``{"events": [...]}``. A repeated ``event_id`` is a no-op."""
         require(request, AGENT)
         try:
-            events = parse_events(clean_payload(payload))
+            events = parse_events(_cleaned(payload))
         except ValidationError as exc:
             raise RequestValidationError(exc.errors()) from None
-        return {"results": [o.as_dict() for o in engine.ingest(events)]}
+        return {"results": [o.as_dict() for o in process(engine.ingest, events)]}
 
     @app.post("/api/v1/heartbeats", status_code=202, tags=["ingest"], dependencies=as_agent,
               openapi_extra=_body_schema("Heartbeat"))
     def post_heartbeat(request: Request,
                        payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         require(request, AGENT)
-        return engine.heartbeat(_validated(Heartbeat, payload))
+        return process(engine.heartbeat, _validated(Heartbeat, payload))
 
     @app.post("/api/v1/alertmanager", status_code=202, tags=["ingest"],
               dependencies=as_agent, openapi_extra=_body_schema("AlertmanagerPayload"))
@@ -215,7 +233,7 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         carrying an agent token)."""
         require(request, AGENT)
         alerts = _validated(AlertmanagerPayload, payload)
-        return {"results": [o.as_dict() for o in engine.ingest(to_events(alerts))]}
+        return {"results": [o.as_dict() for o in process(engine.ingest, to_events(alerts))]}
 
     @app.get("/api/v1/tickets", tags=["tickets"], dependencies=as_operator)
     def list_tickets(

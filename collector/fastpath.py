@@ -19,8 +19,12 @@ It sits inside :class:`collector.api.BodyLimit`, so oversized bodies never reach
 Both paths clean the parsed body the same way before validating it
 (:func:`collector.store.clean.clean_json`: NUL and lone surrogates to U+FFFD, NaN to
 null), and both answer a store failure with :func:`store_unavailable` (503 and
-``Retry-After``): the agent's outbox retries a 5xx, so only a failure that retrying
-can cure may be one; a payload the collector cannot take is a 4xx saying why.
+``Retry-After``) and any other failure to process a valid payload with
+:func:`unprocessable` (422). The agent's outbox retries a 5xx forever, holding back
+everything queued behind it, so only a failure that retrying can cure may be one;
+the same bytes fail the same way every time (diagnostics nested too deep for the
+encoder, say), so such a payload is refused with the reason, and the traceback goes
+to the collector's log for the bug it may be.
 """
 
 from __future__ import annotations
@@ -44,6 +48,27 @@ log = logging.getLogger("patrol.collector.api")
 EVENTS = "/api/v1/events"
 HEARTBEATS = "/api/v1/heartbeats"
 RETRY_AFTER_SECONDS = 5
+
+
+class Unprocessable(Exception):
+    """A valid payload the collector failed to process, not because of the store."""
+
+
+def process(work: Callable[[Any], Any], payload: Any) -> Any:
+    """``work(payload)``; a failure other than the store's becomes Unprocessable."""
+    try:
+        return work(payload)
+    except StoreError:
+        raise
+    except Exception as exc:
+        log.exception("could not process a payload; refusing it with 422 so that the "
+                      "agent moves on to the next one")
+        raise Unprocessable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def unprocessable(exc: Unprocessable) -> JSONResponse:
+    return JSONResponse({"error": "the collector could not process this payload",
+                         "problems": [str(exc)]}, status_code=422)
 
 
 def store_unavailable(exc: StoreError) -> JSONResponse:
@@ -102,9 +127,11 @@ class IngestFastPath:
         if work is None:
             return await self.app(scope, self._replay(body, receive), send)
         try:
-            result = await run_in_threadpool(*work)
+            result = await run_in_threadpool(process, *work)
         except StoreError as exc:
             return await store_unavailable(exc)(scope, receive, send)
+        except Unprocessable as exc:
+            return await unprocessable(exc)(scope, receive, send)
         await JSONResponse(result, status_code=202)(scope, receive, send)
         return None
 
@@ -127,7 +154,7 @@ class IngestFastPath:
             if path == EVENTS:
                 return self._ingest, parse_events(payload)
             return self.engine.heartbeat, Heartbeat.model_validate(payload)
-        except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
+        except (ValueError, ValidationError, RecursionError):  # JSONDecodeError: ValueError
             return None
 
     def _ingest(self, events: list[Event]) -> dict[str, Any]:

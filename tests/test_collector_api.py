@@ -205,6 +205,35 @@ def test_a_measurement_that_is_no_number_is_422_naming_it(api: Api, value: Any) 
     assert api.world.store.list_tickets() == []
 
 
+def _nested(depth: int, leaf: Any) -> Any:
+    for _ in range(depth):
+        leaf = {"a": leaf}
+    return leaf
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "fastapi-path"])
+@pytest.mark.parametrize(("leaf", "problem"), [
+    (1, "ValueError: Maximum serialization depth exceeded"), (float("nan"), None)],
+    ids=["deep", "deep-with-nan"])
+def test_a_payload_the_engine_cannot_process_is_422_not_500(api: Api, fast: bool, leaf: Any,
+                                                           problem: str | None) -> None:
+    """Valid by the models, yet impossible to process (diagnostics nested 500 deep):
+    retrying cannot help, so it is refused with the reason instead of a 500 that
+    the agent would retry forever. The event after it goes through."""
+    bad = event_json(event("db-01"))
+    bad["diagnostics"] = {"deep": _nested(500, leaf)}
+    response = _post_raw(api, "/api/v1/events", bad, fast)
+    assert response.status_code == 422
+    if problem is None:  # the cleaning walk itself gives up
+        assert response.json() == {"error": "payload nested too deeply"}
+    else:
+        assert response.json() == {"error": "the collector could not process this payload",
+                                   "problems": [problem]}
+    after = _post_raw(api, "/api/v1/events", event_json(event("db-02")), fast)
+    assert after.status_code == 202
+    assert [t.host for t in api.world.store.list_tickets()] == ["db-02"]
+
+
 def _break_events_table(api: Api, broken: bool) -> None:
     """Rename the events table away (or back): every ingest then fails in the store,
     as when the database is restarting or its disk is full."""

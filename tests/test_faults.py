@@ -284,8 +284,9 @@ def test_a_poison_event_neither_blocks_the_agent_nor_looks_like_an_outage(
     it forever, every event and heartbeat behind it waited, and the collector opened
     a false "host unreachable" ticket. Now the odd text is stored cleaned (U+FFFD),
     what the collector truly cannot take (a measurement that is no number, as an
-    older agent could queue) is a 422 that dead-letters that one row, and everything
-    after it, heartbeats included, keeps flowing in order."""
+    older agent could queue; diagnostics nested too deep to process) is a 422 that
+    dead-letters that one row, and everything after it, heartbeats included, keeps
+    flowing in order."""
     collector = CollectorProcess(tmp_path / "collector", store=store,
                                  settings="  watchdog_interval: 0.5\n")
     procs.append(collector.start())
@@ -298,19 +299,24 @@ def test_a_poison_event_neither_blocks_the_agent_nor_looks_like_an_outage(
     odd["diagnostics"] = {"plugin_output": "line\x00two", "ratio": float("nan")}
     poison = event_payload("poison-01", "legacy", outbox.next_sequence())
     poison["measurements"] = [{"name": "load1", "value": float("nan"), "item": ""}]
+    deep = event_payload("poison-01", "deep", outbox.next_sequence())
+    deep["diagnostics"] = nested = {}
+    for _ in range(500):
+        nested["a"] = nested = {}
     after = [event_payload("poison-01", f"after-{n}", outbox.next_sequence())
              for n in range(3)]
-    for payload in (odd, poison, *after):
+    for payload in (odd, poison, deep, *after):
         outbox.put("event", payload, key=payload["event_id"])
     try:
         pusher.start()
-        collector.wait_until(lambda: len(outbox.rows()) == 1 and outbox.rows()[0].dead,
-                             30, "everything but the poison delivered")
-        [dead] = outbox.rows()
-        assert dead.key == poison["event_id"]
-        assert dead.last_error.startswith("HTTP 422: ")
+        collector.wait_until(lambda: [r.dead for r in outbox.rows()] == [True, True],
+                             30, "everything but the two poisons delivered")
+        not_a_number, too_deep = outbox.rows()
+        assert (not_a_number.key, too_deep.key) == (poison["event_id"], deep["event_id"])
+        assert not_a_number.last_error.startswith("HTTP 422: ")
         assert "events.0.measurements.0.value: Input should be a finite number" in \
-            dead.last_error
+            not_a_number.last_error
+        assert "Maximum serialization depth exceeded" in too_deep.last_error
         tickets = {t["check"]: t for t in collector.tickets(host="poison-01")}
         assert set(tickets) == {"nagios-load", "after-0", "after-1", "after-2"}
         assert tickets["nagios-load"]["title"] == \
@@ -326,7 +332,7 @@ def test_a_poison_event_neither_blocks_the_agent_nor_looks_like_an_outage(
         registry = CollectorRegistry()
         registry.register(DeliveryCollector(lambda: pusher))
         exposed = generate_latest(registry).decode().splitlines()
-        assert "patrol_outbox_dead_lettered_total 1.0" in exposed
+        assert "patrol_outbox_dead_lettered_total 2.0" in exposed
         assert 'patrol_outbox_delivered_total{kind="event"} 4.0' in exposed
     finally:
         pusher.stop()
