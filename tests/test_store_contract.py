@@ -471,3 +471,12 @@ def test_a_new_tickets_timeline_reads_the_same_inside_its_unit_of_work(
     assert again == after
     assert [(e.kind, e.text, e.data) for e in after] == [
         ("opened", f"x{FFFD}", {"n": None, "p": "P2"}), ("grouped", "later", {})]
+
+
+def test_a_unit_of_work_that_starts_with_a_create_is_still_one_unit(store: TicketStore) -> None:
+    """Rolled back as a whole even when creating a ticket is the first thing it does."""
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        created = tx.create_ticket(ticket())
+        tx.add_timeline(created.id, TimelineEntry(at=T0, kind="opened", text="x"))
+        raise RuntimeError("the engine failed half way")
+    assert store.list_tickets() == [] and store.count_open() == 0
