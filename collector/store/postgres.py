@@ -178,38 +178,66 @@ class PostgresTransaction(SqlTransaction):
         self._locked: set[str] = set()
         self._vacant_keys: set[tuple[str, bool]] = set()  # seen with no ticket, locked
         self._begun = not self.lazy_begin
+        self._waiting: list[tuple[str, Sequence[Any]]] = []  # queued by _send
         self.done = False
 
-    # BEGIN is sent with the unit of work's first statement (one round trip, through
-    # psycopg's pipeline mode for just that pair) instead of on its own: a round trip
-    # costs ~100 us here, about 7 % of a new incident. COMMIT/ROLLBACK by end().
+    # A round trip costs ~100 us here (7 % of a new incident), so statements whose
+    # answer nobody waits for -- BEGIN, and writes queued by ``_send`` -- travel with
+    # the next statement that must be answered, or with the COMMIT, in one round trip
+    # (psycopg's pipeline mode, used just for that group: per statement it costs more
+    # client CPU than plain mode). An error in a queued write fails that statement or
+    # the COMMIT, and so the whole unit of work.
     lazy_begin = True
 
-    def _first(self, sql: str, params: Sequence[Any]) -> Any:
-        self._begun = True
+    def _with_waiting(self, sql: str | None, params: Sequence[Any] = ()) -> Any:
+        """Send BEGIN if due and the queued writes, then ``sql`` if given; one trip."""
+        waiting, self._waiting = self._waiting, []
         with self._conn.pipeline():
-            self._conn.execute("BEGIN")
-            return self._cur.execute(sql, params)
+            if not self._begun:
+                self._begun = True
+                self._conn.execute("BEGIN")
+            for queued, queued_params in waiting:
+                self._conn.execute(queued, queued_params)
+            return None if sql is None else self._cur.execute(sql, params)
 
     def end(self, commit: bool) -> None:
-        """COMMIT (or ROLLBACK) what the statements so far began; nothing if none ran."""
+        """COMMIT (with any queued writes) or ROLLBACK; nothing if nothing was sent."""
         self.done = True
-        if not self._begun:
+        waiting = self._waiting
+        if not commit:
+            self._waiting = []
+            if self._begun:
+                self._conn.execute("ROLLBACK")
+            return
+        if not self._begun and not waiting:
             return
         try:
-            self._conn.execute("COMMIT" if commit else "ROLLBACK")
+            if waiting or not self._begun:
+                self._with_waiting("COMMIT")
+            else:
+                self._conn.execute("COMMIT")
         except self._error as exc:
+            with suppress(self._error):
+                self._conn.execute("ROLLBACK")
             raise _fail(exc) from exc
 
     def _cursor(self, sql: str, params: Sequence[Any]) -> Any:
         if self.done:
             raise StoreError("this transaction has ended; open a new one")
         try:  # not _mapped(): a context manager per statement shows in profiles
-            if not self._begun:
-                return self._first(_pg(sql), clean_params(params))
+            if self._waiting or not self._begun:
+                return self._with_waiting(_pg(sql), clean_params(params))
             return self._cur.execute(_pg(sql), clean_params(params))
         except self._error as exc:
             raise _fail(exc) from exc
+
+    def _send(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self.done:
+            raise StoreError("this transaction has ended; open a new one")
+        if not self.lazy_begin:  # a store-level (autocommit) write: nothing to ride with
+            self._run(sql, params)
+            return
+        self._waiting.append((_pg(sql), clean_params(params)))
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
         cursor = self._cursor(sql, params)
@@ -232,15 +260,15 @@ class PostgresTransaction(SqlTransaction):
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
-        if not self._begun:  # psycopg would otherwise make this block a transaction
-            self._run("BEGIN")
-            self._begun = True
+        if self._waiting or not self._begun:  # or psycopg makes the block a transaction
+            with _mapped():
+                self._with_waiting(None)
         with _mapped(), self._conn.transaction():  # inside one: a SAVEPOINT
             yield
 
     def lock_key(self, dedup_key: str) -> None:
         if dedup_key not in self._locked:
-            self._run(_LOCK_KEY, (dedup_key,))
+            self._send(_LOCK_KEY, (dedup_key,))  # the next statement runs after it
             self._locked.add(dedup_key)
 
     def record_event(self, event_id: str, dedup_key: str, received_at: float,

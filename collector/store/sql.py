@@ -197,6 +197,12 @@ class SqlTransaction(SqlReads, DispatchWrites):
         """Execute a write; the number of rows it changed."""
         raise NotImplementedError
 
+    def _send(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Execute a write whose outcome nobody waits for. A backend may hold it back to
+        send it with the next statement (PostgreSQL: one round trip for both); its
+        error then fails that statement or the commit, and so the unit of work."""
+        self._run(sql, params)
+
     def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Execute a write once per row of parameters (the SQLite backend batches it)."""
         for row in rows:
@@ -292,8 +298,12 @@ class SqlTransaction(SqlReads, DispatchWrites):
                             if new != old or type(new) is not type(old))
         else:
             changed = _UPDATE_ALL
-        if self._run(_update_sql(changed), [*self._bind(values, changed, _JSON_AT), ticket.id,
-                                            ticket.version]) != 1:
+        params = [*self._bind(values, changed, _JSON_AT), ticket.id, ticket.version]
+        if previous is not None and previous[0] == ticket.version:
+            # Written by this unit of work, so locked by it until it ends (PostgreSQL's
+            # row lock; SQLite's single writer): the UPDATE cannot miss.
+            self._send(_update_sql(changed), params)
+        elif self._run(_update_sql(changed), params) != 1:
             raise ConcurrentUpdate(
                 f"ticket {ticket.number or ticket.id} changed since it was read"
                 f" (version {ticket.version} is stale, or the ticket is gone)")
