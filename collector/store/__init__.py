@@ -9,6 +9,10 @@ URLs::
 
 SQLite in memory is refused: every thread has its own connection, so each would see
 a different empty database.
+
+PostgreSQL sessions run with ``synchronous_commit=off`` (the durability SQLite's WAL
+mode with ``synchronous=NORMAL`` gives: see collector/store/postgres.py); to flush
+every commit, say so in the URL: ``postgresql://...?options=-csynchronous_commit%3Don``.
 """
 
 from __future__ import annotations
