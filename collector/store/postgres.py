@@ -26,12 +26,11 @@ Decisions:
   a bare BEGIN, plus ~100 us of backend CPU per statement), so the hot path saves
   them: ``record_event`` takes the key's advisory lock in the same statement (the
   reads after it run under the lock, each with a fresh READ COMMITTED snapshot, so
-  nothing stale is read); a key that
-  this unit of work saw empty under its lock needs no duplicate pre-check nor
-  savepoint before ``create_ticket``; the serial and the insert are one statement;
-  BEGIN and writes nobody waits for travel with the next statement (see
-  :class:`PostgresTransaction`); one cursor serves the unit of work. A new incident
-  takes 6 round trips (14 before).
+  nothing stale is read); a key that this unit of work saw empty under its lock
+  needs no duplicate pre-check nor savepoint before ``create_ticket``; the serial
+  and the insert are one statement; BEGIN and writes nobody waits for travel with
+  the next statement (see :class:`PostgresTransaction`); one cursor serves the unit
+  of work. A new incident takes 6 round trips (14 before).
 """
 
 from __future__ import annotations
