@@ -37,6 +37,7 @@ class Request:
     action: str = ""
     started: float = 0.0
     finished: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,7 +89,8 @@ def _handler(desk: SlowHelpdesk) -> type[BaseHTTPRequestHandler]:
             return json.loads(self.rfile.read(length) or b"null")
 
         def _record(self, replica: str, kind: str, **fields: Any) -> Request:
-            request = Request(replica, kind, started=time.monotonic(), **fields)
+            request = Request(replica, kind, started=time.monotonic(),
+                              headers=dict(self.headers.items()), **fields)
             with desk.lock:
                 desk.requests.append(request)
             return request

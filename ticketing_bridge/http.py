@@ -18,6 +18,8 @@ may carry credentials in headers).
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +51,16 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
 def _excerpt(response: requests.Response) -> str:
     text = (response.text or "").strip().replace("\n", " ")
     return text[:500] + ("..." if len(text) > 500 else "")
+
+
+def idempotency_key(fingerprint: str, payload: Any) -> str:
+    """An ``Idempotency-Key`` for a request that creates something: the same for a
+    resend of the same request (a retry after a crash or a lease takeover), so a
+    helpdesk or receiver that honours the header creates nothing twice. The payload's
+    digest is part of it because such servers refuse a reused key with a different
+    body; a changed request then simply counts as a new one (and ``find`` guards it)."""
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode())
+    return f"{fingerprint[:200]}.{digest.hexdigest()[:16]}"
 
 
 def token_or_basic(token: SecretStr | None, scheme: str, username: str | None,
