@@ -9,6 +9,7 @@ must return the ticket the interrupted attempt created. Where nothing can be sea
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -98,3 +99,21 @@ def test_a_generic_webhook_resend_is_recognisable() -> None:
         "X-Patrol-Fingerprint"]
     assert again["Idempotency-Key"] == first["Idempotency-Key"] != comment["Idempotency-Key"]
     assert first["X-Token"] == "s3cret" and "s3cret" not in first["Idempotency-Key"]
+
+
+def test_a_request_sent_but_unanswered_is_retried_only_after_it_could_land() -> None:
+    """A read timeout leaves the outcome unknown (the helpdesk is slow, not down): the
+    retry waits long enough for find() to see a ticket the first request created."""
+    from ticketing_bridge.http import UNKNOWN_OUTCOME_WAIT, HttpClient
+    from ticketing_bridge.protocol import TemporaryError
+
+    with serving(delay=1.0) as desk:
+        client = HttpClient(desk.url("r"), name="slow")
+        with pytest.raises(TemporaryError, match=r"sent, but no answer within 0\.2 s") as caught:
+            client.request("POST", "/hook", json={"fingerprint": "fp", "action": "open"},
+                           timeout=(2.0, 0.2))
+        assert caught.value.retry_after == UNKNOWN_OUTCOME_WAIT >= 60
+        deadline = time.monotonic() + 10
+        while desk.of("hook")[0].finished is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert desk.of("hook")[0].finished is not None  # it landed after all
