@@ -428,3 +428,17 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
     return found
+
+
+def test_two_replicas_sync_passes_queue_one_reopen(world) -> None:
+    engine, desk, now = world
+    engine.ingest([breach()])
+    drain(engine)
+    desk.tickets["1"].update(state="closed")  # closed there while the check still fails
+    other = replica(engine, desk, now)
+    assert engine.dispatcher.sync_once() == 1
+    assert other.sync_once() == 0
+    other.close()
+    assert [r["action"] for r in engine.store.dispatch_rows(state="pending")] == ["reopen"]
+    drain(engine)
+    assert desk.tickets["1"]["state"] == "open" and len(desk.tickets["1"]["notes"]) == 1
