@@ -401,12 +401,12 @@ def test_a_stalled_replicas_row_is_taken_over_and_its_late_outcome_refused(world
 def test_the_renewer_keeps_a_slow_call_leased_on_the_wall_clock(world) -> None:
     engine, desk, _ = world
     engine.ingest([breach()])
-    desk.delay = 2.5
-    settings = SETTINGS
-    first = Dispatcher(engine.store, settings, {"desk": desk}, {"desk": 2}, time.time,
-                       lease=0.9)
-    other = Dispatcher(engine.store, settings, {"desk": desk}, {"desk": 2}, time.time,
-                       lease=0.9)
+    desk.delay = 7.0  # more than two leases: renewed every second, so a lapse would
+    # need the renewer held up for 2 s even on a busy machine
+    first = Dispatcher(engine.store, SETTINGS, {"desk": desk}, {"desk": 2}, time.time,
+                       lease=3.0)
+    other = Dispatcher(engine.store, SETTINGS, {"desk": desk}, {"desk": 2}, time.time,
+                       lease=3.0)
     delivering = threading.Thread(target=lambda: setattr(delivering, "result",
                                                          first.run_once()))
     try:
