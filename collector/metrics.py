@@ -78,6 +78,17 @@ def _dispatch_metrics(dispatcher: Any) -> Iterator[Metric]:
     for (helpdesk, outcome), count in sorted(dispatcher.counters.items()):
         outcomes.add_metric([helpdesk, outcome], count)
     yield outcomes
+    lost = CounterMetricFamily("patrol_collector_dispatch_lost_leases",
+                               "Helpdesk actions whose lease this collector lost while "
+                               "delivering (another replica took them over)",
+                               labels=["helpdesk"])
+    taken = CounterMetricFamily("patrol_collector_dispatch_lease_takeovers",
+                                "Helpdesk actions this collector took over from a replica "
+                                "that stopped renewing its lease", labels=["helpdesk"])
+    for (helpdesk, event), count in sorted(dispatcher.lease_counters.items()):
+        (lost if event == "lost" else taken).add_metric([helpdesk], count)
+    yield lost
+    yield taken
 
 
 def build_registry(engine: Any) -> CollectorRegistry:

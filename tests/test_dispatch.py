@@ -1,8 +1,10 @@
-"""The dispatch outbox between tickets and helpdesks: order, retries, dedup, read-back.
+"""The dispatch outbox between tickets and helpdesks: order, retries, dedup, read-back,
+and leases shared by several collectors (replicas) on one store; on SQLite and PostgreSQL.
 
 The helpdesk here is an in-memory recorder that keeps tickets like a helpdesk does
 and can be told to fail; the adapters themselves are tested against real servers
-and vendor-faithful fakes in tests/test_bridge_*.py.
+and vendor-faithful fakes in tests/test_bridge_*.py. Real collector processes
+sharing one PostgreSQL schema are in tests/test_dispatch_replicas.py.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import pytest
 from collector.dispatch import Dispatcher, fingerprint
 from collector.engine import Engine
 from collector.routing import Route, RouteMatch, TicketingSettings, destinations
-from collector.store import open_store
+from collector.dispatch_leases import LEASE
 from collector.wire import Event
+from tests.collector_fixtures import store_for
 from tests.test_wire import EVENT
 from ticketing_bridge.protocol import (
     ExternalRef,
@@ -42,6 +45,7 @@ class Desk:
         self.most_in_flight = 0
         self.lock = threading.Lock()
         self.delay = 0.0
+        self.after_open: Any = None  # called once the ticket exists, before answering
 
     def _call(self, what: str, key: str) -> None:
         with self.lock:
@@ -62,6 +66,8 @@ class Desk:
         self.tickets[ticket_id] = {"fingerprint": view.fingerprint, "state": "open",
                                    "priority": view.priority, "notes": [],
                                    "project": dest.project, "title": view.title}
+        if self.after_open is not None:
+            self.after_open()
         return ExternalRef(self.name, ticket_id, f"https://desk/{ticket_id}")
 
     def find(self, fp: str, dest) -> ExternalRef | None:
@@ -95,19 +101,27 @@ class Desk:
                                                                                  False))
 
 
-@pytest.fixture
-def world(tmp_path: Path):
+SETTINGS = TicketingSettings(helpdesks={"desk": {"type": "desk"}},
+                             routes=[Route(helpdesk="desk", project="ops")])
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def world(request: pytest.FixtureRequest, tmp_path: Path):
     now = [1_795_300_000.0]
-    store = open_store(f"sqlite:///{tmp_path}/c.db")
+    store = store_for(request.param, request, tmp_path)
     engine = Engine(store, clock=lambda: now[0])
     desk = Desk()
-    settings = TicketingSettings(helpdesks={"desk": {"type": "desk"}},
-                                 routes=[Route(helpdesk="desk", project="ops")])
-    engine.dispatcher = Dispatcher(store, settings, {"desk": desk}, {"desk": 2},
+    engine.dispatcher = Dispatcher(store, SETTINGS, {"desk": desk}, {"desk": 2},
                                    lambda: now[0])
     yield engine, desk, now
     engine.dispatcher.close()
     store.close()
+
+
+def replica(engine: Engine, desk: Desk, now: list[float], **options: Any) -> Dispatcher:
+    """A second collector's dispatcher on the same store and helpdesk."""
+    return Dispatcher(engine.store, SETTINGS, {"desk": desk}, {"desk": 2}, lambda: now[0],
+                      **options)
 
 
 def breach(**changes: Any) -> Event:
@@ -275,3 +289,157 @@ def test_routes_pick_helpdesks_projects_and_assignees() -> None:
         ("pagerduty", None, None), ("redmine", "dba", "alice")]
     assert [(d.helpdesk, d.project) for d in destinations(
         ticket(priority=Priority.P3, labels={"team": "web"}), routes)] == [("redmine", "ops")]
+
+
+def test_operator_actions_reach_the_helpdesk_on_every_store(world) -> None:
+    """Issue 7: on PostgreSQL these answered 500 ("could not determine data type")."""
+    from fastapi.testclient import TestClient
+
+    from collector.api import create_app
+
+    engine, desk, _ = world
+    client = TestClient(create_app(engine, ["agent-token"], ["operator-token"], 65536))
+    operator = {"Authorization": "Bearer operator-token"}
+    engine.ingest([breach()])
+    number = engine.store.list_tickets()[0].number
+    drain(engine)
+    engine.ingest([breach(event_id="s2" * 8, severity="warning", status="WARNING")])
+    for action, body in (("comment", {"text": "journal is 4 GiB"}), ("acknowledge", {}),
+                         ("resolve", {"force": True, "text": "won't fix"})):
+        response = client.post(f"/api/v1/tickets/{number}/{action}", json=body,
+                               headers=operator)
+        assert response.status_code == 200, response.text
+    drain(engine)
+    assert [c[0] for c in desk.calls] == ["find", "open", "priority", "comment", "comment",
+                                          "comment", "resolve"]
+    assert desk.tickets["1"]["state"] == "closed" and desk.tickets["1"]["priority"] == "P3"
+    assert desk.tickets["1"]["notes"][1:] == [
+        "operator in Patrol: journal is 4 GiB", "operator in Patrol: acknowledged by operator",
+        "operator in Patrol: won't fix (forced while the check reports WARNING)"]
+    detail = client.get(f"/api/v1/tickets/{number}", headers=operator).json()
+    assert {row["state"] for row in detail["dispatch"]} == {"done"}
+    assert engine.dispatcher.sync_once() == 0  # the two-way pass works on both stores
+
+
+def test_a_claim_takes_only_what_the_workers_can_start(world) -> None:
+    engine, desk, now = world
+    engine.ingest([breach(event_id=f"{i:016d}", dedup_key=f"h{i}/disk", source=f"h{i}")
+                   for i in range(6)])
+    other = replica(engine, desk, now)
+    claimed = engine.dispatcher.claim()
+    assert len(claimed) == 2  # the helpdesk's limit; the other four stay unclaimed
+    theirs = other.claim()  # so another replica can start them at once
+    assert len(theirs) == 2 and not {r["id"] for r in claimed} & {r["id"] for r in theirs}
+    other.close()
+
+
+def test_a_call_longer_than_the_lease_is_renewed_and_never_sent_twice(world) -> None:
+    engine, desk, now = world
+    engine.ingest([breach()])
+    release = threading.Event()
+    desk.after_open = lambda: release.wait(30)
+    first = engine.dispatcher
+    other = replica(engine, desk, now)  # (on SQLite, starting one frees leases: start first)
+    delivering = threading.Thread(target=lambda: setattr(delivering, "result",
+                                                         first.run_once()))
+    delivering.start()
+    try:
+        wait_for(lambda: desk.tickets)
+        for _ in range(4):  # four lease lengths go by while the call is in flight
+            now[0] += LEASE * 0.6
+            assert first.leases.renew() == []
+            assert other.run_once() == {}
+    finally:
+        release.set()
+        delivering.join(30)
+        other.close()
+    assert delivering.result == {"delivered": 1}
+    assert [c[0] for c in desk.calls] == ["find", "open"]
+    assert first.lease_counters == {} and other.lease_counters == {}
+
+
+def test_a_stalled_replicas_row_is_taken_over_and_its_late_outcome_refused(world) -> None:
+    engine, desk, now = world
+    engine.ingest([breach()])
+    ticket = engine.store.list_tickets()[0]
+    release = threading.Event()
+    desk.after_open = lambda: release.wait(30)
+    stalled = engine.dispatcher
+    stalled.leases.stop()  # its renewals no longer happen (a long pause, a lost database)
+    survivor = replica(engine, desk, now)
+    delivering = threading.Thread(target=lambda: setattr(delivering, "result",
+                                                         stalled.run_once()))
+    delivering.start()
+    try:
+        wait_for(lambda: desk.tickets)
+        now[0] += LEASE
+        desk.after_open = None
+        assert survivor.run_once() == {"delivered": 1}  # find() adopts the ticket
+    finally:
+        release.set()
+        delivering.join(30)
+    assert delivering.result == {"lost": 1}
+    assert [c[0] for c in desk.calls] == ["find", "open", "find"] and len(desk.tickets) == 1
+    assert engine.store.link(ticket.id, "desk")["external_id"] == "1"
+    assert engine.store.dispatch_rows(ticket.id)[0]["state"] == "done"
+    assert stalled.lease_counters == {("desk", "lost"): 1}
+    assert survivor.lease_counters == {("desk", "taken_over"): 1}
+    assert stalled.counters == {} and survivor.counters == {("desk", "delivered"): 1}
+    from collector.metrics import build_registry
+    from prometheus_client import generate_latest
+
+    engine.dispatcher = stalled
+    text = generate_latest(build_registry(engine)).decode()
+    assert 'patrol_collector_dispatch_lost_leases_total{helpdesk="desk"} 1.0' in text
+    engine.dispatcher = survivor
+    text = generate_latest(build_registry(engine)).decode()
+    assert 'patrol_collector_dispatch_lease_takeovers_total{helpdesk="desk"} 1.0' in text
+    survivor.close()
+
+
+@pytest.mark.slow
+def test_the_renewer_keeps_a_slow_call_leased_on_the_wall_clock(world) -> None:
+    engine, desk, _ = world
+    engine.ingest([breach()])
+    desk.delay = 7.0  # more than two leases: renewed every second, so a lapse would
+    # need the renewer held up for 2 s even on a busy machine
+    first = Dispatcher(engine.store, SETTINGS, {"desk": desk}, {"desk": 2}, time.time,
+                       lease=3.0)
+    other = Dispatcher(engine.store, SETTINGS, {"desk": desk}, {"desk": 2}, time.time,
+                       lease=3.0)
+    delivering = threading.Thread(target=lambda: setattr(delivering, "result",
+                                                         first.run_once()))
+    try:
+        delivering.start()
+        wait_for(lambda: desk.calls)
+        while delivering.is_alive():
+            assert other.run_once() == {}
+            time.sleep(0.05)
+    finally:
+        delivering.join(30)
+        first.close()
+        other.close()
+    assert delivering.result == {"delivered": 1}
+    assert [c[0] for c in desk.calls] == ["find", "open"]
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := predicate()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+    return found
+
+
+def test_two_replicas_sync_passes_queue_one_reopen(world) -> None:
+    engine, desk, now = world
+    engine.ingest([breach()])
+    drain(engine)
+    desk.tickets["1"].update(state="closed")  # closed there while the check still fails
+    other = replica(engine, desk, now)
+    assert engine.dispatcher.sync_once() == 1
+    assert other.sync_once() == 0
+    other.close()
+    assert [r["action"] for r in engine.store.dispatch_rows(state="pending")] == ["reopen"]
+    drain(engine)
+    assert desk.tickets["1"]["state"] == "open" and len(desk.tickets["1"]["notes"]) == 1

@@ -416,8 +416,9 @@ def test_ticket_detail_shows_where_it_lives_in_helpdesks_and_refusals(client, se
         tx.set_link_state(p1.id, "redmine", "acknowledged", "alice", 0)
         tx.enqueue_dispatch(p1.id, "redmine", "comment", {"text": "x"}, 0)
         tx.enqueue_dispatch(p3.id, "jira", "open", {"destination": {}}, 0)
-        [row] = [r for r in tx.dispatch_rows(p3.id)]
-        tx.fail_dispatch(row["id"], 0, "jira: POST /issue answered 401: check the credentials")
+        [row] = tx.claim_dispatch(0, 1, 10, "test", helpdesk="jira")
+        tx.fail_dispatch(row["id"], 0, "jira: POST /issue answered 401: check the credentials",
+                         row["lease_owner"])
     html = client.get(f"/tickets/{p1.number}").text
     assert ('<dt>In redmine</dt><dd class="helpdesk"><a href="https://redmine.example.com/'
             'issues/42">#42</a> · acknowledged · 2 update(s) queued</dd>') in html

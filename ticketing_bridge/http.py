@@ -4,7 +4,8 @@ boundary.
 ==========================================  ==========================================
 what happened                               raised
 ==========================================  ==========================================
-connection refused, reset, timed out        TemporaryError
+connection refused, reset, connect timeout  TemporaryError
+sent, but no answer in time (read timeout)  TemporaryError(retry_after=60 s)
 429                                         TemporaryError(retry_after=Retry-After)
 408, 409 (edit conflict), 5xx               TemporaryError
 401, 403                                    PermanentError ("check the credentials")
@@ -18,6 +19,8 @@ may carry credentials in headers).
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -28,7 +31,13 @@ from pydantic import SecretStr
 from ticketing_bridge.protocol import PermanentError, TemporaryError
 from ticketing_bridge.settings import AdapterSettings
 
-TIMEOUT = (5.0, 20.0)  # connect, read
+# connect, read. The read timeout is long because the dispatcher keeps a slow call's
+# lease renewed: giving up early on a helpdesk that is slow but working would only
+# leave the outcome unknown and invite a second ticket.
+TIMEOUT = (5.0, 90.0)
+# After a read timeout the request may still complete in the helpdesk: retry no
+# sooner than this, so that the retry's find() sees the ticket it may have created.
+UNKNOWN_OUTCOME_WAIT = 60.0
 RETRY_AFTER_CAP = 3600.0
 
 
@@ -49,6 +58,16 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
 def _excerpt(response: requests.Response) -> str:
     text = (response.text or "").strip().replace("\n", " ")
     return text[:500] + ("..." if len(text) > 500 else "")
+
+
+def idempotency_key(fingerprint: str, payload: Any) -> str:
+    """An ``Idempotency-Key`` for a request that creates something: the same for a
+    resend of the same request (a retry after a crash or a lease takeover), so a
+    helpdesk or receiver that honours the header creates nothing twice. The payload's
+    digest is part of it because such servers refuse a reused key with a different
+    body; a changed request then simply counts as a new one (and ``find`` guards it)."""
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode())
+    return f"{fingerprint[:200]}.{digest.hexdigest()[:16]}"
 
 
 def token_or_basic(token: SecretStr | None, scheme: str, username: str | None,
@@ -93,6 +112,11 @@ class HttpClient:
         kwargs.setdefault("timeout", TIMEOUT)
         try:
             response = self.session.request(method, url, **kwargs)
+        except requests.ReadTimeout as exc:  # sent: the helpdesk may still do it
+            limit = kwargs["timeout"]
+            read = limit[1] if isinstance(limit, tuple) else limit
+            raise TemporaryError(f"{self.name}: {method} {path} sent, but no answer within "
+                                 f"{read:g} s", None, UNKNOWN_OUTCOME_WAIT) from exc
         except requests.Timeout as exc:
             raise TemporaryError(f"{self.name}: {method} {path} timed out") from exc
         except requests.ConnectionError as exc:

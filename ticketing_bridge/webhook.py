@@ -27,6 +27,11 @@ returns a reference built from the fingerprint (a retried open re-triggers the
 same alert, never a second one). Chat robots and generic webhooks cannot be
 searched: ``find`` returns None (a crash between "posted" and "stored" posts again).
 ``status`` always answers ``open``: none of these APIs can be read back.
+
+Duplicates: a generic webhook request carries ``X-Patrol-Fingerprint`` (the incident)
+and ``Idempotency-Key`` (the same for a resend of the same action and body), so a
+receiver can recognise the one resend a crash or a lease takeover can cause (delivery
+is at least once). Configured ``headers`` of the same name win.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import requests
 from pydantic import Field, model_validator
 
 from ticketing_bridge import presets
-from ticketing_bridge.http import HttpClient
+from ticketing_bridge.http import HttpClient, idempotency_key
 from ticketing_bridge.markup import to_html, to_text
 from ticketing_bridge.protocol import (
     Destination, ExternalRef, PermanentError, RemoteStatus, TicketView,
@@ -233,8 +238,17 @@ class Webhook:
         if not self.wanted(event):
             return None
         out = self.outgoing(event, dest)
+        headers = None
+        if self.config.preset is None:  # see "Duplicates" in the module docstring
+            configured = {name.lower() for name in self.config.headers}
+            headers = {name: value for name, value in (
+                ("X-Patrol-Fingerprint", event.view.fingerprint),
+                ("Idempotency-Key", idempotency_key(event.view.fingerprint,
+                                                    [event.action, out.body])))
+                if name.lower() not in configured}
         response = self.http.request(self.config.method, self.url, json=out.body,
-                                     params=out.params or None, expect=(200, 201, 202, 204))
+                                     params=out.params or None, headers=headers,
+                                     expect=(200, 201, 202, 204))
         answer: Any = None
         if response.content:
             try:

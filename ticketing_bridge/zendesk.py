@@ -6,6 +6,10 @@ Decisions:
   Support tickets to local records"), plus a ``patrol`` tag for views. ``find`` lists
   ``GET /api/v2/tickets.json?external_id=...`` (an exact lookup, no search-index
   delay) and keeps the first ticket that is neither solved nor closed.
+- Create sends an ``Idempotency-Key`` (the Ticketing API's "retry a ticket creation
+  request without the risk of creating duplicate records"): it covers what ``find``
+  cannot, a resend while the first request is still being processed (a collector
+  replica that died or timed out mid-request).
 - Priority: P1 urgent, P2 high, P3 normal, P4 low (the four values Zendesk has).
 - Body and comments as private notes: ``comment: {html_body, public: false}``, so
   the requester is not mailed on every update.
@@ -23,6 +27,7 @@ Decisions:
 
 Vendor documentation:
 https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/
+https://developer.zendesk.com/api-reference/ticketing/introduction/#idempotency
 https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/
 https://developer.zendesk.com/api-reference/introduction/security-and-auth/
 https://developer.zendesk.com/api-reference/introduction/rate-limits/
@@ -37,7 +42,7 @@ from typing import Any, ClassVar
 import requests
 from pydantic import Field
 
-from ticketing_bridge.http import HttpClient
+from ticketing_bridge.http import HttpClient, idempotency_key
 from ticketing_bridge.protocol import (
     Destination,
     ExternalRef,
@@ -116,8 +121,9 @@ class Zendesk:
             key = "assignee_id" if dest.assignee.isdigit() else "assignee_email"
             ticket[key] = int(dest.assignee) if key == "assignee_id" else dest.assignee
         ticket |= dest.fields
-        created = self.http.json("POST", "/api/v2/tickets.json", json={"ticket": ticket},
-                                 expect=(201,))
+        created = self.http.json(
+            "POST", "/api/v2/tickets.json", json={"ticket": ticket}, expect=(201,),
+            headers={"Idempotency-Key": idempotency_key(view.fingerprint, ticket)})
         return self._ref(created["ticket"]["id"])
 
     def find(self, fingerprint: str, dest: Destination) -> ExternalRef | None:

@@ -1,21 +1,36 @@
 """Queries for the helpdesk dispatch outbox and the links to external tickets.
 
-Mixed into the SQL reads and transactions of both backends. Claiming takes, per
-(ticket, helpdesk), only the OLDEST pending row, so actions reach a helpdesk in
-the order they happened (never a comment before the ticket exists), and leases
-it for ``lease`` seconds by moving ``next_at``: a worker that dies mid-request
-leaves the row to be retried after the lease, and the adapter's fingerprint
-lookup keeps that retry from creating a second ticket. On PostgreSQL the claim
-uses ``FOR UPDATE SKIP LOCKED`` so several collectors share the work.
+Mixed into the SQL reads and transactions of both backends.
+
+Claiming takes, per (ticket, helpdesk), only the OLDEST pending row, so actions reach
+a helpdesk in the order they happened (never a comment before the ticket exists),
+and leases it for ``lease`` seconds by moving ``next_at``. A claim is fenced: it
+writes a fresh token into ``lease_owner`` and every outcome (complete, retry, fail)
+and every renewal is conditional on that token still being there. A claimer whose
+lease lapsed (it paused, or its renewals stopped reaching the database) and whose
+row was claimed again finds its writes refused (they return False) instead of
+overwriting the new owner's outcome. On PostgreSQL the claim uses ``FOR UPDATE SKIP
+LOCKED``, so several collectors claiming at once never get the same row.
+
+Optional filters are written into the SQL only when given: PostgreSQL cannot type a
+bare ``$1 IS NULL``, so ``(? IS NULL OR col = ?)`` fails there.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 _COLUMNS = ("id, ticket_id, helpdesk, action, payload, created_at, next_at, attempts, state, "
-            "last_error, done_at")
+            "last_error, done_at, lease_owner")
+
+
+def _where(**filters: Any) -> tuple[str, list[Any]]:
+    """``col = ?`` for each filter that is not None, ANDed (``1 = 1`` when none)."""
+    given = {column: value for column, value in filters.items() if value is not None}
+    clause = " AND ".join(f"{column} = ?" for column in given) or "1 = 1"
+    return clause, list(given.values())
 
 
 class DispatchReads:
@@ -32,10 +47,8 @@ class DispatchReads:
 
     def dispatch_rows(self, ticket_id: int | None = None,
                       state: str | None = None) -> list[dict[str, Any]]:
-        rows = self._rows(
-            f"SELECT {_COLUMNS} FROM dispatch WHERE (? IS NULL OR ticket_id = ?)"
-            " AND (? IS NULL OR state = ?) ORDER BY id",
-            (ticket_id, ticket_id, state, state))
+        where, params = _where(ticket_id=ticket_id, state=state)
+        rows = self._rows(f"SELECT {_COLUMNS} FROM dispatch WHERE {where} ORDER BY id", params)
         return [self._dispatch_row(r) for r in rows]
 
     def dispatch_backlog(self, now: float) -> list[dict[str, Any]]:
@@ -46,11 +59,11 @@ class DispatchReads:
                  "oldest_age_seconds": max(0.0, now - r["oldest"])} for r in rows]
 
     def links(self, ticket_id: int | None = None) -> list[dict[str, Any]]:
+        where, params = _where(ticket_id=ticket_id)
         rows = self._rows(
             "SELECT ticket_id, helpdesk, external_id, url, destination, remote_state,"
-            " remote_assignee, synced_at, error FROM ticket_links"
-            " WHERE (? IS NULL OR ticket_id = ?) ORDER BY ticket_id, helpdesk",
-            (ticket_id, ticket_id))
+            f" remote_assignee, synced_at, error FROM ticket_links WHERE {where}"
+            " ORDER BY ticket_id, helpdesk", params)
         return [{**dict(r), "destination": self._load(r["destination"])} for r in rows]
 
     def link(self, ticket_id: int, helpdesk: str) -> dict[str, Any] | None:
@@ -73,17 +86,47 @@ class DispatchWrites(DispatchReads):
                   " next_at) VALUES (?, ?, ?, ?, ?, ?)",
                   (ticket_id, helpdesk, action, self._dump(payload), now, now))
 
-    def claim_dispatch(self, now: float, limit: int, lease: float,
-                       owner: str = "") -> list[dict[str, Any]]:
+    def claim_dispatch(self, now: float, limit: int, lease: float, owner: str = "", *,
+                       helpdesk: str | None = None,
+                       other_than: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Lease up to ``limit`` due rows (of ``helpdesk``, or of any helpdesk not in
+        ``other_than``) until ``now + lease``, oldest first.
+
+        Every returned row's ``lease_owner`` is this claim's token (``owner`` plus a
+        random part): pass it to renew/complete/retry/fail. ``taken_over`` is True
+        when the row was leased before and its lease lapsed with no outcome (its
+        claimer died or stalled): the action may have reached the helpdesk already.
+        """
+        if limit <= 0:
+            return []
+        where, params = _where(helpdesk=helpdesk)
+        if other_than:
+            where += f" AND helpdesk NOT IN ({', '.join('?' for _ in other_than)})"
+            params.extend(other_than)
         rows = self._rows(
             f"SELECT {_COLUMNS} FROM dispatch WHERE state = 'pending' AND next_at <= ?"
-            " AND id IN (SELECT MIN(id) FROM dispatch WHERE state = 'pending'"
-            " GROUP BY ticket_id, helpdesk) ORDER BY id LIMIT ?" + self._skip_locked,
-            (now, limit))
+            f" AND {where} AND id IN (SELECT MIN(id) FROM dispatch WHERE state = 'pending'"
+            f" AND {where} GROUP BY ticket_id, helpdesk) ORDER BY id LIMIT ?"
+            + self._skip_locked, (now, *params, *params, limit))
+        if not rows:
+            return []
+        token = f"{owner}:{uuid.uuid4().hex[:12]}"
+        ids = [row["id"] for row in rows]
+        self._run(f"UPDATE dispatch SET next_at = ?, lease_owner = ?"
+                  f" WHERE id IN ({', '.join('?' for _ in ids)})", (now + lease, token, *ids))
+        claimed = []
         for row in rows:
-            self._run("UPDATE dispatch SET next_at = ?, lease_owner = ? WHERE id = ?",
-                      (now + lease, owner, row["id"]))
-        return [self._dispatch_row(r) for r in rows]
+            out = self._dispatch_row(row)
+            out.update(taken_over=row["lease_owner"] is not None, lease_owner=token,
+                       next_at=now + lease)
+            claimed.append(out)
+        return claimed
+
+    def renew_dispatch(self, dispatch_id: int, token: str, until: float) -> bool:
+        """Extend this claim's lease to ``until``; False if the claim no longer owns
+        the row (its lease lapsed and someone else claimed it, or it has an outcome)."""
+        return self._run("UPDATE dispatch SET next_at = ? WHERE id = ? AND lease_owner = ?"
+                         " AND state = 'pending'", (until, dispatch_id, token)) == 1
 
     def release_leases(self, now: float) -> int:
         """Make rows leased by a collector that died due now (only safe where this is
@@ -91,19 +134,26 @@ class DispatchWrites(DispatchReads):
         return self._run("UPDATE dispatch SET next_at = ?, lease_owner = NULL"
                          " WHERE state = 'pending' AND lease_owner IS NOT NULL", (now,))
 
-    def complete_dispatch(self, dispatch_id: int, now: float) -> None:
-        self._run("UPDATE dispatch SET state = 'done', done_at = ?, last_error = NULL,"
-                  " lease_owner = NULL WHERE id = ?", (now, dispatch_id))
+    def _settle(self, sets: str, params: Sequence[Any], dispatch_id: int, token: str) -> bool:
+        return self._run(f"UPDATE dispatch SET {sets}, lease_owner = NULL WHERE id = ?"
+                         " AND lease_owner = ? AND state = 'pending'",
+                         (*params, dispatch_id, token)) == 1
 
-    def retry_dispatch(self, dispatch_id: int, next_at: float, error: str) -> None:
-        self._run("UPDATE dispatch SET attempts = attempts + 1, next_at = ?, last_error = ?,"
-                  " lease_owner = NULL WHERE id = ?", (next_at, error[:2000], dispatch_id))
+    def complete_dispatch(self, dispatch_id: int, now: float, token: str) -> bool:
+        """Delivered. False (and nothing written) if claim ``token`` lost the row."""
+        return self._settle("state = 'done', done_at = ?, last_error = NULL", (now,),
+                            dispatch_id, token)
 
-    def fail_dispatch(self, dispatch_id: int, now: float, error: str) -> None:
-        """Permanent: kept as ``failed`` (visible, re-queueable), never retried alone."""
-        self._run("UPDATE dispatch SET attempts = attempts + 1, state = 'failed',"
-                  " done_at = ?, last_error = ?, lease_owner = NULL WHERE id = ?",
-                  (now, error[:2000], dispatch_id))
+    def retry_dispatch(self, dispatch_id: int, next_at: float, error: str, token: str) -> bool:
+        """Due again at ``next_at``. False (and nothing written) if ``token`` lost it."""
+        return self._settle("attempts = attempts + 1, next_at = ?, last_error = ?",
+                            (next_at, error[:2000]), dispatch_id, token)
+
+    def fail_dispatch(self, dispatch_id: int, now: float, error: str, token: str) -> bool:
+        """Permanent: kept as ``failed`` (visible, re-queueable), never retried alone.
+        False (and nothing written) if claim ``token`` lost the row."""
+        return self._settle("attempts = attempts + 1, state = 'failed', done_at = ?,"
+                            " last_error = ?", (now, error[:2000]), dispatch_id, token)
 
     def prune_dispatch(self, before: float) -> int:
         """Delete delivered rows finished before ``before`` (failed ones stay: a
@@ -111,9 +161,10 @@ class DispatchWrites(DispatchReads):
         return self._run("DELETE FROM dispatch WHERE state = 'done' AND done_at < ?", (before,))
 
     def requeue_failed(self, helpdesk: str | None, now: float) -> int:
-        return self._run("UPDATE dispatch SET state = 'pending', next_at = ?, last_error = NULL"
-                         " WHERE state = 'failed' AND (? IS NULL OR helpdesk = ?)",
-                         (now, helpdesk, helpdesk))
+        """Failed rows (of ``helpdesk``, or all) become due now; how many."""
+        where, params = _where(helpdesk=helpdesk)
+        return self._run("UPDATE dispatch SET state = 'pending', next_at = ?, last_error = NULL,"
+                         f" done_at = NULL WHERE state = 'failed' AND {where}", (now, *params))
 
     def save_link(self, ticket_id: int, helpdesk: str, external_id: str, url: str | None,
                   destination: dict[str, Any]) -> None:
