@@ -151,6 +151,13 @@ class SqlReads(DispatchReads):
         rows = self._rows("SELECT id, spec FROM maintenance ORDER BY id")
         return [{**self._load(row["spec"]), "id": row["id"]} for row in rows]
 
+    def events_since(self, since: float) -> list[dict[str, Any]]:
+        """Events received at or after ``since``, oldest first: dedup_key and payload."""
+        rows = self._rows("SELECT dedup_key, payload FROM events WHERE received_at >= ?"
+                          " ORDER BY received_at, event_id", (since,))
+        return [{"dedup_key": r["dedup_key"], "payload": self._load(r["payload"])}
+                for r in rows]
+
 
 class SqlTransaction(SqlReads, DispatchWrites):
     # True when ``_dump`` returns the JSON text of codec.dump_text (SQLite): a snapshot's
