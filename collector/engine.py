@@ -273,7 +273,8 @@ class Engine:
                 {"check": c.check, "type": c.type, "status": c.status, "summary": c.summary,
                  "since": c.since.timestamp() if c.since else None,
                  "last_run": c.last_run.timestamp() if c.last_run else None,
-                 "interval": c.interval_seconds}
+                 "interval": c.interval_seconds, "timeout": c.timeout_seconds,
+                 "next_due": c.next_due.timestamp() if c.next_due else None}
                 for c in beat.checks])
             if known is not None and not known.get("reachable", True):
                 tx.set_host_reachable(beat.source, True)

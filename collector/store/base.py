@@ -78,7 +78,7 @@ class TicketReads(Protocol):
 
     def check_states(self, host: str | None = None) -> list[dict[str, Any]]:
         """The check grid by host then check: host, check, type, status, summary,
-        since, last_run."""
+        since, last_run, interval, next_due, timeout (the last four may be None)."""
 
     def past_tickets(self, host: str | None, check: str, limit: int = 5) -> list[Ticket]:
         """Resolved or closed non-group tickets of ``check`` (on ``host`` unless None),
@@ -143,7 +143,8 @@ class Transaction(TicketReads, Protocol):
 
     def set_check_states(self, host: str, states: list[dict[str, Any]]) -> None:
         """Replace the host's grid rows; each state has the keys check, type, status,
-        summary, since, last_run (since/last_run may be None)."""
+        summary, since, last_run (since/last_run may be None) and optionally interval,
+        next_due (epoch) and timeout (seconds)."""
 
     def set_host_reachable(self, host: str, reachable: bool) -> None:
         """Mark a known host (un)reachable; unknown hosts are ignored."""

@@ -295,9 +295,11 @@ class SqlTransaction(SqlReads, DispatchWrites):
         self._run("DELETE FROM check_states WHERE host = ?", (host,))
         self._run_many(
             "INSERT INTO check_states (host, check_name, check_type, status, summary,"
-            " since, last_run, interval_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " since, last_run, interval_seconds, next_due, timeout_seconds)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(host, s["check"], s["type"], s["status"], s["summary"], s["since"],
-              s["last_run"], s.get("interval")) for s in states])
+              s["last_run"], s.get("interval"), s.get("next_due"), s.get("timeout"))
+             for s in states])
 
     def set_host_reachable(self, host: str, reachable: bool) -> None:
         self._run("UPDATE hosts SET reachable = ? WHERE host = ?", (reachable, host))
