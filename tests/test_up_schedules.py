@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import free_port
+from tests.procs import PatrolProcess
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,18 +53,13 @@ collector:
   store: sqlite:///{tmp_path}/state/collector.db
   watchdog_interval: 0.5s
 """)
-    log = tmp_path / "up.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "up", "--config", str(agent),
-             "--collector-config", str(collector)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = PatrolProcess("up", agent, tmp_path / "up.log")
+    proc.argv += ["--collector-config", str(collector)]
+    proc.start()
     try:
-        deadline = time.monotonic() + 30
-        while "operator token" not in log.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        token = re.search(r"operator token\s+(\S+)", log.read_text()).group(1)
+        banner = proc.wait_until(lambda: "operator token" in proc.output() and proc.output(),
+                                 30, "the banner")
+        token = re.search(r"operator token\s+(\S+)", banner).group(1)
         db = tmp_path / "state" / "collector.db"
 
         def reported() -> dict[str, tuple[float | None, float | None]]:
@@ -74,9 +68,8 @@ collector:
             except sqlite3.Error:
                 return {}
 
-        while not (reported().get(CRON_CHECK, (None,))[0] and reported().get("cpu")):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        proc.wait_until(lambda: reported().get(CRON_CHECK, (None,))[0] and reported().get("cpu"),
+                        30, "the first heartbeat with both checks")
         started = reported()
         last_run, next_due = started[CRON_CHECK]
         assert time.time() < next_due <= time.time() + 86400
@@ -85,7 +78,7 @@ collector:
         # Many times the old limit (3 x max(interval, heartbeat) = 3 s here) and many
         # watchdog passes: the cpu check keeps reporting, the inspection rightly waits.
         time.sleep(12)
-        assert proc.poll() is None, log.read_text()
+        assert proc.alive(), proc.output()
         now = reported()
         assert now["cpu"][0] > started["cpu"][0]  # heartbeats kept coming
         assert now[CRON_CHECK][0] == last_run  # no run since start-up, as scheduled
@@ -94,9 +87,4 @@ collector:
                                timeout=5).json()["tickets"]
         assert [t["title"] for t in tickets if t["check"].startswith("stale:")] == []
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        proc.stop()
