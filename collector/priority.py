@@ -32,6 +32,8 @@ from collector.model import Priority, Ticket, TicketStatus
 from collector.policy_config import PriorityConfig, SlaConfig
 
 RESPOND_NEAR, RESPOND_PASSED, RESOLVE_NEAR, RESOLVE_PASSED = 1, 2, 3, 4
+LEVELS = {RESPOND_NEAR: "respond-by near", RESPOND_PASSED: "respond-by passed",
+          RESOLVE_NEAR: "resolve-by near", RESOLVE_PASSED: "resolve-by passed"}
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,15 @@ def sla(priority: Priority, opened_at: float, config: SlaConfig) -> tuple[float,
 def _responded(ticket: Ticket) -> bool:
     return ticket.acknowledged_at is not None or ticket.status in (
         TicketStatus.IN_PROGRESS, TicketStatus.PENDING)
+
+
+def breached(ticket: Ticket) -> bool:
+    """Whether a deadline of ``ticket`` has been recorded as passed. Level 3 follows a
+    passed respond-by unless the ticket was responded to in time."""
+    if ticket.escalation in (RESPOND_PASSED, RESOLVE_PASSED):
+        return True
+    return ticket.escalation == RESOLVE_NEAR and (
+        ticket.acknowledged_at is None or ticket.acknowledged_at > ticket.respond_by)
 
 
 def sla_watch(ticket: Ticket, now: float, config: SlaConfig) -> list[Escalation]:

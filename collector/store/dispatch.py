@@ -33,8 +33,8 @@ class DispatchReads:
     def dispatch_rows(self, ticket_id: int | None = None,
                       state: str | None = None) -> list[dict[str, Any]]:
         rows = self._rows(
-            f"SELECT {_COLUMNS} FROM dispatch WHERE (? IS NULL OR ticket_id = ?)"
-            " AND (? IS NULL OR state = ?) ORDER BY id",
+            f"SELECT {_COLUMNS} FROM dispatch WHERE (CAST(? AS BIGINT) IS NULL OR ticket_id = ?)"
+            " AND (CAST(? AS TEXT) IS NULL OR state = ?) ORDER BY id",
             (ticket_id, ticket_id, state, state))
         return [self._dispatch_row(r) for r in rows]
 
