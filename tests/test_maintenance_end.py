@@ -5,10 +5,8 @@ and PostgreSQL, through the collector's HTTP API."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from collector.alertmanager import example_payload
@@ -23,19 +21,11 @@ from tests.collector_fixtures import (
     at,
     event,
     event_json,
-    store_for,
 )
 
+pytest_plugins = ["tests.store_worlds"]  # any_world: SQLite and PostgreSQL
+
 AGENT = {"Authorization": f"Bearer {AGENT_TOKEN}"}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def world(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[World]:
-    store = store_for(request.param, request, tmp_path)
-    try:
-        yield World(store)
-    finally:
-        store.close()
 
 
 def alert(host: str, name: str, status: str = "firing", starts: float = T0) -> dict[str, Any]:
@@ -53,8 +43,8 @@ def alert(host: str, name: str, status: str = "firing", starts: float = T0) -> d
 
 
 def test_event_only_sources_still_firing_are_ticketed_when_the_window_ends(
-        world: World) -> None:
-    w = world
+        any_world: World) -> None:
+    w = any_world
     api = TestClient(create_app(w.engine, [AGENT_TOKEN], [OPERATOR_TOKEN]))
     with w.store.transaction() as tx:
         tx.add_maintenance({"name": "web patching", "hosts": ["web-*"],
@@ -109,8 +99,8 @@ def test_event_only_sources_still_firing_are_ticketed_when_the_window_ends(
     assert resolved == "recovering"  # the ticket follows the alert from now on
 
 
-def test_a_window_still_covering_the_key_keeps_it_quiet(world: World) -> None:
-    w = world
+def test_a_window_still_covering_the_key_keeps_it_quiet(any_world: World) -> None:
+    w = any_world
     with w.store.transaction() as tx:
         tx.add_maintenance({"name": "short", "hosts": ["web-*"],
                             "start": at(T0).isoformat(), "end": at(T0 + 10 * MINUTE).isoformat()})

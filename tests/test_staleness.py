@@ -4,26 +4,16 @@ and stale tickets carry the host's labels."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-
-import pytest
 
 from collector.model import Priority, TicketStatus
 from collector.wire import CheckSnapshot
-from tests.collector_fixtures import HOUR, MINUTE, T0, World, at, heartbeat, store_for
+from tests.collector_fixtures import HOUR, MINUTE, T0, World, at, heartbeat
+
+pytest_plugins = ["tests.store_worlds"]  # any_world: SQLite and PostgreSQL
 
 SEVEN = datetime(2023, 10, 27, 7, 0, tzinfo=UTC).timestamp()  # T0 is 09:00 UTC
 LABELS = {"tier": "critical", "team": "ops", "role": "linux-server"}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_world(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[World]:
-    store = store_for(request.param, request, tmp_path)
-    try:
-        yield World(store)
-    finally:
-        store.close()
 
 
 def daily(last_run: float, next_due: float) -> CheckSnapshot:

@@ -5,7 +5,6 @@ On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,19 +22,9 @@ from tests.collector_fixtures import (
     event,
     heartbeat,
     snapshot,
-    store_for,
 )
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_world(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[World]:
-    store = store_for(request.param, request, tmp_path)
-    try:
-        world = World(store)
-        world.engine.watchdog = world.watchdog  # as CollectorService wires it
-        yield world
-    finally:
-        store.close()
+pytest_plugins = ["tests.store_worlds"]  # any_world: SQLite and PostgreSQL
 
 
 def metrics(w: World) -> set[str]:
