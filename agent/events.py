@@ -156,7 +156,7 @@ def build_heartbeat(
     return Heartbeat(
         source=hostname, agent=AgentRef(id=agent_id, version=version), sequence=sequence,
         sent_at=now or datetime.now(UTC), interval_seconds=interval_seconds,
-        labels=dict(agent_labels), checks=checks,
+        labels=dict(agent_labels), timezone=scheduler.zone_name(None), checks=checks,
     )
 
 

@@ -30,18 +30,24 @@ def still_firing_at_window_end(engine: Any, since: float, now: float) -> int:
     """Ticket what is still failing under windows that ended in ``(since, now]``;
     how many keys were ingested again."""
     windows = engine.windows()
-    ended = ended_since(windows, since, now)
-    if not ended:
+    hosts = {h["host"]: h for h in engine.store.hosts()}
+    # ``timezone: host`` windows end at a different moment in each zone of the fleet.
+    zones = {h.get("timezone") for h in hosts.values()} | {None}
+    ended = {zone: ended_since(windows, since, now, zone) for zone in zones}
+    if not any(ended.values()):
         return 0
-    began = min(end - window.length for window, end in ended)
-    firing = _agent_checks(engine, now)
+    began = min(end - window.length_in(zone) for zone, pairs in ended.items()
+                for window, end in pairs)
+    firing = _agent_checks(engine, hosts, now)
     for key, event in _event_sources(engine, began).items():
         firing.setdefault(key, event)
     events = []
     for event in firing.values():
-        matched = [w for w, _ in ended if w.matches(event.source, event.labels, event.check)]
+        zone = (hosts.get(event.source) or {}).get("timezone")
+        matched = [w for w, _ in ended.get(zone, ())
+                   if w.matches(event.source, event.labels, event.check)]
         if not matched or active_windows(windows, event.source, event.labels, event.check,
-                                         now):
+                                         now, zone):
             continue
         events.append(_again(event, matched[0], now))
     if not events:
@@ -55,12 +61,12 @@ def still_firing_at_window_end(engine: Any, since: float, now: float) -> int:
     return len(events)
 
 
-def _agent_checks(engine: Any, now: float) -> dict[str, Event]:
+def _agent_checks(engine: Any, hosts: dict[str, dict[str, Any]],
+                  now: float) -> dict[str, Event]:
     """Failing checks of the grid, as events carrying their host's labels."""
-    labels = {h["host"]: h.get("labels") or {} for h in engine.store.hosts()}
     return {f"{s['host']}/{s['check']}": engine.synthetic(
         s["host"], s["check"], s["type"], s["status"], s["summary"],
-        labels.get(s["host"], {}), since=now)
+        (hosts.get(s["host"]) or {}).get("labels") or {}, since=now)
         for s in engine.store.check_states() if s["status"] != "OK"}
 
 

@@ -116,6 +116,9 @@ class Heartbeat(_Strict):
     sent_at: datetime
     interval_seconds: float = Field(gt=0, le=86400)
     labels: dict[str, str] = Field(default_factory=dict)
+    timezone: str | None = Field(default=None, max_length=100,
+                                 description="the host's IANA time zone (for maintenance "
+                                             "windows in host time); older agents send none")
     checks: list[CheckSnapshot] = Field(default_factory=list, max_length=5000)
 
 

@@ -5,6 +5,7 @@ and PostgreSQL, through the collector's HTTP API."""
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -21,6 +22,7 @@ from tests.collector_fixtures import (
     at,
     event,
     event_json,
+    heartbeat,
 )
 
 pytest_plugins = ["tests.store_worlds"]  # any_world: SQLite and PostgreSQL
@@ -115,3 +117,24 @@ def test_a_window_still_covering_the_key_keeps_it_quiet(any_world: World) -> Non
     assert w.tick(50 * MINUTE)["maintenance_ended"] == 1
     [ticket] = w.store.list_tickets()
     assert ticket.title.endswith("(still failing when maintenance 'long' ended)")
+
+
+def test_windows_in_host_time_suppress_and_end_by_each_hosts_zone(any_world: World) -> None:
+    """A nightly 02:00-03:00 window in host time: 02:30 in Tokyo is 18:30 in Berlin."""
+    w = any_world
+    w.clock.now[0] = datetime(2023, 10, 26, 17, 0, tzinfo=UTC).timestamp()  # 02:00 in Tokyo
+    for host, zone in (("tokyo-01", "Asia/Tokyo"), ("berlin-01", "Europe/Berlin")):
+        w.engine.heartbeat(heartbeat(host, sent_at=w.clock()).model_copy(
+            update={"timezone": zone, "interval_seconds": 3600}))
+    with w.store.transaction() as tx:
+        tx.add_maintenance({"name": "nightly backup", "hosts": ["*"], "checks": ["backup"],
+                            "cron": "0 2 * * *", "duration": 3600, "timezone": "host"})
+    w.engine.invalidate_windows()
+    w.tick(30 * MINUTE)
+    tokyo = w.one(event("tokyo-01", "backup", observed_at=w.clock()))
+    berlin = w.one(event("berlin-01", "backup", observed_at=w.clock()))
+    assert (tokyo.outcome, berlin.outcome) == ("suppressed", "opened")
+
+    assert w.tick(30 * MINUTE + 1)["maintenance_ended"] == 1  # 03:00 in Tokyo
+    [ticket] = w.store.list_tickets(host="tokyo-01")
+    assert ticket.title.endswith("(still failing when maintenance 'nightly backup' ended)")

@@ -71,7 +71,7 @@ class TicketReads(Protocol):
 
     def hosts(self) -> list[dict[str, Any]]:
         """Per host, by name: host, agent_id, version, labels (dict), last_heartbeat,
-        interval (seconds), reachable (bool)."""
+        interval (seconds), reachable (bool), timezone (IANA name or None)."""
 
     def host(self, host: str) -> dict[str, Any] | None:
         """One row of :meth:`hosts`, or None for a host never heard from."""
@@ -137,7 +137,7 @@ class Transaction(TicketReads, Protocol):
         """Append; sets ``entry.id`` and ``entry.ticket_id`` in place and returns it."""
 
     def upsert_host(self, host: str, agent_id: str, version: str, labels: dict[str, str],
-                    heartbeat_at: float, interval: float) -> None:
+                    heartbeat_at: float, interval: float, timezone: str | None = None) -> None:
         """Record a heartbeat. A new host starts reachable; an existing host's
         ``reachable`` is left alone (the engine decides when it came back)."""
 

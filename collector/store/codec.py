@@ -95,7 +95,8 @@ def entry_from_row(row: Mapping[str, Any], load: Load) -> TimelineEntry:
 def host_from_row(row: Mapping[str, Any], load: Load) -> dict[str, Any]:
     return {"host": row["host"], "agent_id": row["agent_id"], "version": row["version"],
             "labels": load(row["labels"]), "last_heartbeat": row["last_heartbeat"],
-            "interval": row["interval_seconds"], "reachable": bool(row["reachable"])}
+            "interval": row["interval_seconds"], "reachable": bool(row["reachable"]),
+            "timezone": row["timezone"]}
 
 
 def check_state_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
