@@ -124,3 +124,25 @@ def test_a_failing_duty_is_retried_and_its_window_end_not_lost(
     [ticket] = w.store.list_tickets(host="db-01")
     assert ticket.status is TicketStatus.NEW
     assert w.kinds(ticket.number) == ["opened", "maintenance"]
+
+
+class FailingSync:
+    """A dispatcher whose read-back crashes (an adapter bug, say)."""
+
+    def sync_once(self) -> int:
+        raise KeyError("state")
+
+
+def test_a_crashing_helpdesk_sync_is_counted_and_the_passes_go_on(any_world: World) -> None:
+    w = any_world
+    w.tick()  # the first pass takes the lead
+    assert w.watchdog.sync(FailingSync()) == 0
+    assert w.watchdog.sync(FailingSync()) == 0
+    number = w.one(event()).ticket
+    w.tick(12 * MINUTE)  # P2: respond-by near after 24 minutes, not yet
+    assert w.tick(12 * MINUTE)["escalations"] == 1
+    lines = metrics(w)
+    assert 'patrol_collector_watchdog_errors_total{duty="helpdesk_sync"} 2.0' in lines
+    assert sample(lines, 'patrol_collector_watchdog_last_success_timestamp_seconds'
+                         '{duty="sla"}') == w.clock()
+    assert w.ticket(number).escalation == 1
