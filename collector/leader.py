@@ -25,6 +25,12 @@ log = logging.getLogger("patrol.collector.leader")
 
 LOCK_CLASS = 7284  # first half of the two-int advisory key; 7283 is the migration lock
 _TRY = "SELECT pg_try_advisory_lock(%s, hashtext(current_schema())) AS held"
+CONNECT_TIMEOUT = 5  # seconds: an unreachable database must not stall the watchdog's loop
+# The server probes the leader's connection: a leader cut off by the network (not
+# dead, so its socket never closes) loses its session, and the lock, in ~25 s rather
+# than after the operating system's default of two hours.
+_KEEPALIVE = ("SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5;"
+              " SET tcp_keepalives_count = 3")
 
 
 class Leadership(Protocol):
@@ -62,7 +68,9 @@ class PostgresLeadership:
         try:
             if self._conn is None or self._conn.closed:
                 self.held = False
-                self._conn = psycopg.connect(self.url, autocommit=True)
+                self._conn = psycopg.connect(self.url, autocommit=True,
+                                             connect_timeout=CONNECT_TIMEOUT)
+                self._conn.execute(_KEEPALIVE)
             if self.held:
                 self._conn.execute("SELECT 1")  # still our session, so still our lock
             else:
