@@ -2,7 +2,11 @@
 
 ``patrol_collector_events_total{outcome}``-style counters come from the engine's
 counters; open tickets by priority and the host count are read from the store at
-scrape time, so they are never stale.
+scrape time, so they are never stale. The watchdog's (when the service wired it as
+``engine.watchdog``): ``patrol_collector_watchdog_leader`` (0/1),
+``patrol_collector_watchdog_errors_total{duty}`` and
+``patrol_collector_watchdog_last_success_timestamp_seconds{duty}``; alert on
+``time() - last_success > 3 * watchdog_interval`` on the replica whose leader gauge is 1.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ watchdog (:func:`sla_watch`) escalates in four levels, each recorded once, in or
 1 respond-by near, 2 respond-by passed, 3 resolve-by near, 4 resolve-by passed.
 "Near" is when ``near_ratio`` (80 %) of the target has elapsed. Responding (an
 acknowledgement, or a person moving the ticket to in_progress/pending) stops levels
-1-2; resolving stops all.
+1-2; resolving stops all. What a level does (comment in the helpdesk, priority
+bump, page) is :mod:`collector.escalate`.
 """
 
 from __future__ import annotations
