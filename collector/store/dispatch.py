@@ -49,7 +49,7 @@ class DispatchReads:
         rows = self._rows(
             "SELECT ticket_id, helpdesk, external_id, url, destination, remote_state,"
             " remote_assignee, synced_at, error FROM ticket_links"
-            " WHERE (? IS NULL OR ticket_id = ?) ORDER BY ticket_id, helpdesk",
+            " WHERE (CAST(? AS BIGINT) IS NULL OR ticket_id = ?) ORDER BY ticket_id, helpdesk",
             (ticket_id, ticket_id))
         return [{**dict(r), "destination": self._load(r["destination"])} for r in rows]
 
