@@ -113,29 +113,21 @@ class Watchdog:
         counts["pruned"] = self._duty("prune", lambda: self._prune(now), now) or 0
 
     def _per_ticket(self, snapshot: list[Ticket], now: float) -> tuple[int, int]:
-        """Each ticket's timer and SLA steps, each failing alone."""
-        policy = self.engine.policy
-        changed = escalated = 0
-        failed = {"timers": False, "sla": False}
+        """Each ticket's timer and SLA steps, each failing alone (deciding whether one
+        is due included: a ticket the policy cannot judge must not stop the rest)."""
+        totals = {"timers": 0, "sla": 0}
+        failed = set()
         for ticket in sorted(snapshot, key=lambda t: t.is_group):
-            steps = []
-            if ticket.is_group or tick(ticket, now, policy):
-                steps.append(("timers", self._timers))
-            if sla_watch(ticket, now, policy.sla):
-                steps.append(("sla", self._sla))
-            for duty, step in steps:
+            for duty, step in (("timers", self._timers), ("sla", self._sla)):
                 done = self.health.attempt(duty, functools.partial(step, ticket, now),
                                            subject=ticket.number)
                 if done is None:
-                    failed[duty] = True
-                elif duty == "timers":
-                    changed += done
+                    failed.add(duty)
                 else:
-                    escalated += done
-        for duty, bad in failed.items():
-            if not bad:
-                self.health.succeeded(duty, now)
-        return changed, escalated
+                    totals[duty] += done
+        for duty in totals.keys() - failed:
+            self.health.succeeded(duty, now)
+        return totals["timers"], totals["sla"]
 
     # -- per-ticket steps ----------------------------------------------------------------
 
@@ -145,6 +137,8 @@ class Watchdog:
         return fresh if fresh is not None and fresh.id == ticket.id else None
 
     def _timers(self, ticket: Ticket, now: float) -> int:
+        if not (ticket.is_group or tick(ticket, now, self.engine.policy)):
+            return 0  # judged on the light snapshot: nothing due, no write lock taken
         try:
             with self.store.transaction() as tx:
                 fresh = self._fresh(tx, ticket)
@@ -162,6 +156,8 @@ class Watchdog:
             return 0  # changed under us: the next pass sees the new state
 
     def _sla(self, ticket: Ticket, now: float) -> int:
+        if not sla_watch(ticket, now, self.engine.policy.sla):
+            return 0
         try:
             with self.store.transaction() as tx:
                 fresh = self._fresh(tx, ticket)

@@ -146,3 +146,22 @@ def test_a_crashing_helpdesk_sync_is_counted_and_the_passes_go_on(any_world: Wor
     assert sample(lines, 'patrol_collector_watchdog_last_success_timestamp_seconds'
                          '{duty="sla"}') == w.clock()
     assert w.ticket(number).escalation == 1
+
+
+def test_a_ticket_the_policy_cannot_judge_does_not_stop_the_pass(any_world: World) -> None:
+    """A row an older, buggy version wrote (state-change times that are not times): the
+    timer decision itself raises for it, and only for it."""
+    w = any_world
+    broken, healthy = (w.one(event(host)).ticket for host in ("db-01", "db-02"))
+    w.clock.advance(MINUTE)
+    w.ingest(event("db-01", status="OK", observed_at=w.clock()),
+             event("db-02", status="OK", observed_at=w.clock()))
+    with w.store.transaction() as tx:
+        row = tx.get_ticket(broken)
+        row.flapping, row.state_changes = True, ["yesterday"]
+        tx.update_ticket(row)
+    counts = w.tick(10 * MINUTE)
+    assert counts["timers"] == 1
+    assert w.ticket(healthy).status is TicketStatus.RESOLVED
+    assert w.ticket(broken).status is TicketStatus.NEW
+    assert 'patrol_collector_watchdog_errors_total{duty="timers"} 1.0' in metrics(w)
