@@ -44,12 +44,12 @@ def still_firing_at_window_end(engine: Any, since: float, now: float) -> int:
     events = []
     for event in firing.values():
         zone = (hosts.get(event.source) or {}).get("timezone")
-        matched = [w for w, _ in ended.get(zone, ())
+        matched = [(w, end) for w, end in ended.get(zone, ())
                    if w.matches(event.source, event.labels, event.check)]
         if not matched or active_windows(windows, event.source, event.labels, event.check,
                                          now, zone):
             continue
-        events.append(_again(event, matched[0], now))
+        events.append(_again(event, *matched[0], now))
     if not events:
         return 0
     for outcome in engine.ingest(events):
@@ -66,7 +66,7 @@ def _agent_checks(engine: Any, hosts: dict[str, dict[str, Any]],
     """Failing checks of the grid, as events carrying their host's labels."""
     return {f"{s['host']}/{s['check']}": engine.synthetic(
         s["host"], s["check"], s["type"], s["status"], s["summary"],
-        (hosts.get(s["host"]) or {}).get("labels") or {}, since=now)
+        (hosts.get(s["host"]) or {}).get("labels") or {}, since=s["since"] or now)
         for s in engine.store.check_states() if s["status"] != "OK"}
 
 
@@ -79,8 +79,10 @@ def _event_sources(engine: Any, began: float) -> dict[str, Event]:
             if payload.get("action") == "trigger"}
 
 
-def _again(event: Event, window: MaintenanceWindow, now: float) -> Event:
-    identity = f"{event.event_id}|{window.name}|{now:.3f}"
+def _again(event: Event, window: MaintenanceWindow, ended: float, now: float) -> Event:
+    """``event`` as seen again at ``now``; its id names the window's end, so a pass
+    retried after a failure makes the very same event (recognised as a duplicate)."""
+    identity = f"{event.event_id}|{window.name}|{ended:.3f}"
     summary = f"{event.summary} (still failing when maintenance '{window.name}' ended)"
     return event.model_copy(update={
         "event_id": "mnt-" + hashlib.sha256(identity.encode()).hexdigest()[:28],
