@@ -39,7 +39,8 @@ def runners_for(config: AgentConfig) -> dict[str, CheckRunner]:
 def infos_for(config: AgentConfig) -> list[CheckInfo]:
     return [
         CheckInfo(c.config.name, c.config.type, dict(c.config.labels), c.config.runbook,
-                  c.config.interval or config.agent.interval, c.config.schedule)
+                  c.config.interval or config.agent.interval, c.config.schedule,
+                  c.config.timezone, c.config.timeout or config.agent.timeout)
         for c in config.checks
     ]
 

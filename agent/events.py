@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from agent import scheduler
 from agent.outbox import Outbox
 from agent.state import CheckView, Transition
 from agent.version import AGENT_VERSION
@@ -114,6 +115,21 @@ def build_event(
     )
 
 
+def schedule_of(view: CheckView) -> dict[str, Any]:
+    """The snapshot's schedule fields: a cron check announces its expression, zone and
+    next run (no interval: old collectors then skip it rather than call it stale
+    after three default intervals); an interval check its interval and next run."""
+    info = view.info
+    if info.schedule:
+        timing: dict[str, Any] = {"schedule": info.schedule,
+                                  "timezone": scheduler.zone_name(info.timezone)}
+    else:
+        timing = {"interval_seconds": info.interval}
+    due = scheduler.next_due(view.last_run, interval=info.interval, schedule=info.schedule,
+                             timezone=info.timezone)
+    return {**timing, "next_due": _utc(due), "timeout_seconds": info.timeout}
+
+
 def build_heartbeat(
     views: Iterable[CheckView],
     hostname: str,
@@ -125,21 +141,22 @@ def build_heartbeat(
     version: str = AGENT_VERSION,
     now: datetime | None = None,
 ) -> Heartbeat:
-    """The full current state: every configured check's hard status, summary and
-    since-when. A check that has not run yet is reported OK with "not run yet"."""
+    """The full current state: every configured check's hard status, summary,
+    since-when and schedule (:func:`schedule_of`). A check that has not run yet is
+    reported OK with "not run yet"."""
     checks = [
         CheckSnapshot(
             check=v.info.name, type=v.info.type, status=v.status.name,
             summary=_summary(v, hostname) if v.result else "not run yet",
             since=_utc(v.since), last_run=_utc(v.last_run),
-            labels={**agent_labels, **v.info.labels}, interval_seconds=v.info.interval,
+            labels={**agent_labels, **v.info.labels}, **schedule_of(v),
         )
         for v in views
     ]
     return Heartbeat(
         source=hostname, agent=AgentRef(id=agent_id, version=version), sequence=sequence,
         sent_at=now or datetime.now(UTC), interval_seconds=interval_seconds,
-        labels=dict(agent_labels), checks=checks,
+        labels=dict(agent_labels), timezone=scheduler.zone_name(None), checks=checks,
     )
 
 

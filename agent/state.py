@@ -30,6 +30,8 @@ class CheckInfo:
     runbook: str | None = None
     interval: float | None = None
     schedule: str | None = None
+    timezone: str | None = None  # of ``schedule``; None: the host's local zone
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    ValidationInfo,
     field_validator,
 )
 
@@ -182,6 +183,7 @@ class CheckConfig(BaseModel):
     interval: Duration | None = None
     timeout: Duration | None = None
     schedule: str | None = None
+    timezone: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     runbook: str | None = None
     warning: LimitValue = None
@@ -206,6 +208,25 @@ class CheckConfig(BaseModel):
                 f"{value!r} is not a cron schedule ({exc}); "
                 "write five fields: minute hour day month weekday, e.g. '0 7 * * *'"
             ) from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """The zone a cron ``schedule`` is read in; the host's local zone when absent,
+        as a crontab would be."""
+        if value is None:
+            return value
+        if "schedule" in info.data and info.data["schedule"] is None:
+            raise ValueError("timezone applies to a cron schedule and this check has none; "
+                             "add schedule: (e.g. '0 7 * * *') or remove timezone")
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
+                             "'UTC' or 'Europe/Berlin'") from None
         return value
 
     @field_validator("labels")

@@ -155,6 +155,7 @@ def load_collector_config(path: str | Path) -> CollectorConfig:
     policy = _policy(tree, problems)
     windows = _maintenance(tree, problems)
     ticketing, helpdesks = _ticketing(tree, problems)
+    _page_problems(tree, policy, ticketing, problems)
     if problems or settings is None:
         raise ConfigError(sorted(problems, key=lambda p: p.line))
     return CollectorConfig(settings, str(path), policy, windows, ticketing, helpdesks)
@@ -205,6 +206,19 @@ def _ticketing(tree: SourceMap, problems: list[Problem]) -> tuple[TicketingSetti
                                 "sends tickets to them; add e.g. 'routes: [{helpdesk: NAME}]'",
                                 section="ticketing"))
     return settings, helpdesks
+
+
+def _page_problems(tree: SourceMap, policy: PolicyConfig, ticketing: TicketingSettings,
+                   problems: list[Problem]) -> None:
+    """``policy.escalation.page`` must name a configured helpdesk."""
+    page = policy.escalation.page
+    if page is None or page in ticketing.helpdesks:
+        return
+    node = tree.get("policy", SourceMap()).get("escalation", SourceMap())
+    known = ", ".join(sorted(ticketing.helpdesks)) or "none configured"
+    problems.append(Problem(tree.file, node.lines.get("page", node.line),
+                            f"escalation page '{page}' is not a configured helpdesk; known: "
+                            f"{known}", section="policy", option="escalation.page"))
 
 
 def _policy(tree: SourceMap, problems: list[Problem]) -> PolicyConfig:

@@ -26,7 +26,7 @@ from collector.apply import Applier
 from collector.body import render_body, verify_command
 from collector.correlate import decide, priority_of
 from collector.grouping import JoinGroup, OpenGroup, group_decision, group_key
-from collector.maintenance import MaintenanceWindow, active_windows
+from collector.maintenance import MaintenanceWindow, active_windows, host_zone
 from collector.model import Ticket, TicketStatus, TimelineEntry
 from collector.policy_config import PolicyConfig
 from collector.priority import sla
@@ -132,6 +132,7 @@ class Engine:
         # Read before the transaction: a store read inside it would need a second pooled
         # connection while holding one, and enough concurrent units would starve the pool.
         maintenance = self.windows()
+        zone = host_zone(self.store, event.source, maintenance)
         with self.store.transaction() as tx:
             if not tx.record_event(event.event_id, event.dedup_key, now,
                                    event.model_dump(mode="json")):
@@ -144,7 +145,7 @@ class Engine:
             latest = tx.latest_ticket(event.dedup_key)
             active = tx.active_ticket(event.dedup_key) if latest is not None else None
             windows = active_windows(maintenance, event.source, event.labels,
-                                     event.check, now)
+                                     event.check, now, zone)
             actions = decide(event, active, latest, now, self.policy,
                              in_maintenance=bool(windows),
                              windows=[w.name for w in windows])
@@ -268,12 +269,13 @@ class Engine:
         with self.store.transaction() as tx:
             known = tx.host(beat.source)
             tx.upsert_host(beat.source, beat.agent.id, beat.agent.version, dict(beat.labels),
-                           now, beat.interval_seconds)
+                           now, beat.interval_seconds, beat.timezone)
             tx.set_check_states(beat.source, [
                 {"check": c.check, "type": c.type, "status": c.status, "summary": c.summary,
                  "since": c.since.timestamp() if c.since else None,
                  "last_run": c.last_run.timestamp() if c.last_run else None,
-                 "interval": c.interval_seconds}
+                 "interval": c.interval_seconds, "timeout": c.timeout_seconds,
+                 "next_due": c.next_due.timestamp() if c.next_due else None}
                 for c in beat.checks])
             if known is not None and not known.get("reachable", True):
                 tx.set_host_reachable(beat.source, True)

@@ -204,16 +204,31 @@ def heartbeat_lost(hosts: Iterable[Mapping[str, Any]], now: float,
     return sorted(lost)
 
 
-def stale_checks(states: Iterable[Mapping[str, Any]], now: float,
-                 factor: float = 3) -> list[tuple[str, str]]:
-    """``(host, check)`` pairs whose ``last_run`` is older than ``factor`` x their
-    ``interval_seconds``, sorted. States without a last run or interval are skipped:
+def stale_checks(states: Iterable[Mapping[str, Any]], now: float, factor: float = 3,
+                 grace: float = 60, timeout_factor: float = 3) -> list[tuple[str, str]]:
+    """``(host, check)`` pairs whose results stopped arriving, sorted.
+
+    A state that announces ``next_due`` (epoch: when the agent's scheduler runs the
+    check next; the cron checks of newer agents) is stale once ``now`` is past it by
+    more than the lateness allowed: ``grace``, or ``timeout_factor`` x its
+    ``timeout`` when longer (a slow run is not a silent one), plus ``heartbeat``
+    (seconds: results travel with heartbeats). So a daily inspection is never stale
+    between its runs, and one that missed its run is.
+
+    Older agents announce only ``interval_seconds``: stale when ``last_run`` is older
+    than ``factor`` x that. States with neither, or without a last run, are skipped:
     a check that never ran is the agent's problem to report, not silence."""
     stale = []
     for state in states:
         last, interval = _epoch(state.get("last_run")), state.get("interval_seconds")
-        if last is None or not interval:
-            continue
-        if now - last > factor * float(interval):
+        due = _epoch(state.get("next_due"))
+        if due is not None:
+            late = max(grace, timeout_factor * float(state.get("timeout") or 0))
+            silent = now - due > late + float(state.get("heartbeat") or 0)
+        elif last is not None and interval:
+            silent = now - last > factor * float(interval)
+        else:
+            silent = False
+        if silent:
             stale.append((str(state["host"]), str(state["check"])))
     return sorted(stale)

@@ -7,13 +7,18 @@ A window has one schedule and at least one selector:
   ``to`` at or before ``from`` ends the next day). Recurrences are computed by
   APScheduler's ``CronTrigger`` in ``timezone`` (default UTC), so DST shifts the wall
   clock, not the window. An occurrence covers ``[start, start + duration)``.
+  ``timezone: host`` reads the schedule in each host's own zone, as its agent announces
+  it in heartbeats ("Sundays 02:00-04:00" then means 02:00 where each server is); a
+  host that never announced one (an older agent, an Alertmanager-only host) uses UTC.
 * selectors: ``hosts`` and ``checks`` (lists of globs, any may match) and ``labels``
   (``key: value-glob``, all must match). Each selector given must match; one that is
   absent matches anything. A window with no selector is an error: covering the whole
   fleet must be written down (``hosts: ["*"]``).
 
 :func:`ended_since` lets the engine ticket anything still failing when a window ends
-(unless another window still covers it: ask :func:`active_windows` again).
+(unless another window still covers it: ask :func:`active_windows` again). Every
+function takes the host's zone (``zone``), used by ``timezone: host`` windows only;
+:func:`host_zone` looks it up only when such a window exists.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from collector.policy_config import Seconds
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _TINY = 1e-6  # epoch seconds: "strictly after" for APScheduler's "at or after"
+HOST_ZONE = "host"  # ``timezone: host``: each host's own announced zone
 
 
 def _minutes(text: str) -> int:
@@ -81,15 +87,19 @@ class MaintenanceWindow(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     checks: list[str] = Field(default_factory=list)
     _trigger: CronTrigger | None = PrivateAttr(default=None)
+    _zoned: dict[str, CronTrigger | None] = PrivateAttr(default_factory=dict)
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, name: str) -> str:
+        if name == HOST_ZONE:
+            return name
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {name!r}; use an IANA name such as "
-                             "'UTC' or 'Europe/Berlin'") from None
+                             "'UTC' or 'Europe/Berlin', or 'host' for each host's own zone"
+                             ) from None
         return name
 
     @field_validator("cron")
@@ -124,37 +134,63 @@ class MaintenanceWindow(BaseModel):
         return self
 
     def model_post_init(self, _: Any) -> None:
-        zone = ZoneInfo(self.timezone)
-        if self.cron is not None:
-            self._trigger = CronTrigger.from_crontab(self.cron, timezone=zone)
-        elif self.weekly is not None:
-            start = _minutes(self.weekly.from_)
-            self._trigger = CronTrigger(day_of_week=",".join(self.weekly.days),
-                                        hour=start // 60, minute=start % 60, timezone=zone)
+        if self.timezone != HOST_ZONE:
+            self._trigger = self._trigger_in(ZoneInfo(self.timezone))
 
-    def _epoch(self, moment: datetime) -> float:
+    def _trigger_in(self, zone: ZoneInfo) -> CronTrigger | None:
+        if self.cron is not None:
+            return CronTrigger.from_crontab(self.cron, timezone=zone)
+        if self.weekly is not None:
+            start = _minutes(self.weekly.from_)
+            return CronTrigger(day_of_week=",".join(self.weekly.days),
+                               hour=start // 60, minute=start % 60, timezone=zone)
+        return None
+
+    def zone(self, host_zone: str | None = None) -> ZoneInfo:
+        """The zone the schedule is read in (``host_zone`` for ``timezone: host``)."""
+        if self.timezone != HOST_ZONE:
+            return ZoneInfo(self.timezone)
+        try:
+            return ZoneInfo(host_zone or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")  # a zone this collector does not know: as if none
+
+    def _trigger_for(self, host_zone: str | None) -> CronTrigger | None:
+        if self.timezone != HOST_ZONE:
+            return self._trigger
+        zone = self.zone(host_zone)
+        key = str(zone)
+        if key not in self._zoned:  # a fleet has few zones: one trigger each, kept
+            self._zoned[key] = self._trigger_in(zone)
+        return self._zoned[key]
+
+    def _epoch(self, moment: datetime, host_zone: str | None = None) -> float:
         if moment.tzinfo is None:  # a naive time means the window's time zone
-            moment = moment.replace(tzinfo=ZoneInfo(self.timezone))
+            moment = moment.replace(tzinfo=self.zone(host_zone))
         return moment.timestamp()
 
-    @property
-    def length(self) -> float:
+    def length_in(self, host_zone: str | None = None) -> float:
         """Seconds one occurrence lasts."""
         if self.weekly is not None:
             return self.weekly.duration
         if self.duration is not None:
             return self.duration
         assert self.start is not None and self.end is not None
-        return self._epoch(self.end) - self._epoch(self.start)
+        return self._epoch(self.end, host_zone) - self._epoch(self.start, host_zone)
 
-    def _next_start(self, after: float) -> float | None:
+    @property
+    def length(self) -> float:
+        return self.length_in()
+
+    def _next_start(self, after: float, host_zone: str | None = None) -> float | None:
         """The first occurrence start strictly after ``after`` (epoch), or None."""
-        if self._trigger is None:
+        trigger = self._trigger_for(host_zone)
+        if trigger is None:
             assert self.start is not None
-            start = self._epoch(self.start)
+            start = self._epoch(self.start, host_zone)
             return start if start > after else None
-        moment = datetime.fromtimestamp(after + _TINY, ZoneInfo(self.timezone))
-        fire = self._trigger.get_next_fire_time(None, moment)
+        moment = datetime.fromtimestamp(after + _TINY, self.zone(host_zone))
+        fire = trigger.get_next_fire_time(None, moment)
         return None if fire is None else fire.timestamp()
 
     def matches(self, host: str, labels: Mapping[str, str], check: str) -> bool:
@@ -165,30 +201,42 @@ class MaintenanceWindow(BaseModel):
         return all(key in labels and fnmatch.fnmatchcase(labels[key], pattern)
                    for key, pattern in self.labels.items())
 
-    def covers(self, now: float) -> bool:
+    def covers(self, now: float, zone: str | None = None) -> bool:
         """Whether an occurrence is in progress at ``now`` (epoch)."""
-        start = self._next_start(now - self.length)
+        length = self.length_in(zone)
+        start = self._next_start(now - length, zone)
         return start is not None and start <= now
 
-    def last_end(self, last: float, now: float) -> float | None:
+    def last_end(self, last: float, now: float, zone: str | None = None) -> float | None:
         """The latest occurrence end in ``(last, now]``, or None."""
-        found = None
-        start = self._next_start(last - self.length)
-        while start is not None and start + self.length <= now:
-            found = start + self.length
-            start = self._next_start(start)
+        found, length = None, self.length_in(zone)
+        start = self._next_start(last - length, zone)
+        while start is not None and start + length <= now:
+            found = start + length
+            start = self._next_start(start, zone)
         return found
 
 
 def active_windows(windows: Iterable[MaintenanceWindow], host: str,
-                   labels: Mapping[str, str], check: str, now: float) -> list[MaintenanceWindow]:
-    """The windows covering ``check`` on ``host`` at ``now``, in the given order."""
-    return [w for w in windows if w.matches(host, labels, check) and w.covers(now)]
+                   labels: Mapping[str, str], check: str, now: float,
+                   zone: str | None = None) -> list[MaintenanceWindow]:
+    """The windows covering ``check`` on ``host`` at ``now``, in the given order;
+    ``zone`` is the host's, for ``timezone: host`` windows."""
+    return [w for w in windows if w.matches(host, labels, check) and w.covers(now, zone)]
 
 
-def ended_since(windows: Iterable[MaintenanceWindow], last: float,
-                now: float) -> list[tuple[MaintenanceWindow, float]]:
+def ended_since(windows: Iterable[MaintenanceWindow], last: float, now: float,
+                zone: str | None = None) -> list[tuple[MaintenanceWindow, float]]:
     """``(window, ended_at)`` for windows with an occurrence that ended in
     ``(last, now]`` (the latest such end per window), earliest end first."""
-    ended = [(w, end) for w in windows if (end := w.last_end(last, now)) is not None]
+    ended = [(w, end) for w in windows if (end := w.last_end(last, now, zone)) is not None]
     return sorted(ended, key=lambda pair: pair[1])
+
+
+def host_zone(store: Any, host: str, windows: Iterable[MaintenanceWindow]) -> str | None:
+    """``host``'s announced zone if a ``timezone: host`` window needs it, else None
+    (so the common case costs no store read)."""
+    if not any(w.timezone == HOST_ZONE for w in windows):
+        return None
+    known = store.host(host)
+    return known.get("timezone") if known else None

@@ -2,7 +2,11 @@
 
 ``patrol_collector_events_total{outcome}``-style counters come from the engine's
 counters; open tickets by priority and the host count are read from the store at
-scrape time, so they are never stale.
+scrape time, so they are never stale. The watchdog's (when the service wired it as
+``engine.watchdog``): ``patrol_collector_watchdog_leader`` (0/1),
+``patrol_collector_watchdog_errors_total{duty}`` and
+``patrol_collector_watchdog_last_success_timestamp_seconds{duty}``; alert on
+``time() - last_success > 3 * watchdog_interval`` on the replica whose leader gauge is 1.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from collector.duties import DUTIES
 
 
 class EngineCollector:
@@ -47,6 +53,9 @@ class EngineCollector:
         dispatcher = getattr(self.engine, "dispatcher", None)
         if dispatcher is not None:
             yield from _dispatch_metrics(dispatcher)
+        watchdog = getattr(self.engine, "watchdog", None)
+        if watchdog is not None:
+            yield from _watchdog_metrics(watchdog)
         hosts = self.engine.store.hosts()
         yield GaugeMetricFamily("patrol_collector_hosts", "Hosts that sent a heartbeat",
                                 value=len(hosts))
@@ -89,6 +98,27 @@ def _dispatch_metrics(dispatcher: Any) -> Iterator[Metric]:
         (lost if event == "lost" else taken).add_metric([helpdesk], count)
     yield lost
     yield taken
+
+
+def _watchdog_metrics(watchdog: Any) -> Iterator[Metric]:
+    """Whether this replica leads the watchdog, failures by duty, and when each duty
+    last succeeded (an alert on its age finds a watchdog that is stuck)."""
+    yield GaugeMetricFamily("patrol_collector_watchdog_leader",
+                            "1 if this collector runs the watchdog duties (the leader)",
+                            value=1 if watchdog.leader else 0)
+    errors, successes = watchdog.health.snapshot()
+    failed = CounterMetricFamily("patrol_collector_watchdog_errors",
+                                 "Watchdog duty steps that failed (retried next pass)",
+                                 labels=["duty"])
+    for duty in sorted(set(DUTIES) | set(errors)):
+        failed.add_metric([duty], errors.get(duty, 0))
+    yield failed
+    last = GaugeMetricFamily("patrol_collector_watchdog_last_success_timestamp_seconds",
+                             "When each watchdog duty last completed without an error",
+                             labels=["duty"])
+    for duty, at in sorted(successes.items()):
+        last.add_metric([duty], at)
+    yield last
 
 
 def build_registry(engine: Any) -> CollectorRegistry:

@@ -7,6 +7,7 @@ meant to be embedded in the collector config as is::
       priority: {scope_steps: [3, 10], urgency_raise_below: 4h}
       sla: {respond: {P1: 15m}, near_ratio: 0.8}
       lifecycle: {verify_for: 5m, close_after: 24h, reopen_window: 24h}
+      escalation: {bump_priority_on_breach: true, page: pagerduty}
 
 Durations are seconds (float) or strings like ``"90s"``, ``"15m"``, ``"4h"``,
 ``"7d"``, ``"1h30m"``. The collector must not import ``checks/``, so this parses them
@@ -16,7 +17,7 @@ itself rather than reuse ``checks.config.Duration``.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -145,14 +146,41 @@ class GroupingConfig(_Settings):
 
 
 class LivenessConfig(_Settings):
-    """A host is lost after ``heartbeat_factor`` heartbeat intervals without one; a
-    check is stale when its last run is older than ``stale_factor`` of its intervals."""
+    """A host is lost after ``heartbeat_factor`` heartbeat intervals without one.
+
+    A check whose agent announces when it runs next is stale once that time has passed
+    by ``stale_grace``, or by ``stale_timeout_factor`` x the check's timeout when that
+    is longer, plus a heartbeat interval (:func:`collector.lifecycle.stale_checks`).
+    For older agents, which announce only an interval, a check is stale when its last
+    run is older than ``stale_factor`` of its intervals."""
 
     heartbeat_factor: float = Field(default=3.0, gt=1)
     stale_factor: float = Field(default=3.0, gt=1)
+    stale_grace: Seconds = 60
+    stale_timeout_factor: float = Field(default=3.0, ge=1)
+
+
+class EscalationConfig(_Settings):
+    """What an SLA escalation does besides the timeline entry and a comment on the
+    ticket in its helpdesks (:mod:`collector.escalate`).
+
+    ``bump_priority_on_breach``: a passed respond-by or resolve-by raises the
+    ticket's priority one level (never above P1); its SLA dates stay, since the
+    deadline that was missed is the one the team committed to.
+    ``page``: the name of a configured helpdesk (a webhook preset such as PagerDuty,
+    DingTalk or Slack, or email) that hears of every escalation as its own
+    notification; the ticket is opened there at its first escalation.
+    ``page_from``: the first level paged: ``near`` (1, a deadline is near) or
+    ``breach`` (only passed deadlines).
+    """
+
+    bump_priority_on_breach: bool = False
+    page: str | None = Field(default=None, min_length=1)
+    page_from: Literal["near", "breach"] = "near"
 
 
 class PolicyConfig(_Settings):
+    escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     priority: PriorityConfig = Field(default_factory=PriorityConfig)
     sla: SlaConfig = Field(default_factory=SlaConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)

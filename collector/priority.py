@@ -18,7 +18,8 @@ watchdog (:func:`sla_watch`) escalates in four levels, each recorded once, in or
 1 respond-by near, 2 respond-by passed, 3 resolve-by near, 4 resolve-by passed.
 "Near" is when ``near_ratio`` (80 %) of the target has elapsed. Responding (an
 acknowledgement, or a person moving the ticket to in_progress/pending) stops levels
-1-2; resolving stops all.
+1-2; resolving stops all. What a level does (comment in the helpdesk, priority
+bump, page) is :mod:`collector.escalate`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from collector.model import Priority, Ticket, TicketStatus
 from collector.policy_config import PriorityConfig, SlaConfig
 
 RESPOND_NEAR, RESPOND_PASSED, RESOLVE_NEAR, RESOLVE_PASSED = 1, 2, 3, 4
+LEVELS = {RESPOND_NEAR: "respond-by near", RESPOND_PASSED: "respond-by passed",
+          RESOLVE_NEAR: "resolve-by near", RESOLVE_PASSED: "resolve-by passed"}
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,15 @@ def sla(priority: Priority, opened_at: float, config: SlaConfig) -> tuple[float,
 def _responded(ticket: Ticket) -> bool:
     return ticket.acknowledged_at is not None or ticket.status in (
         TicketStatus.IN_PROGRESS, TicketStatus.PENDING)
+
+
+def breached(ticket: Ticket) -> bool:
+    """Whether a deadline of ``ticket`` has been recorded as passed. Level 3 follows a
+    passed respond-by unless the ticket was responded to in time."""
+    if ticket.escalation in (RESPOND_PASSED, RESOLVE_PASSED):
+        return True
+    return ticket.escalation == RESOLVE_NEAR and (
+        ticket.acknowledged_at is None or ticket.acknowledged_at > ticket.respond_by)
 
 
 def sla_watch(ticket: Ticket, now: float, config: SlaConfig) -> list[Escalation]:

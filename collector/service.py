@@ -14,6 +14,7 @@ from typing import Any
 
 from collector.config import CollectorConfig
 from collector.engine import Engine
+from collector.leader import leadership_for
 from collector.policy_config import PolicyConfig
 from collector.watchdog import Watchdog
 
@@ -36,7 +37,9 @@ class CollectorService:
         self.engine.sync_config_windows(config.maintenance)
         self.dispatcher = self._dispatcher(config)
         self.engine.dispatcher = self.dispatcher
-        self.watchdog = Watchdog(self.engine, settings.retention)
+        self.watchdog = Watchdog(self.engine, settings.retention,
+                                 leadership_for(settings.store, self.store.backend))
+        self.engine.watchdog = self.watchdog  # its health and lead, for /metrics
         self.agent_tokens = list(settings.agent_tokens) + list(agent_tokens or [])
         self.operator_tokens = list(settings.operator_tokens) + list(operator_tokens or [])
         self.watchdog_interval = watchdog_interval or settings.watchdog_interval
@@ -103,8 +106,9 @@ class CollectorService:
         loops = [(self.watchdog_interval, self.watchdog.run_once, "watchdog")]
         self._threads = [serving]
         if self.dispatcher is not None:
-            loops.append((self.dispatcher.settings.sync_interval, self.dispatcher.sync_once,
-                          "helpdesk sync"))
+            dispatcher = self.dispatcher
+            loops.append((dispatcher.settings.sync_interval,
+                          lambda: self.watchdog.sync(dispatcher), "helpdesk sync"))
             deliver = threading.Thread(target=self.dispatcher.serve, args=(self._stop,),
                                        name="collector-dispatch", daemon=True)
             deliver.start()
@@ -127,6 +131,7 @@ class CollectorService:
             thread.join(timeout=5)
         if self.dispatcher is not None:
             self.dispatcher.close()
+        self.watchdog.leadership.close()
         self.store.close()
 
 

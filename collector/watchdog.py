@@ -1,30 +1,46 @@
 """Timers the collector runs on its own: verification, close, SLA, liveness, maintenance.
 
-Every pass (default every 10 s) looks at:
+Every pass (default every 10 s) runs these duties, each on its own
+(:mod:`collector.duties`: a duty, or one ticket's step, that raises is logged with the
+ticket's number, counted in ``/metrics`` and retried next pass; the rest run on time):
 
-- each active ticket: resolve once its check stayed OK for the verification period,
-  close after the quiet period, clear flapping (:func:`collector.lifecycle.tick`); a
-  group ticket resolves when every member has;
-- SLA deadlines: comment when respond-by/resolve-by is near or has passed, and
-  record the escalation level so the same comment is never made twice;
-- hosts whose heartbeat stopped: a "host unreachable" ticket (check ``heartbeat``),
-  resolved by the host's next heartbeat;
-- checks whose results stopped arriving: a ticket on ``stale:<check>``;
-- maintenance windows that just ended: anything still failing is ticketed at once.
+- ``timers``, per active ticket: resolve once its check stayed OK for the
+  verification period, close after the quiet period, clear flapping
+  (:func:`collector.lifecycle.tick`); a group ticket resolves when every member has;
+- ``sla``, per open ticket: respond-by/resolve-by near or passed reaches people
+  (:mod:`collector.escalate`): the timeline, the ticket's helpdesks, a priority bump
+  and a paging route where the policy says, once per level;
+- ``liveness``: hosts whose heartbeat stopped get a "host unreachable" ticket (check
+  ``heartbeat``), resolved by the host's next heartbeat;
+- ``staleness``: checks whose results stopped arriving (:mod:`collector.silence`);
+- ``maintenance_end``: anything still failing when a window ends is ticketed at once,
+  whatever its source (:mod:`collector.maintenance_end`);
+- ``prune``: hourly, old events and delivered helpdesk actions are forgotten.
 
-Runs as an APScheduler job in ``patrol collector``; :meth:`Watchdog.run_once` is the
-whole pass, for tests and for ``patrol up``.
+Only the leader runs them (:mod:`collector.leader`): several replicas on one
+PostgreSQL database would otherwise each comment and escalate. The helpdesk sync
+runs in its own loop but through :meth:`Watchdog.sync`, so it is led and contained
+the same way.
+
+Runs in a thread of ``patrol collector``; :meth:`Watchdog.run_once` is the whole
+pass, for tests and for ``patrol up``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from collector.lifecycle import heartbeat_lost, stale_checks, tick
-from collector.maintenance import active_windows, ended_since
-from collector.model import Ticket, TicketStatus, TimelineEntry
-from collector.priority import approx, sla_watch
+from collector.duties import DutyHealth
+from collector.escalate import escalate
+from collector.leader import AlwaysLeader, Leadership
+from collector.lifecycle import Resolve, tick
+from collector.maintenance_end import still_firing_at_window_end
+from collector.model import Ticket, TicketStatus
+from collector.priority import sla_watch
+from collector.silence import stale_events, unreachable_events
 from collector.store.base import ConcurrentUpdate
 
 log = logging.getLogger("patrol.collector.watchdog")
@@ -34,10 +50,17 @@ PRUNE_EVERY = 3600.0
 
 
 class Watchdog:
-    def __init__(self, engine: Any, retention: float = 30 * 86400) -> None:
+    def __init__(self, engine: Any, retention: float = 30 * 86400,
+                 leadership: Leadership | None = None) -> None:
         self.engine = engine
         self.retention = retention
+        self.leadership = leadership or AlwaysLeader()
+        self.health = DutyHealth()
+        self.leader = False
         self.last_pass: float | None = None
+        # Maintenance ends are looked for in (checked_to, now]; it moves only when the
+        # duty succeeded, so a window end is not lost to a failed pass.
+        self.maintenance_checked_to: float | None = None
         self.last_prune = float("-inf")
         self.passes = 0
 
@@ -48,121 +71,122 @@ class Watchdog:
     def run_once(self, now: float | None = None) -> dict[str, int]:
         now = self.engine.clock() if now is None else now
         counts = {"timers": 0, "escalations": 0, "unreachable": 0, "stale": 0,
-                  "maintenance_ended": 0}
-        # Decide on a light snapshot and take the write lock only for tickets that
-        # have something due: at 10,000 open tickets a pass must not hold up ingest.
-        # Group tickets last: a parent resolves in the same pass as its last member.
-        snapshot = self.store.open_tickets(light=True)
-        for ticket in sorted(snapshot, key=lambda t: t.is_group):
-            if not self._due(ticket, now):
-                continue
-            try:
-                changed, escalated = self._ticket(ticket, now)
-            except ConcurrentUpdate:
-                continue  # changed under us: the next pass sees the new state
-            counts["timers"] += changed
-            counts["escalations"] += escalated
-        counts["unreachable"] = self._liveness(now)
-        counts["stale"] = self._stale(now, snapshot)
-        counts["maintenance_ended"] = self._maintenance_ended(now)
-        counts["pruned"] = self._prune(now)
+                  "maintenance_ended": 0, "pruned": 0}
+        self.leader = self.leadership.lead()
+        if self.leader:
+            self._duties(now, counts)
+        else:
+            self.maintenance_checked_to = now  # the leader handles the ends until now
         self.last_pass = now
         self.passes += 1
         return counts
 
-    # -- per-ticket timers -------------------------------------------------------------
+    def sync(self, dispatcher: Any) -> int:
+        """The helpdesk read-back, led and contained like the watchdog's own duties."""
+        if not self.leader:
+            return 0
+        changes = self._duty("helpdesk_sync", dispatcher.sync_once, self.engine.clock())
+        return changes or 0
 
-    def _due(self, ticket: Ticket, now: float) -> bool:
-        policy = self.engine.policy
-        return (ticket.is_group or bool(tick(ticket, now, policy))
-                or bool(sla_watch(ticket, now, policy.sla)))
+    def _duty(self, name: str, work: Callable[[], Any], now: float) -> Any:
+        result = self.health.attempt(name, work)
+        if result is not None:
+            self.health.succeeded(name, now)
+        return result
 
-    def _ticket(self, ticket: Ticket, now: float) -> tuple[int, int]:
-        with self.store.transaction() as tx:
-            fresh = tx.open_group(ticket.dedup_key) if ticket.is_group else \
-                tx.active_ticket(ticket.dedup_key)
-            if fresh is None or fresh.id != ticket.id:
-                return 0, 0
-            applier = self.engine.applier(tx, now, None)
-            applier.track(fresh)
-            actions = tick(fresh, now, self.engine.policy)
-            if fresh.is_group:
-                actions += self._group_actions(tx, fresh, now)
-            applier.apply(actions)
-            escalations = sla_watch(fresh, now, self.engine.policy.sla)
-            for escalation in escalations:
-                applier.timeline(fresh, "escalation", escalation.text,
-                                 level=escalation.level, deadline=escalation.deadline)
-            if escalations:
-                fresh.escalation = escalations[-1].level
-                applier.dirty.add(fresh.id)  # type: ignore[arg-type]
-                log.warning("%s %s: %s", fresh.number, fresh.priority, escalations[-1].text)
-            applier.finish()
-            return (1 if actions else 0), len(escalations)
+    def _duties(self, now: float, counts: dict[str, int]) -> None:
+        # Decide on a light snapshot and take the write lock only for tickets that
+        # have something due: at 10,000 open tickets a pass must not hold up ingest.
+        # Group tickets last: a parent resolves in the same pass as its last member.
+        snapshot = self.health.attempt("timers", lambda: self.store.open_tickets(light=True))
+        if snapshot is not None:
+            counts["timers"], counts["escalations"] = self._per_ticket(snapshot, now)
+        counts["unreachable"] = self._duty(
+            "liveness", lambda: self._ingest_opened(unreachable_events(self.engine, now)),
+            now) or 0
+        if snapshot is not None:
+            counts["stale"] = self._duty(
+                "staleness", lambda: self._ingest_opened(stale_events(self.engine, now,
+                                                                      snapshot)), now) or 0
+        counts["maintenance_ended"] = self._duty(
+            "maintenance_end", lambda: self._maintenance_ended(now), now) or 0
+        counts["pruned"] = self._duty("prune", lambda: self._prune(now), now) or 0
+
+    def _per_ticket(self, snapshot: list[Ticket], now: float) -> tuple[int, int]:
+        """Each ticket's timer and SLA steps, each failing alone (deciding whether one
+        is due included: a ticket the policy cannot judge must not stop the rest)."""
+        totals = {"timers": 0, "sla": 0}
+        failed = set()
+        for ticket in sorted(snapshot, key=lambda t: t.is_group):
+            for duty, step in (("timers", self._timers), ("sla", self._sla)):
+                done = self.health.attempt(duty, functools.partial(step, ticket, now),
+                                           subject=ticket.number)
+                if done is None:
+                    failed.add(duty)
+                else:
+                    totals[duty] += done
+        for duty in totals.keys() - failed:
+            self.health.succeeded(duty, now)
+        return totals["timers"], totals["sla"]
+
+    # -- per-ticket steps ----------------------------------------------------------------
+
+    def _fresh(self, tx: Any, ticket: Ticket) -> Ticket | None:
+        fresh = tx.open_group(ticket.dedup_key) if ticket.is_group else \
+            tx.active_ticket(ticket.dedup_key)
+        return fresh if fresh is not None and fresh.id == ticket.id else None
+
+    def _timers(self, ticket: Ticket, now: float) -> int:
+        if not (ticket.is_group or tick(ticket, now, self.engine.policy)):
+            return 0  # judged on the light snapshot: nothing due, no write lock taken
+        try:
+            with self.store.transaction() as tx:
+                fresh = self._fresh(tx, ticket)
+                if fresh is None:
+                    return 0
+                applier = self.engine.applier(tx, now, None)
+                applier.track(fresh)
+                actions = tick(fresh, now, self.engine.policy)
+                if fresh.is_group:
+                    actions += self._group_actions(tx, fresh, now)
+                applier.apply(actions)
+                applier.finish()
+                return 1 if actions else 0
+        except ConcurrentUpdate:
+            return 0  # changed under us: the next pass sees the new state
+
+    def _sla(self, ticket: Ticket, now: float) -> int:
+        if not sla_watch(ticket, now, self.engine.policy.sla):
+            return 0
+        try:
+            with self.store.transaction() as tx:
+                fresh = self._fresh(tx, ticket)
+                if fresh is None:
+                    return 0
+                return escalate(tx, fresh, now, self.engine)
+        except ConcurrentUpdate:
+            return 0
 
     def _group_actions(self, tx: Any, parent: Ticket, now: float) -> list[Any]:
-        from collector.lifecycle import Resolve
-
         members = tx.children(parent.id)
         if parent.status.is_open and members and all(
                 m.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED) for m in members):
             return [Resolve(parent.id, now, f"all {len(members)} member tickets resolved")]
         return []
 
-    # -- liveness ----------------------------------------------------------------------
+    # -- silence and maintenance ---------------------------------------------------------
 
-    def _liveness(self, now: float) -> int:
-        factor = self.engine.policy.liveness.heartbeat_factor
-        hosts = [h for h in self.store.hosts() if h.get("reachable", True)]
-        lost = heartbeat_lost([{**h, "interval_seconds": h["interval"]} for h in hosts],
-                              now, factor)
-        events = []
-        for name in lost:
-            host = next(h for h in hosts if h["host"] == name)
-            with self.store.transaction() as tx:
-                tx.set_host_reachable(name, False)
-            silent = approx(now - host["last_heartbeat"])
-            events.append(self.engine.synthetic(
-                name, "heartbeat", "heartbeat", "CRITICAL",
-                f"{name} is unreachable: no heartbeat for {silent} "
-                f"(expected every {approx(host['interval'])})", host.get("labels") or {},
-                since=now))
-        if events:
-            self.engine.ingest(events)
-        return len(events)
+    def _ingest_opened(self, events: list[Any]) -> int:
+        if not events:
+            return 0
+        outcomes = self.engine.ingest(events)
+        return sum(o.outcome == "opened" for o in outcomes)
 
-    def _stale(self, now: float, snapshot: list[Ticket]) -> int:
-        factor = self.engine.policy.liveness.stale_factor
-        # Results arrive with heartbeats: a check is silent only when it has missed
-        # its own interval AND the heartbeats that would have carried its result.
-        beat = {h["host"]: h.get("interval") or 0 for h in self.store.hosts()
-                if h.get("reachable", True)}
-        states = [{**s, "interval_seconds": max(s.get("interval") or 0, beat[s["host"]])
-                   or None} for s in self.store.check_states() if s["host"] in beat]
-        stale = set(stale_checks(states, now, factor))
-        events = []
-        for state in states:
-            key = (state["host"], state["check"])
-            name = f"stale:{state['check']}"
-            if key in stale:
-                events.append(self.engine.synthetic(
-                    state["host"], name, "staleness", "WARNING",
-                    f"{state['check']} on {state['host']} stopped reporting: last result "
-                    f"{approx(now - state['last_run'])} ago", {}, since=state["last_run"]))
-        open_stale = {t.dedup_key for t in snapshot
-                      if t.status.is_open and t.check.startswith("stale:")
-                      and t.recovered_at is None}
-        for state in states:
-            key = f"{state['host']}/stale:{state['check']}"
-            if key in open_stale and (state["host"], state["check"]) not in stale:
-                events.append(self.engine.synthetic(
-                    state["host"], f"stale:{state['check']}", "staleness", "OK",
-                    f"{state['check']} on {state['host']} reports again", {},
-                    since=state["last_run"]))
-        if events:
-            outcomes = self.engine.ingest(events)
-            return sum(o.outcome == "opened" for o in outcomes)
-        return 0
+    def _maintenance_ended(self, now: float) -> int:
+        since = self.maintenance_checked_to
+        found = 0 if since is None else still_firing_at_window_end(self.engine, since, now)
+        self.maintenance_checked_to = now
+        return found
 
     # -- housekeeping ------------------------------------------------------------------
 
@@ -172,41 +196,8 @@ class Watchdog:
         backlog); the store would otherwise grow with every event's diagnostics."""
         if now - self.last_prune < PRUNE_EVERY:
             return 0
-        self.last_prune = now
         with self.store.transaction() as tx:
-            return tx.prune_events(now - self.retention) + \
+            pruned = tx.prune_events(now - self.retention) + \
                 tx.prune_dispatch(now - self.retention)
-
-    # -- maintenance -------------------------------------------------------------------
-
-    def _maintenance_ended(self, now: float) -> int:
-        if self.last_pass is None:
-            return 0
-        windows = self.engine.windows()
-        ended = ended_since(windows, self.last_pass, now)
-        if not ended:
-            return 0
-        hosts = {h["host"]: h.get("labels") or {} for h in self.store.hosts()}
-        events = []
-        for state in self.store.check_states():
-            if state["status"] == "OK":
-                continue
-            labels = hosts.get(state["host"], {})
-            matched = [w for w, _ in ended if w.matches(state["host"], labels, state["check"])]
-            if not matched or active_windows(windows, state["host"], labels, state["check"],
-                                             now):
-                continue
-            events.append(self.engine.synthetic(
-                state["host"], state["check"], state["type"], state["status"],
-                f"{state['summary']} (still failing when maintenance "
-                f"'{matched[0].name}' ended)", labels, since=now))
-        if events:
-            outcomes = self.engine.ingest(events)
-            for outcome in outcomes:
-                # Only a ticket this opened or reopened; an old one merely repeated.
-                if outcome.ticket and outcome.outcome in ("opened", "reopened"):
-                    ticket = self.store.get_ticket(outcome.ticket)
-                    with self.store.transaction() as tx:
-                        tx.add_timeline(ticket.id, TimelineEntry(
-                            now, "maintenance", "ticketed when the maintenance window ended"))
-        return len(events)
+        self.last_prune = now
+        return pruned

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.model import Priority, Ticket, TicketStatus
-from collector.priority import approx, iso_utc
+from collector.priority import LEVELS, approx, breached, iso_utc
 
 STATUSES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 # CSS classes (patrol.css colours them: OK green, WARNING amber, CRITICAL red,
@@ -96,9 +96,9 @@ def markers(ticket: Ticket) -> list[str]:
         found.append("in a group")
     if ticket.previous_id is not None:
         found.append("recurred")
-    if ticket.escalation >= 2:
+    if breached(ticket):
         found.append("SLA breached")
-    elif ticket.escalation == 1:
+    elif ticket.escalation:
         found.append("SLA near")
     return found
 
@@ -110,11 +110,19 @@ class TicketRow:
     respond: Clock
     resolve: Clock
     markers: list[str]
+    escalation: str  # the SLA escalation level reached, in words ("" for none)
+
+
+def escalation_text(ticket: Ticket) -> str:
+    """``"level 2 of 4: respond-by passed"``; the comments it sent are in the timeline."""
+    if not ticket.escalation:
+        return ""
+    return f"level {ticket.escalation} of {len(LEVELS)}: {LEVELS[ticket.escalation]}"
 
 
 def ticket_row(ticket: Ticket, now: float) -> TicketRow:
     return TicketRow(ticket, approx(now - ticket.opened_at), respond_clock(ticket, now),
-                     resolve_clock(ticket, now), markers(ticket))
+                     resolve_clock(ticket, now), markers(ticket), escalation_text(ticket))
 
 
 def by_priority(tickets: Iterable[Ticket], now: float) -> list[tuple[str, list[TicketRow]]]:

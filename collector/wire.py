@@ -88,7 +88,18 @@ class CheckSnapshot(_Strict):
     since: datetime | None = None
     last_run: datetime | None = None
     labels: dict[str, str] = Field(default_factory=dict)
-    interval_seconds: float | None = None
+    interval_seconds: float | None = Field(
+        default=None, description="for interval checks; None for cron (schedule) checks")
+    # When the check runs, so the collector can tell a check between its runs from one
+    # that missed a run (older agents send none of these: judged by interval instead).
+    schedule: str | None = Field(default=None, max_length=200,
+                                 description="cron expression, for scheduled checks")
+    timezone: str | None = Field(default=None, max_length=100,
+                                 description="IANA zone the schedule is read in")
+    next_due: datetime | None = Field(
+        default=None, description="when the next run is due (after last_run)")
+    timeout_seconds: float | None = Field(default=None, gt=0,
+                                          description="the longest one run may take")
 
 
 class Heartbeat(_Strict):
@@ -105,6 +116,9 @@ class Heartbeat(_Strict):
     sent_at: datetime
     interval_seconds: float = Field(gt=0, le=86400)
     labels: dict[str, str] = Field(default_factory=dict)
+    timezone: str | None = Field(default=None, max_length=100,
+                                 description="the host's IANA time zone (for maintenance "
+                                             "windows in host time); older agents send none")
     checks: list[CheckSnapshot] = Field(default_factory=list, max_length=5000)
 
 

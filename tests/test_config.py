@@ -105,7 +105,7 @@ def test_every_problem_is_reported_at_once_with_file_line_and_advice(tmp_path: P
         pytest.param("  - name: c\n    type: cpu\n    token: x\n",
                      "{f}:4: check 'c', option 'token': unknown option; valid options are: "
                      "critical, diagnostics, for, interval, labels, name, overrides, recover, "
-                     "runbook, sample, schedule, thresholds, timeout, type, warning",
+                     "runbook, sample, schedule, thresholds, timeout, timezone, type, warning",
                      id="unknown-no-hint"),
     ],
 )

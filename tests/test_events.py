@@ -103,12 +103,47 @@ def test_heartbeat_is_the_full_state_of_every_check():
          "summary": "/ is 96.0% full on db-01 (critical at 95%)",
          "since": datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
          "last_run": datetime(2024, 5, 1, 12, 1, tzinfo=UTC),
-         "labels": {"env": "prod", "team": "dba", "tier": "1"}, "interval_seconds": 60.0},
+         "labels": {"env": "prod", "team": "dba", "tier": "1"}, "interval_seconds": 60.0,
+         "schedule": None, "timezone": None,
+         "next_due": datetime(2024, 5, 1, 12, 2, 5, tzinfo=UTC),  # + interval + jitter
+         "timeout_seconds": None},
         {"check": "ntp", "type": "command", "status": "OK", "summary": "not run yet",
          "since": None, "last_run": None, "labels": {"env": "prod"},
-         "interval_seconds": 300.0},
+         "interval_seconds": 300.0, "schedule": None, "timezone": None, "next_due": None,
+         "timeout_seconds": None},
     ]
     Heartbeat.model_validate_json(beat.model_dump_json())
+
+
+def test_a_cron_check_announces_its_schedule_and_next_run_not_an_interval():
+    """Daily at 07:00 in Berlin (UTC+2 in May): after the run of 1 May 12:01 UTC the
+    next one is due 2 May 05:00 UTC. No interval, so collectors that only know
+    intervals do not call it silent after three default intervals."""
+    info = CheckInfo("daily-capacity-inspection", "disk", interval=30.0,
+                     schedule="0 7 * * *", timezone="Europe/Berlin", timeout=10.0)
+    ran = CheckView(info, Status.OK, last_run=datetime(2024, 5, 1, 12, 1, tzinfo=UTC).timestamp(),
+                    result=Result(Status.OK, "every disk below 75%"))
+    [snap] = build_heartbeat([ran], "vm", {}, AGENT_ID, 1, 30.0, now=NOW).checks
+    assert (snap.schedule, snap.timezone, snap.interval_seconds, snap.timeout_seconds) == (
+        "0 7 * * *", "Europe/Berlin", None, 10.0)
+    assert snap.next_due == datetime(2024, 5, 2, 5, 0, tzinfo=UTC)
+
+
+def test_a_cron_check_without_a_timezone_runs_in_the_hosts_zone(monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    import tzlocal
+
+    tzlocal.reload_localzone()
+    try:
+        info = CheckInfo("inspection", "disk", schedule="0 7 * * *")
+        ran = CheckView(info, Status.OK,
+                        last_run=datetime(2024, 5, 1, 12, 1, tzinfo=UTC).timestamp())
+        [snap] = build_heartbeat([ran], "vm", {}, AGENT_ID, 1, 30.0, now=NOW).checks
+    finally:
+        monkeypatch.delenv("TZ")
+        tzlocal.reload_localzone()
+    assert snap.timezone == "Asia/Tokyo"
+    assert snap.next_due == datetime(2024, 5, 1, 22, 0, tzinfo=UTC)  # 07:00 JST
 
 
 def test_emitter_queues_numbered_events_and_heartbeats(tmp_path):

@@ -211,3 +211,24 @@ def test_stale_checks_are_older_than_three_intervals() -> None:
     assert stale_checks(STATES, NOW) == [("db-01", "postgres"), ("db-02", "backup"),
                                          ("db-02", "cpu")]
     assert stale_checks(STATES, NOW, factor=3.2) == [("db-02", "backup"), ("db-02", "cpu")]
+
+
+DAILY = {"host": "vm", "check": "daily-capacity-inspection", "last_run": NOW - 6 * 3600,
+         "interval_seconds": None, "timeout": 10, "heartbeat": 30}
+SCHEDULED = [
+    ("between-runs-never-stale", {"next_due": NOW + 18 * 3600}, False),
+    ("just-due-not-yet-reported", {"next_due": NOW - 60}, False),
+    ("missed-its-run", {"next_due": NOW - 91}, True),  # grace 60 s + a 30 s heartbeat
+    ("slow-check-gets-three-timeouts", {"next_due": NOW - 600, "timeout": 200}, False),
+    ("slow-check-past-three-timeouts", {"next_due": NOW - 631, "timeout": 200}, True),
+    ("next-due-wins-over-an-old-interval", {"next_due": NOW + 60, "interval_seconds": 30},
+     False),
+]
+
+
+@pytest.mark.parametrize(("changes", "stale"), [c[1:] for c in SCHEDULED],
+                         ids=[c[0] for c in SCHEDULED])
+def test_a_check_with_a_next_run_is_stale_only_once_it_missed_it(
+        changes: dict[str, Any], stale: bool) -> None:
+    expected = [("vm", "daily-capacity-inspection")] if stale else []
+    assert stale_checks([{**DAILY, **changes}], NOW, grace=60, timeout_factor=3) == expected

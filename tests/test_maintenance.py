@@ -154,3 +154,30 @@ def test_invalid_windows_say_what_is_wrong(fields: dict[str, Any], message: str)
 def test_weekly_length_wraps_midnight() -> None:
     assert WEEKEND_NIGHT.length == 4 * 3600
     assert _window(weekly={"days": ["mon", "tue"], "from": "01:30", "to": "03:00"}).length == 5400
+
+
+HOST_NIGHTLY = _window(cron="0 2 * * *", duration="1h", timezone="host")
+HOST_ZONES = [
+    ("tokyo-02:30-is-inside", "2023-10-26T17:30:00Z", "Asia/Tokyo", True),
+    ("berlin-19:30-is-outside", "2023-10-26T17:30:00Z", "Europe/Berlin", False),
+    ("berlin-02:30-is-inside", "2023-10-27T00:30:00Z", "Europe/Berlin", True),
+    ("unknown-zone-means-utc", "2023-10-27T02:30:00Z", None, True),
+    ("zone-this-collector-lacks-means-utc", "2023-10-27T02:30:00Z", "Mars/Olympus", True),
+]
+
+
+@pytest.mark.parametrize(("moment", "zone", "expected"), [c[1:] for c in HOST_ZONES],
+                         ids=[c[0] for c in HOST_ZONES])
+def test_windows_in_host_time_follow_each_hosts_zone(moment: str, zone: str | None,
+                                                     expected: bool) -> None:
+    assert HOST_NIGHTLY.covers(_at(moment), zone) is expected
+
+
+def test_a_window_in_host_time_ends_at_each_hosts_own_hour() -> None:
+    day = (_at("2023-10-26T12:00:00Z"), _at("2023-10-27T12:00:00Z"))
+    assert ended_since([HOST_NIGHTLY], *day, "Asia/Tokyo") == [
+        (HOST_NIGHTLY, _at("2023-10-26T18:00:00Z"))]
+    assert ended_since([HOST_NIGHTLY], *day, "Europe/Berlin") == [
+        (HOST_NIGHTLY, _at("2023-10-27T01:00:00Z"))]
+    assert active_windows([HOST_NIGHTLY], "db-01", {}, "disk", _at("2023-10-26T17:30:00Z"),
+                          "Asia/Tokyo") == [HOST_NIGHTLY]

@@ -271,24 +271,27 @@ def test_hosts_and_check_states(store: TicketStore) -> None:
         tx.set_check_states("app-01", [{"check": "cpu", "type": "cpu", "status": "OK",
                                         "summary": "", "since": T0, "last_run": T0}])
     with store.transaction() as tx:  # a later heartbeat keeps reachable as the engine set it
-        tx.upsert_host("db-01", "agent-a2", "0.2.0", {"tier": "silver"}, T0 + 30, 15.0)
+        tx.upsert_host("db-01", "agent-a2", "0.2.0", {"tier": "silver"}, T0 + 30, 15.0,
+                       "Europe/Berlin")
         tx.set_check_states("db-01", [{"check": "cpu", "type": "cpu", "status": "CRITICAL",
-                                       "interval": 30.0,
-                                       "summary": "pegged", "since": T0 + 30,
+                                       "interval": 30.0, "next_due": T0 + 65,
+                                       "timeout": 10.0, "summary": "pegged", "since": T0 + 30,
                                        "last_run": T0 + 30}])
         assert tx.host("db-01")["reachable"] is False  # type: ignore[index]
     db01 = {"host": "db-01", "agent_id": "agent-a2", "version": "0.2.0",
             "labels": {"tier": "silver"}, "last_heartbeat": T0 + 30, "interval": 15.0,
-            "reachable": False}
+            "reachable": False, "timezone": "Europe/Berlin"}
     assert store.hosts() == [
         {"host": "app-01", "agent_id": "agent-b", "version": "0.1.0", "labels": {},
-         "last_heartbeat": T0, "interval": 60.0, "reachable": True}, db01]
+         "last_heartbeat": T0, "interval": 60.0, "reachable": True, "timezone": None},
+        db01]
     assert store.host("db-01") == db01 and store.host("never-seen") is None
     assert store.check_states() == [
         {"host": "app-01", "check": "cpu", "type": "cpu", "status": "OK", "summary": "",
-         "since": T0, "last_run": T0, "interval": None},
+         "since": T0, "last_run": T0, "interval": None, "next_due": None, "timeout": None},
         {"host": "db-01", "check": "cpu", "type": "cpu", "status": "CRITICAL",
-         "summary": "pegged", "since": T0 + 30, "last_run": T0 + 30, "interval": 30.0}]
+         "summary": "pegged", "since": T0 + 30, "last_run": T0 + 30, "interval": 30.0,
+         "next_due": T0 + 65, "timeout": 10.0}]
     assert [s["host"] for s in store.check_states("db-01")] == ["db-01"]
 
 

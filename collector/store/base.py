@@ -71,14 +71,14 @@ class TicketReads(Protocol):
 
     def hosts(self) -> list[dict[str, Any]]:
         """Per host, by name: host, agent_id, version, labels (dict), last_heartbeat,
-        interval (seconds), reachable (bool)."""
+        interval (seconds), reachable (bool), timezone (IANA name or None)."""
 
     def host(self, host: str) -> dict[str, Any] | None:
         """One row of :meth:`hosts`, or None for a host never heard from."""
 
     def check_states(self, host: str | None = None) -> list[dict[str, Any]]:
         """The check grid by host then check: host, check, type, status, summary,
-        since, last_run."""
+        since, last_run, interval, next_due, timeout (the last four may be None)."""
 
     def past_tickets(self, host: str | None, check: str, limit: int = 5) -> list[Ticket]:
         """Resolved or closed non-group tickets of ``check`` (on ``host`` unless None),
@@ -137,13 +137,14 @@ class Transaction(TicketReads, Protocol):
         """Append; sets ``entry.id`` and ``entry.ticket_id`` in place and returns it."""
 
     def upsert_host(self, host: str, agent_id: str, version: str, labels: dict[str, str],
-                    heartbeat_at: float, interval: float) -> None:
+                    heartbeat_at: float, interval: float, timezone: str | None = None) -> None:
         """Record a heartbeat. A new host starts reachable; an existing host's
         ``reachable`` is left alone (the engine decides when it came back)."""
 
     def set_check_states(self, host: str, states: list[dict[str, Any]]) -> None:
         """Replace the host's grid rows; each state has the keys check, type, status,
-        summary, since, last_run (since/last_run may be None)."""
+        summary, since, last_run (since/last_run may be None) and optionally interval,
+        next_due (epoch) and timeout (seconds)."""
 
     def set_host_reachable(self, host: str, reachable: bool) -> None:
         """Mark a known host (un)reachable; unknown hosts are ignored."""

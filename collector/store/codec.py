@@ -96,10 +96,12 @@ def entry_from_row(row: Mapping[str, Any], load: Load) -> TimelineEntry:
 def host_from_row(row: Mapping[str, Any], load: Load) -> dict[str, Any]:
     return {"host": row["host"], "agent_id": row["agent_id"], "version": row["version"],
             "labels": load(row["labels"]), "last_heartbeat": row["last_heartbeat"],
-            "interval": row["interval_seconds"], "reachable": bool(row["reachable"])}
+            "interval": row["interval_seconds"], "reachable": bool(row["reachable"]),
+            "timezone": row["timezone"]}
 
 
 def check_state_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"host": row["host"], "check": row["check_name"], "type": row["check_type"],
             "status": row["status"], "summary": row["summary"], "since": row["since"],
-            "last_run": row["last_run"], "interval": row["interval_seconds"]}
+            "last_run": row["last_run"], "interval": row["interval_seconds"],
+            "next_due": row["next_due"], "timeout": row["timeout_seconds"]}

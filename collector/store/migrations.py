@@ -189,6 +189,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         sqlite=("ALTER TABLE dispatch ADD COLUMN lease_owner TEXT",),
         postgres=("ALTER TABLE dispatch ADD COLUMN lease_owner TEXT",),
     ),
+    Migration(
+        6, "check states remember when their next run is due and how long one may take,"
+           " so a cron check is judged against its schedule, not an interval; hosts"
+           " remember their time zone, for maintenance windows in host time",
+        sqlite=("ALTER TABLE check_states ADD COLUMN next_due REAL",
+                "ALTER TABLE check_states ADD COLUMN timeout_seconds REAL",
+                "ALTER TABLE hosts ADD COLUMN timezone TEXT"),
+        postgres=("ALTER TABLE check_states ADD COLUMN next_due DOUBLE PRECISION",
+                  "ALTER TABLE check_states ADD COLUMN timeout_seconds DOUBLE PRECISION",
+                  "ALTER TABLE hosts ADD COLUMN timezone TEXT"),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

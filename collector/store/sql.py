@@ -156,6 +156,13 @@ class SqlReads(DispatchReads):
         rows = self._rows("SELECT id, spec FROM maintenance ORDER BY id")
         return [{**self._load(row["spec"]), "id": row["id"]} for row in rows]
 
+    def events_since(self, since: float) -> list[dict[str, Any]]:
+        """Events received at or after ``since``, oldest first: dedup_key and payload."""
+        rows = self._rows("SELECT dedup_key, payload FROM events WHERE received_at >= ?"
+                          " ORDER BY received_at, event_id", (since,))
+        return [{"dedup_key": r["dedup_key"], "payload": self._load(r["payload"])}
+                for r in rows]
+
 
 class SqlTransaction(SqlReads, DispatchWrites):
 
@@ -326,23 +333,26 @@ class SqlTransaction(SqlReads, DispatchWrites):
         return entry
 
     def upsert_host(self, host: str, agent_id: str, version: str, labels: dict[str, str],
-                    heartbeat_at: float, interval: float) -> None:
+                    heartbeat_at: float, interval: float, timezone: str | None = None) -> None:
         self._run(
             "INSERT INTO hosts (host, agent_id, version, labels, last_heartbeat,"
-            " interval_seconds, reachable) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " interval_seconds, reachable, timezone) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (host) DO UPDATE SET agent_id = excluded.agent_id,"
             " version = excluded.version, labels = excluded.labels,"
             " last_heartbeat = excluded.last_heartbeat,"
-            " interval_seconds = excluded.interval_seconds",
-            (host, agent_id, version, self._dump(labels), heartbeat_at, interval, True))
+            " interval_seconds = excluded.interval_seconds, timezone = excluded.timezone",
+            (host, agent_id, version, self._dump(labels), heartbeat_at, interval, True,
+             timezone))
 
     def set_check_states(self, host: str, states: list[dict[str, Any]]) -> None:
         self._run("DELETE FROM check_states WHERE host = ?", (host,))
         self._run_many(
             "INSERT INTO check_states (host, check_name, check_type, status, summary,"
-            " since, last_run, interval_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " since, last_run, interval_seconds, next_due, timeout_seconds)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(host, s["check"], s["type"], s["status"], s["summary"], s["since"],
-              s["last_run"], s.get("interval")) for s in states])
+              s["last_run"], s.get("interval"), s.get("next_due"), s.get("timeout"))
+             for s in states])
 
     def set_host_reachable(self, host: str, reachable: bool) -> None:
         self._run("UPDATE hosts SET reachable = ? WHERE host = ?", (reachable, host))
