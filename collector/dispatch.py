@@ -257,7 +257,8 @@ class Dispatcher:
                     or name))
                 tx.update_ticket(fresh)
                 changed = 1
-            elif remote.state in ("resolved", "closed") and fresh.status.is_open:
+            elif remote.state in ("resolved", "closed") and fresh.status.is_open \
+                    and fresh.parent_id is None:  # a member: merged into its fleet incident
                 failing = fresh.check_status != "OK"
                 if failing and not remote.wont_fix and self.settings.on_remote_close == "reopen":
                     text = (f"Patrol: {fresh.check} still reports {fresh.check_status} on "

@@ -101,7 +101,7 @@ def world(tmp_path: Path):
     store = open_store(f"sqlite:///{tmp_path}/c.db")
     engine = Engine(store, clock=lambda: now[0])
     desk = Desk()
-    settings = TicketingSettings(helpdesks={"desk": {"type": "desk"}},
+    settings = TicketingSettings(helpdesks={"desk": {"type": "desk"}}, group_hold=0,
                                  routes=[Route(helpdesk="desk", project="ops")])
     engine.dispatcher = Dispatcher(store, settings, {"desk": desk}, {"desk": 2},
                                    lambda: now[0])
