@@ -25,6 +25,7 @@ from ticketing_bridge.redmine import Redmine
 
 pytest.register_assert_rewrite("tests.helpdesk_servers")
 from tests.helpdesk_servers import HelpdeskServer  # noqa: E402
+from tests.test_bridge_e2e import issues_with_subject  # noqa: E402
 
 pytest_plugins = ["tests.helpdesk_servers"]  # the redmine_server fixture
 pytestmark = pytest.mark.slow
@@ -73,17 +74,6 @@ def deliver(world: World, after: float = 0.0) -> None:
         pass
 
 
-def issues_about(server: HelpdeskServer, needle: str) -> list[dict[str, Any]]:
-    """Every issue (open or closed) whose subject contains ``needle``, as a person
-    searching Redmine would find them."""
-    reply = requests.get(f"{server.url}/issues.json",
-                         params={"project_id": "monitoring", "status_id": "*", "limit": 100,
-                                 "subject": f"~{needle}"},
-                         headers={"X-Redmine-API-Key": server.token}, timeout=10)
-    reply.raise_for_status()
-    return reply.json()["issues"]
-
-
 def test_thirty_hosts_breaching_together_are_one_redmine_issue_resolved_once(
         world: tuple[World, RecordingSession], redmine_server: HelpdeskServer) -> None:
     w, session = world
@@ -98,11 +88,11 @@ def test_thirty_hosts_breaching_together_are_one_redmine_issue_resolved_once(
 
     creates = [s for s in session.writes() if s[0] == "POST" and s[1] == "issues.json"]
     assert len(creates) == 1
-    [issue] = issues_about(redmine_server, f"role={role}")
+    [issue] = issues_with_subject(redmine_server, f"role={role}")
     assert issue["subject"].endswith(f"http failing on 30 hosts with role={role}")
     assert issue["priority"]["name"] == "Immediate"
     assert all(host in issue["description"] for host in hosts)
-    assert len(issues_about(redmine_server, role)) == 1  # no member has an issue
+    assert len(issues_with_subject(redmine_server, role)) == 1  # no member has an issue
 
     for host in hosts:
         w.one(event(host, "http", status="OK", check_type="http", labels=labels,
@@ -117,7 +107,7 @@ def test_thirty_hosts_breaching_together_are_one_redmine_issue_resolved_once(
     closing = [s for s in session.writes()
                if s[0] == "PUT" and "status_id" in (s[2] or {}).get("issue", {})]
     assert len(closing) == 1
-    [issue] = issues_about(redmine_server, role)
+    [issue] = issues_with_subject(redmine_server, role)
     assert issue["status"]["name"] == "Closed"
     assert len([s for s in session.writes() if s[0] == "POST"]) == 1
     # The whole conversation: the open, one update (30 recovering), the close.
