@@ -233,7 +233,8 @@ class Engine:
     def reconcile(self, beat: Heartbeat, now: float) -> list[Event]:
         """Events the collector should have had, judged from the agent's full state:
         a failing check without an open ticket, or an OK check whose ticket is not
-        yet recovering. A recovering ticket is left to the next real event."""
+        yet recovering. A recovering ticket is left to the next real event; a check
+        that has not run since the agent started tells nothing."""
         tickets = {t.dedup_key: t for t in self.store.list_tickets(
             status=["new", "in_progress", "pending"], host=beat.source, limit=10000)
             if not t.is_group}
@@ -247,7 +248,8 @@ class Engine:
                     continue
                 missing.append(self.synthetic(beat.source, check.check, check.type,
                                               check.status, check.summary, labels, since))
-            elif check.status == "OK" and active is not None and active.recovered_at is None:
+            elif check.status == "OK" and check.last_run is not None and active is not None \
+                    and active.recovered_at is None:  # "not run yet" is no news (a restart)
                 missing.append(self.synthetic(beat.source, check.check, check.type, "OK",
                                               check.summary, labels, since))
         return missing

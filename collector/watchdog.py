@@ -40,6 +40,9 @@ class Watchdog:
         self.last_pass: float | None = None
         self.last_prune = float("-inf")
         self.passes = 0
+        # Silence is counted from no earlier than this: while the collector itself was
+        # down it heard nothing, and that is no host's fault (a restart is not an event).
+        self.started = engine.clock()
 
     @property
     def store(self) -> Any:
@@ -114,8 +117,8 @@ class Watchdog:
     def _liveness(self, now: float) -> int:
         factor = self.engine.policy.liveness.heartbeat_factor
         hosts = [h for h in self.store.hosts() if h.get("reachable", True)]
-        lost = heartbeat_lost([{**h, "interval_seconds": h["interval"]} for h in hosts],
-                              now, factor)
+        lost = heartbeat_lost([{**h, "interval_seconds": h["interval"], "last_heartbeat": max(
+            h["last_heartbeat"], self.started)} for h in hosts], now, factor)
         events = []
         for name in lost:
             host = next(h for h in hosts if h["host"] == name)
@@ -138,7 +141,8 @@ class Watchdog:
         beat = {h["host"]: h.get("interval") or 0 for h in self.store.hosts()
                 if h.get("reachable", True)}
         states = [{**s, "interval_seconds": max(s.get("interval") or 0, beat[s["host"]])
-                   or None} for s in self.store.check_states() if s["host"] in beat]
+                   or None, "last_run": s["last_run"] and max(s["last_run"], self.started)}
+                  for s in self.store.check_states() if s["host"] in beat]
         stale = set(stale_checks(states, now, factor))
         events = []
         for state in states:
