@@ -70,7 +70,7 @@ class Fleet(World):
 @pytest.fixture(params=["sqlite", "postgres"])
 def fleet(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[Fleet]:
     store = store_for(request.param, request, tmp_path)
-    world = Fleet(store, getattr(request, "param_routes", None))
+    world = Fleet(store)
     try:
         yield world
     finally:
