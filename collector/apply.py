@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from collector.grouping import AddMember, CreateGroup
+from collector.grouping import AddMember, CreateGroup, LeaveGroup
 from collector.lifecycle import (
     Action,
     CancelRecovery,
@@ -251,6 +251,13 @@ class Applier:
         self._touch(parent, rerender=True)
         self._link_member(action.member, parent)
         self.announce(parent, "group_update")
+
+    def _on_LeaveGroup(self, action: LeaveGroup) -> None:
+        member = self._get(action.member)
+        member.parent_id = None
+        self.timeline(member, "grouped", f"no longer part of {action.parent_number}, which "
+                      "is closed: this failure is its own incident")
+        self._touch(member, rerender=True)
 
     def _on_Suppress(self, action: Suppress) -> None:
         log.info("suppressed: %s", action.reason)

@@ -26,7 +26,8 @@ from collector.apply import Applier
 from collector.body import render_body, verify_command
 from collector.correlate import decide
 from collector.fleet import FleetNotices
-from collector.grouping import group_key, plan_group
+from collector.grouping import LeaveGroup, group_key, plan_group, plan_member_back
+from collector.lifecycle import Action, Reopen
 from collector.maintenance import MaintenanceWindow, active_windows
 from collector.model import Ticket
 from collector.policy_config import PolicyConfig
@@ -154,7 +155,10 @@ class Engine:
             for ticket in (active, latest):
                 if ticket is not None and ticket.id is not None:
                     applier.track(ticket)
-            applier.apply(actions)
+            # A member of a fleet incident failing again takes its group ticket along;
+            # applied first, so the helpdesk hears the group reopen before the news.
+            applier.apply([*self._back_to_group(tx, actions, (active, latest), event, now),
+                           *actions])
             if event.action == "trigger" and applier.opened:
                 self._group(tx, applier, event, now)
             touched = applier.opened[-1] if applier.opened else (active or latest)
@@ -187,6 +191,17 @@ class Engine:
         return render_body(ticket, event, past, timeline,
                            verify_command(ticket.check, self.agent_config_path),
                            parent.number if parent is not None else None)
+
+    def _back_to_group(self, tx: Any, actions: list[Action],
+                       tickets: tuple[Ticket | None, ...], event: Event,
+                       now: float) -> list[Action | LeaveGroup]:
+        reopened = {a.ticket_id for a in actions if isinstance(a, Reopen)}
+        member = next((t for t in tickets if t is not None and t.id in reopened
+                       and t.parent_id is not None), None)
+        if member is None:
+            return []
+        return plan_member_back(member, tx.get_ticket_by_id(member.parent_id), event,
+                                self.policy, now)
 
     def _group(self, tx: Any, applier: Applier, event: Event, now: float) -> None:
         """Several hosts of one group failing the same check -> one parent ticket

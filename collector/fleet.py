@@ -69,7 +69,9 @@ class FleetNotices:
             self._update_parent(tx, ticket, now)
         elif action == "resolve" and ticket.is_group:
             self._resolve_parent(tx, ticket, text, now)
-        elif action == "open":
+        elif action == "open" or (action == "reopen" and not self._opened(tx, ticket)):
+            # (a reopen of a ticket no helpdesk has, e.g. a member that left its closed
+            # fleet incident, is its first appearance there)
             held = ticket.is_group or (ticket.parent_id is None
                                        and bool(ticket.labels.get(self.group_label)))
             self.dispatcher.enqueue(tx, ticket, "open", text,

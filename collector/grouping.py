@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from collector.correlate import priority_of
+from collector.lifecycle import Reopen
 from collector.model import Priority, Ticket, TicketStatus
 from collector.policy_config import PolicyConfig
 from collector.priority import sla
@@ -125,6 +126,32 @@ class AddMember:
     respond_by: float | None = None
     resolve_by: float | None = None
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class LeaveGroup:
+    """``member`` (a ticket id) is no longer part of the closed group ticket
+    ``parent_number``: its new failure is its own incident."""
+
+    member: int | None
+    parent_number: str
+
+
+def plan_member_back(member: Ticket, parent: Ticket | None, event: Event,
+                     config: PolicyConfig, now: float) -> list[Reopen | LeaveGroup]:
+    """A member of a fleet incident is reopened by ``event``: the incident is back.
+
+    Its group ticket, if resolved, is reopened too (the helpdesk's one ticket for the
+    incident reopens, as a single ticket's would); if the group ticket is closed
+    already, the member leaves it and is an incident of its own. Nothing while the
+    group ticket is open: the member simply fails again within it."""
+    if parent is None or parent.status.is_open:
+        return []
+    if parent.status is TicketStatus.RESOLVED:
+        respond_by, resolve_by = sla(parent.priority, now, config.sla)
+        return [Reopen(parent.id, now, f"{member.host} failed again: {event.summary}",
+                       parent.severity, parent.priority, respond_by, resolve_by)]
+    return [LeaveGroup(member.id, parent.number)]
 
 
 def plan_group(event: Event, member: Ticket, firing: Sequence[Ticket],

@@ -18,8 +18,9 @@ import pytest
 
 from collector.dispatch import Dispatcher
 from collector.model import Priority, TicketStatus
+from collector.policy_config import LifecycleConfig, PolicyConfig
 from collector.routing import Route, RouteMatch, TicketingSettings
-from tests.collector_fixtures import MINUTE, World, event, store_for
+from tests.collector_fixtures import HOUR, MINUTE, World, event, store_for
 from tests.test_dispatch import Desk
 
 HOLD = 10.0
@@ -29,8 +30,9 @@ WEB = {"role": "web", "tier": "standard"}
 class Fleet(World):
     """A World whose engine delivers to a recording helpdesk."""
 
-    def __init__(self, store: Any, routes: list[Route] | None = None) -> None:
-        super().__init__(store)
+    def __init__(self, store: Any, routes: list[Route] | None = None,
+                 policy: PolicyConfig | None = None) -> None:
+        super().__init__(store, policy)
         self.desk = Desk()
         settings = TicketingSettings(
             helpdesks={"desk": {"type": "desk"}}, group_hold=HOLD,
@@ -206,3 +208,58 @@ def test_single_host_incidents_without_the_group_label_are_not_held(fleet: Fleet
     assert len(fleet.calls("open")) == 1  # held: it may still become part of a group
     fleet.deliver(HOLD)
     assert len(fleet.calls("open")) == 2
+
+
+def _resolved_incident(fleet: Fleet) -> Any:
+    """Three hosts fail together, recover, and the incident is verified resolved."""
+    for host in HOSTS[:3]:
+        fleet.breach(host)
+    fleet.deliver(HOLD)
+    for host in HOSTS[:3]:
+        fleet.recover(host)
+    fleet.tick(5 * MINUTE)
+    fleet.deliver(HOLD)
+    parent = fleet.parent()
+    assert parent.status is TicketStatus.RESOLVED and fleet.calls("resolve") == ["1"]
+    return parent
+
+
+def test_a_fleet_incident_that_comes_back_reopens_its_one_helpdesk_ticket(
+        fleet: Fleet) -> None:
+    parent = _resolved_incident(fleet)
+    fleet.clock.advance(HOUR)
+    fleet.breach("web-02")  # within the reopen window
+    fleet.deliver(HOLD)
+    assert fleet.store.get_ticket(parent.number).status is TicketStatus.IN_PROGRESS
+    assert fleet.texts(parent.number, "reopened") == [
+        "reopened as P2: web-02 failed again: https://web-02/health answered 503"]
+    assert fleet.calls("reopen") == ["1"] and len(fleet.calls("open")) == 1
+    [ticket] = fleet.desk.tickets.values()
+    assert ticket["state"] == "open"
+    assert ticket["notes"][-1].splitlines()[1:3] == ["Failing (1): web-02",
+                                                     "Recovered (2): web-01, web-03"]
+
+
+def test_a_member_failing_again_after_its_incident_closed_is_its_own_ticket(
+        request: pytest.FixtureRequest, tmp_path: object) -> None:
+    policy = PolicyConfig(lifecycle=LifecycleConfig(close_after=HOUR))
+    for kind in ("sqlite", "postgres"):
+        store = store_for(kind, request, tmp_path / kind)  # type: ignore[operator]
+        fleet = Fleet(store, policy=policy)
+        try:
+            parent = _resolved_incident(fleet)
+            fleet.tick(HOUR)  # the parent and its members close
+            assert fleet.store.get_ticket(parent.number).status is TicketStatus.CLOSED
+            fleet.clock.advance(MINUTE)
+            again = fleet.breach("web-02")  # still within the member's reopen window
+            fleet.deliver(HOLD)
+            member = fleet.store.get_ticket(again.ticket)
+            assert (again.outcome, member.parent_id) == ("reopened", None), kind
+            assert fleet.store.get_ticket(parent.number).status is TicketStatus.CLOSED
+            assert fleet.calls("reopen") == [] and fleet.calls("open")[-1] == member.number
+            assert fleet.texts(member.number, "grouped")[-1] == (
+                f"no longer part of {parent.number}, which is closed: this failure is "
+                "its own incident")
+        finally:
+            fleet.close()
+            store.close()
