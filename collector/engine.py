@@ -26,8 +26,14 @@ from collector.apply import Applier
 from collector.body import render_body, verify_command
 from collector.correlate import decide
 from collector.fleet import FleetNotices
-from collector.grouping import LeaveGroup, group_key, plan_group, plan_member_back
-from collector.lifecycle import Action, Reopen
+from collector.grouping import (
+    LeaveGroup,
+    group_key,
+    plan_group,
+    plan_member_back,
+    plan_regrade,
+)
+from collector.lifecycle import Action, ChangeSeverity, Reopen
 from collector.maintenance import MaintenanceWindow, active_windows
 from collector.model import Ticket
 from collector.policy_config import PolicyConfig
@@ -161,6 +167,8 @@ class Engine:
                            *actions])
             if event.action == "trigger" and applier.opened:
                 self._group(tx, applier, event, now)
+            elif any(isinstance(a, ChangeSeverity) for a in actions):
+                self._regrade(tx, applier, event)
             touched = applier.opened[-1] if applier.opened else (active or latest)
             if touched is not None and touched.id is not None and \
                     touched.id in applier.tickets and applier.outcome != "suppressed":
@@ -202,6 +210,20 @@ class Engine:
             return []
         return plan_member_back(member, tx.get_ticket_by_id(member.parent_id), event,
                                 self.policy, now)
+
+    def _regrade(self, tx: Any, applier: Applier, event: Event) -> None:
+        """A member's severity changed: its group ticket follows the worst member."""
+        changed = next((t for t in applier.tickets.values()
+                        if t.dedup_key == event.dedup_key and t.parent_id is not None), None)
+        if changed is None:
+            return
+        parent = tx.get_ticket_by_id(changed.parent_id)
+        if parent is None:
+            return
+        parent = applier.track(parent)
+        members = [applier.tickets.get(m.id, m)  # type: ignore[arg-type]
+                   for m in tx.children(parent.id)]
+        applier.apply(plan_regrade(parent, members, event, self.policy))
 
     def _group(self, tx: Any, applier: Applier, event: Event, now: float) -> None:
         """Several hosts of one group failing the same check -> one parent ticket

@@ -16,9 +16,10 @@ engineer's helpdesk holds ONE ticket per incident, always current:
   formed gets a note there naming the parent and is closed there ("merged into
   TS..."), so the helpdesk ends with one open ticket per incident; Patrol keeps the
   member open and follows it through the parent.
-- **Parent updates.** A host joining, a priority rising, a member recovering or
-  resolving: the parent's helpdesk copy gets one "priority" action (set the priority,
-  add a note stating the incident as it is now). Updates gather ``group_hold`` seconds
+- **Parent updates.** A host joining, the priority changing (with the scope, or with
+  the worst member's severity), a member recovering or resolving: the parent's
+  helpdesk copy gets one "priority" action (set the priority, add a note stating the
+  incident as it is now). Updates gather ``group_hold`` seconds
   and a newer one replaces a queued one, so 30 joins in 3 s are one update, not 30;
   none is queued while the parent's own open is still unsent (it carries them).
 - The parent resolves in Patrol and in the helpdesk after the last member's verified
@@ -65,7 +66,7 @@ class FleetNotices:
                 self._update_parent(tx, parent, now)
             if not destinations(ticket, self.dispatcher.settings.routes):
                 return  # the member stays in Patrol: its parent speaks for it
-        if action == "group_update":
+        if action == "group_update" or (action == "priority" and ticket.is_group):
             self._update_parent(tx, ticket, now)
         elif action == "resolve" and ticket.is_group:
             self._resolve_parent(tx, ticket, text, now)

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from collector.correlate import priority_of
-from collector.lifecycle import Reopen
-from collector.model import Priority, Ticket, TicketStatus
+from collector.lifecycle import ChangeSeverity, Reopen
+from collector.model import SEVERITIES, Priority, Ticket, TicketStatus
 from collector.policy_config import PolicyConfig
 from collector.priority import sla
 from collector.wire import Event
@@ -152,6 +152,27 @@ def plan_member_back(member: Ticket, parent: Ticket | None, event: Event,
         return [Reopen(parent.id, now, f"{member.host} failed again: {event.summary}",
                        parent.severity, parent.priority, respond_by, resolve_by)]
     return [LeaveGroup(member.id, parent.number)]
+
+
+def plan_regrade(parent: Ticket | None, members: Sequence[Ticket], event: Event,
+                 config: PolicyConfig) -> list[ChangeSeverity]:
+    """A member's severity changed (``event``): the group ticket takes the worst
+    severity of its open members, and the priority that severity gives at the group's
+    scope (SLA dates counted from the group's opening, as for any priority change).
+    ``members``: the group's members with the event's member already changed."""
+    if parent is None or not parent.status.is_open:
+        return []
+    failing = [m.severity for m in members if m.status.is_open and m.recovered_at is None]
+    if not failing:
+        return []
+    worst = min(failing, key=SEVERITIES.index)
+    if worst == parent.severity:
+        return []
+    decision = priority_of(event.model_copy(update={"severity": worst}), config,
+                           scope=len(parent.hosts))
+    respond_by, resolve_by = sla(decision.priority, parent.opened_at, config.sla)
+    return [ChangeSeverity(parent.id, parent.severity, worst, parent.priority,
+                           decision.priority, respond_by, resolve_by, decision.reason)]
 
 
 def plan_group(event: Event, member: Ticket, firing: Sequence[Ticket],

@@ -263,3 +263,26 @@ def test_a_member_failing_again_after_its_incident_closed_is_its_own_ticket(
         finally:
             fleet.close()
             store.close()
+
+
+def test_the_worst_member_sets_the_incidents_severity_and_priority(fleet: Fleet) -> None:
+    for host in HOSTS[:3]:
+        fleet.breach(host)
+    fleet.deliver(HOLD)
+    [ticket] = fleet.desk.tickets.values()
+    assert ticket["priority"] == "P2"  # warning on standard tier, +1 for 3 hosts
+
+    fleet.clock.advance(MINUTE)
+    fleet.breach("web-02", status="CRITICAL")
+    fleet.deliver(HOLD)
+    parent = fleet.parent()
+    assert (parent.severity, parent.priority) == ("critical", Priority.P1)
+    assert fleet.texts(parent.number, "severity") == [
+        "severity warning -> critical; priority P2 -> P1 (critical on a standard-tier "
+        "host; 3 hosts affected (+1))"]
+    assert ticket["priority"] == "P1" and len(fleet.calls("priority")) == 1
+
+    fleet.clock.advance(MINUTE)
+    fleet.breach("web-02")  # back to warning: so is the incident
+    fleet.deliver(HOLD)
+    assert fleet.parent().priority is Priority.P2 and ticket["priority"] == "P2"
