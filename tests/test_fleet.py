@@ -11,7 +11,9 @@ runs the burst against a real Redmine.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -286,3 +288,25 @@ def test_the_worst_member_sets_the_incidents_severity_and_priority(fleet: Fleet)
     fleet.breach("web-02")  # back to warning: so is the incident
     fleet.deliver(HOLD)
     assert fleet.parent().priority is Priority.P2 and ticket["priority"] == "P2"
+
+
+@pytest.mark.slow
+def test_thirty_hosts_arriving_at_once_on_many_threads_are_still_one_ticket(
+        fleet: Fleet) -> None:
+    """The collector's HTTP workers ingest the burst concurrently: competing group
+    openings retry into joins, and the helpdesk still gets one ticket."""
+    barrier = threading.Barrier(len(HOSTS))
+
+    def breach(host: str) -> str:
+        barrier.wait()
+        return fleet.breach(host).outcome  # type: ignore[no-any-return]
+
+    with ThreadPoolExecutor(len(HOSTS)) as pool:
+        assert list(pool.map(breach, HOSTS)) == ["opened"] * len(HOSTS)
+    fleet.deliver(HOLD)
+    parent = fleet.parent()
+    assert sorted(parent.hosts) == HOSTS and parent.priority is Priority.P1
+    assert sorted(m.host for m in fleet.store.children(parent.id)) == HOSTS
+    assert fleet.calls("open") == [parent.number]
+    [ticket] = fleet.desk.tickets.values()
+    assert ticket["title"] == "http failing on 30 hosts with role=web"
