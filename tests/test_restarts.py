@@ -69,8 +69,12 @@ def settled(agent: AgentProcess, store: Any, since: float) -> None:
     agent.wait_until(seen, 40, "the collector to see the restarted agent's state")
 
 
-def restart(agent: AgentProcess, store: Any) -> None:
-    assert agent.stop() == 0
+def restart(agent: AgentProcess, store: Any, crash: bool = False) -> None:
+    """Stop the agent (SIGTERM, or SIGKILL for a crash) and start it again."""
+    if crash:
+        agent.kill()
+    else:
+        assert agent.stop() == 0
     since = time.time()
     agent.start()
     settled(agent, store, since)
@@ -84,7 +88,7 @@ def test_agent_and_collector_restarts_leave_the_ticket_history_true(
     assert ticket.check == "marker" and ticket.status.is_open
 
     restart(agent, store)
-    restart(agent, store)  # two restarts within minutes: would look like flapping
+    restart(agent, store, crash=True)  # two within minutes: would look like flapping
     [after] = store.list_tickets(host=HOST)
     kinds = [e.kind for e in store.timeline(after.id)]
     assert kinds == ["opened"], kinds
