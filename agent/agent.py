@@ -20,7 +20,8 @@ from typing import Any
 from agent import scheduler as sched
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.runner import CheckRunner
-from agent.state import CheckInfo, StateTable, Transition
+from agent.identity import ensure_state_dir
+from agent.state import STATE_FILE, CheckInfo, StateTable, Transition
 from agent.version import AGENT_VERSION
 from checks.base import Result, Status
 
@@ -45,6 +46,16 @@ def infos_for(config: AgentConfig) -> list[CheckInfo]:
     ]
 
 
+def state_file(config: AgentConfig) -> Path | None:
+    """Where the checks' hard state outlives a restart: beside the outbox, when there
+    is a collector to tell (a restart must not look like a recovery and a new breach
+    to it)."""
+    settings = config.agent
+    if not settings.collector:
+        return None
+    return ensure_state_dir(Path(settings.state_dir)) / STATE_FILE
+
+
 class Agent:
     """Holds the live config and everything built from it."""
 
@@ -55,7 +66,7 @@ class Agent:
         # it to point the agent at its own collector).
         self.adjust = adjust or (lambda config: config)
         self.config = self.adjust(config or load_config(self.config_path))
-        self.table = StateTable(infos_for(self.config))
+        self.table = StateTable(infos_for(self.config), state_file(self.config))
         self.runners = runners_for(self.config)
         self.started_at = time.time()
         self._lock = threading.Lock()
@@ -219,6 +230,7 @@ class Agent:
             if any(getattr(old, k) != getattr(new.agent, k) for k in delivery):
                 self._stop_delivery()
                 self._start_delivery()
+            self.table.path = state_file(new)
             self.table.replace_checks(infos_for(new))
             self.scheduler.remove_all_jobs()
             self._schedule_all()

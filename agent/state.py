@@ -8,16 +8,34 @@ recovery holds before it resolves anything.
 
 :class:`StateTable` is the one place the scheduler writes and the HTTP server,
 metrics and ``patrol check`` read; readers get frozen :class:`CheckView` copies.
+
+Restarts are not events. Given a ``path`` (``state_dir/check_state.json``, next to
+the outbox), the table keeps each check's hard status, since-when and sustain
+progress there and starts from it: a check still failing after a restart stays
+hard-failing since the original breach, so the agent announces nothing (no event; its
+heartbeats carry the original ``since``), where starting from OK would tell the
+collector "recovered" and then "failed again" (a false recovery, flapping after two
+restarts, a won't-fix ticket reopened). The file is rewritten (atomically) only when
+that state changes: on hard changes and while a breach is sustaining, not on every
+run. A check that changed while the agent was down changes at its first run, as
+it should. The latest result and diagnostics are not kept: they are re-measured.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import threading
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from checks.base import Result, Status
 from checks.config import Sustain
+
+log = logging.getLogger("patrol.agent")
+STATE_FILE = "check_state.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +145,63 @@ def advance(
     return new, (Transition(view.info.name, view.status, hard) if changed else None)
 
 
-class StateTable:
-    """Thread-safe table of every configured check's latest view."""
+def persisted(view: CheckView) -> dict[str, Any]:
+    """What of ``view`` outlives a restart. The failing-run count matters only while a
+    breach sustains (a hard failure no longer needs it), so it is kept only then and
+    a long hard failure does not rewrite the file on every run."""
+    sustaining = view.status is Status.OK
+    return {"type": view.info.type, "status": view.status.name, "since": view.since,
+            "failing_runs": view.failing_runs if sustaining else 0,
+            "breach_started": view.breach_started}
 
-    def __init__(self, infos: list[CheckInfo] | None = None) -> None:
+
+def restored(info: CheckInfo, saved: dict[str, Any] | None) -> CheckView:
+    """The view a check starts with: its saved state when it is the same check (same
+    name and type), else a fresh OK view."""
+    if not saved or saved.get("type") != info.type:
+        return CheckView(info)
+    try:
+        return CheckView(info, status=Status[saved["status"]], since=saved.get("since"),
+                         failing_runs=int(saved.get("failing_runs") or 0),
+                         breach_started=saved.get("breach_started"))
+    except (KeyError, TypeError, ValueError):
+        return CheckView(info)
+
+
+def load_states(path: Path | None) -> dict[str, dict[str, Any]]:
+    """The saved states by check name; a missing or unreadable file is a fresh start
+    (logged: the file is the agent's own memory, not configuration)."""
+    if path is None or not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        return {str(k): v for k, v in data["checks"].items() if isinstance(v, dict)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("ignoring saved check state %s (%s): every check starts as OK", path, exc)
+        return {}
+
+
+def save_states(path: Path, states: dict[str, dict[str, Any]]) -> None:
+    """Write atomically (a crash leaves the old file or the new, never half of one)."""
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"version": 1, "checks": states}, out)
+    os.replace(temporary, path)
+
+
+class StateTable:
+    """Thread-safe table of every configured check's latest view; with ``path``, the
+    hard state survives restarts (see the module docstring)."""
+
+    def __init__(self, infos: list[CheckInfo] | None = None,
+                 path: Path | None = None) -> None:
         self._lock = threading.Lock()
-        self._views: dict[str, CheckView] = {i.name: CheckView(i) for i in infos or []}
+        self.path = path
+        saved = load_states(path)
+        self._views: dict[str, CheckView] = {i.name: restored(i, saved.get(i.name))
+                                             for i in infos or []}
+        self._saved = {name: persisted(v) for name, v in self._views.items()}
 
     def replace_checks(self, infos: list[CheckInfo]) -> None:
         """After a reload: keep state of checks that still exist, add new ones."""
@@ -142,6 +211,7 @@ class StateTable:
                 else CheckView(i)
                 for i in infos
             }
+            self._save()
 
     def record(
         self, name: str, result: Result, sustain: Sustain, now: float, duration: float
@@ -151,7 +221,21 @@ class StateTable:
             if view is None:  # removed by a reload while it ran
                 return None
             self._views[name], transition = advance(view, result, sustain, now, duration)
+            self._save()
             return transition
+
+    def _save(self) -> None:
+        """Write the file when what it holds changed (the caller holds the lock)."""
+        if self.path is None:
+            return
+        states = {name: persisted(v) for name, v in self._views.items()}
+        if states == self._saved:
+            return
+        try:
+            save_states(self.path, states)
+            self._saved = states
+        except OSError as exc:  # a full disk must not stop the checks
+            log.error("cannot save check state to %s: %s", self.path, exc)
 
     def attach_diagnostics(self, name: str, diagnostics: dict[str, Any]) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from collector.grouping import AddMember, CreateGroup, LeaveGroup
 from collector.lifecycle import (
     Action,
     CancelRecovery,
@@ -158,6 +159,9 @@ class Applier:
         self.timeline(ticket, "recovering", "the check is OK again; verifying that it "
                       "stays OK before resolving")
         self._touch(ticket, rerender=True)
+        # Nothing for the ticket's own helpdesk copy yet; a fleet incident's parent
+        # ticket shows which hosts are recovering (see collector.fleet).
+        self.announce(ticket, "recovering")
         self.outcome = "recovering"
 
     def _on_CancelRecovery(self, action: CancelRecovery) -> None:
@@ -209,6 +213,51 @@ class Applier:
         self.tx.update_ticket(ticket)
         self.dirty.discard(ticket.id)  # type: ignore[arg-type]
         self.outcome = "closed" if self.outcome == "ignored" else self.outcome
+
+    def _on_CreateGroup(self, action: CreateGroup) -> None:
+        parent = self.tx.create_ticket(action.parent)
+        self.track(parent)
+        self.timeline(parent, "opened", f"opened as {parent.priority}: {parent.title} "
+                      f"({action.reason})", priority=str(parent.priority))
+        self._touch(parent, rerender=True)
+        for member_id in action.members:
+            self._link_member(member_id, parent)
+        self.announce(parent, "open")
+
+    def _link_member(self, member_id: int | None, parent: Ticket) -> None:
+        """The member's body names its group ticket; its helpdesk copy, if any, is
+        merged into the parent's (``grouped``, see :mod:`collector.fleet`)."""
+        member = self._get(member_id)
+        member.parent_id = parent.id
+        self.timeline(member, "grouped", f"part of {parent.number}: {parent.title}")
+        self._touch(member, rerender=True)
+        self.announce(member, "grouped")
+
+    def _on_AddMember(self, action: AddMember) -> None:
+        parent = self._get(action.parent_id)
+        parent.hosts = list(action.hosts)
+        parent.host = ",".join(parent.hosts)
+        parent.title = action.title
+        parent.last_seen = self.now
+        if action.priority is not None:
+            parent.priority = action.priority
+            parent.respond_by, parent.resolve_by = action.respond_by, action.resolve_by
+            self.timeline(parent, "priority", f"priority {action.old_priority} -> "
+                          f"{action.priority} ({action.reason})",
+                          old_priority=str(action.old_priority),
+                          new_priority=str(action.priority))
+        self.timeline(parent, "grouped", f"{action.host} joined: now {len(action.hosts)} "
+                      "hosts")
+        self._touch(parent, rerender=True)
+        self._link_member(action.member, parent)
+        self.announce(parent, "group_update")
+
+    def _on_LeaveGroup(self, action: LeaveGroup) -> None:
+        member = self._get(action.member)
+        member.parent_id = None
+        self.timeline(member, "grouped", f"no longer part of {action.parent_number}, which "
+                      "is closed: this failure is its own incident")
+        self._touch(member, rerender=True)
 
     def _on_Suppress(self, action: Suppress) -> None:
         log.info("suppressed: %s", action.reason)

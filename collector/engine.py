@@ -24,12 +24,19 @@ from typing import Any
 
 from collector.apply import Applier
 from collector.body import render_body, verify_command
-from collector.correlate import decide, priority_of
-from collector.grouping import JoinGroup, OpenGroup, group_decision, group_key
+from collector.correlate import decide
+from collector.fleet import FleetNotices
+from collector.grouping import (
+    LeaveGroup,
+    group_key,
+    plan_group,
+    plan_member_back,
+    plan_regrade,
+)
+from collector.lifecycle import Action, ChangeSeverity, Reopen
 from collector.maintenance import MaintenanceWindow, active_windows, host_zone
-from collector.model import Ticket, TicketStatus, TimelineEntry
+from collector.model import Ticket
 from collector.policy_config import PolicyConfig
-from collector.priority import sla
 from collector.store.base import ConcurrentUpdate
 from collector.wire import SEVERITY_OF_STATUS, AgentRef, Event, Heartbeat
 
@@ -69,9 +76,11 @@ class Engine:
         self.dispatcher: Any = None  # collector.dispatch.Dispatcher, when helpdesks exist
 
     def notify(self, tx: Any, ticket: Ticket, action: str, text: str, now: float) -> None:
-        """Queue helpdesk work for a ticket change, in the caller's transaction."""
+        """Queue helpdesk work for a ticket change, in the caller's transaction; a
+        fleet incident reaches the helpdesk as one ticket (:mod:`collector.fleet`)."""
         if self.dispatcher is not None:
-            self.dispatcher.enqueue(tx, ticket, action, text, now)
+            FleetNotices(self.dispatcher, self.policy.grouping.label).notify(
+                tx, ticket, action, text, now)
 
     def applier(self, tx: Any, now: float, event: Event | None) -> Applier:
         return Applier(tx, now, lambda tx_, ticket: self._render(tx_, ticket, event),
@@ -153,9 +162,14 @@ class Engine:
             for ticket in (active, latest):
                 if ticket is not None and ticket.id is not None:
                     applier.track(ticket)
-            applier.apply(actions)
+            # A member of a fleet incident failing again takes its group ticket along;
+            # applied first, so the helpdesk hears the group reopen before the news.
+            applier.apply([*self._back_to_group(tx, actions, (active, latest), event, now),
+                           *actions])
             if event.action == "trigger" and applier.opened:
                 self._group(tx, applier, event, now)
+            elif any(isinstance(a, ChangeSeverity) for a in actions):
+                self._regrade(tx, applier, event)
             touched = applier.opened[-1] if applier.opened else (active or latest)
             if touched is not None and touched.id is not None and \
                     touched.id in applier.tickets and applier.outcome != "suppressed":
@@ -187,78 +201,46 @@ class Engine:
                            verify_command(ticket.check, self.agent_config_path),
                            parent.number if parent is not None else None)
 
+    def _back_to_group(self, tx: Any, actions: list[Action],
+                       tickets: tuple[Ticket | None, ...], event: Event,
+                       now: float) -> list[Action | LeaveGroup]:
+        reopened = {a.ticket_id for a in actions if isinstance(a, Reopen)}
+        member = next((t for t in tickets if t is not None and t.id in reopened
+                       and t.parent_id is not None), None)
+        if member is None:
+            return []
+        return plan_member_back(member, tx.get_ticket_by_id(member.parent_id), event,
+                                self.policy, now)
+
+    def _regrade(self, tx: Any, applier: Applier, event: Event) -> None:
+        """A member's severity changed: its group ticket follows the worst member."""
+        changed = next((t for t in applier.tickets.values()
+                        if t.dedup_key == event.dedup_key and t.parent_id is not None), None)
+        if changed is None:
+            return
+        parent = tx.get_ticket_by_id(changed.parent_id)
+        if parent is None:
+            return
+        parent = applier.track(parent)
+        members = [applier.tickets.get(m.id, m)  # type: ignore[arg-type]
+                   for m in tx.children(parent.id)]
+        applier.apply(plan_regrade(parent, members, event, self.policy))
+
     def _group(self, tx: Any, applier: Applier, event: Event, now: float) -> None:
-        """Several hosts of one group failing the same check -> one parent ticket."""
+        """Several hosts of one group failing the same check -> one parent ticket
+        (decided by :func:`collector.grouping.plan_group`, applied like any action)."""
         grouping = self.policy.grouping
         value = event.labels.get(grouping.label)
         if not value:
             return
-        key = group_key(event.check, grouping.label, value)
-        parent = tx.open_group(key)
-        firing = [(t.host, t.labels, t.first_seen) for t in
+        parent = tx.open_group(group_key(event.check, grouping.label, value))
+        if parent is not None:
+            parent = applier.track(parent)
+        firing = [applier.tickets.get(t.id, t) for t in  # type: ignore[arg-type]
                   tx.list_tickets(status=["new", "in_progress", "pending"], check=event.check,
                                   limit=1000) if not t.is_group]
-        decision = group_decision(event, firing, grouping.label, grouping.window,
-                                  grouping.min_hosts, parent=parent, now=now)
-        if decision is None:
-            return
-        if isinstance(decision, OpenGroup):
-            scope = len(decision.hosts)
-            priority = priority_of(event, self.policy, scope=scope)
-            respond_by, resolve_by = sla(priority.priority, now, self.policy.sla)
-            parent = applier.opened[-1]
-            parent = Ticket(
-                dedup_key=decision.dedup_key, title=decision.title, host=",".join(
-                    decision.hosts), check=decision.check, check_type=decision.check_type,
-                severity=decision.severity, priority=priority.priority,
-                status=TicketStatus.NEW, category=parent.category, opened_at=now,
-                first_seen=min(f for h, _, f in firing if h in decision.hosts),
-                last_seen=now, respond_by=respond_by, resolve_by=resolve_by,
-                labels={grouping.label: value}, is_group=True, hosts=list(decision.hosts),
-                check_status=event.status, runbook=event.runbook)
-            tx.create_ticket(parent)
-            applier.track(parent)
-            tx.add_timeline(parent.id, TimelineEntry(
-                now, "opened", f"opened as {parent.priority}: {decision.title} "
-                f"({priority.reason})"))
-            members = [t for t in tx.list_tickets(status=["new", "in_progress", "pending"],
-                                                  check=event.check, limit=1000)
-                       if not t.is_group and t.host in decision.hosts]
-            for member in members:
-                member = applier.tickets.get(member.id, member)  # type: ignore[arg-type]
-                applier.track(member)
-                member.parent_id = parent.id
-                applier.dirty.add(member.id)  # type: ignore[arg-type]
-                applier.rerender.add(member.id)  # type: ignore[arg-type]
-                tx.add_timeline(member.id, TimelineEntry(
-                    now, "grouped", f"part of {parent.number}: {decision.title}"))
-            applier.dirty.add(parent.id)  # type: ignore[arg-type]
-            applier.rerender.add(parent.id)  # type: ignore[arg-type]
-            applier.announce(parent, "open")
-        elif isinstance(decision, JoinGroup) and parent is not None:
-            applier.track(parent)
-            parent = applier.tickets[parent.id]  # type: ignore[index]
-            joined_from = len(parent.hosts)
-            parent.hosts = list(decision.hosts)
-            parent.host = ",".join(parent.hosts)
-            # The title and body state the host count: keep them true for the scope.
-            parent.title = parent.title.replace(f" on {joined_from} hosts ",
-                                                f" on {len(parent.hosts)} hosts ", 1)
-            priority = priority_of(event, self.policy, scope=len(decision.hosts))
-            if priority.priority < parent.priority:
-                old = parent.priority
-                parent.priority = priority.priority
-                parent.respond_by, parent.resolve_by = sla(parent.priority, parent.opened_at,
-                                                           self.policy.sla)
-                tx.add_timeline(parent.id, TimelineEntry(
-                    now, "priority", f"priority {old} -> {parent.priority} "
-                    f"({priority.reason})"))
-            tx.add_timeline(parent.id, TimelineEntry(
-                now, "grouped", f"{decision.host} joined: now {len(decision.hosts)} hosts"))
-            child = applier.opened[-1]
-            child.parent_id = parent.id
-            applier.dirty.update({parent.id, child.id})  # type: ignore[arg-type]
-            applier.rerender.add(parent.id)  # type: ignore[arg-type]
+        applier.apply(plan_group(event, applier.opened[-1], firing, parent, self.policy,
+                                 now))
 
     # -- heartbeats ---------------------------------------------------------------------
 
@@ -290,7 +272,8 @@ class Engine:
     def reconcile(self, beat: Heartbeat, now: float) -> list[Event]:
         """Events the collector should have had, judged from the agent's full state:
         a failing check without an open ticket, or an OK check whose ticket is not
-        yet recovering. A recovering ticket is left to the next real event."""
+        yet recovering. A recovering ticket is left to the next real event; a check
+        that has not run since the agent started tells nothing."""
         tickets = {t.dedup_key: t for t in self.store.list_tickets(
             status=["new", "in_progress", "pending"], host=beat.source, limit=10000)
             if not t.is_group}
@@ -304,7 +287,8 @@ class Engine:
                     continue
                 missing.append(self.synthetic(beat.source, check.check, check.type,
                                               check.status, check.summary, labels, since))
-            elif check.status == "OK" and active is not None and active.recovered_at is None:
+            elif check.status == "OK" and check.last_run is not None and active is not None \
+                    and active.recovered_at is None:  # "not run yet" is no news (a restart)
                 missing.append(self.synthetic(beat.source, check.check, check.type, "OK",
                                               check.summary, labels, since))
         return missing

@@ -57,7 +57,8 @@ def _reconcile(store: Any, settings: TicketingSettings, now: float, ticket: Tick
                 or name))
             tx.update_ticket(fresh)
             changed = 1
-        elif remote.state in ("resolved", "closed") and fresh.status.is_open:
+        elif remote.state in ("resolved", "closed") and fresh.status.is_open \
+                and fresh.parent_id is None:  # a member: merged into its fleet incident
             failing = fresh.check_status != "OK"
             if failing and not remote.wont_fix and settings.on_remote_close == "reopen":
                 if any(row["helpdesk"] == name and row["action"] == "reopen"

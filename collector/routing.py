@@ -6,6 +6,11 @@ it says ``continue: true``, in which case later routes may add more destinations
 (e.g. every P1 also pages through PagerDuty). An empty ``match`` fits everything, so
 a last catch-all route is the default. Globs (``db-*``) work for hosts, checks and
 label values.
+
+Fleet incidents (:mod:`collector.fleet`): when hosts of a group fail together, the
+group's parent ticket is routed like any ticket and its members stay in Patrol,
+linked to it. A route with ``group_members: true`` sends the member tickets it
+matches to its helpdesk as well.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ class Route(BaseModel):
     assignee: str | None = None
     fields: dict[str, Any] = Field(default_factory=dict)
     continue_: bool = Field(default=False, alias="continue")
+    group_members: bool = Field(
+        default=False, description="also open the member tickets of a fleet incident "
+        "here (by default only the incident's parent ticket goes to the helpdesk)")
 
 
 class TicketingSettings(BaseModel):
@@ -68,17 +76,24 @@ class TicketingSettings(BaseModel):
     sync_interval: Seconds = 60.0
     dispatch_interval: Seconds = 1.0
     workers: int = Field(default=4, ge=1, le=64)
+    group_hold: Seconds = Field(
+        default=10.0, description="how long the helpdesk open of a ticket that could "
+        "still become part of a fleet incident (it has the grouping label) waits, and "
+        "how long updates of a fleet incident gather before they are sent")
     base_url: str | None = Field(default=None, description="Patrol's web address, for links "
                                  "from helpdesk tickets back to Patrol")
 
 
 def destinations(ticket: Ticket, routes: list[Route]) -> list[Destination]:
-    """Where ``ticket`` goes, in route order; one destination per helpdesk."""
+    """Where ``ticket`` goes, in route order; one destination per helpdesk. A member
+    of a fleet incident (``parent_id`` set) goes only where its route says
+    ``group_members``."""
     found: dict[str, Destination] = {}
     for route in routes:
         if not route.match.fits(ticket):
             continue
-        if route.helpdesk not in found:
+        member_kept_home = ticket.parent_id is not None and not route.group_members
+        if route.helpdesk not in found and not member_kept_home:
             found[route.helpdesk] = Destination(route.helpdesk, route.project, route.team,
                                                 route.assignee, dict(route.fields))
         if not route.continue_:

@@ -16,13 +16,18 @@ from collector.priority import approx
 from collector.wire import Event
 
 
-def unreachable_events(engine: Any, now: float) -> list[Event]:
+def unreachable_events(engine: Any, now: float, heard_from: float) -> list[Event]:
     """A CRITICAL ``heartbeat`` event per host that went silent (marked unreachable
-    here, so it is reported once; its next heartbeat marks it back)."""
+    here, so it is reported once; its next heartbeat marks it back).
+
+    Silence is counted from no earlier than ``heard_from`` (when this collector
+    started): while the collector itself was down it heard nothing, and that is no
+    host's fault (a collector restart is not an event)."""
     factor = engine.policy.liveness.heartbeat_factor
     hosts = {h["host"]: h for h in engine.store.hosts() if h.get("reachable", True)}
-    lost = heartbeat_lost([{**h, "interval_seconds": h["interval"]} for h in hosts.values()],
-                          now, factor)
+    lost = heartbeat_lost([{**h, "interval_seconds": h["interval"],
+                           "last_heartbeat": max(h["last_heartbeat"], heard_from)}
+                          for h in hosts.values()], now, factor)
     events = []
     for name in lost:
         host = hosts[name]
@@ -37,9 +42,11 @@ def unreachable_events(engine: Any, now: float) -> list[Event]:
     return events
 
 
-def stale_events(engine: Any, now: float, snapshot: list[Ticket]) -> list[Event]:
+def stale_events(engine: Any, now: float, snapshot: list[Ticket],
+                 heard_from: float) -> list[Event]:
     """A WARNING ``stale:<check>`` event per check gone silent on a reachable host, and
-    an OK one for each open stale ticket whose check reports again."""
+    an OK one for each open stale ticket whose check reports again. Results due while
+    this collector was down (before ``heard_from``) are judged from its start."""
     liveness = engine.policy.liveness
     hosts = {h["host"]: h for h in engine.store.hosts() if h.get("reachable", True)}
     # Results arrive with heartbeats: a check is silent only when it has missed its
@@ -52,7 +59,9 @@ def stale_events(engine: Any, now: float, snapshot: list[Ticket]) -> list[Event]
         beat = host.get("interval") or 0
         interval = max(state.get("interval") or 0, beat) if state.get("interval") else None
         states.append({**state, "interval_seconds": interval, "heartbeat": beat})
-    stale = set(stale_checks(states, now, liveness.stale_factor, liveness.stale_grace,
+    judged = [{**state, **{key: max(state[key], heard_from) for key in ("last_run", "next_due")
+                           if state.get(key) is not None}} for state in states]
+    stale = set(stale_checks(judged, now, liveness.stale_factor, liveness.stale_grace,
                              liveness.stale_timeout_factor))
     open_stale = {t.dedup_key for t in snapshot
                   if t.status.is_open and t.check.startswith("stale:")

@@ -63,6 +63,9 @@ class Watchdog:
         self.maintenance_checked_to: float | None = None
         self.last_prune = float("-inf")
         self.passes = 0
+        # Silence is counted from no earlier than this: while the collector itself was
+        # down it heard nothing, and that is no host's fault (a restart is not an event).
+        self.started = engine.clock()
 
     @property
     def store(self) -> Any:
@@ -101,13 +104,12 @@ class Watchdog:
         snapshot = self.health.attempt("timers", lambda: self.store.open_tickets(light=True))
         if snapshot is not None:
             counts["timers"], counts["escalations"] = self._per_ticket(snapshot, now)
-        counts["unreachable"] = self._duty(
-            "liveness", lambda: self._ingest_opened(unreachable_events(self.engine, now)),
-            now) or 0
+        counts["unreachable"] = self._duty("liveness", lambda: self._ingest_opened(
+            unreachable_events(self.engine, now, self.started)), now) or 0
         if snapshot is not None:
             counts["stale"] = self._duty(
-                "staleness", lambda: self._ingest_opened(stale_events(self.engine, now,
-                                                                      snapshot)), now) or 0
+                "staleness", lambda: self._ingest_opened(stale_events(self.engine, now, snapshot,
+                                                                      self.started)), now) or 0
         counts["maintenance_ended"] = self._duty(
             "maintenance_end", lambda: self._maintenance_ended(now), now) or 0
         counts["pruned"] = self._duty("prune", lambda: self._prune(now), now) or 0

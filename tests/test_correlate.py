@@ -9,7 +9,18 @@ import pytest
 
 from collector.categories import category_for
 from collector.correlate import decide, priority_of
-from collector.grouping import JoinGroup, OpenGroup, group_decision, group_key
+from collector.grouping import (
+    AddMember,
+    CreateGroup,
+    JoinGroup,
+    LeaveGroup,
+    OpenGroup,
+    group_decision,
+    group_key,
+    plan_group,
+    plan_member_back,
+    plan_regrade,
+)
 from collector.lifecycle import (
     CancelRecovery,
     ChangeSeverity,
@@ -241,6 +252,73 @@ def test_group_window_defaults_to_the_events_observation_time() -> None:
     assert group_decision(event, [_firing("db-02", "db", NOW - 3500),
                                   _firing("db-03", "db", NOW - 2500)]) is not None
     assert group_key("var-disk", "role", "db") == "group:role=db/var-disk"
+
+
+def _member(host: str, ticket_id: int, first_seen: float = NOW - 60, **changes: Any
+            ) -> Ticket:
+    return _ticket(dedup_key=f"{host}/var-disk", host=host, id=ticket_id,
+                   first_seen=first_seen, labels={"tier": "critical", "role": "db"},
+                   **changes)
+
+
+def test_plan_group_creates_the_parent_with_the_members_that_fit() -> None:
+    firing = [_member("db-01", 1), _member("db-02", 2), _member("db-03", 3, NOW - 300),
+              _member("db-04", 4, NOW - 900), _member("web-01", 5) ]
+    firing[4].labels = {"role": "web"}
+    [create] = plan_group(_event(), firing[0], firing, None, CONFIG, NOW)
+    assert isinstance(create, CreateGroup) and create.members == (1, 2, 3)
+    parent = create.parent
+    assert (parent.title, parent.hosts, parent.host, parent.is_group) == (
+        "var-disk failing on 3 hosts with role=db", ["db-01", "db-02", "db-03"],
+        "db-01,db-02,db-03", True)
+    assert (parent.priority, parent.first_seen, parent.labels) == (
+        P1, NOW - 300, {"role": "db"})
+    assert create.reason == "critical on a critical-tier host; 3 hosts affected (+1)"
+
+
+@pytest.mark.parametrize(("hosts", "priority"), [(3, None), (9, P1)],
+                         ids=["same-priority", "scope-raises-it"])
+def test_plan_group_adds_a_member_to_the_open_parent(hosts: int,
+                                                     priority: Priority | None) -> None:
+    names = [f"db-{n:02d}" for n in range(1, hosts + 1)]
+    parent = _ticket(id=40, is_group=True, hosts=names, priority=P1 if priority is None
+                     else P2, labels={"role": "db"}, dedup_key=group_key("var-disk", "role",
+                                                                         "db"))
+    event = _event(host="db-99", severity="warning", status="WARNING")
+    [add] = plan_group(event, _member("db-99", 99), [], parent, CONFIG, NOW)
+    assert isinstance(add, AddMember)
+    assert (add.parent_id, add.member, add.hosts[-1], add.priority) == (
+        40, 99, "db-99", priority)
+    assert add.title == f"var-disk failing on {hosts + 1} hosts with role=db"
+
+
+@pytest.mark.parametrize(("parent_status", "expected"), [
+    (TicketStatus.IN_PROGRESS, []),
+    (TicketStatus.RESOLVED, [Reopen(40, NOW, f"db-02 failed again: {SUMMARY}", "critical",
+                                    P1, NOW + 900, NOW + 14400)]),
+    (TicketStatus.CLOSED, [LeaveGroup(2, "TS20231027004")]),
+], ids=["parent-open", "parent-resolved-reopens", "parent-closed-member-leaves"])
+def test_plan_member_back(parent_status: TicketStatus, expected: list[Any]) -> None:
+    parent = _ticket(id=40, is_group=True, number="TS20231027004", status=parent_status)
+    member = _member("db-02", 2, parent_id=40)
+    assert plan_member_back(member, parent, _event(host="db-02"), CONFIG, NOW) == expected
+
+
+def test_plan_regrade_follows_the_worst_open_member() -> None:
+    parent = _ticket(id=40, is_group=True, severity="warning", priority=P2,
+                     hosts=["db-01", "db-02", "db-03"])
+    members = [_member("db-01", 1, severity="warning"), _member("db-02", 2),
+               _member("db-03", 3, severity="warning")]
+    [change] = plan_regrade(parent, members, _event(host="db-02"), CONFIG)
+    assert (change.old, change.new, change.old_priority, change.new_priority) == (
+        "warning", "critical", P2, P1)
+    assert (change.respond_by, change.resolve_by) == (T0 + 900, T0 + 14400)
+    members[1].recovered_at = NOW  # the critical one is recovering: warning again
+    parent.severity = "critical"
+    [back] = plan_regrade(parent, members, _event(host="db-02"), CONFIG)
+    assert back.new == "warning"
+    parent.severity = "warning"
+    assert plan_regrade(parent, members, _event(host="db-02"), CONFIG) == []
 
 
 @pytest.mark.parametrize(("check_type", "labels", "overrides", "category"), [

@@ -442,6 +442,19 @@ def test_heartbeat_reconciles_missed_failures_and_recoveries(any_world: World) -
     assert w.engine.counters["heartbeats"] == 4
 
 
+def test_a_check_that_has_not_run_yet_is_no_recovery(any_world: World) -> None:
+    """An agent that just (re)started reports every check OK, "not run yet", until its
+    first run: that says nothing about the failure the ticket is about."""
+    w = any_world
+    number = w.one(event()).ticket
+    w.clock.advance(30)
+    fresh = heartbeat("db-01", [snapshot("root-disk", "OK", summary="not run yet")],
+                      sent_at=w.clock())
+    assert w.engine.heartbeat(fresh)["reconciled"] == []
+    t = w.ticket(number)
+    assert (t.recovered_at, t.state_changes, w.kinds(number)) == (None, [], ["opened"])
+
+
 def _beat(w: World, checks: list | None = None) -> None:
     w.engine.heartbeat(heartbeat("db-01", checks, sent_at=w.clock()))
 

@@ -71,3 +71,62 @@ def test_reload_keeps_state_of_surviving_checks() -> None:
     assert [v.info.name for v in table.snapshot()] == ["a", "c"]
     assert table.get("a").status is CRIT and table.get("a").info.labels == {"team": "ops"}
     assert table.record("b", Result(OK, "x"), Sustain(), 2.0, 0.1) is None
+
+
+# -- restarts are not events: the hard state outlives the process ----------------------
+
+
+def test_a_failing_check_is_still_hard_failing_since_the_breach_after_a_restart(
+        tmp_path) -> None:
+    path = tmp_path / "check_state.json"
+    before = StateTable([CheckInfo("disk", "disk"), CheckInfo("cpu", "cpu")], path)
+    assert before.record("disk", Result(CRIT, "full"), Sustain(), 100.0, 0.1) is not None
+    before.record("cpu", Result(OK, "fine"), Sustain(), 100.0, 0.1)
+
+    after = StateTable([CheckInfo("disk", "disk"), CheckInfo("cpu", "cpu")], path)
+    view = after.get("disk")
+    assert (view.status, view.since, view.result) == (CRIT, 100.0, None)
+    # still failing at the first run after the restart: nothing to announce
+    assert after.record("disk", Result(CRIT, "full"), Sustain(), 400.0, 0.1) is None
+    assert after.get("disk").since == 100.0
+    # recovered while the agent was down: announced at the first run, as it should be
+    restarted = StateTable([CheckInfo("disk", "disk")], path)
+    transition = restarted.record("disk", Result(OK, "fine"), Sustain(), 500.0, 0.1)
+    assert transition is not None and (transition.old, transition.new) == (CRIT, OK)
+
+
+def test_a_sustaining_breach_keeps_its_progress_across_a_restart(tmp_path) -> None:
+    path = tmp_path / "check_state.json"
+    for_3 = Sustain(count=3)
+    table = StateTable([CheckInfo("c", "cpu")], path)
+    table.record("c", Result(WARN, "hot"), for_3, 100.0, 0.1)
+    table.record("c", Result(WARN, "hot"), for_3, 160.0, 0.1)
+    table = StateTable([CheckInfo("c", "cpu")], path)
+    transition = table.record("c", Result(WARN, "hot"), for_3, 220.0, 0.1)
+    assert transition is not None and transition.new is WARN  # the third in a row
+
+
+@pytest.mark.parametrize("saved", [
+    pytest.param('{"version": 1, "checks": {"c": {"type": "disk", "status": "CRITICAL"}}}',
+                 id="another-type-under-that-name"),
+    pytest.param("{not json", id="unreadable"),
+    pytest.param('{"version": 1, "checks": {"c": {"type": "cpu", "status": "BROKEN"}}}',
+                 id="unknown-status"),
+])
+def test_a_state_file_that_does_not_fit_is_a_fresh_start(tmp_path, saved: str) -> None:
+    path = tmp_path / "check_state.json"
+    path.write_text(saved)
+    assert StateTable([CheckInfo("c", "cpu")], path).get("c").status is OK
+
+
+def test_the_file_is_written_on_changes_not_on_every_run(tmp_path) -> None:
+    path = tmp_path / "check_state.json"
+    table = StateTable([CheckInfo("c", "cpu")], path)
+    table.record("c", Result(CRIT, "hot"), Sustain(), 160.0, 0.1)
+    written = path.read_text()
+    path.write_text("left alone")
+    for n in range(5):  # a long hard failure: the same state every run
+        table.record("c", Result(CRIT, "hot"), Sustain(), 220.0 + 60 * n, 0.1)
+    assert path.read_text() == "left alone"
+    table.record("c", Result(OK, "fine"), Sustain(), 600.0, 0.1)
+    assert path.read_text() != written and oct(path.stat().st_mode)[-3:] == "600"

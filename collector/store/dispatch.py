@@ -179,3 +179,33 @@ class DispatchWrites(DispatchReads):
         self._run("UPDATE ticket_links SET remote_state = ?, remote_assignee = ?,"
                   " synced_at = ?, error = ? WHERE ticket_id = ? AND helpdesk = ?",
                   (remote_state, assignee, now, error, ticket_id, helpdesk))
+
+    def cancel_unsent_open(self, ticket_id: int, helpdesk: str) -> bool:
+        """Withdraw a ticket's ``open`` for ``helpdesk`` that has not been sent (pending
+        and not leased by a worker, never attempted), with everything queued behind it.
+        True if there was one: the helpdesk never heard of the ticket. False: it was
+        sent, is in flight, was attempted (a timed-out attempt may have created it:
+        its retry adopts that ticket), or was never queued."""
+        if not self._run("DELETE FROM dispatch WHERE ticket_id = ? AND helpdesk = ?"
+                         " AND action = 'open' AND state = 'pending' AND attempts = 0"
+                         " AND lease_owner IS NULL", (ticket_id, helpdesk)):
+            return False
+        self._run("DELETE FROM dispatch WHERE ticket_id = ? AND helpdesk = ?"
+                  " AND state = 'pending' AND lease_owner IS NULL", (ticket_id, helpdesk))
+        return True
+
+    def unsent_dispatch(self, ticket_id: int, helpdesk: str) -> list[dict[str, Any]]:
+        """The rows for ``ticket_id`` and ``helpdesk`` no worker has taken yet, oldest
+        first (a row being delivered right now is not among them)."""
+        rows = self._rows(f"SELECT {_COLUMNS} FROM dispatch WHERE ticket_id = ?"
+                          " AND helpdesk = ? AND state = 'pending' AND lease_owner IS NULL"
+                          " ORDER BY id", (ticket_id, helpdesk))
+        return [self._dispatch_row(r) for r in rows]
+
+    def amend_unsent_dispatch(self, dispatch_id: int, payload: dict[str, Any],
+                              action: str | None = None) -> bool:
+        """Replace the payload (and the action, if given) of a row no worker has taken
+        yet; False if one took it meanwhile (then the caller queues a new row)."""
+        return bool(self._run("UPDATE dispatch SET payload = ?, action = COALESCE(?, action)"
+                              " WHERE id = ? AND state = 'pending' AND lease_owner IS NULL",
+                              (self._dump(payload), action, dispatch_id)))
