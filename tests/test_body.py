@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -44,7 +46,8 @@ EVENT = Event(
                                     {"path": "/var/lib/postgresql", "bytes": 10737418240}],
             "coverage": {"bytes": 35433480192, "complete": True, "entries": 48211}}}},
     },
-    observed_at=OBSERVED, agent=AgentRef(id="db-01.example.com", version="0.1.0"), sequence=42)
+    observed_at=OBSERVED, sequence=42,
+    agent=AgentRef(id="db-01.example.com", version="0.1.0", config="/etc/patrol/db-agent.yaml"))
 [OPEN] = decide(EVENT, None, None, NOW, PolicyConfig())
 TICKET = OPEN.ticket
 TICKET.number = "TS20231027001"
@@ -84,38 +87,39 @@ EXPECTED = "\n".join([
     '## Environment',
     '',
     '- **Labels**: env=prod, role=db, tier=critical',
+    '- **Tier**: critical',
     '- **OS**: Debian GNU/Linux 12 (bookworm)',
     '- **Kernel**: 6.1.0-13-amd64',
     '- **Architecture**: x86_64',
-    '- **Uptime**: 12d 5h',
+    '- **Uptime**: 12 d 5 h',
     '',
     '## Measured values',
     '',
-    '| Measurement | Item | Value | Warning | Critical |',
-    '|---|---|---|---|---|',
-    '| used_ratio | /var | 96.2% | 90% | 95% |',
-    '| free_bytes | /var | 1.8 GiB | - | - |',
-    '| inodes_used_ratio | /var | 41.2% | 85% | 95% |',
-    '| full_in_seconds | /var | 2h | - | - |',
+    '| Measurement | Item | Value | Expected |',
+    '|---|---|---|---|',
+    '| used_ratio | /var | 96.2% | warning ≥ 90%, critical ≥ 95% |',
+    '| free_bytes | /var | 1.8 GiB | - |',
+    '| inodes_used_ratio | /var | 41.2% | warning ≥ 85%, critical ≥ 95% |',
+    '| full_in_seconds | /var | 2 h | - |',
     '',
     '## Diagnostics',
     '',
     '### From the check',
     '',
-    '#### mounts / /var / deleted_open_files',
+    '#### mounts › /var › deleted open files',
     '',
     '| pid | name | path | bytes |',
     '|---|---|---|---|',
     '| 812 | rsyslogd | /var/log/syslog.1 | 4.0 GiB |',
     '',
-    '#### mounts / /var / largest_directories',
+    '#### mounts › /var › largest directories',
     '',
     '| path | bytes |',
     '|---|---|',
     '| /var/log | 20.0 GiB |',
     '| /var/lib/postgresql | 10.0 GiB |',
     '',
-    '#### mounts / /var / coverage',
+    '#### mounts › /var › coverage',
     '',
     '- bytes: 33.0 GiB',
     '- complete: yes',
@@ -132,29 +136,25 @@ EXPECTED = "\n".join([
     '### Host facts',
     '',
     '- hostname: db-01',
-    '- os: Debian GNU/Linux 12 (bookworm)',
-    '- kernel: 6.1.0-13-amd64',
-    '- architecture: x86_64',
-    '- uptime_seconds: 12d 5h',
     '',
     '## Steps Patrol already took',
     '',
     '- 2023-10-27T10:03:12Z detected the problem in routine inspection',
     '- 2023-10-27T10:03:12Z captured diagnostics: host, recent_changes, check',
-    '- looked up past occurrences: 2 found',
-    '- 2023-10-27T10:03:14Z opened as P1 (critical on a critical-tier host; disk full in '
-    '~2h (+1))',
+    '- 2023-10-27T10:03:14Z looked up past occurrences: 2 found',
+    '- 2023-10-27T10:03:14Z opened as P1 (critical on a critical-tier host; disk '
+    'full in ~2h (+1))',
     '',
     '## Suggested first actions',
     '',
-    '1. Look for deleted files still held open (diagnostics: deleted_open_files); '
+    '1. Look for deleted files still held open (diagnostics: deleted open files); '
     'restarting or signalling the holder frees their space at once.',
-    '2. Check the largest and recently grown directories: logs without rotation, core '
-    'dumps, caches, old backups or package caches (`apt-get clean`).',
+    '2. Check the largest and recently grown directories: logs without rotation, '
+    'core dumps, caches, old backups or package caches (`apt-get clean`).',
     '3. Rotate or compress logs (`logrotate -f`), vacuum the journal (`journalctl '
     '--vacuum-size=500M`).',
-    '4. If the growth is legitimate, extend the filesystem or move data; record the new '
-    'capacity plan.',
+    '4. If the growth is legitimate, extend the filesystem or move data; record the '
+    'new capacity plan.',
     '',
     'Runbook: https://wiki.example.com/runbooks/disk-full',
     '',
@@ -171,8 +171,10 @@ EXPECTED = "\n".join([
     'On db-01:',
     '',
     '```',
-    'patrol check --config /etc/patrol/agent.yaml --only var-disk',
+    'patrol check --config /etc/patrol/db-agent.yaml --only var-disk',
     '```',
+    '',
+    'The check reports OK once the problem is fixed.',
     '',
     '## SLA',
     '',
@@ -214,14 +216,14 @@ def test_body_without_event_uses_the_stored_ticket() -> None:
     ]
     assert _section(markdown, "Environment") == "- **Labels**: none"
     assert _section(markdown, "Measured values").splitlines()[2] == (
-        "| response_seconds | - | 250ms | - | - |")
+        "| response_seconds | - | 250 ms | - |")
     assert _section(markdown, "Diagnostics") == "\n".join([
         "### Response", "", "- status: 503", "", "#### body", "", "```", "x" * 130, "```"])
     assert _section(markdown, "Past occurrences") == (
         "None: this is the first ticket for this host and check.")
     assert "Runbook" not in markdown
-    assert _section(markdown, "How to verify").endswith(
-        "patrol check --config /etc/patrol/web.yaml --only api\n```")
+    assert "\npatrol check --config /etc/patrol/web.yaml --only api\n" in _section(
+        markdown, "How to verify")
 
 
 def test_group_ticket_lists_its_hosts_and_children_name_their_group() -> None:
@@ -236,9 +238,9 @@ def test_group_ticket_lists_its_hosts_and_children_name_their_group() -> None:
 def test_unknown_check_type_gets_generic_first_actions() -> None:
     markdown = render_body(_plain_ticket(check_type="my_plugin"), None, [], [], "patrol check")
     assert _section(markdown, "Suggested first actions").splitlines()[0] == (
-        "1. Read the diagnostics below and the check's summary; compare with the last "
-        "occurrence of this problem.")
+        "1. Read the check's summary and compare with the last occurrence of this problem.")
     assert _section(markdown, "Diagnostics") == "None captured."
+    assert "diagnostics below" not in markdown  # there are none to read
 
 
 def test_past_occurrences_cap_and_open_ones_show_their_status() -> None:
@@ -248,13 +250,13 @@ def test_past_occurrences_cap_and_open_ones_show_their_status() -> None:
     lines = table.splitlines()
     assert len(lines) == 2 + 10 + 2
     assert lines[2] == "| TS20231001000 | 2023-10-27T10:03:14Z | - | closed |"
-    assert lines[-1] == "(2 older tickets not shown)"
+    assert lines[-1] == "… and 2 older tickets"
 
 
 RENDERED = [
     ("scalars-by-unit", {"rss_bytes": 1536, "cpu_ratio": 0.125, "wait_seconds": 90,
                          "count": 12000, "ok": False, "user": None},
-     ["- rss_bytes: 1.5 KiB", "- cpu_ratio: 12.5%", "- wait_seconds: 1m", "- count: 12,000",
+     ["- rss: 1.5 KiB", "- cpu: 12.5%", "- wait: 1 min 30 s", "- count: 12,000",
       "- ok: no", "- user: -"]),
     ("records-become-a-table", [{"pid": 1, "cmd": "a|b"}, {"pid": 2, "extra": [1, 2]}],
      ["| pid | cmd | extra |", "|---|---|---|", "| 1 | a\\|b | - |", "| 2 | - | 1, 2 |"]),
@@ -266,7 +268,7 @@ RENDERED = [
     ("empty", {}, ["(empty)"]),
     ("none", [], ["(none)"]),
     ("deep-nesting-becomes-json", {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}},
-     ["#### a / b / c / d", "", "e:", "```", '{\n "f": 1\n}', "```"]),
+     ["#### a › b › c › d", "", "e:", "```", '{\n "f": 1\n}', "```"]),
 ]
 
 
@@ -279,20 +281,114 @@ def test_render_value(value: object, lines: list[str]) -> None:
 def test_render_value_caps_rows_cells_and_text() -> None:
     rows = [{"n": i, "text": "y" * 300} for i in range(25)]
     table = render_value(rows)
-    assert len(table) == 2 + body.MAX_ROWS + 1
-    assert table[2] == f"| 0 | {'y' * 199}… |"
-    assert table[-1] == "\n(5 more rows not shown)"
+    assert len(table) == 2 + body.MAX_ROWS + 2
+    assert table[2] == f"| 0 | {'y' * (body.MAX_CELL - 1)}… |"
+    assert table[-1] == f"… and {25 - body.MAX_ROWS} more"
     [_, text, _] = render_value("z" * 5000)
     assert text == "z" * body.MAX_TEXT + "\n... (1000 more characters)"
 
 
 def test_render_diagnostics_orders_sections_and_omits_what_does_not_fit() -> None:
-    huge = [{f"c{c}": "w" * 199 for c in range(10)} for _ in range(20)]
-    diagnostics = {"captured_at": "t", "duration_seconds": {"check": 1.0}, "host": {"os": "x"},
+    huge = {f"t{t}": [{f"c{c}": "w" * 199 for c in range(10)} for _ in range(20)]
+            for t in range(3)}
+    diagnostics = {"captured_at": "t", "duration_seconds": {"check": 1.0},
+                   "host": {"os": "x", "fqdn": "db"},
                    "huge": huge, "check": {"state": "failed"}}
     size = sum(len(line) + 1 for line in ["", "### Huge", "", *render_value(huge)])
     assert size > body.MAX_DIAGNOSTICS
     assert render_diagnostics(diagnostics) == [
         "", "### From the check", "", "- state: failed",
-        "", "### Host facts", "", "- os: x",
+        "", "### Host facts", "", "- fqdn: db",
         "", "### Huge", "", f"(omitted here: {size} characters; the ticket page has it)"]
+
+
+# -- what a reader sees: numbers by unit, one time format, steps in order ---------------
+
+ISO_ANY = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?([^\s|,;)]*)")
+
+
+def _one_timestamp_style(markdown: str) -> None:
+    """Every timestamp in the body is ISO 8601 UTC with ``Z``, none with ``+00:00``."""
+    suffixes = {m.group(1) for m in ISO_ANY.finditer(markdown)}
+    assert suffixes <= {"Z"}, suffixes
+    assert "+00:00" not in markdown
+
+
+def _steps_in_time_order(markdown: str) -> None:
+    steps = _section(markdown, "Steps Patrol already took").splitlines()
+    times = [line.split(" ", 2)[1] for line in steps]
+    assert times == sorted(times) and all(t.endswith("Z") for t in times), steps
+
+
+PROCESS_ROW = {"pid": 21072, "name": "java", "user": "app", "cpu_ratio": 0.93,
+               "rss_bytes": 3 * 1024**3, "cmdline": "java -jar /opt/app/app.jar" + " " * 40,
+               "started": "2026-12-05T04:25:28+00:00", "state": "running"}
+
+
+def _busy_event(**changes: object) -> Event:
+    diagnostics = {
+        "captured_at": "2023-10-27T10:03:10+00:00",
+        "host": {"hostname": "db-01", "os": "Debian GNU/Linux 12 (bookworm)",
+                 "boot_time": 1796439137, "boot_time_iso": "2026-12-05T02:52:17+00:00",
+                 "uptime_seconds": 287.3, "memory_total_bytes": 8 * 1024**3},
+        "top_processes": {"sample_seconds": 0.25, "by_cpu": [
+            {**PROCESS_ROW, "pid": 21072 + n} for n in range(12)]},
+        "check": {"mounts": {"/": {
+            "recent_large_files": [{"path": "/var/log/app.log", "bytes": 5 * 1024**3,
+                                    "modified_seconds_ago": 287.3}],
+            "coverage": {"root": "/", "complete": True, "entries": 48211,
+                         "elapsed_seconds": 1.5}}}},
+        "result": {"listening": {"port": 5432, "fd": 7, "backend_pid": 8123}},
+    }
+    fields: dict[str, Any] = {"diagnostics": diagnostics, "measurements": [
+        MeasurementValue(name="used_ratio", value=0.99, item="/")],
+        "thresholds": {"used_ratio[/]": {"warning": 0.85, "critical": 0.95,
+                                         "higher_is_worse": True, "unit": "ratio"}}}
+    fields.update(changes)
+    return EVENT.model_copy(update=fields)
+
+
+def test_numbers_read_by_unit_and_times_in_one_style() -> None:
+    event = _busy_event()
+    [opened] = decide(event, None, None, NOW, PolicyConfig())
+    markdown = render_body(opened.ticket, event, [], TIMELINE, verify_command("var-disk"))
+    assert "| 21072 | java | app |" in markdown and "21,072" not in markdown  # a pid
+    assert "- boot time: 2026-12-05T02:52:17Z" in markdown  # an epoch, as a time
+    assert "1,796,439,137" not in markdown and "boot time iso" not in markdown
+    assert "| /var/log/app.log | 5.0 GiB | 4 min 47 s ago |" in markdown
+    assert "287.3" not in markdown
+    assert "- **Uptime**: 4 min 47 s" in markdown
+    assert "- port: 5432\n- fd: 7\n- backend pid: 8123" in markdown
+    assert "#### mounts › / › coverage" in markdown and "mounts / / /" not in markdown
+    assert "- entries: 48,211" in markdown  # a count keeps its separators
+    assert "| java -jar /opt/app/app.jar | 2026-12-05T04:25:28Z |" in markdown  # padding gone
+    top = _section(markdown, "Diagnostics").split("### Top processes", 1)[1]
+    assert top.count("| java |") == 5 and "… and 7 more" in top  # folded, not 12 rows
+    _one_timestamp_style(markdown)
+    _steps_in_time_order(markdown)
+
+
+def test_steps_are_in_time_order_even_when_diagnostics_came_first() -> None:
+    timeline = [TimelineEntry(at=NOW + 600, kind="escalated", text="respond-by is near"),
+                TimelineEntry(at=NOW, kind="opened", text="opened as P1")]
+    markdown = render_body(TICKET, _busy_event(), PAST, timeline, verify_command("var-disk"))
+    steps = _section(markdown, "Steps Patrol already took").splitlines()
+    assert steps == [
+        "- 2023-10-27T10:03:10Z detected the problem in routine inspection",
+        "- 2023-10-27T10:03:10Z captured diagnostics: host, top_processes, check, result",
+        "- 2023-10-27T10:03:14Z looked up past occurrences: 2 found",
+        "- 2023-10-27T10:03:14Z opened as P1",
+        "- 2023-10-27T10:13:14Z respond-by is near",
+    ]
+
+
+def test_verify_names_the_agents_config_and_survives_a_rerender_without_event() -> None:
+    first = render_body(TICKET, EVENT, [], [], verify_command("var-disk"))
+    assert "patrol check --config /etc/patrol/db-agent.yaml --only var-disk" in first
+    assert "/etc/patrol/agent.yaml" not in first
+    TICKET.body = first
+    try:
+        again = render_body(TICKET, None, [], [], verify_command("var-disk"))
+    finally:
+        TICKET.body = ""
+    assert "patrol check --config /etc/patrol/db-agent.yaml --only var-disk" in again
