@@ -102,11 +102,27 @@ def _more(count: int) -> str:
     return f"… and {count} more"
 
 
-def _table(rows: Sequence[Mapping[str, Any]], most: int = MAX_ROWS) -> list[str]:
+# Table columns a reader scans first (what the row is), and last (long free text);
+# the agent's JSON may arrive with its keys sorted, which would lead with "cmdline".
+_FIRST_COLUMNS = ("pid", "name", "unit", "user", "path", "time", "action", "package")
+_LAST_COLUMNS = ("cmdline", "command", "query", "message", "line", "text")
+
+
+def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
-    columns = columns[:MAX_COLUMNS]
+
+    def place(key: str) -> tuple[int, int]:
+        if key in _FIRST_COLUMNS:
+            return (0, _FIRST_COLUMNS.index(key))
+        return (2, _LAST_COLUMNS.index(key)) if key in _LAST_COLUMNS else (1, 0)
+
+    return sorted(columns, key=place)[:MAX_COLUMNS]  # stable: the rest keep their order
+
+
+def _table(rows: Sequence[Mapping[str, Any]], most: int = MAX_ROWS) -> list[str]:
+    columns = _columns(rows)
     lines = ["| " + " | ".join(label(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     for row in rows[:most]:
         lines.append("| " + " | ".join(_cell(c, row.get(c)) for c in columns) + " |")
@@ -360,7 +376,9 @@ def _what_stopped(ticket: Ticket, event: Event | None) -> list[str]:
         lines = [f"- **What**: check `{_silent_check(ticket)}` on {ticket.host} stopped "
                  "sending results (its host still sends heartbeats)",
                  f"- **Last result**: {iso_z(ticket.first_seen)}"]
-    lines.append(f"- **Last known**: {event.summary if event is not None else ticket.title}")
+    last = event.summary if event is not None else ticket.title
+    if last != ticket.title:  # the symptom line says it already
+        lines.append(f"- **Last known**: {last}")
     if ticket.measurements:
         lines += ["", *_measurements(ticket, None)]
     return lines

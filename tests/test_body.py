@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.events import build_event
+from agent.state import CheckInfo, CheckView, Transition
+from checks.base import Status
 from collector import body
 from collector.body import render_body, render_diagnostics, render_value, verify_command
 from collector.correlate import decide
 from collector.model import Priority, Ticket, TicketStatus, TimelineEntry
 from collector.policy_config import PolicyConfig
+from collector.priority import iso_utc
 from collector.wire import AgentRef, Event, MeasurementValue
+from tests.collector_fixtures import T0, World, heartbeat, snapshot, store_for
+from tests.helpers import build
+from tests.procs import AgentProcess, free_port, read_outbox
 
 OBSERVED = datetime(2023, 10, 27, 10, 3, 12, tzinfo=UTC)
 NOW = OBSERVED.timestamp() + 2
@@ -352,7 +363,8 @@ def test_numbers_read_by_unit_and_times_in_one_style() -> None:
     event = _busy_event()
     [opened] = decide(event, None, None, NOW, PolicyConfig())
     markdown = render_body(opened.ticket, event, [], TIMELINE, verify_command("var-disk"))
-    assert "| 21072 | java | app |" in markdown and "21,072" not in markdown  # a pid
+    assert "| 21072 | java | app | 93.0% | 3.0 GiB |" in markdown  # a pid, then what it is
+    assert "21,072" not in markdown
     assert "- boot time: 2026-12-05T02:52:17Z" in markdown  # an epoch, as a time
     assert "1,796,439,137" not in markdown and "boot time iso" not in markdown
     assert "| /var/log/app.log | 5.0 GiB | 4 min 47 s ago |" in markdown
@@ -361,7 +373,7 @@ def test_numbers_read_by_unit_and_times_in_one_style() -> None:
     assert "- port: 5432\n- fd: 7\n- backend pid: 8123" in markdown
     assert "#### mounts › / › coverage" in markdown and "mounts / / /" not in markdown
     assert "- entries: 48,211" in markdown  # a count keeps its separators
-    assert "| java -jar /opt/app/app.jar | 2026-12-05T04:25:28Z |" in markdown  # padding gone
+    assert "| 2026-12-05T04:25:28Z | running | java -jar /opt/app/app.jar |" in markdown
     top = _section(markdown, "Diagnostics").split("### Top processes", 1)[1]
     assert top.count("| java |") == 5 and "… and 7 more" in top  # folded, not 12 rows
     _one_timestamp_style(markdown)
@@ -392,3 +404,215 @@ def test_verify_names_the_agents_config_and_survives_a_rerender_without_event() 
     finally:
         TICKET.body = ""
     assert "patrol check --config /etc/patrol/db-agent.yaml --only var-disk" in again
+
+
+# -- tickets the collector opens itself: a check or a host went silent ------------------
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def world(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[World]:
+    store = store_for(request.param, request, tmp_path)
+    try:
+        yield World(store, PolicyConfig())
+    finally:
+        store.close()
+
+
+def _beat(w: World, checks: list[Any] | None = None) -> None:
+    w.engine.heartbeat(heartbeat("db-01", checks, sent_at=w.clock(),
+                                 labels={"tier": "critical", "env": "prod"}))
+
+
+def test_stale_check_ticket_says_what_stopped_and_gives_commands_that_work(
+        world: World) -> None:
+    w = world
+    frozen = [snapshot("daily-capacity-inspection", "OK", last_run=w.clock(), interval=60)]
+    _beat(w, frozen)
+    for _ in range(8):
+        w.clock.advance(30)
+        _beat(w, frozen)
+        w.watchdog.run_once()
+    [t] = w.store.list_tickets()
+    assert t.check == "stale:daily-capacity-inspection"
+    markdown = t.body
+    assert [line[3:] for line in markdown.splitlines() if line.startswith("## ")] == [
+        "Problem", "Environment", "What stopped", "Steps Patrol already took",
+        "Suggested first actions", "Past occurrences", "How to verify", "SLA"]
+    stopped = _section(markdown, "What stopped")
+    assert ("- **What**: check `daily-capacity-inspection` on db-01 stopped sending results"
+            in stopped)
+    assert f"- **Last result**: {iso_utc(T0)}" in stopped
+    assert "diagnostics below" not in markdown.lower()
+    verify = _section(markdown, "How to verify")
+    assert ("patrol check --config /etc/patrol/agent.yaml --only daily-capacity-inspection"
+            in verify)
+    assert "stale:" not in verify
+    assert "curl -s 'http://127.0.0.1:9731/api/v1/status?check=daily-capacity-inspection'" \
+        in verify
+    _one_timestamp_style(markdown)
+    _steps_in_time_order(markdown)
+
+
+def test_unreachable_host_ticket_points_at_the_agent_service(world: World) -> None:
+    w = world
+    _beat(w)
+    w.tick(91)
+    [t] = w.store.list_tickets(check="heartbeat")
+    markdown = t.body
+    stopped = _section(markdown, "What stopped")
+    assert stopped.startswith("- **What**: the Patrol agent on db-01 stopped sending heartbeats")
+    verify = _section(markdown, "How to verify")
+    for command in ("systemctl status patrol-agent",
+                    "journalctl -u patrol-agent -n 100 --no-pager",
+                    "curl -s http://127.0.0.1:9731/healthz",
+                    "curl -s http://127.0.0.1:9731/api/v1/status"):
+        assert f"{command}\n" in verify
+    assert "patrol check" not in verify  # there is no check named "heartbeat" to run
+    assert "Measured values" not in markdown and "diagnostics below" not in markdown.lower()
+    _one_timestamp_style(markdown)
+
+
+# -- bodies from real check runs: every type says what was expected --------------------
+
+PLUGIN = "/usr/lib/nagios/plugins/check_dummy"
+
+
+def _options(check_type: str, tmp_path: Path, request: pytest.FixtureRequest
+             ) -> dict[str, Any]:
+    """Options that make a real check of ``check_type`` find a problem here."""
+    if check_type == "file":
+        export = tmp_path / "export.csv"
+        export.write_text("a,b\n")
+        an_hour_ago = time.time() - 3600
+        os.utime(export, (an_hour_ago, an_hour_ago))
+        return {"path": str(export), "warning": "5m"}
+    if check_type == "log":
+        (tmp_path / "app.log").write_text("INFO up\nERROR disk full\n")
+        return {"path": str(tmp_path / "app.log"), "pattern": "ERROR", "start_at_end": False}
+    if check_type == "nagios":
+        if not Path(PLUGIN).exists():
+            pytest.skip("monitoring-plugins is not installed")
+        return {"command": [PLUGIN, "2", "array degraded"]}
+    if check_type == "postgres":
+        return {"dsn": request.getfixturevalue("postgres_dsn"), "warning": "0.01%"}
+    if check_type == "mysql":
+        return {**request.getfixturevalue("mysql_server"), "warning": "0.01%"}
+    if check_type == "redis":
+        return {"url": request.getfixturevalue("redis_url"), "warning": "0.001%"}
+    closed = free_port()
+    return {
+        "tcp": {"host": "127.0.0.1", "port": closed, "timeout": "1s"},
+        "http": {"url": f"http://127.0.0.1:{closed}/health", "timeout": "1s"},
+        "process": {"pattern": "no-such-daemon-[x]yz"},
+        "disk": {"path": str(tmp_path), "warning": "0.1%", "critical": "0.2%"},
+        "memory": {"warning": "1%"},
+        "load": {"thresholds": {"load5_per_core": {"warning": 0}}},
+    }[check_type]
+
+
+REAL = [  # type, measurement, what the Expected column says
+    ("tcp", "up", "1: the port accepts connections (and answers as configured)"),
+    ("http", "up", "1: the expected status and body"),
+    ("process", "count", "between min: and max: (default: at least 1)"),
+    ("file", "exists", "1: the file exists"),
+    ("file", "age_seconds", "warning ≥ 5 min"),
+    ("disk", "used_ratio", "warning ≥ 0.1%, critical ≥ 0.2%"),
+    ("log", "matches", "warning ≥ 1"),
+    ("memory", "used_ratio", "warning ≥ 1%, critical ≥ 95%"),
+    ("load", "load5_per_core", "warning ≥ 0, critical ≥ 3"),
+    ("postgres", "used_ratio", "warning ≥ 0.01%, critical ≥ 90%"),
+    ("mysql", "used_ratio", "warning ≥ 0.01%, critical ≥ 90%"),
+    ("redis", "used_ratio", "warning ≥ 0.001%, critical ≥ 90%"),
+]
+
+
+def _real_event(check_type: str, options: dict[str, Any]) -> Event:
+    """The event the agent's emitter would send for one real run of the check."""
+    name = f"orders-{check_type}"
+    check, ctx = build(check_type, name=name, **options)
+    result = check.run(ctx)
+    assert result.status is not Status.OK, result.summary
+    view = CheckView(CheckInfo(name, check_type, {}, None, 60.0), status=result.status,
+                     since=NOW, result=result, last_run=NOW)
+    return build_event(view, Transition(name, Status.OK, result.status), "app-01",
+                       {"tier": "standard"}, "0123456789abcdef", 1, now=OBSERVED,
+                       evaluator=ctx.evaluator, config="/srv/patrol/agent.yaml",
+                       extra_diagnostics={"result": result.diagnostics})
+
+
+def _row(markdown: str, measurement: str) -> list[str]:
+    table = _section(markdown, "Measured values").splitlines()
+    [row] = [line for line in table if line.startswith(f"| {measurement} |")]
+    return [cell.strip() for cell in row.strip("|").split("|")]
+
+
+@pytest.mark.parametrize(("check_type", "measurement", "expected"), REAL,
+                         ids=[f"{t}-{m}" for t, m, _ in REAL])
+def test_real_check_body_shows_what_was_expected(check_type: str, measurement: str,
+                                                 expected: str, tmp_path: Path,
+                                                 request: pytest.FixtureRequest) -> None:
+    event = _real_event(check_type, _options(check_type, tmp_path, request))
+    [opened] = decide(event, None, None, NOW, PolicyConfig())
+    markdown = render_body(opened.ticket, event, [], [], verify_command(event.check))
+    assert _row(markdown, measurement)[3] == expected
+    assert f"patrol check --config /srv/patrol/agent.yaml --only {event.check}\n" in markdown
+    assert "/etc/patrol/agent.yaml" not in markdown
+    _one_timestamp_style(markdown)
+    _steps_in_time_order(markdown)
+
+
+def test_plugin_and_unit_bodies_say_what_healthy_means(tmp_path: Path,
+                                                       request: pytest.FixtureRequest) -> None:
+    event = _real_event("nagios", _options("nagios", tmp_path, request))
+    [opened] = decide(event, None, None, NOW, PolicyConfig())
+    markdown = render_body(opened.ticket, event, [], [], verify_command(event.check))
+    assert _section(markdown, "Measured values") == (
+        "None reported. Expected: the plugin exits 0 (OK); its own levels are in the "
+        "perfdata.")
+    assert "- exit code: 2" in markdown
+    # systemd is not PID 1 on this machine: the unit's event as the agent sends it.
+    unit = EVENT.model_copy(update={
+        "type": "systemd", "check": "nginx", "thresholds": {},
+        "measurements": [MeasurementValue(name="active", value=0, item="nginx.service"),
+                         MeasurementValue(name="restarts", value=4, item="nginx.service")]})
+    [opened] = decide(unit, None, None, NOW, PolicyConfig())
+    markdown = render_body(opened.ticket, unit, [], [], verify_command("nginx"))
+    assert _row(markdown, "active") == ["active", "nginx.service", "0", "1: the unit is active"]
+    assert _row(markdown, "restarts") == ["restarts", "nginx.service", "4", "-"]
+
+
+@pytest.mark.slow
+def test_a_real_agent_names_its_config_in_the_event_and_the_tickets(tmp_path: Path) -> None:
+    """A running ``patrol agent`` with a tcp check on a closed port and a memory check
+    set to breach: the events it queues name the config file it runs; the tcp ticket
+    says what the port should do, the memory ticket lists processes by plain pid."""
+    agent = AgentProcess(tmp_path, f"http://127.0.0.1:{free_port()}",  # nobody listens
+                         f"  - name: orders-db-port\n    type: tcp\n    host: 127.0.0.1\n"
+                         f"    port: {free_port()}\n    timeout: 1s\n"
+                         "  - name: memory\n    type: memory\n    warning: 1%\n",
+                         hostname="db-07")
+    agent.start()
+    try:
+        rows = agent.wait_until(lambda: (found := {r["payload"]["check"]: r["payload"]
+                                                   for r in read_outbox(agent.state_dir)
+                                                   if r["kind"] == "event"}) and
+                                len(found) == 2 and found, 30, "both breach events")
+    finally:
+        agent.stop()
+    bodies = {}
+    for check, payload in rows.items():
+        event = Event.model_validate(payload)
+        assert event.agent.config == str((tmp_path / "agent.yaml").resolve())
+        [opened] = decide(event, None, None, event.observed_at.timestamp(), PolicyConfig())
+        bodies[check] = render_body(opened.ticket, event, [], [], verify_command(check))
+        assert (f"patrol check --config {event.agent.config} --only {check}\n"
+                in bodies[check])
+        assert "/etc/patrol/agent.yaml" not in bodies[check]
+        _one_timestamp_style(bodies[check])
+        _steps_in_time_order(bodies[check])
+    assert _row(bodies["orders-db-port"], "up") == [
+        "up", "-", "0", "1: the port accepts connections (and answers as configured)"]
+    top = _section(bodies["memory"], "Diagnostics").split("### Top processes\n", 1)[1]
+    top = top.split("\n### ", 1)[0]
+    pids = [line.split("|")[1].strip() for line in top.splitlines()
+            if re.match(r"\| \d", line)]
+    assert pids and all(pid.isdigit() for pid in pids), top  # never "21,072"
