@@ -351,7 +351,8 @@ def _busy_event(**changes: object) -> Event:
                          "elapsed_seconds": 1.5}}}},
         "result": {"listening": {"port": 5432, "fd": 7, "backend_pid": 8123}},
     }
-    fields: dict[str, Any] = {"diagnostics": diagnostics, "measurements": [
+    fields: dict[str, Any] = {"summary": "/ is 99.0% full on db-01 (critical at 95%)",
+                              "diagnostics": diagnostics, "measurements": [
         MeasurementValue(name="used_ratio", value=0.99, item="/")],
         "thresholds": {"used_ratio[/]": {"warning": 0.85, "critical": 0.95,
                                          "higher_is_worse": True, "unit": "ratio"}}}
