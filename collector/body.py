@@ -227,6 +227,9 @@ def _expected(check_type: str, name: str, levels: Mapping[str, Any]) -> str:
     unit = levels.get("unit") if isinstance(levels.get("unit"), str) else None
     parts = [f"{level} {sign} {limit(name, levels[level], unit)}"
              for level in ("warning", "critical") if levels.get(level) is not None]
+    if parts and levels.get("recover") is not None:
+        side = "below" if levels.get("higher_is_worse", True) else "above"
+        parts.append(f"clears {side} {limit(name, levels['recover'], unit)}")
     return ", ".join(parts) or expectations.expected(check_type, name) or "-"
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 EXPECTED: dict[tuple[str, str], str] = {
     ("tcp", "up"): "1: the port accepts connections (and answers as configured)",
-    ("http", "up"): "1: the expected status and body",
+    ("http", "up"): "1: a status in expect_status (default 200-399) and a body that "
+                    "matches body_match / not body_not_match, when set",
     ("http", "status_code"): "a status in expect_status (default 200-399)",
     ("systemd", "active"): "1: the unit is active",
     ("process", "count"): "between min: and max: (default: at least 1)",

@@ -354,7 +354,7 @@ def _busy_event(**changes: object) -> Event:
     fields: dict[str, Any] = {"summary": "/ is 99.0% full on db-01 (critical at 95%)",
                               "diagnostics": diagnostics, "measurements": [
         MeasurementValue(name="used_ratio", value=0.99, item="/")],
-        "thresholds": {"used_ratio[/]": {"warning": 0.85, "critical": 0.95,
+        "thresholds": {"used_ratio[/]": {"warning": 0.85, "critical": 0.95, "recover": 0.8,
                                          "higher_is_worse": True, "unit": "ratio"}}}
     fields.update(changes)
     return EVENT.model_copy(update=fields)
@@ -371,6 +371,8 @@ def test_numbers_read_by_unit_and_times_in_one_style() -> None:
     assert "| /var/log/app.log | 5.0 GiB | 4 min 47 s ago |" in markdown
     assert "287.3" not in markdown
     assert "- **Uptime**: 4 min 47 s" in markdown
+    assert "| used_ratio | / | 99.0% | warning ≥ 85%, critical ≥ 95%, clears below 80% |" \
+        in markdown
     assert "- port: 5432\n- fd: 7\n- backend pid: 8123" in markdown
     assert "#### mounts › / › coverage" in markdown and "mounts / / /" not in markdown
     assert "- entries: 48,211" in markdown  # a count keeps its separators
@@ -512,7 +514,8 @@ def _options(check_type: str, tmp_path: Path, request: pytest.FixtureRequest
 
 REAL = [  # type, measurement, what the Expected column says
     ("tcp", "up", "1: the port accepts connections (and answers as configured)"),
-    ("http", "up", "1: the expected status and body"),
+    ("http", "up", "1: a status in expect_status (default 200-399) and a body that matches "
+     "body_match / not body_not_match, when set"),
     ("process", "count", "between min: and max: (default: at least 1)"),
     ("file", "exists", "1: the file exists"),
     ("file", "age_seconds", "warning ≥ 5 min"),
