@@ -369,8 +369,15 @@ def _nfs_down(full: float):
 
 
 def test_full_disk_beside_unreadable_nfs_is_critical_and_named_first():
+    from agent.events import build_event
+    from agent.state import CheckInfo, CheckView, Transition
+
     result = run("disk", world=_nfs_down(0.99))
     assert result.status is Status.CRITICAL
+    view = CheckView(CheckInfo("disk", "disk"), status=result.status, result=result)
+    event = build_event(view, Transition("disk", Status.OK, result.status), "testhost", {},
+                        "0123456789abcdef", 1)
+    assert (event.severity, event.summary) == ("critical", result.summary)  # not "error"
     assert result.summary.startswith("/data is 99.0% full on testhost (critical at 95%)")
     assert result.summary.endswith("; also: cannot read /mnt/nfs: Input/output error")
     assert result.diagnostics["breached"] == ["/data"]
