@@ -56,7 +56,7 @@ _SECTION_ROWS = {"top_processes": 5, "recent_changes": 5, "host": 5}
 _SKIPPED = ("captured_at", "duration_seconds")
 _ENVIRONMENT_FACTS = (("os", "OS"), ("kernel", "Kernel"), ("architecture", "Architecture"))
 _SHOWN_IN_ENVIRONMENT = ("os", "kernel", "architecture", "uptime_seconds")
-_CONFIG_IN_COMMAND = re.compile(r"patrol check --config (\S+) --only ")
+_CONFIG_IN_COMMAND = re.compile(r"patrol check --config ('[^']*'|\S+) --only ")
 
 
 def verify_command(check: str, agent_config: str = DEFAULT_AGENT_CONFIG) -> str:

@@ -407,6 +407,14 @@ def test_verify_names_the_agents_config_and_survives_a_rerender_without_event() 
     finally:
         TICKET.body = ""
     assert "patrol check --config /etc/patrol/db-agent.yaml --only var-disk" in again
+    spaced = EVENT.model_copy(update={"agent": AgentRef(id="a", version="1",
+                                                        config="/srv/my agents/db.yaml")})
+    TICKET.body = render_body(TICKET, spaced, [], [], verify_command("var-disk"))
+    try:
+        again = render_body(TICKET, None, [], [], verify_command("var-disk"))
+    finally:
+        TICKET.body = ""
+    assert "patrol check --config '/srv/my agents/db.yaml' --only var-disk\n" in again
 
 
 # -- tickets the collector opens itself: a check or a host went silent ------------------
