@@ -21,8 +21,10 @@ _ID_KEYS = frozenset({
     "pid", "ppid", "tid", "fd", "port", "uid", "gid", "id", "code", "status", "exit_code",
     "status_code", "errno", "signal", "line", "lineno", "line_number", "sequence", "number",
     "year", "version", "inode", "ino", "dev", "thread_id", "backend_pid", "db", "database",
+    "pids", "ports", "fds", "ids", "uids", "gids", "lines", "codes",
 })
-_ID_SUFFIXES = ("_id", "_pid", "_port", "_code", "_uid", "_gid", "_number", "_line", "_fd")
+_ID_SUFFIXES = ("_id", "_pid", "_port", "_code", "_uid", "_gid", "_number", "_line", "_fd",
+                "_ids", "_pids", "_ports", "_codes")
 # Keys whose numbers, when they look like an epoch, are moments in time.
 _TIME_KEYS = frozenset({
     "time", "timestamp", "mtime", "ctime", "atime", "since", "until", "modified", "started",

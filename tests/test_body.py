@@ -349,7 +349,8 @@ def _busy_event(**changes: object) -> Event:
                                     "modified_seconds_ago": 287.3}],
             "coverage": {"root": "/", "complete": True, "entries": 48211,
                          "elapsed_seconds": 1.5}}}},
-        "result": {"listening": {"port": 5432, "fd": 7, "backend_pid": 8123}},
+        "result": {"listening": {"port": 5432, "fd": 7, "backend_pid": 8123},
+                   "holder_pids": [21072, 31337]},
     }
     fields: dict[str, Any] = {"summary": "/ is 99.0% full on db-01 (critical at 95%)",
                               "diagnostics": diagnostics, "measurements": [
@@ -374,6 +375,7 @@ def test_numbers_read_by_unit_and_times_in_one_style() -> None:
     assert "| used_ratio | / | 99.0% | warning ≥ 85%, critical ≥ 95%, clears below 80% |" \
         in markdown
     assert "- port: 5432\n- fd: 7\n- backend pid: 8123" in markdown
+    assert "#### holder pids\n\n- 21072\n- 31337" in markdown
     assert "#### mounts › / › coverage" in markdown and "mounts / / /" not in markdown
     assert "- entries: 48,211" in markdown  # a count keeps its separators
     assert "| 2026-12-05T04:25:28Z | running | java -jar /opt/app/app.jar |" in markdown
