@@ -89,6 +89,8 @@ def humanize_duration(seconds: float) -> str:
     should not have to decode ``287.3`` or ``4m47s``."""
     if seconds < 0:
         return "-" + humanize_duration(-seconds)
+    if seconds == 0:
+        return "0 s"
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 10:

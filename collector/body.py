@@ -197,6 +197,8 @@ def render_diagnostics(diagnostics: Mapping[str, Any]) -> list[str]:
     for key in keys:
         title = _SECTION_TITLES.get(key, key.replace("_", " ").capitalize())
         value = diagnostics[key]
+        if value in ({}, [], None, ""):
+            continue  # an empty section is noise, not evidence
         if key == "host" and isinstance(value, dict):  # the Environment section has these
             value = {k: v for k, v in value.items() if k not in _SHOWN_IN_ENVIRONMENT}
             if not value:

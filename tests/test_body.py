@@ -276,6 +276,10 @@ RENDERED = [
     ("mixed-list-as-json", [1, {"a": 2}], ["```", json.dumps([1, {"a": 2}], indent=1), "```"]),
     ("multi-line-string-fenced", "line 1\nline 2", ["```", "line 1\nline 2", "```"]),
     ("backticks-need-a-longer-fence", "run ```x```\n", ["````", "run ```x```\n", "````"]),
+    ("durations-in-words", {"idle_seconds": 0, "age_seconds": 287.3, "wait_seconds": 0.25,
+                            "uptime_seconds": 1054800, "modified_seconds_ago": 7200},
+     ["- idle: 0 s", "- age: 4 min 47 s", "- wait: 250 ms", "- uptime: 12 d 5 h",
+      "- modified: 2 h ago"]),
     ("empty", {}, ["(empty)"]),
     ("none", [], ["(none)"]),
     ("deep-nesting-becomes-json", {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}},
@@ -302,7 +306,7 @@ def test_render_value_caps_rows_cells_and_text() -> None:
 def test_render_diagnostics_orders_sections_and_omits_what_does_not_fit() -> None:
     huge = {f"t{t}": [{f"c{c}": "w" * 199 for c in range(10)} for _ in range(20)]
             for t in range(3)}
-    diagnostics = {"captured_at": "t", "duration_seconds": {"check": 1.0},
+    diagnostics = {"captured_at": "t", "duration_seconds": {"check": 1.0}, "result": {},
                    "host": {"os": "x", "fqdn": "db"},
                    "huge": huge, "check": {"state": "failed"}}
     size = sum(len(line) + 1 for line in ["", "### Huge", "", *render_value(huge)])
