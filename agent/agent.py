@@ -193,7 +193,8 @@ class Agent:
                              cap=settings.outbox_cap)
         self.emitter = Emitter(self.outbox, settings.hostname, settings.labels,
                                agent_id(settings.state_dir), evaluators=self._evaluator_of,
-                               redact=lambda data: redact(data, self.config.secrets()))
+                               redact=lambda data: redact(data, self.config.secrets()),
+                               config=str(self.config_path.resolve()))
         interval = settings.heartbeat_interval
         self.pusher = Pusher(self.outbox, targets, heartbeat_interval=interval,
                              heartbeat=lambda: self.emitter.heartbeat(self.table.snapshot(),

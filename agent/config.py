@@ -307,16 +307,17 @@ def load_config(path: str | Path) -> AgentConfig:
     seen: dict[str, tuple[str, int]] = {}
     for entry, file, line in entries:
         name = entry.get("name") if isinstance(entry, SourceMap) else None
-        if isinstance(name, str) and name in seen:
+        duplicate = isinstance(name, str) and name in seen
+        if duplicate:
             first_file, first_line = seen[name]
             problems.append(Problem(file, line, f"duplicate check name (first defined at "
                                     f"{first_file}:{first_line}); give each check a unique name",
                                     check=name))
-            continue
-        if isinstance(name, str):
+        elif isinstance(name, str):
             seen[name] = (file, line)
+        # A duplicate is still validated: renaming it must not reveal new problems.
         configured = _validate_check(entry, file, line, problems)
-        if configured is None:
+        if configured is None or duplicate:
             continue
         if configured.missing_driver:
             warnings.append(f"{file}:{line}: check '{name}': {configured.missing_driver}")

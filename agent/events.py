@@ -80,6 +80,7 @@ def build_event(
     now: datetime | None = None,
     evaluator: Evaluator | None = None,
     extra_diagnostics: Mapping[str, Any] | None = None,
+    config: str | None = None,
 ) -> Event:
     """The wire event for a hard transition of ``view``'s check.
 
@@ -110,7 +111,7 @@ def build_event(
         thresholds=thresholds_of(view, evaluator),
         diagnostics={**view.diagnostics, **(extra_diagnostics or {})},
         observed_at=now or datetime.now(UTC),
-        agent=AgentRef(id=agent_id, version=version),
+        agent=AgentRef(id=agent_id, version=version, config=config),
         sequence=sequence,
     )
 
@@ -178,7 +179,9 @@ class Emitter:
         version: str = AGENT_VERSION,
         evaluators: Callable[[str], Evaluator | None] | None = None,
         redact: Callable[[Any], Any] | None = None,
+        config: str | None = None,
     ) -> None:
+        self.config = config  # the agent's config file, named in tickets' commands
         self.outbox = outbox
         self.hostname = hostname
         self.agent_labels = dict(agent_labels)
@@ -200,7 +203,7 @@ class Emitter:
         event = build_event(
             view, transition, self.hostname, self.agent_labels, self.agent_id,
             self.outbox.next_sequence(), version=self.version, evaluator=evaluator,
-            extra_diagnostics=extra,
+            extra_diagnostics=extra, config=self.config,
         )
         self.outbox.put("event", event.model_dump(mode="json"), key=event.event_id)
         log.debug("queued %s %s for %s (sequence %d)", event.action, event.status,

@@ -108,7 +108,7 @@ class Transition:
 
     @property
     def capture(self) -> bool:
-        return self.new is not Status.OK and self.new > self.old
+        return self.new is not Status.OK and self.new.rank > self.old.rank
 
 
 def advance(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -38,8 +39,10 @@ if TYPE_CHECKING:
 class Status(enum.IntEnum):
     """Check states, with the Nagios plugin exit codes as values.
 
-    Ordered by value, so ``max()`` is the worst: UNKNOWN (could not look) outranks
-    CRITICAL, as in nagiosplugin and in ``patrol check``'s exit code.
+    The values are exit codes, not a ranking: "worst" goes by :attr:`rank`, where a
+    confirmed outage (CRITICAL) outranks "could not look" (UNKNOWN). A full disk next
+    to an unreadable NFS mount is a full disk first; ranking UNKNOWN on top would hide
+    the real problem behind the blind spot (and send severity "error" for it).
     """
 
     OK = 0
@@ -51,9 +54,28 @@ class Status(enum.IntEnum):
     def label(self) -> str:
         return self.name
 
+    @property
+    def rank(self) -> int:
+        """How bad, for worst-of: OK < WARNING < UNKNOWN < CRITICAL (as Icinga ranks)."""
+        return _RANK[self]
+
     @classmethod
     def worst(cls, *statuses: Status) -> Status:
-        return max(statuses, default=cls.OK)
+        return max(statuses, key=_RANK.__getitem__, default=cls.OK)
+
+
+_RANK = {Status.OK: 0, Status.WARNING: 1, Status.UNKNOWN: 2, Status.CRITICAL: 3}
+
+
+def also_unknown(summary: str, unknown: Sequence[str]) -> str:
+    """``summary`` of the worst real problem, then what could not be looked at:
+    "/data is 99.0% full (critical at 95%); also: cannot read /mnt/nfs". One wording
+    for every check that judges several items, so a reader finds the blind spots."""
+    if not unknown:
+        return summary
+    shown = "; ".join(unknown[:3])
+    more = f" (and {len(unknown) - 3} more)" if len(unknown) > 3 else ""
+    return f"{summary}; also: {shown}{more}"
 
 
 class CheckError(Exception):

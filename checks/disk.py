@@ -32,7 +32,15 @@ import psutil
 from pydantic import Field, model_validator
 
 from checks import disk_usage
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from checks.base import (
+    CheckError,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+    also_unknown,
+)
 from checks.config import CheckConfig, Duration
 from checks.thresholds import limit_note
 from checks.units import format_bytes, format_duration
@@ -199,19 +207,33 @@ class DiskCheck:
             try:
                 found = self._measure(mount)
             except OSError as exc:
-                unreadable[mount] = str(exc)
                 why = exc.strerror or str(exc)
-                per_mount[mount] = (Status.UNKNOWN, f"cannot read {mount} on {ctx.hostname}: {why}")
+                unreadable[mount] = why
+                per_mount[mount] = (Status.UNKNOWN,
+                                    f"cannot read {mount} on {ctx.hostname}: {why}")
                 continue
             measurements += found
             per_mount[mount] = self._explain(ctx, mount, found)
-        worst = max(per_mount, key=lambda m: (per_mount[m][0], self._fullness(measurements, m)))
-        status, summary = per_mount[worst]
-        others = [m for m, (s, _) in per_mount.items() if s is not Status.OK and m != worst]
-        if others:
-            summary += f" (and {len(others)} more mount{'s' * (len(others) > 1)} not OK)"
-        elif len(per_mount) > 1 and status is Status.OK:
-            summary += f" (fullest of {len(per_mount)} mounts)"
+        status = Status.worst(*(s for s, _ in per_mount.values()))
+        readable = [m for m in per_mount if m not in unreadable]
+        lead = max(readable, default=None, key=lambda m: (per_mount[m][0].rank,
+                                                          self._fullness(measurements, m)))
+        if unreadable and (lead is None or per_mount[lead][0] is Status.OK):
+            summary = per_mount[next(iter(unreadable))][1]
+            if len(unreadable) > 1:
+                summary += f" (and {len(unreadable) - 1} more unreadable)"
+        else:
+            # The worst real finding leads even beside an UNKNOWN mount: the title says
+            # what is wrong, then what could not be looked at.
+            assert lead is not None
+            summary = per_mount[lead][1]
+            others = [m for m in readable if per_mount[m][0] is not Status.OK and m != lead]
+            if others:
+                summary += f" (and {len(others)} more mount{'s' * (len(others) > 1)} not OK)"
+            elif len(readable) > 1 and per_mount[lead][0] is Status.OK:
+                summary += f" (fullest of {len(readable)} mounts)"
+            summary = also_unknown(summary, [f"cannot read {m}: {why}"
+                                             for m, why in unreadable.items()])
         diagnostics: dict[str, Any] = {
             "breached": [m for m, (s, _) in per_mount.items()
                          if s in (Status.WARNING, Status.CRITICAL)],

@@ -298,7 +298,7 @@ class HttpCheck:
                           tuple(measurements), diagnostics)
         status = Status.worst(*verdicts.values())
         tls_status = verdicts.get("tls_expiry_seconds", Status.OK)
-        if cert is not None and tls_status > verdicts["response_seconds"]:
+        if cert is not None and tls_status.rank > verdicts["response_seconds"].rank:
             note = limit_note(ctx.evaluator.levels("tls_expiry_seconds"), tls_status, left)
             summary = (f"{where}TLS certificate {tls_info.describe_expiry(left)} on "
                        f"{ctx.hostname}{note}")

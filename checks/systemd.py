@@ -191,7 +191,7 @@ class SystemdCheck:
             judged = Status.worst(structural, *(ctx.judge(m) for m in found))
             verdicts.append((judged, unit, text))
             states[unit] = f"{props.get('ActiveState', '?')} ({props.get('SubState', '?')})"
-        status = max(v[0] for v in verdicts)
+        status = Status.worst(*(v[0] for v in verdicts))
         worst = next(v for v in verdicts if v[0] is status)
         summary = worst[2]
         bad = [v for v in verdicts if v[0] is not Status.OK]

@@ -178,19 +178,76 @@ _KIND_EXAMPLE = {
 }
 
 
+Location = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Level:
+    """One effective level while validating: its value, how to show it, and whether
+    the layer being checked wrote it (only a layer's own keys are blamed)."""
+
+    value: float
+    text: str
+    here: bool
+
+
+def _layer(levels: dict[str, _Level | None], ts: object, here: bool,
+           fields_set: set[str]) -> dict[str, _Level | None]:
+    out = dict(levels)
+    for level in _LEVELS:
+        if level in fields_set:
+            limit: Limit | None = getattr(ts, level)
+            out[level] = None if limit is None else _Level(limit.value, limit.text, here)
+    return out
+
+
+def _order_problems(loc: Location, spec: MeasurementSpec,
+                    levels: dict[str, _Level | None]) -> list[tuple[Location, str]]:
+    """Levels that point the wrong way for ``spec``'s direction: a warning past the
+    critical level can never fire, and a recover level on the alerting side of the
+    warning clears every alert at once. Reported at the key this layer wrote."""
+    warning, critical, recover = (levels[k] for k in _LEVELS)
+    higher = spec.higher_is_worse
+    side, direction = ("below", "higher") if higher else ("above", "lower")
+
+    def better(a: _Level, b: _Level) -> bool:  # ``a`` is strictly on the healthy side of ``b``
+        return a.value < b.value if higher else a.value > b.value
+
+    out: list[tuple[Location, str]] = []
+    if warning is not None and critical is not None and not better(warning, critical) and (
+            warning.here or critical.here):
+        key = "warning" if warning.here else "critical"
+        out.append(((*loc, key), f"warning {warning.text} is not {side} critical "
+                    f"{critical.text}, so the warning level can never fire; {spec.name} is "
+                    f"worse when {direction}: set warning {side} critical"))
+    alert_key = "warning" if warning is not None else "critical"
+    alert = warning if warning is not None else critical
+    if recover is not None and alert is not None and not better(recover, alert) and (
+            recover.here or alert.here):
+        key = "recover" if recover.here else alert_key
+        out.append(((*loc, key), f"recover {recover.text} is not {side} {alert_key} "
+                    f"{alert.text}, so an alert would clear the moment it is raised; "
+                    f"{spec.name} is worse when {direction}: set recover {side} {alert_key}"))
+    return out
+
+
 def problems(
     config: CheckConfig, specs: tuple[MeasurementSpec, ...]
-) -> list[tuple[tuple[str | int, ...], str]]:
+) -> list[tuple[Location, str]]:
     """Threshold mistakes a model cannot see alone: unknown measurement names,
-    thresholds on a check with nothing to threshold, and units that do not fit
-    (``85%`` on a byte count). Returns ``(location, message)`` pairs."""
+    thresholds on a check with nothing to threshold, units that do not fit
+    (``85%`` on a byte count), and levels in the wrong order for the measurement's
+    direction (``warning: 95%`` with ``critical: 85%`` on a disk), judged on the
+    effective levels each layer produces. Returns ``(location, message)`` pairs."""
     from difflib import get_close_matches
 
     by_name = {spec.name: spec for spec in specs}
     primary = next((spec for spec in specs if spec.primary), None)
-    out: list[tuple[tuple[str | int, ...], str]] = []
+    out: list[tuple[Location, str]] = []
 
-    def check_set(loc: tuple[str | int, ...], spec: MeasurementSpec, ts: object) -> None:
+    def check_set(loc: Location, spec: MeasurementSpec, ts: object) -> bool:
+        """Unit problems of one layer; True when its levels are all usable numbers."""
+        before = len(out)
         for level in _LEVELS:
             limit: Limit | None = getattr(ts, level)
             if limit is None:
@@ -211,8 +268,24 @@ def problems(
                         f"write {limit.value:g}% if you meant a percentage",
                     )
                 )
+        return len(out) == before
+
+    def defaults(spec: MeasurementSpec) -> dict[str, _Level | None]:
+        return {"warning": None if spec.warning is None else
+                _Level(spec.warning, format_limit(spec.warning, spec.unit), False),
+                "critical": None if spec.critical is None else
+                _Level(spec.critical, format_limit(spec.critical, spec.unit), False),
+                "recover": None}
+
+    def check_layer(loc: Location, spec: MeasurementSpec, below: dict[str, _Level | None],
+                    ts: object, fields_set: set[str]) -> bool:
+        usable = check_set(loc, spec, ts)
+        if usable:
+            out.extend(_order_problems(loc, spec, _layer(below, ts, True, fields_set)))
+        return usable
 
     top_set = {k for k in _LEVELS if k in config.model_fields_set}
+    primary_levels: dict[str, _Level | None] = {}
     if top_set and primary is None:
         key = sorted(top_set)[0]
         out.append(
@@ -223,7 +296,9 @@ def problems(
             )
         )
     elif primary is not None:
-        check_set((), primary, config)
+        primary_levels = defaults(primary)
+        if check_layer((), primary, primary_levels, config, top_set):
+            primary_levels = _layer(primary_levels, config, False, top_set)
     for name, ts in config.thresholds.items():
         spec = by_name.get(name)
         if spec is None:
@@ -233,12 +308,17 @@ def problems(
             )
             out.append((("thresholds", name), f"unknown measurement; {did}"))
             continue
-        check_set(("thresholds", name), spec, ts)
+        below = primary_levels if spec is primary else defaults(spec)
+        check_layer(("thresholds", name), spec, below, ts, set(ts.model_fields_set))
     if config.overrides and primary is None:
         out.append(
             (("overrides",), f"type '{config.type}' has no per-instance measurement to override")
         )
     elif primary is not None:
+        below = primary_levels
+        if primary.name in config.thresholds:
+            own = config.thresholds[primary.name]
+            below = _layer(primary_levels, own, False, set(own.model_fields_set))
         for pattern, ts in config.overrides.items():
-            check_set(("overrides", pattern), primary, ts)
+            check_layer(("overrides", pattern), primary, below, ts, set(ts.model_fields_set))
     return out

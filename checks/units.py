@@ -83,6 +83,28 @@ def format_duration(seconds: float) -> str:
     return " ".join(parts[:2])
 
 
+def humanize_duration(seconds: float) -> str:
+    """Long human form for tickets: ``"4 min 47 s"``, ``"2 h 5 min"``, ``"12 d 5 h"``,
+    ``"850 ms"``. The two largest units, spelled out, because a reader of a ticket body
+    should not have to decode ``287.3`` or ``4m47s``."""
+    if seconds < 0:
+        return "-" + humanize_duration(-seconds)
+    if seconds == 0:
+        return "0 s"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 10:
+        return f"{seconds:.1f}".rstrip("0").rstrip(".") + " s"
+    whole = round(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        count, whole = divmod(whole, size)
+        if count or parts:
+            parts.append((count, unit))
+    shown = parts[:2] if len(parts) > 1 and parts[1][0] else parts[:1]
+    return " ".join(f"{count} {unit}" for count, unit in shown)
+
+
 def format_bytes(value: float) -> str:
     """Binary-prefixed size for summaries: ``"3.2 GiB"``."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

@@ -17,7 +17,7 @@ GENERIC: tuple[str, ...] = (
 
 FIRST_ACTIONS: dict[str, tuple[str, ...]] = {
     "disk": (
-        "Look for deleted files still held open (diagnostics: deleted_open_files); "
+        "Look for deleted files still held open (diagnostics: deleted open files); "
         "restarting or signalling the holder frees their space at once.",
         "Check the largest and recently grown directories: logs without rotation, "
         "core dumps, caches, old backups or package caches (`apt-get clean`).",
@@ -101,6 +101,14 @@ FIRST_ACTIONS: dict[str, tuple[str, ...]] = {
         "and its last run.",
         "Check permissions and free space where the file is written.",
     ),
+    "staleness": (
+        "Ask the agent when it last ran the check (How to verify: the status API); a "
+        "check stuck past its timeout or a scheduler that stopped shows there.",
+        "Read the agent's log around the last result (`journalctl -u patrol-agent`) for "
+        "errors, restarts or a config reload that dropped or renamed the check.",
+        "A check on a rare schedule (cron) can look silent: compare its schedule with "
+        "the collector's stale factor.",
+    ),
     "heartbeat": (
         "Check whether the host is up (ping, console) and whether the agent runs "
         "(`systemctl status patrol-agent`).",
@@ -109,6 +117,11 @@ FIRST_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def first_actions(check_type: str) -> tuple[str, ...]:
-    """The suggested first actions for ``check_type``; generic ones for unknown types."""
-    return FIRST_ACTIONS.get(check_type, GENERIC)
+def first_actions(check_type: str, diagnostics: bool = True) -> tuple[str, ...]:
+    """The suggested first actions for ``check_type``; generic ones for unknown types,
+    which do not point at diagnostics a ticket does not have."""
+    actions = FIRST_ACTIONS.get(check_type, GENERIC)
+    if actions is GENERIC and not diagnostics:
+        return ("Read the check's summary and compare with the last occurrence of this "
+                "problem.", *GENERIC[1:])
+    return actions

@@ -40,6 +40,9 @@ class _Strict(BaseModel):
 class AgentRef(_Strict):
     id: str = Field(min_length=1, max_length=200, description="stable agent identity")
     version: str = Field(min_length=1, max_length=50)
+    config: str | None = Field(
+        default=None, max_length=1000,
+        description="path of the config file the agent runs, for commands in tickets")
 
 
 class MeasurementValue(_Strict):

@@ -90,3 +90,26 @@ def test_invalid_config_stops_with_every_problem(tmp_path: Path, capsys) -> None
         f"{path}:4: check 'a', option 'warnng': unknown option; did you mean 'warning'?",
         f"patrol: {path} has 1 problem(s); nothing was started",
     ]
+
+
+def test_a_broken_check_outranks_one_that_could_not_look(tmp_path: Path, capsys) -> None:
+    """CRITICAL beside UNKNOWN exits 2 and says CRITICAL; a plugin's own UNKNOWN (exit 3)
+    stays UNKNOWN, and alone it still exits 3, as Nagios plugins do."""
+    path = tmp_path / "agent.yaml"
+    path.write_text(f"""
+agent:
+  hostname: app-01
+checks:
+  - name: missing-backup
+    type: file
+    path: {tmp_path}/backup.dump
+  - name: unsure-plugin
+    type: nagios
+    command: [{sys.executable}, -c, "print('UNKNOWN - cannot read /mnt/nfs'); exit(3)"]
+""")
+    assert cli(["check", "--config", str(path)]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:3]] == ["CRITICAL", "UNKNOWN"]
+    assert lines[-1] == "1 critical, 1 unknown; worst: CRITICAL"
+    assert cli(["check", "--config", str(path), "--only", "unsure-plugin"]) == 3
+    assert capsys.readouterr().out.splitlines()[-1] == "1 unknown; worst: UNKNOWN"

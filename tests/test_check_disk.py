@@ -352,3 +352,58 @@ def test_diagnose_is_empty_when_nothing_breached():
 
 def test_declares_no_generic_diagnostics():
     assert DiskCheck.DIAGNOSTICS == ()
+
+
+# ---- ranking: a full disk outranks a mount that could not be read ---------------------
+
+NFS_PARTS = [Part("/dev/sdb1", "/data", "xfs", "rw"), Part("srv:/export", "/mnt/nfs", "nfs4", "rw"),
+             Part("/dev/sda1", "/", "ext4", "rw")]
+
+
+def _nfs_down(full: float):
+    def statvfs(mount: str) -> Vfs:
+        if mount == "/mnt/nfs":
+            raise OSError(5, "Input/output error")
+        return vfs(full) if mount == "/data" else vfs(0.3)
+    return disk_world({}, parts=NFS_PARTS, statvfs=statvfs)
+
+
+def test_full_disk_beside_unreadable_nfs_is_critical_and_named_first():
+    from agent.events import build_event
+    from agent.state import CheckInfo, CheckView, Transition
+
+    result = run("disk", world=_nfs_down(0.99))
+    assert result.status is Status.CRITICAL
+    view = CheckView(CheckInfo("disk", "disk"), status=result.status, result=result)
+    event = build_event(view, Transition("disk", Status.OK, result.status), "testhost", {},
+                        "0123456789abcdef", 1)
+    assert (event.severity, event.summary) == ("critical", result.summary)  # not "error"
+    assert result.summary.startswith("/data is 99.0% full on testhost (critical at 95%)")
+    assert result.summary.endswith("; also: cannot read /mnt/nfs: Input/output error")
+    assert result.diagnostics["breached"] == ["/data"]
+    assert result.diagnostics["unreadable"] == {"/mnt/nfs": "Input/output error"}
+
+
+def test_warning_beside_unreadable_mount_is_unknown_but_still_names_the_warning():
+    result = run("disk", world=_nfs_down(0.90))
+    assert result.status is Status.UNKNOWN
+    assert result.summary.startswith("/data is 90.0% full on testhost (warning at 85%)")
+    assert "also: cannot read /mnt/nfs" in result.summary
+
+
+@pytest.mark.parametrize(("statuses", "worst"), [
+    ((Status.UNKNOWN, Status.CRITICAL), Status.CRITICAL),
+    ((Status.CRITICAL, Status.UNKNOWN), Status.CRITICAL),
+    ((Status.WARNING, Status.UNKNOWN), Status.UNKNOWN),
+    ((Status.OK, Status.WARNING), Status.WARNING),
+    ((), Status.OK),
+])
+def test_worst_ranks_critical_above_unknown(statuses, worst):
+    assert Status.worst(*statuses) is worst
+
+
+def test_unreadable_then_full_counts_as_worse_and_captures_diagnostics():
+    from agent.state import Transition
+
+    assert Transition("disk", Status.UNKNOWN, Status.CRITICAL).capture
+    assert not Transition("disk", Status.CRITICAL, Status.UNKNOWN).capture

@@ -200,3 +200,108 @@ def test_shipped_configs_are_valid(capsys) -> None:
              *sorted((root / "examples").glob("*.yaml"))]
     assert len(files) >= 5
     assert cli(["validate", *map(str, files)]) == 0, capsys.readouterr().out
+
+
+# ---- levels in the wrong order for the measurement's direction ------------------------
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        pytest.param(
+            "    type: disk\n    warning: 95%\n    critical: 85%\n",
+            ["{f}:4: check 'c', option 'warning': warning 95% is not below critical 85%, so "
+             "the warning level can never fire; used_ratio is worse when higher: set warning "
+             "below critical"], id="disk-top-level"),
+        pytest.param(
+            "    type: disk\n    warning: 97%\n",
+            ["{f}:4: check 'c', option 'warning': warning 97% is not below critical 95%, so "
+             "the warning level can never fire; used_ratio is worse when higher: set warning "
+             "below critical"], id="against-the-default-critical"),
+        pytest.param(
+            "    type: disk\n    thresholds:\n      inodes_used_ratio:\n"
+            "        warning: 90%\n        critical: 80%\n",
+            ["{f}:6: check 'c', option 'thresholds.inodes_used_ratio.warning': warning 90% is "
+             "not below critical 80%, so the warning level can never fire; inodes_used_ratio "
+             "is worse when higher: set warning below critical"], id="per-measurement"),
+        pytest.param(
+            "    type: disk\n    overrides:\n      /var:\n        critical: 80%\n",
+            ["{f}:6: check 'c', option 'overrides./var.critical': warning 85% is not below "
+             "critical 80%, so the warning level can never fire; used_ratio is worse when "
+             "higher: set warning below critical"], id="per-item-override"),
+        pytest.param(
+            "    type: disk\n    warning: 80%\n    recover: 90%\n",
+            ["{f}:5: check 'c', option 'recover': recover 90% is not below warning 80%, so an "
+             "alert would clear the moment it is raised; used_ratio is worse when higher: set "
+             "recover below warning"], id="recover-on-the-alert-side"),
+        pytest.param(
+            "    type: http\n    url: https://example.org\n    thresholds:\n"
+            "      tls_expiry_seconds: {warning: 7d, critical: 14d}\n",
+            ["{f}:6: check 'c', option 'thresholds.tls_expiry_seconds.warning': warning 7d is "
+             "not above critical 14d, so the warning level can never fire; tls_expiry_seconds "
+             "is worse when lower: set warning above critical"], id="lower-is-worse"),
+    ],
+)
+def test_inverted_levels_are_rejected_at_their_key(tmp_path: Path, snippet: str,
+                                                   expected: list[str]) -> None:
+    path = write(tmp_path, "checks:\n  - name: c\n" + snippet)
+    assert problems(path) == [e.format(f=path) for e in expected]
+
+
+@pytest.mark.parametrize("snippet", [
+    "    type: disk\n    warning: 70%\n    critical: 80%\n    recover: 60%\n",
+    "    type: disk\n    overrides:\n      /boot: {warning: null, critical: 99%}\n",
+    "    type: http\n    url: https://example.org\n    thresholds:\n"
+    "      tls_expiry_seconds: {warning: 30d, critical: 3d}\n",
+    "    type: disk\n    thresholds:\n      used_ratio: {warning: 50%, critical: 60%}\n"
+    "    overrides:\n      /var: {critical: 70%}\n",
+], ids=["disk-in-order", "override-disables-warning", "lower-is-worse-in-order",
+        "override-above-measurement-level"])
+def test_levels_in_order_pass(tmp_path: Path, snippet: str) -> None:
+    assert load_config(write(tmp_path, "checks:\n  - name: c\n" + snippet)).checks
+
+
+def test_duplicate_name_is_reported_with_that_entrys_other_problems(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        checks:
+          - name: root
+            type: disk
+          - name: root
+            type: disk
+            warning: 95%
+            critical: 85%
+            exclude_mount: [/boot]
+    """)
+    f = str(path)
+    assert problems(path) == [
+        f"{f}:4: check 'root': duplicate check name (first defined at {f}:2); "
+        "give each check a unique name",
+        f"{f}:6: check 'root', option 'warning': warning 95% is not below critical 85%, so "
+        "the warning level can never fire; used_ratio is worse when higher: set warning "
+        "below critical",
+        f"{f}:8: check 'root', option 'exclude_mount': unknown option; "
+        "did you mean 'exclude_mounts'?",
+    ]
+
+
+@pytest.mark.slow
+def test_patrol_validate_command_rejects_inverted_disk_levels(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = write(tmp_path, """
+        checks:
+          - name: data
+            type: disk
+            path: /
+            warning: 95%
+            critical: 85%
+    """)
+    patrol = Path(sys.executable).with_name("patrol")
+    done = subprocess.run([str(patrol), "validate", str(path)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        f"{path}:5: check 'data', option 'warning': warning 95% is not below critical 85%, "
+        "so the warning level can never fire; used_ratio is worse when higher: set warning "
+        "below critical",
+    ]

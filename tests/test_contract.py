@@ -234,3 +234,49 @@ def test_entry_points_are_scanned_once_until_refreshed(monkeypatch) -> None:
     registry.refresh()
     assert "zfs" in registry.known_types()
     assert scans == ["patrol.checks", "patrol.checks"]
+
+
+# --- every type's ticket body says what healthy means --------------------------------
+
+FLAG = re.compile(r"^1 (when|if) ")
+
+
+@pytest.mark.parametrize("check_type", TYPES)
+def test_flag_measurements_have_an_expectation_for_ticket_bodies(check_type: str) -> None:
+    """A 0/1 measurement has no levels on the wire; without a sentence in
+    collector/expectations.py a ticket would show ``up | 0 | -``."""
+    from collector import expectations
+
+    for spec in registry.load(check_type).MEASUREMENTS:
+        if FLAG.match(spec.description):
+            assert expectations.expected(check_type, spec.name), (
+                f"say what healthy {check_type} {spec.name} is in collector/expectations.py")
+
+
+@pytest.mark.parametrize("check_type", TYPES)
+def test_real_run_renders_a_body_with_levels_or_expectations(
+        check_type: str, targets: dict[str, Any], request: pytest.FixtureRequest) -> None:
+    from agent.events import build_event
+    from agent.state import CheckInfo, CheckView, Transition
+    from collector.body import render_body, verify_command
+    from collector.correlate import decide
+    from collector.policy_config import PolicyConfig
+
+    check, ctx = build(check_type, name="probe", **_real_options(check_type, targets, request))
+    result = check.run(ctx)
+    view = CheckView(CheckInfo("probe", check_type, {"tier": "standard"}), status=Status.WARNING,
+                     since=1.7e9, result=result, last_run=1.7e9)
+    event = build_event(view, Transition("probe", Status.OK, Status.WARNING), "testhost", {},
+                        "0123456789abcdef", 1, evaluator=ctx.evaluator,
+                        extra_diagnostics={"result": result.diagnostics},
+                        config="/etc/patrol/probe.yaml")
+    [opened] = decide(event, None, None, event.observed_at.timestamp(), PolicyConfig())
+    markdown = render_body(opened.ticket, event, [], [], verify_command("probe"))
+    specs = {spec.name: spec for spec in check.MEASUREMENTS}
+    for line in markdown.split("## Measured values\n\n", 1)[1].split("\n\n## ")[0].splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        spec = specs.get(cells[0])
+        if spec is not None and (spec.warning is not None or FLAG.match(spec.description)):
+            assert cells[3] != "-", f"{check_type} {cells[0]}: {line}"
+    assert "patrol check --config /etc/patrol/probe.yaml --only probe\n" in markdown
+    assert "+00:00" not in markdown

@@ -84,7 +84,7 @@ def test_trigger_opens_a_ticket_with_priority_and_sla(
     assert opened.kind == "opened" and opened.text.startswith(
         f"opened as {priority}: /var is 96.2% full on db-01 (critical at 95%)")
     assert re.findall(r"^## (.+)$", t.body, re.M) == BODY_SECTIONS
-    assert "| used_ratio | /var | 96.2% | 90% | 95% |" in t.body
+    assert "| used_ratio | /var | 96.2% | warning ≥ 90%, critical ≥ 95% |" in t.body
     assert "| /var/log/journal | 3.9 GiB |" in t.body
     assert "patrol check --config /etc/patrol/agent.yaml --only root-disk" in t.body
     assert f"- **Respond by**: {iso_utc(T0 + 90 + respond)}" in t.body
