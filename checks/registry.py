@@ -44,6 +44,8 @@ BUILTINS: dict[str, str] = {
     "file": "checks.file:FileCheck",
     "nagios": "checks.nagios:NagiosCheck",
     "textfile": "checks.textfile:TextfileCheck",
+    "zombies": "checks.zombies:ZombiesCheck",
+    "fd": "checks.fd:FdCheck",
 }
 
 # Which extra installs a driver, for the message when it is missing.
