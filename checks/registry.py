@@ -46,6 +46,7 @@ BUILTINS: dict[str, str] = {
     "textfile": "checks.textfile:TextfileCheck",
     "zombies": "checks.zombies:ZombiesCheck",
     "fd": "checks.fd:FdCheck",
+    "kernel": "checks.kernel:KernelCheck",
 }
 
 # Which extra installs a driver, for the message when it is missing.
