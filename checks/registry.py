@@ -47,6 +47,7 @@ BUILTINS: dict[str, str] = {
     "zombies": "checks.zombies:ZombiesCheck",
     "fd": "checks.fd:FdCheck",
     "kernel": "checks.kernel:KernelCheck",
+    "listen": "checks.listen:ListenCheck",
 }
 
 # Which extra installs a driver, for the message when it is missing.
