@@ -48,6 +48,7 @@ BUILTINS: dict[str, str] = {
     "fd": "checks.fd:FdCheck",
     "kernel": "checks.kernel:KernelCheck",
     "listen": "checks.listen:ListenCheck",
+    "updates": "checks.updates:UpdatesCheck",
 }
 
 # Which extra installs a driver, for the message when it is missing.
