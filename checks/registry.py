@@ -49,6 +49,7 @@ BUILTINS: dict[str, str] = {
     "kernel": "checks.kernel:KernelCheck",
     "listen": "checks.listen:ListenCheck",
     "updates": "checks.updates:UpdatesCheck",
+    "net_interface": "checks.net_interface:NetInterfaceCheck",
 }
 
 # Which extra installs a driver, for the message when it is missing.

@@ -177,7 +177,7 @@ def _real_options(check_type: str, t: dict[str, Any],
                                        "print('OK - fine | load=0.5;1;2')"]},
         "textfile": lambda: {"path": str(t["root"] / "node.prom"), "metric": "backup_age"},
         "zombies": dict, "fd": dict, "kernel": dict,
-        "updates": dict,
+        "updates": dict, "net_interface": lambda: {"interfaces": ["lo"]},
         "listen": lambda: {"loopback": True, "expected": [f"tcp/{t['port']}"]},
     }
     if check_type not in options:
