@@ -50,6 +50,7 @@ BUILTINS: dict[str, str] = {
     "listen": "checks.listen:ListenCheck",
     "updates": "checks.updates:UpdatesCheck",
     "net_interface": "checks.net_interface:NetInterfaceCheck",
+    "clock": "checks.clock:ClockCheck",
 }
 
 # Which extra installs a driver, for the message when it is missing.

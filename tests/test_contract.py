@@ -177,12 +177,24 @@ def _real_options(check_type: str, t: dict[str, Any],
                                        "print('OK - fine | load=0.5;1;2')"]},
         "textfile": lambda: {"path": str(t["root"] / "node.prom"), "metric": "backup_age"},
         "zombies": dict, "fd": dict, "kernel": dict,
-        "updates": dict, "net_interface": lambda: {"interfaces": ["lo"]},
+        "updates": dict, "clock": lambda: {"source": "none", "server": "127.0.0.1",
+                                           "port": request.getfixturevalue("sntp_port")},
+        "net_interface": lambda: {"interfaces": ["lo"]},
         "listen": lambda: {"loopback": True, "expected": [f"tcp/{t['port']}"]},
     }
     if check_type not in options:
         pytest.fail(f"add a real target for the new check type {check_type!r} here")
     return options[check_type]()
+
+
+@pytest.fixture
+def sntp_port() -> Iterator[int]:
+    """This suite's own SNTP responder on loopback, for the clock check."""
+    from tests.sntp_server import SntpServer
+
+    server = SntpServer()
+    yield server.port
+    server.close()
 
 
 @pytest.mark.parametrize("check_type", TYPES)
