@@ -51,6 +51,7 @@ BUILTINS: dict[str, str] = {
     "updates": "checks.updates:UpdatesCheck",
     "net_interface": "checks.net_interface:NetInterfaceCheck",
     "clock": "checks.clock:ClockCheck",
+    "dns": "checks.dns:DnsCheck",
 }
 
 # Which extra installs a driver, for the message when it is missing.

@@ -180,6 +180,7 @@ def _real_options(check_type: str, t: dict[str, Any],
         "updates": dict, "clock": lambda: {"source": "none", "server": "127.0.0.1",
                                            "port": request.getfixturevalue("sntp_port")},
         "net_interface": lambda: {"interfaces": ["lo"]},
+        "dns": lambda: {"queries": ["localhost"]},
         "listen": lambda: {"loopback": True, "expected": [f"tcp/{t['port']}"]},
     }
     if check_type not in options:
