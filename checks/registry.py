@@ -52,6 +52,7 @@ BUILTINS: dict[str, str] = {
     "net_interface": "checks.net_interface:NetInterfaceCheck",
     "clock": "checks.clock:ClockCheck",
     "dns": "checks.dns:DnsCheck",
+    "disk_health": "checks.disk_health:DiskHealthCheck",
 }
 
 # Which extra installs a driver, for the message when it is missing.
