@@ -158,6 +158,54 @@ def peer_certificate(
     return from_der(der)
 
 
+def presented_chain(tls: ssl.SSLSocket) -> list[bytes]:
+    """DER of every certificate the peer sent in the handshake, leaf first, as sent
+    (unverified: what the server presents, which is what breaks clients when an
+    intermediate expires). Python 3.13 has ``SSLSocket.get_unverified_chain()``;
+    3.10-3.12 have the same call on the ``_sslobj`` only. Falls back to the leaf."""
+    public = getattr(tls, "get_unverified_chain", None)
+    if public is not None:
+        return [bytes(der) for der in public() or []]
+    inner = getattr(getattr(tls, "_sslobj", None), "get_unverified_chain", None)
+    if inner is not None:
+        import _ssl
+
+        return [cert.public_bytes(_ssl.ENCODING_DER) for cert in inner() or []]
+    leaf = tls.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
+
+
+def matches_host(cert: CertInfo, host: str) -> bool:
+    """Whether ``cert`` names ``host`` (RFC 6125): an IP address must equal an IP
+    entry; a DNS name matches an entry exactly or through a ``*`` that stands for
+    the whole leftmost label only. The subject CN is not consulted: browsers and
+    Python's ssl ignore it when the certificate has SANs, which every public
+    certificate must have."""
+    import ipaddress
+
+    host = host.rstrip(".").lower()
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    for name in cert.names:
+        name = name.rstrip(".").lower()
+        if address is not None:
+            try:
+                if ipaddress.ip_address(name) == address:
+                    return True
+            except ValueError:
+                pass
+            continue
+        if name == host:
+            return True
+        if name.startswith("*.") and "." in host:
+            first, rest = host.split(".", 1)
+            if first and rest == name[2:]:
+                return True
+    return False
+
+
 def describe_expiry(seconds_left: float) -> str:
     """ "expires in 5d 3h" or "expired 2d ago", for summaries."""
     if seconds_left <= 0:
