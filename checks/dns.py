@@ -29,6 +29,7 @@ from checks import dns_wire
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig, Duration
 from checks.thresholds import limit_note
+from checks.worst_item import worst_item
 from checks.units import format_duration
 
 RESOLV_CONF = Path("/etc/resolv.conf")
@@ -197,12 +198,8 @@ class DnsCheck:
             if error:
                 found[item]["error"] = error
             per[item] = self._explain(ctx, query, via, own, answer, error, missing)
-        worst = max(per, key=lambda i: per[i][0])
-        status, summary = per[worst]
-        others = [i for i, (s, _) in per.items() if s is not Status.OK and i != worst]
-        if others:
-            summary += f" (and {len(others)} more quer{'ies' if len(others) > 1 else 'y'} not OK)"
-        elif status is Status.OK and len(per) > 1:
+        status, summary = worst_item(per, "query", "queries")
+        if status is Status.OK and len(per) > 1:
             slowest = max(found, key=lambda i: found[i]["seconds"])
             summary = (f"{len(per)} DNS queries answered on {ctx.hostname}; slowest "
                        f"{slowest} in {format_duration(found[slowest]['seconds'])}")

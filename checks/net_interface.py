@@ -31,6 +31,7 @@ from pydantic import Field
 from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
 from checks.config import CheckConfig
 from checks.thresholds import limit_note
+from checks.worst_item import worst_item
 from checks.units import format_ratio
 
 SYS_CLASS_NET = Path("/sys/class/net")
@@ -165,12 +166,8 @@ class NetInterfaceCheck:
             found = self._measure(name, state, counters.get(name))
             measurements += found
             per[name] = self._explain(ctx, name, state, found)
-        worst = max(per, key=lambda n: per[n][0])
-        status, summary = per[worst]
-        others = [n for n, (s, _) in per.items() if s is not Status.OK and n != worst]
-        if others:
-            summary += f" (and {len(others)} more interface{'s' * (len(others) > 1)} not OK)"
-        elif status is Status.OK and len(per) > 1:
+        status, summary = worst_item(per, "interface", "interfaces")
+        if status is Status.OK and len(per) > 1:
             summary = f"{len(per)} interfaces up on {ctx.hostname}: {', '.join(per)}"
         return Result(status, summary, tuple(measurements), {"interfaces": selected})
 

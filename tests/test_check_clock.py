@@ -4,7 +4,6 @@ timedatectl/ntpq output where those daemons are absent."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import pytest
 
 from checks.base import CheckError, Status
 from tests.conftest import require_command
+from tests.config_problems import config_problems
 from tests.helpers import build
 from tests.sntp_server import SntpServer
 
@@ -213,13 +213,7 @@ def test_no_time_service_is_unknown_and_says_how_to_get_one() -> None:
 
 
 def test_source_none_needs_a_server(tmp_path: Path) -> None:
-    from agent.config import ConfigError, load_config
-
-    path = tmp_path / "agent.yaml"
-    path.write_text("checks:\n  - name: time\n    type: clock\n    source: none\n")
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    (problem,) = [str(p) for p in info.value.problems]
+    path, (problem,) = config_problems(
+        tmp_path, "checks:\n  - name: time\n    type: clock\n    source: none\n")
     assert problem.startswith(f"{path}:2: check 'time'")
     assert "source: none needs server:" in problem
-    assert os.path.exists(path)

@@ -13,6 +13,7 @@ import pytest
 
 from checks.base import CheckError, Status
 from tests.conftest import free_port, require_command
+from tests.config_problems import config_problems
 from tests.helpers import build
 
 LONG_TXT = "x" * 200
@@ -121,13 +122,8 @@ def test_other_types_without_a_nameserver_are_unknown_and_say_what_to_set() -> N
 
 
 def test_bad_names_and_types_are_config_errors_with_file_and_line(tmp_path: Path) -> None:
-    from agent.config import ConfigError, load_config
-
-    path = tmp_path / "agent.yaml"
-    path.write_text("checks:\n  - name: names\n    type: dns\n    queries:\n"
-                    "      - name: ok.example\n        type: MXX\n")
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    (problem,) = [str(p) for p in info.value.problems]
+    path, (problem,) = config_problems(
+        tmp_path, "checks:\n  - name: names\n    type: dns\n    queries:\n"
+        "      - name: ok.example\n        type: MXX\n")
     assert problem.startswith(f"{path}:6: check 'names', option 'queries")
     assert "'mx'" in problem.lower() and "(got 'MXX')" in problem

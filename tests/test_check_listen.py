@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from checks.base import Status
+from tests.config_problems import config_problems
 from tests.helpers import build
 
 
@@ -105,14 +106,10 @@ def test_loopback_only_listeners_are_left_out_by_default(tcp_listener: int) -> N
 
 
 def test_port_entries_are_validated_with_file_and_line(tmp_path: Path) -> None:
-    from agent.config import ConfigError, load_config
-
-    path = tmp_path / "agent.yaml"
-    path.write_text("checks:\n  - name: ports\n    type: listen\n"
-                    "    expected: [tcp/22, tcp/99999]\n    allowed:\n      - udp/abc\n")
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    assert [str(p) for p in info.value.problems] == [
+    path, problems = config_problems(
+        tmp_path, "checks:\n  - name: ports\n    type: listen\n"
+        "    expected: [tcp/22, tcp/99999]\n    allowed:\n      - udp/abc\n")
+    assert problems == [
         f"{path}:4: check 'ports', option 'expected': 'tcp/99999': ports are 1-65535, the "
         "first not above the last; fix the value",
         f"{path}:5: check 'ports', option 'allowed': 'udp/abc' is not a port entry; write it "

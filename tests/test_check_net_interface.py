@@ -110,3 +110,17 @@ def test_half_duplex_is_a_warning(tmp_path: Path) -> None:
     result = check.run(ctx)
     assert result.status is Status.WARNING
     assert result.summary == "eth9 runs half duplex at 100 Mb/s on testhost (warning at 0)"
+
+
+def test_several_interfaces_down_name_the_first_and_count_the_rest(tmp_path: Path) -> None:
+    root = _sysfs(tmp_path, "eth0", operstate="down", carrier="0")
+    _sysfs(tmp_path, "eth1", operstate="down", carrier="0")
+    _sysfs(tmp_path, "eth2", operstate="down", carrier="0")
+    _sysfs(tmp_path, "eth3")
+    check, ctx = build("net_interface", world={"sys_class_net": root,
+                                               "counters": lambda pernic: {}})
+    result = check.run(ctx)
+    assert result.status is Status.CRITICAL
+    assert result.summary == ("eth0 is down on testhost (operstate down) "
+                              "(and 2 more interfaces not OK)")
+    assert result.measurement("link_up", "eth3") == 1
