@@ -74,3 +74,32 @@ def test_no_zombies_is_ok_and_says_so() -> None:
     assert result.status is Status.OK
     assert result.summary == "No zombie processes older than 1m on testhost"
     assert result.measurement("oldest_zombie_age_seconds") is None
+
+
+@pytest.mark.slow
+def test_a_parent_with_a_secret_on_its_command_line_is_redacted_on_the_way_out() -> None:
+    """The parent's command line is evidence and may hold a password; the agent's
+    central redaction (applied to every event) must blank it."""
+    from agent.diagnostics import redact
+
+    code = ("import subprocess, sys; child = subprocess.Popen(['true']); "
+            "print(child.pid, flush=True); sys.stdin.read()")
+    parent = subprocess.Popen([sys.executable, "-c", code, "--password=hunter2"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        deadline = time.monotonic() + 10
+        while psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        check, ctx = build("zombies", min_age="1ms")
+        result = check.run(ctx)
+    finally:
+        parent.kill()
+        parent.wait()
+    entry = next(p for p in result.diagnostics["parents"] if p["pid"] == parent.pid)
+    assert child in entry["zombie_pids"]
+    assert "hunter2" in entry["cmdline"]  # the check reports what it saw ...
+    assert "hunter2" not in str(redact(result.as_dict()))  # ... and nothing leaves with it
+    assert "hunter2" not in result.summary
