@@ -18,8 +18,9 @@ would only add false alarms.
 
 The whole presented chain counts too: ``tls_chain_expiry_seconds`` is the soonest
 expiry among the certificates the server sends (an intermediate that lapses breaks
-every client while the leaf still looks fine), read from the same handshake; after
-the separate handshake it is the leaf's. ``tls_hostname_match`` compares the leaf's
+every client while the leaf still looks fine), read from the same handshake (or the
+separate one, whose chain also goes into the diagnostics of a failed request, to
+show which certificate was rejected). ``tls_hostname_match`` compares the leaf's
 names with the URL's host (RFC 6125), so a wrong certificate is reported even with
 ``insecure: true``, where the request itself does not check it.
 
@@ -182,7 +183,7 @@ class HttpCheck:
         self,
         config: HttpConfig,
         session: Callable[[], Any] | None = None,
-        peer_certificate: Callable[..., tls_info.CertInfo] = tls_info.peer_certificate,
+        peer_chain: Callable[..., list[tls_info.CertInfo]] = tls_info.peer_chain,
         clock: Callable[[], float] = time.perf_counter,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
@@ -195,7 +196,7 @@ class HttpCheck:
         self._context: ssl.SSLContext | None = None
         self._handshake: tuple[str | None, int, bytes | None, list[bytes]] | None = None
         self._chain: list[tls_info.CertInfo] = []
-        self._peer_certificate = peer_certificate
+        self._peer_chain = peer_chain
         self._clock = clock
         self._now = now
         self._ranges = [parse_status(s) for s in config.expect_status]
@@ -328,13 +329,12 @@ class HttpCheck:
 
     def _chain_measurements(self, diagnostics: dict[str, Any], cert: tls_info.CertInfo,
                             url: str) -> list[Measurement]:
-        """The presented chain's soonest expiry (the leaf alone when the certificate
-        came from the separate handshake) and whether the leaf names the URL's host."""
+        """The presented chain's soonest expiry (from the request's own handshake, or
+        the separate one) and whether the leaf names the URL's host."""
         now = self._now()
         chain = self._chain or [cert]
         soonest = min(chain, key=lambda c: c.seconds_left(now))
-        diagnostics["tls_chain"] = [{**c.as_dict(), "seconds_left": c.seconds_left(now)}
-                                    for c in chain]
+        diagnostics["tls_chain"] = self._chain_dicts(chain)
         host = urlsplit(url).hostname or ""
         return [Measurement("tls_chain_expiry_seconds", soonest.seconds_left(now)),
                 Measurement("tls_hostname_match", float(tls_info.matches_host(cert, host)))]
@@ -391,13 +391,19 @@ class HttpCheck:
         if parts.scheme != "https" or not parts.hostname:
             return None
         try:
-            cert = self._peer_certificate(parts.hostname, parts.port or 443,
-                                          verify=False, timeout=timeout)
+            chain = self._peer_chain(parts.hostname, parts.port or 443,
+                                     verify=False, timeout=timeout)
         except (OSError, ImportError, ValueError) as exc:
             diagnostics["tls_error"] = f"{type(exc).__name__}: {exc}"
             return None
-        diagnostics["tls"] = cert.as_dict()
-        return cert
+        self._chain = chain
+        diagnostics["tls"] = chain[0].as_dict()
+        diagnostics["tls_chain"] = self._chain_dicts(chain)
+        return chain[0]
+
+    def _chain_dicts(self, chain: list[tls_info.CertInfo]) -> list[dict[str, Any]]:
+        now = self._now()
+        return [{**c.as_dict(), "seconds_left": c.seconds_left(now)} for c in chain]
 
 
 def _chunks(response: Any) -> Any:

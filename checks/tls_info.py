@@ -134,14 +134,14 @@ def load_file(path: Path) -> tuple[CertInfo, int]:
         raise ValueError("holds no certificate (expected PEM 'BEGIN CERTIFICATE' or DER)") from None
 
 
-def peer_certificate(
+def peer_chain(
     host: str,
     port: int,
     *,
     verify: bool | str,
     timeout: float,
-) -> CertInfo:
-    """The certificate a TLS server at ``host:port`` presents.
+) -> list[CertInfo]:
+    """Every certificate a TLS server at ``host:port`` presents, leaf first.
 
     ``verify`` mirrors ``requests``: ``True`` (system trust store), a CA file path,
     or ``False`` (no chain or host-name check). Raises ``OSError`` (including
@@ -152,10 +152,16 @@ def peer_certificate(
         socket.create_connection((host, port), timeout=timeout) as raw,
         context.wrap_socket(raw, server_hostname=host) as tls,
     ):
-        der = tls.getpeercert(binary_form=True)
-    if not der:
+        ders = presented_chain(tls)
+    if not ders:
         raise ssl.SSLError(f"{host}:{port} presented no certificate")
-    return from_der(der)
+    return [from_der(der) for der in ders]
+
+
+def peer_certificate(host: str, port: int, *, verify: bool | str, timeout: float) -> CertInfo:
+    """The certificate (the leaf) a TLS server at ``host:port`` presents; see
+    :func:`peer_chain`."""
+    return peer_chain(host, port, verify=verify, timeout=timeout)[0]
 
 
 def presented_chain(tls: ssl.SSLSocket) -> list[bytes]:

@@ -514,7 +514,7 @@ def test_https_certificate_is_read_from_the_request_connection(
     now = cert.not_after - timedelta(days=20)
     with serve(cert) as (url, server):
         check, ctx = build("http", world={"now": lambda: now,
-                                          "peer_certificate": no_second_handshake},
+                                          "peer_chain": no_second_handshake},
                            url=f"{url}{path}", ca_file=str(ca.cert_path))
         results = [check.run(ctx) for _ in range(3)]
     assert [r.status for r in results] == [Status.OK] * 3, results[0].summary
@@ -629,3 +629,22 @@ def test_hostname_matching_follows_rfc_6125(names, host, match) -> None:
 
     cert = CertInfo("CN=x", "CN=ca", "x", whole_second(), whole_second(), names)
     assert matches_host(cert, host) is match
+
+
+def test_a_lapsed_intermediate_shows_in_the_failed_requests_chain(ca: CA, tmp_path: Path) -> None:
+    """Verification fails while the leaf is valid: the chain in the diagnostics shows
+    which certificate lapsed, so nobody renews the wrong one."""
+    now = whole_second()
+    intermediate = make_intermediate(ca, tmp_path, now - timedelta(hours=1))
+    leaf = issue(intermediate, tmp_path, not_after=now + timedelta(days=60))
+    with leaf.cert_path.open("ab") as bundle:
+        bundle.write(intermediate.cert_path.read_bytes())
+    with serve(leaf) as (url, _):
+        result = run("http", url=f"{url}/ok", ca_file=str(ca.cert_path))
+    assert result.status is Status.CRITICAL
+    assert result.summary == f"{url}/ok failed TLS verification (certificate has expired) " \
+        "on testhost"
+    leaf_seen, intermediate_seen = result.diagnostics["tls_chain"]
+    assert leaf_seen["seconds_left"] > 59 * DAY
+    assert intermediate_seen["subject"] == "CN=Patrol Test Intermediate,O=Patrol Tests"
+    assert intermediate_seen["seconds_left"] < 0
