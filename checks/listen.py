@@ -204,4 +204,8 @@ class ListenCheck:
             "unexpected": described, "missing": missing,
             "listening": [self._describe(k, v) for k, v in sorted(listeners.items())],
         }
+        if any(sock.pid is None for socks in listeners.values() for sock in socks):
+            diagnostics["note"] = ("some sockets show no process: the kernel tells only root "
+                                   "(or CAP_SYS_PTRACE) which process owns another user's "
+                                   "socket; run the agent as root to see them")
         return Result(status, summary, measurements, diagnostics)

@@ -115,3 +115,13 @@ def test_port_entries_are_validated_with_file_and_line(tmp_path: Path) -> None:
         f"{path}:5: check 'ports', option 'allowed': 'udp/abc' is not a port entry; write it "
         "like tcp/22, udp/123, */9731 or tcp/8000-8099",
     ]
+
+
+def test_a_socket_without_a_visible_owner_says_how_to_see_it() -> None:
+    from checks.listen import Socket
+
+    sockets = [Socket("tcp", "0.0.0.0", 2222, None)]
+    check, ctx = build("listen", learn=False, world={"sockets": lambda: sockets})
+    result = check.run(ctx)
+    assert result.summary == "On testhost: unexpected listener tcp/2222 (?) (warning at 1)"
+    assert "run the agent as root" in result.diagnostics["note"]

@@ -124,3 +124,26 @@ def test_several_interfaces_down_name_the_first_and_count_the_rest(tmp_path: Pat
     assert result.summary == ("eth0 is down on testhost (operstate down) "
                               "(and 2 more interfaces not OK)")
     assert result.measurement("link_up", "eth3") == 1
+
+
+@pytest.mark.slow
+def test_link_follows_a_peer_in_another_network_namespace(veth: tuple[str, str]) -> None:
+    """The usual container layout: our end in this namespace, the peer in another one
+    that a test-made namespace brings up and down."""
+    a, b = veth
+    namespace = f"patrol-ns-{os.getpid()}"
+    try:
+        _ip("netns", "add", namespace)
+    except subprocess.CalledProcessError as exc:
+        unavailable(f"cannot create a network namespace ({exc.stderr.strip()})")
+    try:
+        _ip("link", "set", b, "netns", namespace)
+        _ip("link", "set", a, "up")
+        check, ctx = build("net_interface", interfaces=[a])
+        assert check.run(ctx).measurement("link_up", a) == 0
+        _ip("-n", namespace, "link", "set", b, "up")
+        result = check.run(ctx)
+        assert result.measurement("link_up", a) == 1
+        assert result.status is Status.OK
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=False, capture_output=True)
