@@ -16,6 +16,14 @@ separate TLS handshake to that host reads it without verifying again: ``requests
 has just verified the same server, and a second opinion with another trust store
 would only add false alarms.
 
+The whole presented chain counts too: ``tls_chain_expiry_seconds`` is the soonest
+expiry among the certificates the server sends (an intermediate that lapses breaks
+every client while the leaf still looks fine), read from the same handshake (or the
+separate one, whose chain also goes into the diagnostics of a failed request, to
+show which certificate was rejected). ``tls_hostname_match`` compares the leaf's
+names with the URL's host (RFC 6125), so a wrong certificate is reported even with
+``insecure: true``, where the request itself does not check it.
+
 Decisions (cost; measured in bench/README.md):
 
 - Each check instance keeps one ``requests`` Session whose adapter hands urllib3 a
@@ -62,6 +70,7 @@ DEFAULT_TIMEOUT = 10.0
 DAY = 86400.0
 BODY_LIMIT = 16 * 1024 * 1024  # bytes read at most; body_bytes saturates here
 EXCERPT_BYTES = 2048
+_TLS_MEASUREMENTS = ("tls_expiry_seconds", "tls_chain_expiry_seconds", "tls_hostname_match")
 REDACTED_RESPONSE_HEADERS = {"set-cookie", "authorization", "proxy-authorization", "cookie"}
 
 
@@ -160,6 +169,12 @@ class HttpCheck:
                         higher_is_worse=False, warning=14 * DAY, critical=7 * DAY),
         MeasurementSpec("up", "1 when the response was as expected, 0 otherwise",
                         higher_is_worse=False),
+        MeasurementSpec("tls_chain_expiry_seconds", "seconds until the first certificate the "
+                        "server presents (leaf or intermediate) expires",
+                        higher_is_worse=False, warning=14 * DAY, critical=7 * DAY),
+        MeasurementSpec("tls_hostname_match", "1 when the server certificate names the URL's "
+                        "host, 0 when not (seen even with insecure: true)",
+                        False, None, 0),
     )
     REQUIRES: ClassVar[tuple[str, ...]] = ("requests",)
     DIAGNOSTICS: ClassVar[tuple[str, ...]] = ()
@@ -168,7 +183,7 @@ class HttpCheck:
         self,
         config: HttpConfig,
         session: Callable[[], Any] | None = None,
-        peer_certificate: Callable[..., tls_info.CertInfo] = tls_info.peer_certificate,
+        peer_chain: Callable[..., list[tls_info.CertInfo]] = tls_info.peer_chain,
         clock: Callable[[], float] = time.perf_counter,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
@@ -179,8 +194,9 @@ class HttpCheck:
         self._new_session = session or self._default_session
         self._session: Any = None
         self._context: ssl.SSLContext | None = None
-        self._handshake: tuple[str | None, int, bytes | None] | None = None
-        self._peer_certificate = peer_certificate
+        self._handshake: tuple[str | None, int, bytes | None, list[bytes]] | None = None
+        self._chain: list[tls_info.CertInfo] = []
+        self._peer_chain = peer_chain
         self._clock = clock
         self._now = now
         self._ranges = [parse_status(s) for s in config.expect_status]
@@ -202,7 +218,8 @@ class HttpCheck:
     def _tls_context(self) -> ssl.SSLContext:
         """This instance's client context, built on first use (a plain http check
         that never meets https never loads a CA bundle). Its sockets remember their
-        handshake in ``self._handshake``: (server name, port, DER certificate)."""
+        handshake in ``self._handshake``: (server name, port, DER certificate, DER of
+        every certificate presented)."""
         if self._context is None:
             context = tls_info.client_context(
                 _requests_ca_bundle() if self._verify is True else self._verify)
@@ -212,7 +229,8 @@ class HttpCheck:
                 def do_handshake(self, block: bool = False) -> None:
                     super().do_handshake(block)
                     check._handshake = (self.server_hostname, self.getpeername()[1],
-                                        self.getpeercert(binary_form=True))
+                                        self.getpeercert(binary_form=True),
+                                        tls_info.presented_chain(self))
 
             context.sslsocket_class = Recording  # documented hook of ssl.SSLContext
             self._context = context
@@ -227,6 +245,7 @@ class HttpCheck:
             self._session = self._new_session()
         session = self._session
         self._handshake = None
+        self._chain = []
         import requests
 
         started = self._clock()
@@ -290,6 +309,7 @@ class HttpCheck:
         left = cert.seconds_left(self._now()) if cert is not None else 0.0
         if cert is not None:
             measurements.append(Measurement("tls_expiry_seconds", left))
+            measurements += self._chain_measurements(diagnostics, cert, tls_url)
         measurements.append(Measurement("up", 0.0 if problem else 1.0))
         verdicts = {m.name: ctx.judge(m) for m in measurements}
         where = f"{cfg.url} "
@@ -297,17 +317,52 @@ class HttpCheck:
             return Result(Status.CRITICAL, f"{where}{problem} on {ctx.hostname}",
                           tuple(measurements), diagnostics)
         status = Status.worst(*verdicts.values())
-        tls_status = verdicts.get("tls_expiry_seconds", Status.OK)
+        tls_status = Status.worst(*(verdicts.get(n, Status.OK) for n in _TLS_MEASUREMENTS))
         if cert is not None and tls_status.rank > verdicts["response_seconds"].rank:
-            note = limit_note(ctx.evaluator.levels("tls_expiry_seconds"), tls_status, left)
-            summary = (f"{where}TLS certificate {tls_info.describe_expiry(left)} on "
-                       f"{ctx.hostname}{note}")
+            summary = where + self._tls_summary(ctx, verdicts, measurements, cert, tls_url)
         else:
             note = limit_note(ctx.evaluator.levels("response_seconds"),
                               verdicts["response_seconds"], elapsed)
             summary = (f"{where}returned {code} in {format_duration(elapsed)} on "
                        f"{ctx.hostname}{note}")
         return Result(status, summary, tuple(measurements), diagnostics)
+
+    def _chain_measurements(self, diagnostics: dict[str, Any], cert: tls_info.CertInfo,
+                            url: str) -> list[Measurement]:
+        """The presented chain's soonest expiry (from the request's own handshake, or
+        the separate one) and whether the leaf names the URL's host."""
+        now = self._now()
+        chain = self._chain or [cert]
+        soonest = min(chain, key=lambda c: c.seconds_left(now))
+        diagnostics["tls_chain"] = self._chain_dicts(chain)
+        host = urlsplit(url).hostname or ""
+        return [Measurement("tls_chain_expiry_seconds", soonest.seconds_left(now)),
+                Measurement("tls_hostname_match", float(tls_info.matches_host(cert, host)))]
+
+    def _tls_summary(self, ctx: RunContext, verdicts: dict[str, Status],
+                     measurements: list[Measurement], cert: tls_info.CertInfo,
+                     url: str) -> str:
+        """The TLS problem that decides the status: a certificate for another host,
+        the leaf's expiry, or an intermediate's that expires sooner."""
+        values = {m.name: m.value for m in measurements}
+        host = ctx.hostname
+        worst = Status.worst(*(verdicts.get(n, Status.OK) for n in _TLS_MEASUREMENTS))
+        if verdicts.get("tls_hostname_match") is worst:
+            names = ", ".join(cert.names[:4]) or "no names"
+            return (f"TLS certificate does not name {urlsplit(url).hostname} on {host} "
+                    f"(it names {names})")
+        name = "tls_expiry_seconds"
+        if verdicts.get(name) is not worst:
+            name = "tls_chain_expiry_seconds"
+        left = values[name]
+        note = limit_note(ctx.evaluator.levels(name), worst, left)
+        if name == "tls_expiry_seconds":
+            return f"TLS certificate {tls_info.describe_expiry(left)} on {host}{note}"
+        now = self._now()
+        soonest = min(self._chain or [cert], key=lambda c: c.seconds_left(now))
+        who = soonest.common_name or soonest.subject
+        return (f"TLS chain certificate {who!r} {tls_info.describe_expiry(left)} on "
+                f"{host}{note}")
 
     def _live_tls(self, diagnostics: dict[str, Any], url: str) -> tls_info.CertInfo | None:
         """The certificate this run's last handshake received, when that handshake was
@@ -322,6 +377,7 @@ class HttpCheck:
             return None
         try:
             cert = tls_info.from_der(seen[2])
+            self._chain = [tls_info.from_der(der) for der in seen[3]]
         except (ImportError, ValueError):
             return None
         diagnostics["tls"] = cert.as_dict()
@@ -335,13 +391,19 @@ class HttpCheck:
         if parts.scheme != "https" or not parts.hostname:
             return None
         try:
-            cert = self._peer_certificate(parts.hostname, parts.port or 443,
-                                          verify=False, timeout=timeout)
+            chain = self._peer_chain(parts.hostname, parts.port or 443,
+                                     verify=False, timeout=timeout)
         except (OSError, ImportError, ValueError) as exc:
             diagnostics["tls_error"] = f"{type(exc).__name__}: {exc}"
             return None
-        diagnostics["tls"] = cert.as_dict()
-        return cert
+        self._chain = chain
+        diagnostics["tls"] = chain[0].as_dict()
+        diagnostics["tls_chain"] = self._chain_dicts(chain)
+        return chain[0]
+
+    def _chain_dicts(self, chain: list[tls_info.CertInfo]) -> list[dict[str, Any]]:
+        now = self._now()
+        return [{**c.as_dict(), "seconds_left": c.seconds_left(now)} for c in chain]
 
 
 def _chunks(response: Any) -> Any:

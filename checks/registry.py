@@ -44,6 +44,15 @@ BUILTINS: dict[str, str] = {
     "file": "checks.file:FileCheck",
     "nagios": "checks.nagios:NagiosCheck",
     "textfile": "checks.textfile:TextfileCheck",
+    "zombies": "checks.zombies:ZombiesCheck",
+    "fd": "checks.fd:FdCheck",
+    "kernel": "checks.kernel:KernelCheck",
+    "listen": "checks.listen:ListenCheck",
+    "updates": "checks.updates:UpdatesCheck",
+    "net_interface": "checks.net_interface:NetInterfaceCheck",
+    "clock": "checks.clock:ClockCheck",
+    "dns": "checks.dns:DnsCheck",
+    "disk_health": "checks.disk_health:DiskHealthCheck",
 }
 
 # Which extra installs a driver, for the message when it is missing.

@@ -134,14 +134,14 @@ def load_file(path: Path) -> tuple[CertInfo, int]:
         raise ValueError("holds no certificate (expected PEM 'BEGIN CERTIFICATE' or DER)") from None
 
 
-def peer_certificate(
+def peer_chain(
     host: str,
     port: int,
     *,
     verify: bool | str,
     timeout: float,
-) -> CertInfo:
-    """The certificate a TLS server at ``host:port`` presents.
+) -> list[CertInfo]:
+    """Every certificate a TLS server at ``host:port`` presents, leaf first.
 
     ``verify`` mirrors ``requests``: ``True`` (system trust store), a CA file path,
     or ``False`` (no chain or host-name check). Raises ``OSError`` (including
@@ -152,10 +152,64 @@ def peer_certificate(
         socket.create_connection((host, port), timeout=timeout) as raw,
         context.wrap_socket(raw, server_hostname=host) as tls,
     ):
-        der = tls.getpeercert(binary_form=True)
-    if not der:
+        ders = presented_chain(tls)
+    if not ders:
         raise ssl.SSLError(f"{host}:{port} presented no certificate")
-    return from_der(der)
+    return [from_der(der) for der in ders]
+
+
+def peer_certificate(host: str, port: int, *, verify: bool | str, timeout: float) -> CertInfo:
+    """The certificate (the leaf) a TLS server at ``host:port`` presents; see
+    :func:`peer_chain`."""
+    return peer_chain(host, port, verify=verify, timeout=timeout)[0]
+
+
+def presented_chain(tls: ssl.SSLSocket) -> list[bytes]:
+    """DER of every certificate the peer sent in the handshake, leaf first, as sent
+    (unverified: what the server presents, which is what breaks clients when an
+    intermediate expires). Python 3.13 has ``SSLSocket.get_unverified_chain()``;
+    3.10-3.12 have the same call on the ``_sslobj`` only. Falls back to the leaf."""
+    public = getattr(tls, "get_unverified_chain", None)
+    if public is not None:
+        return [bytes(der) for der in public() or []]
+    inner = getattr(getattr(tls, "_sslobj", None), "get_unverified_chain", None)
+    if inner is not None:
+        import _ssl
+
+        return [cert.public_bytes(_ssl.ENCODING_DER) for cert in inner() or []]
+    leaf = tls.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
+
+
+def matches_host(cert: CertInfo, host: str) -> bool:
+    """Whether ``cert`` names ``host`` (RFC 6125): an IP address must equal an IP
+    entry; a DNS name matches an entry exactly or through a ``*`` that stands for
+    the whole leftmost label only. The subject CN is not consulted: browsers and
+    Python's ssl ignore it when the certificate has SANs, which every public
+    certificate must have."""
+    import ipaddress
+
+    host = host.rstrip(".").lower()
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    for name in cert.names:
+        name = name.rstrip(".").lower()
+        if address is not None:
+            try:
+                if ipaddress.ip_address(name) == address:
+                    return True
+            except ValueError:
+                pass
+            continue
+        if name == host:
+            return True
+        if name.startswith("*.") and "." in host:
+            first, rest = host.split(".", 1)
+            if first and rest == name[2:]:
+                return True
+    return False
 
 
 def describe_expiry(seconds_left: float) -> str:

@@ -15,6 +15,10 @@ Decisions, by what a breach of the check most often turns out to be:
 * process, systemd, log, nagios, textfile, command -> software.
 * heartbeat (a host gone silent) -> network: from the collector's side the host is
   unreachable; the ticket's diagnostics say whether it rebooted.
+* net_interface, dns -> network; clock -> configuration (an unsynchronised clock is a
+  time-service set-up problem); disk_health, kernel -> hardware (failing disks, I/O
+  errors, hung tasks); fd -> capacity; zombies -> software; updates, listen ->
+  security (missing security fixes, an unexpected open port).
 * anything else -> software.
 
 A check's own ``category`` label wins over both the defaults and the configured
@@ -39,6 +43,9 @@ DEFAULT_CATEGORIES: dict[str, str] = {
     "process": "software", "systemd": "software", "log": "software",
     "nagios": "software", "textfile": "software", "command": "software",
     "heartbeat": "network",
+    "net_interface": "network", "dns": "network", "clock": "configuration",
+    "disk_health": "hardware", "kernel": "hardware", "fd": "capacity",
+    "zombies": "software", "updates": "security", "listen": "security",
 }
 
 

@@ -114,6 +114,69 @@ FIRST_ACTIONS: dict[str, tuple[str, ...]] = {
         "(`systemctl status patrol-agent`).",
         "Check the network path from the host to the collector and the agent's log.",
     ),
+    "net_interface": (
+        "Check the link at both ends: cable, switch port, negotiated speed and duplex "
+        "(`ethtool IFACE`, `ip -s link show IFACE`).",
+        "Rising errors point at a bad cable, optic or port; rising drops at a full "
+        "receive ring or a saturated link (`ethtool -S IFACE`, `ethtool -g IFACE`).",
+        "A bond or team member down: confirm the others carry the traffic before "
+        "swapping hardware.",
+    ),
+    "clock": (
+        "Check the time service's own view: `chronyc tracking` and `chronyc sources -v` "
+        "(or `timedatectl timesync-status`, `ntpq -p`).",
+        "Check that the NTP servers are reachable (UDP 123 through the firewall) and "
+        "that only one time service runs.",
+        "Step a large offset once with `chronyc makestep` after checking what depends "
+        "on monotonic wall time (databases, Kerberos, TLS).",
+    ),
+    "dns": (
+        "Repeat the query by hand against the same server (`dig @SERVER NAME`) and "
+        "against another one to tell a server fault from a record fault.",
+        "Check /etc/resolv.conf (or `resolvectl status`) and reachability of the "
+        "resolver (UDP/TCP 53).",
+        "An unexpected answer: check the zone's recent changes and TTLs before "
+        "flushing caches.",
+    ),
+    "disk_health": (
+        "Read the SMART attributes in the diagnostics (reallocated, pending, "
+        "uncorrectable sectors); confirm with `smartctl -a DEVICE`.",
+        "Make sure backups are current before anything else; plan the disk's "
+        "replacement.",
+        "A degraded array: `mdadm --detail /dev/mdX`, replace the failed member and "
+        "watch the resync in /proc/mdstat.",
+    ),
+    "kernel": (
+        "Read the matching kernel lines (diagnostics) and the lines just before the "
+        "first one (`journalctl -k -b`).",
+        "OOM kills: see the memory check's actions; hung tasks and I/O errors: check "
+        "the disk's health and the storage path.",
+        "A filesystem remounted read-only: stop writers, check `dmesg` for the cause, "
+        "schedule `fsck` before remounting read-write.",
+    ),
+    "fd": (
+        "Find the process closest to its limit (diagnostics) and whether its count "
+        "grows (a leak: `ls /proc/PID/fd | wc -l` over time).",
+        "Raise the limit where the use is legitimate (`LimitNOFILE=` in the unit, "
+        "fs.file-max for the system table) and restart the service.",
+    ),
+    "zombies": (
+        "Find the parent in the diagnostics: it does not reap its children.",
+        "Restart or signal the parent (`kill -CHLD PPID`); killing a zombie does "
+        "nothing.",
+    ),
+    "updates": (
+        "List the pending updates (`apt list --upgradable`, `dnf check-update`) and "
+        "read the security notices for the affected packages.",
+        "Apply security updates in the next maintenance window; check whether a reboot "
+        "or service restart is needed (`needrestart`).",
+    ),
+    "listen": (
+        "Identify the process behind an unexpected listener (diagnostics; "
+        "`ss -ltnup`) and whether it was deployed on purpose.",
+        "A missing listener: check the service's status and logs, and its bind address.",
+        "Treat an unknown listener as a possible compromise until explained.",
+    ),
 }
 
 

@@ -514,7 +514,7 @@ def test_https_certificate_is_read_from_the_request_connection(
     now = cert.not_after - timedelta(days=20)
     with serve(cert) as (url, server):
         check, ctx = build("http", world={"now": lambda: now,
-                                          "peer_certificate": no_second_handshake},
+                                          "peer_chain": no_second_handshake},
                            url=f"{url}{path}", ca_file=str(ca.cert_path))
         results = [check.run(ctx) for _ in range(3)]
     assert [r.status for r in results] == [Status.OK] * 3, results[0].summary
@@ -538,3 +538,113 @@ def test_https_redirect_to_another_origin_reports_the_configured_host(
     assert result.diagnostics["final_url"] == f"{other}/ok"
     assert result.measurement("tls_expiry_seconds") == 5 * DAY
     assert result.status is Status.CRITICAL
+
+
+# --- the full certificate chain (issue 14) --------------------------------------------
+
+
+def make_intermediate(root: CA, directory: Path, not_after: Any) -> CA:
+    """An intermediate CA signed by ``root``, valid until ``not_after``: the piece a
+    server sends along with its own certificate, and the one people forget to renew."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Patrol Tests"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, "Patrol Test Intermediate")])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(root.cert.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(whole_second() - timedelta(days=1)).not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            root.key.public_key()), False)
+        .sign(root.key, hashes.SHA256())
+    )
+    path = directory / "intermediate.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return CA(path, cert, key, "Patrol Test Intermediate")
+
+
+def test_an_intermediate_expiring_before_the_leaf_is_reported(ca: CA, tmp_path: Path) -> None:
+    now = whole_second()
+    intermediate = make_intermediate(ca, tmp_path, now + timedelta(days=5))
+    leaf = issue(intermediate, tmp_path, not_after=now + timedelta(days=60))
+    with leaf.cert_path.open("ab") as bundle:  # what the server sends: leaf, intermediate
+        bundle.write(intermediate.cert_path.read_bytes())
+    with serve(leaf) as (url, _):
+        result = run("http", world={"now": lambda: now}, url=f"{url}/ok",
+                     ca_file=str(ca.cert_path))
+    assert result.measurement("tls_expiry_seconds") == 60 * DAY
+    assert result.measurement("tls_chain_expiry_seconds") == 5 * DAY
+    assert result.measurement("tls_hostname_match") == 1
+    assert result.status is Status.CRITICAL
+    assert result.summary == (f"{url}/ok TLS chain certificate 'Patrol Test Intermediate' "
+                              "expires in 5d on testhost (critical at 7d)")
+    chain = result.diagnostics["tls_chain"]
+    assert [c["subject"] for c in chain] == ["CN=localhost,O=Patrol Tests",
+                                            "CN=Patrol Test Intermediate,O=Patrol Tests"]
+    assert chain[1]["seconds_left"] == 5 * DAY
+
+
+def test_a_healthy_chain_is_ok_and_measured(ca: CA, tmp_path: Path) -> None:
+    cert = issue(ca, tmp_path, valid_for=timedelta(days=40), chain=True)
+    with serve(cert) as (url, _):
+        result = run("http", url=f"{url}/ok", ca_file=str(ca.cert_path))
+    assert result.status is Status.OK, result.summary
+    assert result.measurement("tls_chain_expiry_seconds") == pytest.approx(40 * DAY, abs=10)
+    assert len(result.diagnostics["tls_chain"]) == 2  # the leaf and the CA it was sent with
+
+
+def test_insecure_still_reports_a_certificate_for_another_host(ca: CA, tmp_path: Path) -> None:
+    cert = issue(ca, tmp_path, common_name="other.example",
+                 hosts=("other.example", "*.other.example"))
+    with serve(cert) as (url, _):
+        result = run("http", url=f"{url}/ok", insecure=True)
+    assert result.measurement("tls_hostname_match") == 0
+    assert result.status is Status.CRITICAL
+    assert result.summary == (f"{url}/ok TLS certificate does not name 127.0.0.1 on testhost "
+                              "(it names other.example, *.other.example)")
+
+
+@pytest.mark.parametrize(("names", "host", "match"), [
+    (("www.example.org",), "WWW.example.org.", True),
+    (("*.example.org",), "api.example.org", True),
+    (("*.example.org",), "example.org", False),
+    (("*.example.org",), "a.b.example.org", False),
+    (("192.0.2.1",), "192.0.2.1", True),
+    (("192.0.2.1",), "192.0.2.10", False),
+    (("2001:db8::1",), "[2001:db8:0::1]", True),
+    (("*.0.2.1",), "192.0.2.1", False),
+])
+def test_hostname_matching_follows_rfc_6125(names, host, match) -> None:
+    from checks.tls_info import CertInfo, matches_host
+
+    cert = CertInfo("CN=x", "CN=ca", "x", whole_second(), whole_second(), names)
+    assert matches_host(cert, host) is match
+
+
+def test_a_lapsed_intermediate_shows_in_the_failed_requests_chain(ca: CA, tmp_path: Path) -> None:
+    """Verification fails while the leaf is valid: the chain in the diagnostics shows
+    which certificate lapsed, so nobody renews the wrong one."""
+    now = whole_second()
+    intermediate = make_intermediate(ca, tmp_path, now - timedelta(hours=1))
+    leaf = issue(intermediate, tmp_path, not_after=now + timedelta(days=60))
+    with leaf.cert_path.open("ab") as bundle:
+        bundle.write(intermediate.cert_path.read_bytes())
+    with serve(leaf) as (url, _):
+        result = run("http", url=f"{url}/ok", ca_file=str(ca.cert_path))
+    assert result.status is Status.CRITICAL
+    assert result.summary == f"{url}/ok failed TLS verification (certificate has expired) " \
+        "on testhost"
+    leaf_seen, intermediate_seen = result.diagnostics["tls_chain"]
+    assert leaf_seen["seconds_left"] > 59 * DAY
+    assert intermediate_seen["subject"] == "CN=Patrol Test Intermediate,O=Patrol Tests"
+    assert intermediate_seen["seconds_left"] < 0
