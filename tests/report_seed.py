@@ -22,10 +22,24 @@ The day:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
+
+import pytest
 
 from collector.tickets import act
-from tests.collector_fixtures import DAY, HOUR, MINUTE, T0, World, event, heartbeat, snapshot
+from tests.collector_fixtures import (
+    DAY,
+    HOUR,
+    MINUTE,
+    T0,
+    World,
+    event,
+    heartbeat,
+    snapshot,
+    store_for,
+)
 
 NOW = T0 + 270 * MINUTE
 DBA = {"tier": "standard", "team": "dba"}
@@ -150,4 +164,13 @@ def _heartbeats(world: World) -> None:
     _beat(world, "db-03", PLAIN, [("swap", "swap", "WARNING", "swap 71% used on db-03")])
 
 
-__all__ = ["DAY", "NOW", "Seeded", "seed"]
+def seeded_story(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Seeded]:
+    """For a fixture: the story told on a fresh ``kind`` store, closed afterwards."""
+    store = store_for(kind, request, tmp_path)
+    try:
+        yield seed(World(store))
+    finally:
+        store.close()
+
+
+__all__ = ["DAY", "NOW", "Seeded", "seed", "seeded_story"]

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import pytest
 
 from collector.reports.make import daily_report, retro_report
-from tests.collector_fixtures import MINUTE, T0, World, store_for
-from tests.report_seed import NOW, Seeded, seed
+from tests.collector_fixtures import MINUTE, T0
+from tests.report_seed import NOW, Seeded, seeded_story
 
 DAY = date(2023, 10, 27)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def seeded(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[Seeded]:
-    store = store_for(request.param, request, tmp_path)
-    try:
-        yield seed(World(store))
-    finally:
-        store.close()
+@pytest.fixture(params=["sqlite", "postgres"], name="seeded")
+def seeded_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Seeded]:
+    yield from seeded_story(request.param, request, tmp_path)
 
 
 def retro(s: Seeded) -> dict:

@@ -32,6 +32,7 @@ def _figure() -> tuple[Any, Any]:
     axes = figure.add_subplot()
     axes.spines[["top", "right"]].set_visible(False)
     axes.tick_params(labelsize=8)
+    axes.yaxis.get_major_locator().set_params(integer=True)  # no "0.5 tickets" ticks
     return figure, axes
 
 
@@ -79,7 +80,8 @@ def paired_bars(labels: Sequence[str], series: Mapping[str, Sequence[float | Non
         drawn = axes.bar(positions, [v or 0 for v in values], width, label=name, color=colour)
         if fmt is not None:
             axes.bar_label(drawn, labels=[_label(v, fmt) for v in values], fontsize=7)
-    axes.set_xticks(range(len(labels)), labels)
+    # Many days or hours: turn the labels so they do not run into each other.
+    axes.set_xticks(range(len(labels)), labels, rotation=60 if len(labels) > 12 else 0)
     axes.set_title(title, fontsize=10)
     axes.set_ylabel(ylabel, fontsize=8)
     axes.legend(fontsize=8, frameon=False)
