@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from collector.policy_config import PolicyConfig, SlaConfig
 from collector.reports.make import daily_report, retro_report
-from tests.collector_fixtures import MINUTE, T0
+from collector.reports.source import tickets_since
+from collector.store import TicketStore
+from tests.collector_fixtures import MINUTE, T0, World, event, store_for
 from tests.report_seed import NOW, Seeded, seeded_story
 
 DAY = date(2023, 10, 27)
@@ -23,6 +26,15 @@ DAY = date(2023, 10, 27)
 @pytest.fixture(params=["sqlite", "postgres"], name="seeded")
 def seeded_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Seeded]:
     yield from seeded_story(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_story_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TicketStore]:
+    store = store_for(request.param, request, tmp_path)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def retro(s: Seeded) -> dict:
@@ -190,3 +202,38 @@ def test_a_past_day_reads_its_own_tickets(seeded):
     assert [t["ticket"] for t in d["changes"]["recoveries"]] == [seeded.number("J")]
     assert d["changes"]["yesterday"] == {"opened": 0, "reopened": 0, "resolved": 0}
     assert d["top_risks"] == []
+
+
+def test_reading_page_by_page_finds_the_same_tickets(seeded):
+    store = seeded.world.store
+    since = T0 - 10 * 60 * MINUTE  # the previous day's 23:00: J, opened 09:00, is older
+    small = tickets_since(store, since, page=2)
+    assert [f.ticket.number for f in small] == [
+        f.ticket.number for f in tickets_since(store, since)] == [
+        seeded.number(x) for x in "ABCDEHI"]
+    everything = tickets_since(store, 0.0, page=3)
+    assert [f.ticket.number for f in everything] == [seeded.number(x) for x in "JABCDEHI"]
+
+
+def test_a_group_ticket_is_not_counted_beside_its_members(any_story_store):
+    world = World(any_story_store)
+    world.clock.now[0] = T0
+    web = {"tier": "standard", "role": "web"}
+    for host in ("web-11", "web-12", "web-13"):  # one check failing on a role's hosts
+        world.one(event(host, "nginx", check_type="process", labels=web,
+                        observed_at=world.clock(), summary=f"nginx is not running on {host}"))
+        world.clock.advance(MINUTE)
+    groups = [t for t in any_story_store.list_tickets(status=None) if t.is_group]
+    assert len(groups) == 1 and groups[0].hosts == ["web-11", "web-12", "web-13"]
+    r = retro_report(any_story_store, DAY, DAY, T0 + 10 * MINUTE)
+    assert r["summary"]["tickets"] == 3
+    assert r["recurring"]["by_check"] == [
+        {"key": "nginx", "incidents": 3, "tickets": 3, "reopens": 0}]
+
+
+def test_the_policy_decides_when_a_deadline_is_near(seeded):
+    # I has 30 of its 60 respond minutes left: near once a deadline's last 60 % starts.
+    policy = PolicyConfig(sla=SlaConfig(near_ratio=0.4))
+    d = daily_report(seeded.world.store, DAY, NOW, policy)
+    assert d["summary"]["sla_at_risk"] == 2
+    assert [r["at_risk"] for r in d["top_risks"]] == [True, True]

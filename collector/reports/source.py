@@ -20,21 +20,22 @@ OPEN = [s.value for s in TicketStatus if s.is_open]
 DONE = [s.value for s in TicketStatus if not s.is_open]
 
 
-def _pages(store: TicketReads, status: list[str], since: float | None) -> Iterator[Ticket]:
+def _pages(store: TicketReads, status: list[str], since: float | None,
+           size: int) -> Iterator[Ticket]:
     offset = 0
     while True:
-        page = store.list_tickets(status=status, limit=PAGE, offset=offset)
+        page = store.list_tickets(status=status, limit=size, offset=offset)
         yield from page
-        if len(page) < PAGE or (since is not None and page[-1].opened_at < since):
+        if len(page) < size or (since is not None and page[-1].opened_at < since):
             return
-        offset += PAGE
+        offset += size
 
 
-def tickets_since(store: TicketReads, since: float) -> list[TicketFacts]:
+def tickets_since(store: TicketReads, since: float, page: int = PAGE) -> list[TicketFacts]:
     """Non-group tickets opened at or after ``since``, and every open one, with the
-    facts of their timelines; oldest first."""
-    found = {t.id: t for t in _pages(store, OPEN, None) if not t.is_group}
-    for ticket in _pages(store, DONE, since):
+    facts of their timelines; oldest first. ``page``: tickets read per query."""
+    found = {t.id: t for t in _pages(store, OPEN, None, page) if not t.is_group}
+    for ticket in _pages(store, DONE, since, page):
         if not ticket.is_group and ticket.opened_at >= since:
             found[ticket.id] = ticket
     ordered = sorted(found.values(), key=lambda t: (t.opened_at, t.id or 0))
