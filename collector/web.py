@@ -286,17 +286,23 @@ def report(request: Request, kind: str, day: str = Query("", alias="date"),
                         "There are two reports: /reports/daily and /reports/retro.")
     now = _now(request)
     engine = getattr(request.app.state, "engine", None)
-    policy = engine.policy if engine is not None else None
     store = request.app.state.store
     try:
         if kind == "daily":
             built = make.daily_report(store, parse_day(day) if day else day_of(now), now,
-                                      policy)
+                                      engine.policy if engine is not None else None)
         else:
             end = parse_day(last) if last else day_of(now)
             start = parse_day(first) if first else date.fromordinal(end.toordinal() - 6)
-            built = make.retro_report(store, start, end, now, policy)
+            built = make.retro_report(store, start, end, now)
     except ValueError as exc:
         return _problem(request, 400, "Bad report period", str(exc))
-    return Response(html.render(built), media_type="text/html; charset=utf-8",
+    try:
+        page = html.render(built)
+    except ModuleNotFoundError as exc:
+        return _problem(request, 503, "Reports are not installed",
+                        f"Drawing the report's charts needs {exc.name}; install the "
+                        "collector with its reports extra:", "pip install "
+                        "'patrol-inspect[reports]'")
+    return Response(page, media_type="text/html; charset=utf-8",
                     headers=REPORT_SECURITY_HEADERS)

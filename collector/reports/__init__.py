@@ -10,7 +10,8 @@ charts (:mod:`.charts`, matplotlib) embedded as PNG ``data:`` URIs.
 Modules: :mod:`.period` (UTC days and periods), :mod:`.facts` (what each ticket's
 timeline says: reopens, first response, human touch, flapping), :mod:`.source`
 (reading the store), :mod:`.sla` (respond/resolve outcomes), :mod:`.figures`
-(means and rankings), :mod:`.retro`, :mod:`.daily`, :mod:`.charts`, :mod:`.html`,
+(means and rankings), :mod:`.retro`, :mod:`.daily`, :mod:`.make` (store in, report
+out), :mod:`.charts`, :mod:`.present` (how figures read), :mod:`.html`,
 :mod:`.locate` (which store to read) and :mod:`.cli` (``patrol report``).
 
 Importing this package imports nothing: the agent's start-up builds the CLI parser,

@@ -53,7 +53,7 @@ def _build(args: Any, now: float) -> dict[str, Any]:
     try:
         if args.report == "daily":
             return daily_report(store, day, now, source.policy)
-        return retro_report(store, first, last, now, source.policy)
+        return retro_report(store, first, last, now)
     finally:
         store.close()
 

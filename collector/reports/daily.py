@@ -115,7 +115,7 @@ def per_hour(times: Sequence[float], day: Period) -> list[int]:
 def _day_tickets(facts: Sequence[TicketFacts], day: Period) -> dict[str, list[Any]]:
     opened = [f for f in facts if day.contains(f.ticket.opened_at)]
     reopened = [(f, at) for f in facts for at in f.reopened_at if day.contains(at)]
-    resolved = [f for f in facts if day.contains(done_at(f))]
+    resolved = [(f, at) for f in facts if (at := done_at(f)) is not None and day.contains(at)]
     return {"opened": opened, "reopened": reopened, "resolved": resolved}
 
 
@@ -164,11 +164,11 @@ def build(facts: Sequence[TicketFacts], hosts: Sequence[Mapping[str, Any]],
         "changes": {
             "new_failures": [ticket_row(f, f.ticket.opened_at) for f in today["opened"]],
             "reopened": [ticket_row(f, at) for f, at in today["reopened"]],
-            "recoveries": [ticket_row(f, done_at(f)) for f in today["resolved"]],  # type: ignore[arg-type]
+            "recoveries": [ticket_row(f, at) for f, at in today["resolved"]],
             "yesterday": {"opened": len(yesterday["opened"]),
                           "reopened": len(yesterday["reopened"]),
                           "resolved": len(yesterday["resolved"])},
         },
         "per_hour": {"opened": per_hour([f.ticket.opened_at for f in today["opened"]], day),
-                     "resolved": per_hour([done_at(f) for f in today["resolved"]], day)},  # type: ignore[misc]
+                     "resolved": per_hour([at for _, at in today["resolved"]], day)},
     }

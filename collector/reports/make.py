@@ -21,9 +21,8 @@ from collector.store.base import TicketReads
 DAILY_LOOKBACK = 30 * DAY_SECONDS
 
 
-def retro_report(store: TicketReads, first: date, last: date, now: float,
-                 policy: PolicyConfig | None = None) -> dict[str, Any]:
-    del policy  # the retrospective judges by each ticket's own deadlines
+def retro_report(store: TicketReads, first: date, last: date, now: float) -> dict[str, Any]:
+    """No policy: the retrospective judges each ticket by its own recorded deadlines."""
     period = Period.days(first, last)
     facts = tickets_since(store, period.previous().start)
     return retro.build(facts, period, now)

@@ -74,8 +74,8 @@ def summary(population: Sequence[TicketFacts], now: float,
     total = sla.compliance(population, now)["total"]
     reopens = reopen_summary(population)
     return {**overall,
-            "respond_compliance": total["respond"]["compliance"],  # type: ignore[index]
-            "resolve_compliance": total["resolve"]["compliance"],  # type: ignore[index]
+            "respond_compliance": total["respond"]["compliance"],
+            "resolve_compliance": total["resolve"]["compliance"],
             "reopen_rate": reopens["rate"],
             "flapping_tickets": sum(f.flapped for f in population),
             "noisy_tickets": sum(is_noisy(f, noise_within) for f in population)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from collector.model import Priority
 from collector.reports.facts import TicketFacts
@@ -60,7 +60,7 @@ def ratio(met: int, breached: int) -> float | None:
     return met / (met + breached) if met + breached else None
 
 
-def compliance(all_facts: Iterable[TicketFacts], now: float) -> dict[str, object]:
+def compliance(all_facts: Iterable[TicketFacts], now: float) -> dict[str, Any]:
     """Per priority (all four, always) and in total: met, breached, pending and the
     compliance ratio for each deadline; plus every breach, most urgent first."""
     counts = {p.value: {d: {"met": 0, "breached": 0, "pending": 0} for d in DEADLINES}
@@ -74,7 +74,7 @@ def compliance(all_facts: Iterable[TicketFacts], now: float) -> dict[str, object
             if outcome.verdict == "breached":
                 breaches.append(outcome)
 
-    def summary(by_deadline: dict[str, dict[str, int]]) -> dict[str, object]:
+    def summary(by_deadline: dict[str, dict[str, int]]) -> dict[str, Any]:
         return {d: {**c, "compliance": ratio(c["met"], c["breached"])}
                 for d, c in by_deadline.items()}
 
