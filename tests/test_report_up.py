@@ -1,5 +1,6 @@
 """``patrol report`` next to a running ``patrol up``: no flags, the report finds up's
-store through ``state/up.json`` and shows the breach up has just ticketed."""
+store through ``state/up.json`` (in the folder it runs in: up's ``state_dir`` here is
+``<tmp>/state``) and shows the breach up has just ticketed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 import requests
 
 from tests.conftest import free_port
-from tests.test_up import service_port, wait_for  # noqa: F401 (a fixture)
+from tests.procs import PatrolProcess
+from tests.test_up import service_port  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +37,7 @@ agent:
   listen: 127.0.0.1:{agent_port}
   hostname: db-07
   labels: {{tier: critical, role: db, team: dba}}
-  state_dir: state
+  state_dir: {tmp_path}/state
   interval: 1s
 checks:
   - {{name: orders-db-port, type: tcp, host: 127.0.0.1, port: {port}, timeout: 1s}}
@@ -43,23 +45,20 @@ checks:
     (tmp_path / "collector.yaml").write_text(f"""
 collector:
   listen: 127.0.0.1:{collector_port}
-  store: sqlite:///state/collector.db
+  store: sqlite:///{tmp_path}/state/collector.db
   watchdog_interval: 0.5s
 """)
-    log = tmp_path / "up.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "up", "--config", "agent.yaml",
-             "--collector-config", "collector.yaml"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    up = PatrolProcess("up", tmp_path / "agent.yaml", tmp_path / "up.log")
+    up.argv += ["--collector-config", str(tmp_path / "collector.yaml")]
+    up.start()
     try:
-        banner = wait_for(lambda: "operator token" in log.read_text() and log.read_text(),
-                          30, proc, log)
+        banner = up.wait_until(lambda: "operator token" in up.output() and up.output(), 30,
+                               "the banner")
         token = re.search(r"operator token\s+(\S+)", banner).group(1)
         api = f"http://127.0.0.1:{collector_port}/api/v1/tickets"
         stop_service()
-        tickets = wait_for(lambda: requests.get(api, headers={
-            "Authorization": f"Bearer {token}"}, timeout=5).json()["tickets"], 30, proc, log)
+        tickets = up.wait_until(lambda: requests.get(api, headers={
+            "Authorization": f"Bearer {token}"}, timeout=5).json()["tickets"], 30, "a ticket")
         number, opened = tickets[0]["number"], tickets[0]["opened_at"]
         day = datetime.fromtimestamp(opened, UTC).date().isoformat()
 
@@ -68,8 +67,8 @@ collector:
         assert daily["top_risks"][0]["ticket"] == number
         # The check grid is what heartbeats carry: the next one (every 15 s under up)
         # brings the failing state the event already ticketed.
-        daily = wait_for(lambda: (d := _report(tmp_path, "daily", "--date", day))[
-            "summary"]["status"]["CRITICAL"] and d, 40, proc, log)
+        daily = up.wait_until(lambda: (d := _report(tmp_path, "daily", "--date", day))[
+            "summary"]["status"]["CRITICAL"] and d, 40, "a heartbeat with the failure")
         host = next(h for h in daily["fleet"] if h["host"] == "db-07")
         assert host["labels"]["team"] == "dba" and host["reporting"] is True
         assert [(c["check"], c["status"]) for c in host["checks"]] == [
@@ -78,9 +77,4 @@ collector:
         assert retro["summary"]["tickets"] == 1
         assert [g["key"] for g in retro["by_team"]] == ["dba"]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        up.stop()
