@@ -261,3 +261,13 @@ def test_the_store_comes_from_store_then_config_then_patrol_up(tmp_path):
     chosen = _collector_yaml(tmp_path / "mine.yaml", "sqlite:///state/mine.db")
     (tmp_path / "state" / "up.json").write_text(json.dumps({"collector_config": str(chosen)}))
     assert locate(None, None, tmp_path).store == "sqlite:///state/mine.db"
+
+
+def test_a_quiet_period_says_so_instead_of_drawing_empty_charts(seeded):
+    page = html.render(retro_report(seeded.world.store, date(2023, 1, 2), date(2023, 1, 8),
+                                    NOW))
+    assert resources(page).images == []
+    assert '<span class="n">0</span>tickets opened' in page
+    for text in ("No deadline was missed.", "Nothing occurred more than once.",
+                 "No ticket flapped.", "No ticket resolved by itself"):
+        assert text in page

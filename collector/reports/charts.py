@@ -71,8 +71,9 @@ def paired_bars(labels: Sequence[str], series: Mapping[str, Sequence[float | Non
                 fmt: str | None = None) -> str | None:
     """Side-by-side bars per label, one per series; ``fmt`` writes each value on its
     bar (None: no labels, for dense series such as 24 hours)."""
-    if not any(v is not None for values in series.values() for v in values):
-        return None
+    every = [v for values in series.values() for v in values]
+    if all(v is None for v in every) or (fmt != PERCENT and not any(every)):
+        return None  # nothing to show; but a 0 % compliance is a figure, not nothing
     figure, axes = _figure()
     width = 0.8 / len(series)
     for i, ((name, values), colour) in enumerate(zip(series.items(), colours, strict=False)):
