@@ -199,6 +199,8 @@ def test_a_past_day_reads_its_own_tickets(seeded):
     assert d["as_of"] == T0 - 9 * 60 * MINUTE  # midnight, the end of that day
     s = d["summary"]
     assert (s["tickets_opened"], s["tickets_resolved"], s["tickets_open"]) == (1, 1, 0)
+    # Only the latest run of each check is kept: that day's runs are not known.
+    assert (s["hosts_inspected"], s["checks_run"], s["hosts"]) == (None, None, 8)
     assert [t["ticket"] for t in d["changes"]["recoveries"]] == [seeded.number("J")]
     assert d["changes"]["yesterday"] == {"opened": 0, "reopened": 0, "resolved": 0}
     assert d["top_risks"] == []

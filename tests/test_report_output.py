@@ -95,6 +95,9 @@ def test_html_shows_the_figures_a_person_reads(seeded):
     assert '<td class="silent">old-01</td>' in daily
     assert "respond overdue by 4h 15m" in daily
     assert "capacity forecasts, which need measurement history, are not part" in daily
+    past = html.render(daily_report(seeded.world.store, date(2023, 10, 26), NOW))
+    assert '<span class="n">8</span>hosts (runs of a past day are not kept)' in past
+    assert "checks run (of" not in past
 
 
 def test_agent_text_stays_text(seeded):

@@ -6,6 +6,7 @@ Two kinds of fact, labelled as such in the report:
   summary (the summary carries the key value: "/var is 93.4% full on db-01"). The
   store keeps only the latest result per check, so for a past day this is still the
   latest state, never a reconstruction;
+  Hosts inspected and checks run are therefore known for today only;
 * the day's tickets, ``[day start, as_of)`` where ``as_of`` is the end of the day, or
   ``now`` for today: opened, reopened, resolved, open at ``as_of``, SLAs at risk.
 
@@ -104,6 +105,16 @@ def fleet(hosts: Sequence[Mapping[str, Any]], states: Sequence[Mapping[str, Any]
             for name, checks in sorted(by_host.items())]
 
 
+def inspected(states: Sequence[Mapping[str, Any]], day: Period,
+              now: float) -> list[Mapping[str, Any]] | None:
+    """The check states whose latest run falls in ``day``; None for a day that has
+    ended: a check that ran that day and again since shows only the later run, so the
+    day's own count is not kept anywhere, and 0 would be a false figure."""
+    if now >= day.end:
+        return None
+    return [s for s in states if s["last_run"] is not None and day.contains(s["last_run"])]
+
+
 def per_hour(times: Sequence[float], day: Period) -> list[int]:
     counts = [0] * 24
     for at in times:
@@ -134,8 +145,7 @@ def build(facts: Sequence[TicketFacts], hosts: Sequence[Mapping[str, Any]],
                                   Priority(r["priority"]).rank,
                                   min(c["due_at"] for c in r["deadlines"]), r["ticket"]))
     status = Counter(s["status"] for s in states)
-    ran = {s["host"] for s in states if s["last_run"] is not None
-           and day.start <= s["last_run"] <= as_of}
+    ran = inspected(states, day, now)
     return {
         "report": "daily",
         "schema": SCHEMA,
@@ -144,11 +154,10 @@ def build(facts: Sequence[TicketFacts], hosts: Sequence[Mapping[str, Any]],
         "as_of": as_of,
         "summary": {
             "hosts": len(hosts),
-            "hosts_inspected": len(ran),
+            "hosts_inspected": None if ran is None else len({s["host"] for s in ran}),
             "hosts_not_reporting": len(silent),
             "checks": len(states),
-            "checks_run": sum(1 for s in states if s["last_run"] is not None
-                              and day.start <= s["last_run"] <= as_of),
+            "checks_run": None if ran is None else len(ran),
             "status": {s: status.get(s, 0) for s in STATUSES},
             "tickets_opened": len(today["opened"]),
             "tickets_reopened": len(today["reopened"]),
