@@ -239,3 +239,13 @@ def test_the_policy_decides_when_a_deadline_is_near(seeded):
     d = daily_report(seeded.world.store, DAY, NOW, policy)
     assert d["summary"]["sla_at_risk"] == 2
     assert [r["at_risk"] for r in d["top_risks"]] == [True, True]
+
+
+def test_whether_a_ticket_was_open_follows_its_timeline(seeded):
+    facts = {f.ticket.number: f for f in tickets_since(seeded.world.store, 0.0)}
+    e = facts[seeded.number("E")]  # opened 60, resolved 67, reopened 120, resolved 128
+    assert e.resolved_at == (T0 + 67 * MINUTE, T0 + 128 * MINUTE)
+    assert [e.open_at(T0 + m * MINUTE) for m in (60, 61, 100, 121, 130)] == [
+        False, True, False, True, False]
+    j = facts[seeded.number("J")]  # resolved, then closed by the quiet-period timer
+    assert len(j.resolved_at) == 2 and not j.open_at(NOW)

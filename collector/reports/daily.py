@@ -5,15 +5,16 @@ Two kinds of fact, labelled as such in the report:
 * the fleet now: hosts, their last heartbeat and each check's latest status and
   summary (the summary carries the key value: "/var is 93.4% full on db-01"). The
   store keeps only the latest result per check, so for a past day this is still the
-  latest state, never a reconstruction;
-  Hosts inspected and checks run are therefore known for today only;
+  latest state, never a reconstruction; hosts inspected and checks run are therefore
+  known for today only;
 * the day's tickets, ``[day start, as_of)`` where ``as_of`` is the end of the day, or
   ``now`` for today: opened, reopened, resolved, open at ``as_of``, SLAs at risk.
 
-A ticket is open at ``as_of`` if it was opened before and not resolved or closed by
-then. An SLA is at risk when its deadline has passed or less than
-``1 - near_ratio`` of its target is left (the watchdog's "near"), for a deadline
-still running: respond-by until the ticket is answered, resolve-by until resolved.
+A ticket is open at ``as_of`` if it was opened before and not resolved since its
+opening or its latest reopen (:meth:`TicketFacts.open_at`, from the timeline). An
+SLA is at risk when its deadline has passed or less than ``1 - near_ratio`` of its
+target is left (the watchdog's "near"), for a deadline still running: respond-by
+until the ticket is answered, resolve-by until resolved.
 
 Capacity forecasts are left out: they need measurement history, which the store
 does not keep (only each check's latest result).
@@ -40,11 +41,6 @@ STATUS_ORDER = {s: i for i, s in enumerate(("CRITICAL", "UNKNOWN", "WARNING", "O
 def done_at(facts: TicketFacts) -> float | None:
     ticket = facts.ticket
     return ticket.resolved_at if ticket.resolved_at is not None else ticket.closed_at
-
-
-def open_at(facts: TicketFacts, moment: float) -> bool:
-    finished = done_at(facts)
-    return facts.ticket.opened_at < moment and (finished is None or finished >= moment)
 
 
 def deadlines(facts: TicketFacts, moment: float,
@@ -139,7 +135,7 @@ def build(facts: Sequence[TicketFacts], hosts: Sequence[Mapping[str, Any]],
     as_of = min(now, day.end)
     today, yesterday = _day_tickets(facts, day), _day_tickets(facts, day.previous())
     silent = not_reporting(hosts, now, policy)
-    open_now = [f for f in facts if open_at(f, as_of)]
+    open_now = [f for f in facts if f.open_at(as_of)]
     risks = sorted((risk_row(f, as_of, policy) for f in open_now),
                    key=lambda r: (not r["overdue"], not r["at_risk"],
                                   Priority(r["priority"]).rank,

@@ -31,6 +31,7 @@ RESOLUTION_KINDS = frozenset({"resolved", "closed"})
 class TicketFacts:
     ticket: Ticket
     reopened_at: tuple[float, ...]
+    resolved_at: tuple[float, ...]  # every resolution and close, oldest first
     first_resolved_at: float | None
     responded_at: float | None
     human: bool
@@ -39,6 +40,15 @@ class TicketFacts:
     @property
     def reopens(self) -> int:
         return len(self.reopened_at)
+
+    def open_at(self, moment: float) -> bool:
+        """Whether the ticket was open at ``moment``: opened before it, and not resolved
+        since its opening or its latest reopen before ``moment``."""
+        if self.ticket.opened_at >= moment:
+            return False
+        resolved = max((t for t in self.resolved_at if t < moment), default=None)
+        reopened = max((t for t in self.reopened_at if t < moment), default=None)
+        return resolved is None or (reopened is not None and reopened >= resolved)
 
     @property
     def ever_resolved(self) -> bool:
@@ -56,14 +66,16 @@ def _earliest(times: Iterable[float | None]) -> float | None:
 
 def facts_of(ticket: Ticket, timeline: list[TimelineEntry]) -> TicketFacts:
     """Combine the row and its timeline (entries in any order)."""
-    first_resolved = _earliest([ticket.resolved_at, ticket.closed_at,
-                                *(e.at for e in timeline if e.kind in RESOLUTION_KINDS)])
+    resolutions = sorted({t for t in (ticket.resolved_at, ticket.closed_at,
+                                      *(e.at for e in timeline if e.kind in RESOLUTION_KINDS))
+                          if t is not None})
     responded = _earliest([ticket.acknowledged_at,
                            *(e.at for e in timeline if e.kind in RESPONSE_KINDS)])
     return TicketFacts(
         ticket=ticket,
         reopened_at=tuple(sorted(e.at for e in timeline if e.kind == "reopened")),
-        first_resolved_at=first_resolved,
+        resolved_at=tuple(resolutions),
+        first_resolved_at=resolutions[0] if resolutions else None,
         responded_at=responded,
         human=ticket.acknowledged_at is not None or any(e.author != PATROL for e in timeline),
         flapped=ticket.flapping or any(e.kind == "flapping" for e in timeline),
