@@ -219,7 +219,7 @@ def test_patrol_report_as_a_process_writes_json_and_html(tmp_path):
 
 def test_patrol_report_says_what_is_wrong(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "report", "retro", "--from", "27/10/2023"],
+        [sys.executable, "-m", "agent.cli", "report", "retro", "--from", "2023-10-21"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 2
@@ -237,6 +237,10 @@ def test_a_bad_date_is_named(tmp_path, capsys):
                  f"sqlite:///{tmp_path}/p.db"]) == 2
     assert "the period ends (2023-10-20) before it starts (2023-10-27)" in \
         capsys.readouterr().err
+    assert main(["report", "daily", "--store", f"sqlite:///{tmp_path}/typo.db"]) == 2
+    assert capsys.readouterr().err == (f"patrol: no store at {tmp_path}/typo.db (from "
+                                       "--store); check the path\n")
+    assert not (tmp_path / "typo.db").exists()
 
 
 # -- which store ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,37 +22,59 @@ def add_arguments(sub: Any) -> None:
     report = sub.add_parser("report", help="the daily inspection report or a retrospective")
     kinds = report.add_subparsers(dest="report", required=True, metavar="REPORT")
     daily = kinds.add_parser("daily", help="the fleet's state and the day's tickets")
-    daily.add_argument("--date", help="YYYY-MM-DD, a UTC day (default: today)")
+    daily.add_argument("--date", metavar="DATE", help="YYYY-MM-DD, a UTC day (default: today)")
     retro = kinds.add_parser("retro", help="MTTA, MTTR, SLA compliance, what recurs")
-    retro.add_argument("--from", dest="first",
+    retro.add_argument("--from", dest="first", metavar="DATE",
                        help=f"first day, YYYY-MM-DD (default: {RETRO_DAYS - 1} days "
                             "before --to)")
-    retro.add_argument("--to", dest="last", help="last day, included (default: today)")
+    retro.add_argument("--to", dest="last", metavar="DATE",
+                       help="last day, included (default: today)")
     for parser in (daily, retro):
         parser.add_argument("--format", choices=FORMATS, default="html")
-        parser.add_argument("--out", "-o", help="write to FILE (default: standard output)")
-        parser.add_argument("--store", help="store URL (default: --config's, or patrol up's)")
-        parser.add_argument("--config", "-c", help="collector YAML file, for its store "
-                                                   "and policy")
+        parser.add_argument("--out", "-o", metavar="FILE",
+                            help="write to FILE (default: standard output)")
+        parser.add_argument("--store", metavar="URL",
+                            help="store URL (default: --config's, or patrol up's)")
+        parser.add_argument("--config", "-c", metavar="FILE",
+                            help="collector YAML file, for its store and policy")
 
 
-def _build(args: Any, now: float) -> dict[str, Any]:
-    from collector.reports.locate import locate
-    from collector.reports.make import daily_report, retro_report
-    from collector.reports.period import day_of, parse_day
-    from collector.store import open_store
+def _days(args: Any, now: float) -> tuple[date, date]:
+    """The report's first and last day (the same for daily); ValueError for bad input,
+    raised before any store is touched."""
+    from collector.reports.period import Period, day_of, parse_day
 
-    source = locate(args.store, args.config)
     today = day_of(now)
     if args.report == "daily":
         day = parse_day(args.date) if args.date else today
-    else:
-        last = parse_day(args.last) if args.last else today
-        first = parse_day(args.first) if args.first else last - timedelta(RETRO_DAYS - 1)
-    store = open_store(source.store, pool_size=2)
+        return day, day
+    last = parse_day(args.last) if args.last else today
+    first = parse_day(args.first) if args.first else last - timedelta(RETRO_DAYS - 1)
+    Period.days(first, last)  # refuses a period that ends before it starts
+    return first, last
+
+
+def _open(args: Any) -> tuple[Any, Any]:
+    """The store to read and the source that named it."""
+    from collector.reports.locate import NoStore, locate
+    from collector.store import open_store, sqlite_path
+
+    source = locate(args.store, args.config)
+    if not source.store.startswith(("postgresql://", "postgres://")):
+        path = Path(sqlite_path(source.store))
+        if not path.is_file():  # opening would make an empty store and report nothing
+            raise NoStore(f"no store at {path} (from {source.found_by}); check the path")
+    return open_store(source.store, pool_size=2), source
+
+
+def _build(args: Any, now: float) -> dict[str, Any]:
+    from collector.reports.make import daily_report, retro_report
+
+    first, last = _days(args, now)
+    store, source = _open(args)
     try:
         if args.report == "daily":
-            return daily_report(store, day, now, source.policy)
+            return daily_report(store, first, now, source.policy)
         return retro_report(store, first, last, now)
     finally:
         store.close()
