@@ -274,8 +274,10 @@ def reports(request: Request) -> Response:
 
 @router.get("/reports/{kind}")
 def report(request: Request, kind: str, day: str = Query("", alias="date"),
-           first: str = Query("", alias="from"), last: str = Query("", alias="to")) -> Response:
-    """Today's (or ``?date=``) daily report, or the retrospective ``?from=&to=``."""
+           first: str = Query("", alias="from"), last: str = Query("", alias="to"),
+           output: str = Query("html", alias="format")) -> Response:
+    """Today's (or ``?date=``) daily report, or the retrospective ``?from=&to=``;
+    ``?format=json`` for the figures as ``patrol report --format json`` writes them."""
     if denied := _denied(request):
         return denied
     from collector.reports import html, make
@@ -297,6 +299,9 @@ def report(request: Request, kind: str, day: str = Query("", alias="date"),
             built = make.retro_report(store, start, end, now)
     except ValueError as exc:
         return _problem(request, 400, "Bad report period", str(exc))
+    if output == "json":
+        return Response(html.to_json(built), media_type="application/json",
+                        headers=SECURITY_HEADERS)
     try:
         page = html.render(built)
     except ModuleNotFoundError as exc:

@@ -58,6 +58,15 @@ def test_a_retrospective_for_a_chosen_period(client):
     assert '<span class="n">8</span>tickets opened' in week.text
 
 
+def test_the_figures_as_json(client):
+    answer = client.get("/reports/retro?from=2023-10-27&to=2023-10-27&format=json",
+                        headers=AUTH)
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["summary"]["mtta_seconds"] == 1200.0
+    daily = client.get("/reports/daily?format=json", headers=AUTH).json()
+    assert (daily["date"], daily["summary"]["tickets_open"]) == ("2023-10-27", 2)
+
+
 def test_report_pages_need_a_login_and_say_what_is_wrong(client):
     assert client.get("/reports/daily").status_code == 401
     bad = client.get("/reports/retro?from=yesterday", headers=AUTH)
