@@ -3,6 +3,7 @@
 ``patrol agent``     serve checks on a schedule with /metrics and the status API
 ``patrol check``     run checks once; exit code is the worst status (0-3)
 ``patrol validate``  report every config problem at once, as FILE:LINE: ...
+``patrol report``    the daily inspection report or a retrospective (HTML or JSON)
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ def _parser() -> argparse.ArgumentParser:
                     choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
     from collector.client import add_arguments
+    from collector.reports.cli import add_arguments as add_report_arguments
 
     add_arguments(sub)
+    add_report_arguments(sub)
     return parser
 
 
@@ -139,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         from collector import client
 
         return client.main(args)
+    if args.command == "report":
+        from collector.reports import cli as report_cli
+
+        return report_cli.main(args)
     if args.command in ("agent", "collector", "up"):
         logging.basicConfig(level=args.log_level, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -69,7 +69,8 @@ def main(agent_path: str, collector_path: str, out: Any = None) -> int:
         raise
     host, port = agent.config.agent.address
     web = f"{service.url}/login?token={tokens['operator_token']}"
-    _save(up_file, {**tokens, "url": service.url, "web": web})
+    _save(up_file, {**tokens, "url": service.url, "web": web,
+                    "collector_config": str(Path(collector_path).resolve())})
     out.write(
         "Patrol is up: an agent inspecting this host, and a collector with its web page.\n"
         f"  web page         {web}\n"

@@ -1,4 +1,5 @@
-"""The collector's web pages: fleet grid, open tickets with SLA clocks, ticket detail.
+"""The collector's web pages: fleet grid, open tickets with SLA clocks, ticket detail,
+and the reports (:mod:`collector.reports`, served as the self-contained HTML they are).
 
 Server-rendered HTML (Jinja2, autoescaped) and one small stylesheet; no JavaScript,
 so the pages work in any browser and in ``chromium --dump-dom``. The grid and the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +245,69 @@ def _helpdesks(store: Any, ticket_id: int) -> list[dict[str, Any]]:
         elif row["state"] == "pending":
             entry["pending"] += 1
     return sorted(out.values(), key=lambda e: e["helpdesk"])
+
+
+# -- reports -----------------------------------------------------------------------------
+
+# A report is one self-contained file: its CSS is inline and its charts are data: URIs,
+# which the other pages' policy forbids. Scripts stay forbidden.
+REPORT_SECURITY_HEADERS = {
+    **SECURITY_HEADERS,
+    "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; "
+                                "img-src data:; form-action 'none'; base-uri 'none'; "
+                                "frame-ancestors 'none'"),
+}
+
+
+@router.get("/reports")
+def reports(request: Request) -> Response:
+    if denied := _denied(request):
+        return denied
+    from collector.reports.period import day_of
+
+    today = day_of(_now(request))
+    return _page(request, "reports.html", {
+        "title": "Reports", "refresh_page": False, "today": today.isoformat(),
+        "yesterday": date.fromordinal(today.toordinal() - 1).isoformat(),
+        "week_start": date.fromordinal(today.toordinal() - 6).isoformat()})
+
+
+@router.get("/reports/{kind}")
+def report(request: Request, kind: str, day: str = Query("", alias="date"),
+           first: str = Query("", alias="from"), last: str = Query("", alias="to"),
+           output: str = Query("html", alias="format")) -> Response:
+    """Today's (or ``?date=``) daily report, or the retrospective ``?from=&to=``;
+    ``?format=json`` for the figures as ``patrol report --format json`` writes them."""
+    if denied := _denied(request):
+        return denied
+    from collector.reports import html, make
+    from collector.reports.period import day_of, parse_day
+
+    if kind not in ("daily", "retro"):
+        return _problem(request, 404, "No such report",
+                        "There are two reports: /reports/daily and /reports/retro.")
+    now = _now(request)
+    engine = getattr(request.app.state, "engine", None)
+    store = request.app.state.store
+    try:
+        if kind == "daily":
+            built = make.daily_report(store, parse_day(day) if day else day_of(now), now,
+                                      engine.policy if engine is not None else None)
+        else:
+            end = parse_day(last) if last else day_of(now)
+            start = parse_day(first) if first else date.fromordinal(end.toordinal() - 6)
+            built = make.retro_report(store, start, end, now)
+    except ValueError as exc:
+        return _problem(request, 400, "Bad report period", str(exc))
+    if output == "json":
+        return Response(html.to_json(built), media_type="application/json",
+                        headers=SECURITY_HEADERS)
+    try:
+        page = html.render(built)
+    except ModuleNotFoundError as exc:
+        return _problem(request, 503, "Reports are not installed",
+                        f"Drawing the report's charts needs {exc.name}; install the "
+                        "collector with its reports extra:", "pip install "
+                        "'patrol-inspect[reports]'")
+    return Response(page, media_type="text/html; charset=utf-8",
+                    headers=REPORT_SECURITY_HEADERS)
