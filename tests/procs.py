@@ -43,11 +43,17 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 class PatrolProcess:
-    """One ``patrol SUBCOMMAND --config FILE`` process with its output in ``log_path``."""
+    """One ``patrol SUBCOMMAND --config FILE`` process with its output in ``log_path``.
+
+    ``argv`` replaces the command line for another process a test drives the same way
+    (a helpdesk double); ``subcommand`` then only names it in messages.
+    """
 
     def __init__(self, subcommand: str, config: Path, log_path: Path,
-                 env: dict[str, str] | None = None) -> None:
-        self.argv = [sys.executable, "-m", "agent.cli", subcommand, "--config", str(config)]
+                 env: dict[str, str] | None = None, argv: list[str] | None = None) -> None:
+        self.name = subcommand
+        self.argv = argv or [sys.executable, "-m", "agent.cli", subcommand, "--config",
+                             str(config)]
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -113,7 +119,7 @@ class PatrolProcess:
             except (requests.ConnectionError, requests.Timeout):
                 pass
             if not self.alive():
-                raise AssertionError(f"{self.argv[3]} pid {self.pid} exited "
+                raise AssertionError(f"{self.name} pid {self.pid} exited "
                                      f"({self.proc.returncode if self.proc else '?'}) while "
                                      f"waiting for {what}\n{self.output()[-4000:]}")
             if time.monotonic() > deadline:
