@@ -129,10 +129,17 @@ class PatrolProcess:
 
 
 class CollectorProcess(PatrolProcess):
-    """``patrol collector`` on 127.0.0.1:``port`` with a SQLite store under ``workdir``."""
+    """``patrol collector`` on 127.0.0.1:``port`` with a SQLite store under ``workdir``.
+
+    ``store`` (a store URL) replaces the SQLite file, e.g. one PostgreSQL database
+    shared by several replicas; ``settings`` are more ``collector:`` lines
+    (``watchdog_interval: 1s``) and ``extra_yaml`` more top-level blocks (``policy:``,
+    ``ticketing:``), written as they are.
+    """
 
     def __init__(self, workdir: Path, port: int | None = None, db: Path | None = None,
-                 name: str = "collector") -> None:
+                 name: str = "collector", *, store: str | None = None,
+                 settings: tuple[str, ...] = (), extra_yaml: str = "") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.db = db or workdir / f"{name}.db"
@@ -140,10 +147,11 @@ class CollectorProcess(PatrolProcess):
         config.write_text(
             "collector:\n"
             f"  listen: 127.0.0.1:{self.port}\n"
-            f"  store: sqlite:///{self.db}\n"
+            f"  store: {store or f'sqlite:///{self.db}'}\n"
             f"  agent_tokens: [{AGENT_TOKEN}]\n"
             f"  operator_tokens: [{OPERATOR_TOKEN}]\n"
-            "  max_body_bytes: 16777216\n")
+            "  max_body_bytes: 16777216\n"
+            + "".join(f"  {line}\n" for line in settings) + extra_yaml)
         super().__init__("collector", config, workdir / f"{name}.log")
         self.url = f"http://127.0.0.1:{self.port}"
         self.session = requests.Session()
