@@ -29,6 +29,7 @@ class HelpdeskDouble(PatrolProcess):
     def __init__(self, workdir: Path, *, idempotent: bool = True,
                  delay: tuple[float, float] = (0.0, 0.0), port: int | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
+        self.idempotent = idempotent
         self.port = port or free_port()
         self.journal = workdir / "helpdesk-journal.jsonl"
         argv = [sys.executable, "-m", "tests.helpdesk_double", "--port", str(self.port),

@@ -127,8 +127,13 @@ class Verdict:
         self.expect(not ambiguous, f"tickets with several fingerprints: {ambiguous}")
         escalating = self.workload.escalating
         counted = self.double.effects()
+        # Without idempotency at the helpdesk, an open in flight at a crash is made twice:
+        # allowed only there, and recognisable by its fingerprint.
+        twice = set() if self.double.idempotent else explained
         opened = sum(c["opened"] for c in counted.values())
-        self.expect(opened == self.workload.count, f"helpdesk tickets opened: {opened}, "
+        extra = sum(counted[f]["opened"] - 1 for f in twice if counted[f]["opened"] > 1)
+        self.expect(opened - extra == self.workload.count,
+                    f"helpdesk tickets opened: {opened} ({extra} duplicates after a crash), "
                     f"incidents: {self.workload.count}")
         wrong, orphans = [], []
         for number, found in fingerprints.items():
@@ -138,6 +143,8 @@ class Verdict:
             # a priority change is sent as the change and a comment saying why
             want = {"opened": 1, "resolved": 1, "reprioritised": escalated,
                     "commented": escalated}
+            if fingerprint in twice and have["opened"] > 1:
+                want["opened"] = have["opened"]
             if any(have[effect] != n for effect, n in want.items()) or have["reopened"]:
                 wrong.append(f"{number}: {dict(have)}")
             if have["orphan"]:
@@ -185,16 +192,21 @@ class Verdict:
                         f"{self.workload.events_sent} distinct ones were sent")
 
     def check_links(self, sample: int = 5) -> None:
-        """The ticket page of a few tickets names the helpdesk ticket the double made."""
-        made = {e["number"]: e["ticket"] for e in self.double.entries()
-                if e["effect"] == "opened"}
+        """The ticket page of a few tickets names the helpdesk ticket the double made
+        (one of them, where a crash made two)."""
+        made: dict[str, set[str]] = {}
+        for entry in self.double.entries():
+            if entry["effect"] == "opened":
+                made.setdefault(entry["number"], set()).add(entry["ticket"])
+        unreadable = []
         for number in sorted(made)[:sample]:
             page = self.fleet.ticket(number)
             if page is None:
-                self.problems.append(f"{number}: the ticket page could not be read")
+                unreadable.append(number)
                 continue
             links = [link["external_id"] for link in page.get("helpdesks") or []]
-            self.expect(links == [made[number]],
+            self.expect(len(links) == 1 and links[0] in made[number],
                         f"{number}: Patrol links {links}, the helpdesk made {made[number]}")
             undelivered = [row for row in page.get("dispatch") or [] if row["state"] != "done"]
             self.expect(not undelivered, f"{number}: undelivered actions {undelivered}")
+        self.expect(not unreadable, f"the ticket pages of {unreadable} could not be read")
