@@ -104,9 +104,13 @@ def test_injected_failures_reach_the_adapter_as_temporary_errors(
     double.admin(fail={"count": 1, "status": 503})
     with pytest.raises(TemporaryError, match="503"):
         hook.open(ticket, DEST)
+    double.admin(fail_for={"seconds": 600, "status": 500})
+    with pytest.raises(TemporaryError, match="500"):
+        hook.open(ticket, DEST)
+    double.admin(fail_for={"seconds": 0})  # "for a while" is over
     hook.open(ticket, DEST)
-    assert double.effects()[ticket.fingerprint] == {"failed": 3, "opened": 1}
-    assert [e["status"] for e in double.entries()] == [429, 429, 503, 201]
+    assert double.effects()[ticket.fingerprint] == {"failed": 4, "opened": 1}
+    assert [e["status"] for e in double.entries()] == [429, 429, 503, 500, 201]
 
 
 def test_a_killed_double_restarts_with_its_tickets_and_a_died_one_exits(
