@@ -43,11 +43,17 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 class PatrolProcess:
-    """One ``patrol SUBCOMMAND --config FILE`` process with its output in ``log_path``."""
+    """One ``patrol SUBCOMMAND --config FILE`` process with its output in ``log_path``.
+
+    ``argv`` replaces the command line for another process a test drives the same way
+    (a helpdesk double); ``subcommand`` then only names it in messages.
+    """
 
     def __init__(self, subcommand: str, config: Path, log_path: Path,
-                 env: dict[str, str] | None = None) -> None:
-        self.argv = [sys.executable, "-m", "agent.cli", subcommand, "--config", str(config)]
+                 env: dict[str, str] | None = None, argv: list[str] | None = None) -> None:
+        self.name = subcommand
+        self.argv = argv or [sys.executable, "-m", "agent.cli", subcommand, "--config",
+                             str(config)]
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -113,7 +119,7 @@ class PatrolProcess:
             except (requests.ConnectionError, requests.Timeout):
                 pass
             if not self.alive():
-                raise AssertionError(f"{self.argv[3]} pid {self.pid} exited "
+                raise AssertionError(f"{self.name} pid {self.pid} exited "
                                      f"({self.proc.returncode if self.proc else '?'}) while "
                                      f"waiting for {what}\n{self.output()[-4000:]}")
             if time.monotonic() > deadline:
@@ -123,13 +129,17 @@ class PatrolProcess:
 
 
 class CollectorProcess(PatrolProcess):
-    """``patrol collector`` on 127.0.0.1:``port`` with a SQLite store under ``workdir``,
-    or the ``store`` URL given (``self.store``); ``settings`` are more ``collector:``
-    lines (e.g. ``"  watchdog_interval: 1s\\n"``)."""
+    """``patrol collector`` on 127.0.0.1:``port`` with a SQLite store under ``workdir``.
+
+    ``store`` (a store URL) replaces the SQLite file, e.g. one PostgreSQL database
+    shared by several replicas; ``settings`` are more ``collector:`` lines
+    (``watchdog_interval: 1s``) and ``extra_yaml`` more top-level blocks (``policy:``,
+    ``ticketing:``), written as they are.
+    """
 
     def __init__(self, workdir: Path, port: int | None = None, db: Path | None = None,
-                 name: str = "collector", store: str | None = None,
-                 settings: str = "") -> None:
+                 name: str = "collector", *, store: str | None = None,
+                 settings: tuple[str, ...] = (), extra_yaml: str = "") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.db = db or workdir / f"{name}.db"
@@ -139,10 +149,10 @@ class CollectorProcess(PatrolProcess):
             "collector:\n"
             f"  listen: 127.0.0.1:{self.port}\n"
             f"  store: '{self.store}'\n"
-            f"{settings}"
             f"  agent_tokens: [{AGENT_TOKEN}]\n"
             f"  operator_tokens: [{OPERATOR_TOKEN}]\n"
-            "  max_body_bytes: 16777216\n")
+            "  max_body_bytes: 16777216\n"
+            + "".join(f"  {line}\n" for line in settings) + extra_yaml)
         super().__init__("collector", config, workdir / f"{name}.log")
         self.url = f"http://127.0.0.1:{self.port}"
         self.session = requests.Session()

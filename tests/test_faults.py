@@ -288,7 +288,7 @@ def test_a_poison_event_neither_blocks_the_agent_nor_looks_like_an_outage(
     dead-letters that one row, and everything after it, heartbeats included, keeps
     flowing in order."""
     collector = CollectorProcess(tmp_path / "collector", store=store,
-                                 settings="  watchdog_interval: 0.5\n")
+                                 settings=("watchdog_interval: 0.5",))
     procs.append(collector.start())
     outbox = Outbox(tmp_path / "agent-state", [collector.url])
     pusher = Pusher(outbox, [Target(collector.url, AGENT_TOKEN)],
