@@ -18,6 +18,15 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("systemd", "active"): "1: the unit is active",
     ("process", "count"): "between min: and max: (default: at least 1)",
     ("file", "exists"): "1: the file exists",
+    ("http", "tls_hostname_match"): "1: the server certificate names the URL's host",
+    ("clock", "synchronised"): "1: the time service is synchronised to a source",
+    ("disk_health", "smart_passed"): "1: the drive's SMART self-assessment passes",
+    ("disk_health", "raid_active"): "1: the md array is active with all its members",
+    ("dns", "resolved"): "1: the name resolves",
+    ("dns", "expected_match"): "1: every value in expect: is among the answers",
+    ("net_interface", "link_up"): "1: the link is up (an interface switched off on "
+                                  "purpose is not judged)",
+    ("updates", "reboot_required"): "0: no reboot pending (/run/reboot-required absent)",
 }
 
 # Per type, for measurements the table does not name (a plugin's perfdata).

