@@ -50,18 +50,22 @@ def test_the_generic_webhook_opens_one_ticket_per_fingerprint_and_resolves_it_on
     hook, ticket = adapter(double), view()
     ref = hook.open(ticket, DEST)
     assert ref.id.startswith("HD-"), "the adapter takes the double's dedup_key as its id"
-    assert hook.open(ticket, DEST).id == ref.id, "idempotent: a second open adopts the first"
+    # A resend of the same request carries the same Idempotency-Key: answered again.
+    assert hook.open(ticket, DEST).id == ref.id, "a resend replays the first answer"
+    # A changed open for the same incident: the fingerprint finds the first ticket.
+    assert hook.open(view(priority="P1"), DEST).id == ref.id, "idempotent by fingerprint"
     hook.comment(ref, "still failing", ticket)
     hook.resolve(ref, "verified", ticket, DEST)
-    hook.resolve(ref, "verified", ticket, DEST)
+    hook.resolve(ref, "verified again", ticket, DEST)
     with pytest.raises(PermanentError, match="404"):
         hook.resolve(ref, "verified", view("TS20261205999"), DEST)
 
     counted = double.effects()
-    assert counted[ticket.fingerprint] == {"opened": 1, "existing": 1, "commented": 1,
-                                           "resolved": 1, "already_resolved": 1}
+    assert counted[ticket.fingerprint] == {"opened": 1, "replayed": 1, "existing": 1,
+                                           "commented": 1, "resolved": 1,
+                                           "already_resolved": 1}
     assert counted[view("TS20261205999").fingerprint] == {"orphan": 1}
-    assert double.accepted()[ticket.fingerprint] == {"open": 2, "comment": 1, "resolve": 2}
+    assert double.accepted()[ticket.fingerprint] == {"open": 3, "comment": 1, "resolve": 2}
     assert {e["replica"] for e in double.entries()} == {"r1"}
     found = requests.get(double.url + "/tickets", params={"fingerprint": ticket.fingerprint},
                          timeout=5).json()["tickets"]
@@ -73,7 +77,9 @@ def test_without_idempotency_a_repeated_open_makes_a_second_ticket_with_the_fing
     double = HelpdeskDouble(tmp_path / "desk", idempotent=False).start()
     try:
         hook, ticket = adapter(double), view()
-        first, second = hook.open(ticket, DEST), hook.open(ticket, DEST)
+        # Not a byte-identical resend (that would replay by Idempotency-Key): the same
+        # incident's open sent again after it changed, as a replica taking over does.
+        first, second = hook.open(ticket, DEST), hook.open(view(priority="P1"), DEST)
     finally:
         double.stop()
     assert first.id != second.id
@@ -121,7 +127,8 @@ def test_a_killed_double_restarts_with_its_tickets_and_a_died_one_exits(
     with pytest.raises(TemporaryError, match="cannot connect"):
         hook.comment(ref, "lost", ticket)
     double.start()
-    assert hook.open(ticket, DEST).id == ref.id, "the restarted double remembers the ticket"
+    assert hook.open(view(priority="P1"), DEST).id == ref.id, \
+        "the restarted double remembers the ticket"
     assert hook.open(view("TS20261205002"), DEST).id != ref.id
     double.admin(die=True)
     assert double.proc is not None and double.proc.wait(10) == 3, "die exits at once"

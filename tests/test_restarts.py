@@ -33,13 +33,10 @@ def _epoch(value: Any) -> float:
 @pytest.fixture(params=["sqlite", "postgres"])
 def setup(request: pytest.FixtureRequest, tmp_path: Path
           ) -> Iterator[tuple[CollectorProcess, AgentProcess, Any]]:
-    collector = CollectorProcess(tmp_path / "collector")
-    url = f"sqlite:///{collector.db}" if request.param == "sqlite" else \
-        request.getfixturevalue("pg_schema_url")
-    config = collector.argv[-1]
-    text = Path(config).read_text().replace(f"  store: sqlite:///{collector.db}\n",
-                                            f"  store: '{url}'\n")
-    Path(config).write_text(text + "  watchdog_interval: 0.5s\n")
+    url = f"sqlite:///{tmp_path}/collector/collector.db" if request.param == "sqlite" \
+        else request.getfixturevalue("pg_schema_url")
+    collector = CollectorProcess(tmp_path / "collector", store=url,
+                                 settings=("watchdog_interval: 0.5s",))
     agent = AgentProcess(tmp_path / "agent", collector.url, f"""\
   - name: marker
     type: file
