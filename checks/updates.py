@@ -12,6 +12,12 @@ a ``*Security`` archive (Debian-Security, Ubuntu's jammy-security), or when dnf'
 updateinfo lists it as a security advisory. ``/run/reboot-required`` (written by
 Debian and Ubuntu packages such as the kernel and libc) sets ``reboot_required``.
 
+``broken_packages`` (apt hosts) counts packages dpkg left half-done: unpacked but not
+configured, half-installed, half-configured, awaiting triggers, or flagged
+"reinstallation required" (``dpkg-query``'s ``db:Status-Abbrev``). It reads the
+package database as it is now, where a log pattern over dpkg.log would fire on every
+normal install (each one passes through those states for a moment).
+
 This costs seconds of CPU (apt resolves the whole dependency graph): run it hourly
 or daily (``interval: 1h`` or a ``schedule:``), not every 30 s.
 """
@@ -39,6 +45,10 @@ REBOOT_REQUIRED = Path("/run/reboot-required")
 _APT_INST = re.compile(r"^Inst (\S+) (?:\[([^\]]*)\] )?\((\S+) (.*?) \[[^\]]+\]\)")
 _DNF_LINE = re.compile(r"^(\S+)\.(\S+)\s+(\S+)\s+(\S+)\s*$")
 _DNF_ADVISORY = re.compile(r"^\S+\s+\S*Sec\.?\s+(\S+)$")
+# dpkg's package states short of "installed" (and not "not installed"/"config-files"):
+# H half-installed, U unpacked, F half-configured, W triggers-awaited, t triggers-pending.
+_HALF_DONE = {"H": "half-installed", "U": "unpacked", "F": "half-configured",
+              "W": "triggers-awaited", "t": "triggers-pending"}
 
 
 class UpdatesConfig(CheckConfig):
@@ -93,6 +103,22 @@ def parse_dnf_security(text: str) -> set[str]:
     return names
 
 
+def parse_dpkg_states(text: str) -> list[dict[str, str]]:
+    """Packages not in a finished state, from lines of ``${db:Status-Abbrev}\t${Package}``
+    (three letters: wanted, state, error flag ``R`` = reinstallation required)."""
+    broken = []
+    for line in text.splitlines():
+        abbrev, _, package = line.partition("\t")
+        if len(abbrev) < 2 or not package:
+            continue
+        state = _HALF_DONE.get(abbrev[1])
+        if abbrev[2:3] == "R":
+            state = f"{state or 'installed'}, reinstallation required"
+        if state:
+            broken.append({"package": package.strip(), "state": state})
+    return broken
+
+
 def newest_mtime(folder: Path) -> float | None:
     times = [p.stat().st_mtime for p in folder.glob("*Release")] if folder.is_dir() else []
     return max(times) if times else None
@@ -111,6 +137,8 @@ class UpdatesCheck:
         MeasurementSpec("reboot_required", "1 when /run/reboot-required exists", True, 1, None),
         MeasurementSpec("lists_age_seconds", "age of the newest apt Release file (apt only)",
                         True, 7 * 86400, None),
+        MeasurementSpec("broken_packages", "packages dpkg left half-done (apt only)",
+                        True, 1, None),
     )
     REQUIRES: ClassVar[tuple[str, ...]] = ()
     DIAGNOSTICS: ClassVar[tuple[str, ...]] = ()
@@ -123,6 +151,7 @@ class UpdatesCheck:
         apt_lists: Path = APT_LISTS,
         reboot_flag: Path = REBOOT_REQUIRED,
         clock: Callable[[], float] = time.time,
+        dpkg_admindir: Path | None = None,
     ) -> None:
         self.config = config
         self._run = run
@@ -130,6 +159,7 @@ class UpdatesCheck:
         self._apt_lists = apt_lists
         self._reboot_flag = reboot_flag
         self._clock = clock
+        self._dpkg_admindir = dpkg_admindir  # tests point dpkg-query at a recorded database
 
     def _manager(self, hostname: str) -> str:
         if self.config.manager != "auto":
@@ -157,6 +187,11 @@ class UpdatesCheck:
         return parse_apt_simulation(self._call(
             ["apt-get", "-s", "-o", "Debug::NoLocking=true", "upgrade"]))
 
+    def _broken(self) -> list[dict[str, str]]:
+        where = [f"--admindir={self._dpkg_admindir}"] if self._dpkg_admindir else []
+        return parse_dpkg_states(self._call(
+            ["dpkg-query", *where, "-W", "-f", "${db:Status-Abbrev}\t${Package}\n"]))
+
     def _dnf(self) -> list[dict[str, Any]]:
         cache = [] if self.config.refresh else ["--cacheonly"]
         if self.config.refresh:
@@ -178,6 +213,9 @@ class UpdatesCheck:
         if listed is not None:
             measurements.append(Measurement("lists_age_seconds",
                                             max(0.0, self._clock() - listed)))
+        broken = self._broken() if manager == "apt" else []
+        if manager == "apt":
+            measurements.append(Measurement("broken_packages", float(len(broken))))
         judged = {m.name: ctx.judge(m) for m in measurements}
         status = Status.worst(*judged.values())
         limit = limit_note(ctx.evaluator.levels("security_updates"),
@@ -189,12 +227,17 @@ class UpdatesCheck:
             summary += "; a reboot is required"
         age_status = judged.get("lists_age_seconds", Status.OK)
         if age_status is not Status.OK:
-            age = measurements[-1].value
+            age = next(m.value for m in measurements if m.name == "lists_age_seconds")
             note = limit_note(ctx.evaluator.levels("lists_age_seconds"), age_status, age)
             summary += f"; package lists are {format_duration(age)} old{note}"
+        if judged.get("broken_packages", Status.OK) is not Status.OK:
+            names = ", ".join(f"{b['package']} ({b['state']})" for b in broken[:3])
+            summary += f"; {len(broken)} package{'s' * (len(broken) != 1)} left half-done: {names}"
         ranked = sorted(packages, key=lambda p: (not p["security"], p["package"]))
         diagnostics: dict[str, Any] = {"manager": manager,
                                        "packages": ranked[: self.config.top]}
+        if broken:
+            diagnostics["half_done_packages"] = broken[: self.config.top]
         if self._reboot_flag.exists():
             pkgs = self._reboot_flag.with_name(self._reboot_flag.name + ".pkgs")
             with contextlib.suppress(OSError):

@@ -63,11 +63,13 @@ def test_apt_security_origins_reboot_and_stale_lists(tmp_path: Path) -> None:
     (tmp_path / "reboot-required.pkgs").write_text("linux-image-amd64\n")
     calls: list[list[str]] = []
     mtime = (lists / "deb_InRelease").stat().st_mtime
-    world = {"run": _runner({"upgrade": (0, APT)}, calls), "which": lambda c: "/usr/bin/" + c,
+    world = {"run": _runner({"upgrade": (0, APT), "dpkg-query": (0, "ii \tbase-files\n")},
+                            calls), "which": lambda c: "/usr/bin/" + c,
              "apt_lists": lists, "reboot_flag": reboot, "clock": lambda: mtime + 10 * 86400}
     check, ctx = build("updates", world=world)
     result = check.run(ctx)
-    assert calls == [["apt-get", "-s", "-o", "Debug::NoLocking=true", "upgrade"]]
+    assert calls[0] == ["apt-get", "-s", "-o", "Debug::NoLocking=true", "upgrade"]
+    assert result.measurement("broken_packages") == 0
     assert result.measurement("security_updates") == 2
     assert result.measurement("pending_updates") == 3
     assert result.measurement("reboot_required") == 1
@@ -88,6 +90,50 @@ def test_refresh_updates_the_lists_first_and_failures_are_unknown(tmp_path: Path
     with pytest.raises(CheckError, match=r"apt-get update -qq failed \(exit 100\): E: boom"):
         check.run(ctx)
     assert calls == [["apt-get", "update", "-qq"]]
+
+
+# A dpkg database (the format of /var/lib/dpkg/status, deb-control(5) / dpkg(1)
+# "PACKAGE STATES") with one package in each state an interrupted install leaves.
+DPKG_STATUS = "".join(
+    f"Package: {name}\nStatus: install ok {state}\nPriority: optional\nSection: misc\n"
+    f"Maintainer: Ops <ops@example.com>\nArchitecture: all\nVersion: 1.0\n"
+    f"Description: {name}\n{extra}\n"
+    for name, state, extra in [
+        ("fine", "installed", ""), ("gone", "config-files", ""),
+        ("midway", "half-configured", ""), ("unpacked-only", "unpacked", ""),
+        # dpkg insists a package awaiting triggers names whose (deb-triggers(5)).
+        ("waiting", "triggers-awaited", "Triggers-Awaited: fine\n")])
+
+
+def test_packages_dpkg_left_half_done_are_counted_by_the_real_dpkg_query(
+        tmp_path: Path) -> None:
+    """A normal install passes through these states for a moment (dpkg.log is full of
+    them), so the check reads the database as it is now, with the real dpkg-query."""
+    require_command("dpkg-query", "dpkg")
+    admin = tmp_path / "dpkg"
+    (admin / "updates").mkdir(parents=True)
+    (admin / "info").mkdir()
+    (admin / "status").write_text(DPKG_STATUS)
+    (admin / "available").write_text("")
+    real = build("updates")[0]._run
+    calls: list[list[str]] = []
+
+    def run(argv, timeout):
+        calls.append(list(argv))
+        if argv[0] == "dpkg-query":
+            return real(argv, timeout)
+        return SimpleNamespace(returncode=0, stdout="", stderr="")
+
+    world = {"run": run, "which": lambda c: "/usr/bin/" + c, "apt_lists": tmp_path / "lists",
+             "reboot_flag": tmp_path / "none", "dpkg_admindir": admin}
+    check, ctx = build("updates", world=world)
+    result = check.run(ctx)
+    assert result.measurement("broken_packages") == 3
+    assert result.status is Status.WARNING
+    assert "3 packages left half-done: midway (half-configured), unpacked-only (unpacked), " \
+        "waiting (triggers-awaited)" in result.summary
+    assert [b["package"] for b in result.diagnostics["half_done_packages"]] == [
+        "midway", "unpacked-only", "waiting"]
 
 
 # dnf(8): check-update prints "name.arch  version  repository" and exits 100 when
