@@ -35,26 +35,27 @@ def patrol_command() -> str:
     return str(Path(found or SHIPPED_PATROL).resolve())
 
 
-def install_units(root: Path, patrol: str) -> list[Path]:
+def _write_if_changed(target: Path, text: str) -> bool:
+    """Write ``text`` (mode 0644) unless the file holds it already: a rerun changes
+    nothing, so Ansible and the operator see when something really changed."""
+    if target.is_file() and target.read_text(encoding="utf-8") == text:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    target.chmod(0o644)
+    return True
+
+
+def install_units(root: Path, patrol: str) -> list[tuple[Path, bool]]:
     """Write the units under ``root``/etc/systemd/system and the service user's
-    sysusers.d entry; returns the files written."""
+    sysusers.d entry; returns each file with whether it changed."""
     source = shipped_units_dir()
-    written = []
-    units_dir = root / "etc" / "systemd" / "system"
-    units_dir.mkdir(parents=True, exist_ok=True)
-    for name in UNITS:
-        text = (source / name).read_text(encoding="utf-8")
-        target = units_dir / name
-        target.write_text(text.replace(SHIPPED_PATROL, patrol), encoding="utf-8")
-        target.chmod(0o644)
-        written.append(target)
-    users_dir = root / "etc" / "sysusers.d"
-    users_dir.mkdir(parents=True, exist_ok=True)
-    users = users_dir / "patrol.conf"
-    shutil.copyfile(source / SYSUSERS, users)
-    users.chmod(0o644)
-    written.append(users)
-    return written
+    files = {root / "etc" / "systemd" / "system" / name:
+             (source / name).read_text(encoding="utf-8").replace(SHIPPED_PATROL, patrol)
+             for name in UNITS}
+    files[root / "etc" / "sysusers.d" / "patrol.conf"] = (source / SYSUSERS).read_text(
+        encoding="utf-8")
+    return [(target, _write_if_changed(target, text)) for target, text in files.items()]
 
 
 def main(root: str, patrol: str | None) -> int:
@@ -64,8 +65,8 @@ def main(root: str, patrol: str | None) -> int:
     except OSError as exc:
         print(f"patrol: cannot install the units: {exc}", file=sys.stderr)
         return 2
-    for path in written:
-        print(f"wrote {path}")
+    for path, changed in written:
+        print(f"{'wrote' if changed else 'unchanged'} {path}")
     print("next: systemd-sysusers && systemctl daemon-reload && "
           "systemctl enable --now patrol-agent (or patrol-collector)")
     return 0
