@@ -123,6 +123,10 @@ class Heartbeat(_Strict):
                                  description="the host's IANA time zone (for maintenance "
                                              "windows in host time); older agents send none")
     checks: list[CheckSnapshot] = Field(default_factory=list, max_length=5000)
+    metrics_address: str | None = Field(
+        default=None, max_length=300, pattern=r"^[^\s/]+:[0-9]{1,5}$",
+        description="HOST:PORT where the agent serves /metrics, for Prometheus service "
+                    "discovery; older agents send none")
 
 
 class EventBatch(_Strict):
