@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_command
 from tests.release import ROOT, build_release, clean_env, install_release
 
 pytestmark = pytest.mark.slow
@@ -90,9 +91,23 @@ def test_wheel_ships_templates_schemas_configs_and_units(
     assert pages.returncode == 0 and "fleet.html" in pages.stdout, pages.stderr
 
 
-def test_sdist_installs_too(release: tuple[Path, Path, Path],
-                            tmp_path: Path) -> None:
+def test_sdist_installs_with_pipx_and_brings_the_units(release: tuple[Path, Path, Path],
+                                                       tmp_path: Path) -> None:
+    """pipx, as an operator installs a command-line tool; install-units then finds the
+    units inside the pipx venv and names that venv's patrol in ExecStart."""
+    pipx = require_command("pipx", "pipx")
     _, sdist, _ = release
-    bin_dir = install_release(sdist, tmp_path / "venv")
+    home, bin_dir = tmp_path / "pipx", tmp_path / "bin"
+    env = clean_env(PIPX_HOME=str(home), PIPX_BIN_DIR=str(bin_dir),
+                    PIPX_MAN_DIR=str(tmp_path / "man"))
+    done = subprocess.run([pipx, "install", str(sdist)], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
     version = _patrol(bin_dir, "--version", cwd=tmp_path)
     assert version.stdout.strip() == f"patrol {VERSION}"
+    root = tmp_path / "root"
+    units = _patrol(bin_dir, "install-units", "--root", str(root), cwd=tmp_path)
+    assert units.returncode == 0, units.stderr
+    unit = (root / "etc/systemd/system/patrol-agent.service").read_text()
+    command = unit.split("ExecStart=", 1)[1].split()[0]
+    assert command.startswith(str(home)) and Path(command).name == "patrol"
