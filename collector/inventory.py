@@ -21,9 +21,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from agent.version import AGENT_VERSION
 from collector.auth import OPERATOR, require
 from collector.model import Ticket
+from collector.wire import PATROL_VERSION
 
 router = APIRouter()
 
@@ -42,7 +42,7 @@ def _ticket_brief(ticket: Ticket) -> dict[str, Any]:
             "status": str(ticket.status), "check": ticket.check}
 
 
-def hosts_inventory(store: Any, now: float, collector_version: str = AGENT_VERSION
+def hosts_inventory(store: Any, now: float, collector_version: str = PATROL_VERSION
                     ) -> dict[str, Any]:
     """Every host with its labels, agent version, heartbeat, checks and open tickets."""
     checks: dict[str, list[dict[str, Any]]] = defaultdict(list)
