@@ -70,12 +70,19 @@ def running_services() -> list[str]:
         return []
     try:
         done = subprocess.run(
-            ["systemctl", "list-units", "--type=service", "--state=running", "--output=json"],
+            ["systemctl", "list-units", "--type=service", "--state=running", "--no-legend",
+             "--plain", "--no-pager"],
             capture_output=True, text=True, timeout=10, check=False)
-        units = json.loads(done.stdout or "[]")
-    except (OSError, subprocess.TimeoutExpired, ValueError):
+    except (OSError, subprocess.TimeoutExpired):
         return []
-    return sorted(u["unit"] for u in units if isinstance(u, dict) and "unit" in u)
+    return service_names(done.stdout)
+
+
+def service_names(listing: str) -> list[str]:
+    """The unit names of ``systemctl list-units --no-legend --plain`` output, whose
+    first column is the unit (the text form: systemd 252 has no JSON for list-units)."""
+    return sorted({line.split()[0] for line in listing.splitlines()
+                   if line.strip() and line.split()[0].endswith(".service")})
 
 
 def listening_database_ports() -> list[int]:

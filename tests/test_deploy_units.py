@@ -127,3 +127,12 @@ def test_init_suggests_postgresql_for_the_collector_only_when_one_listens() -> N
     with_pg = starter_config.collector_config(FACTS)
     without = starter_config.collector_config(starter_config.HostFacts([], [], []))
     assert "# store: postgresql://" in with_pg and "postgresql" not in without
+
+
+def test_init_reads_the_running_services_from_systemctl_text() -> None:
+    listing = ("cron.service   loaded active running Regular background program daemon\n"
+               "ssh.service    loaded active running OpenBSD Secure Shell server\n"
+               "\n"
+               "user@0.service loaded active running User Manager for UID 0\n")
+    assert starter_config.service_names(listing) == ["cron.service", "ssh.service",
+                                                     "user@0.service"]
