@@ -164,6 +164,10 @@ class Agent:
             )
             self.server.start()
             host, port = self.server.address
+            if self.emitter is not None:  # heartbeats announce it for service discovery
+                from agent.events import metrics_address
+
+                self.emitter.metrics_address = metrics_address(host, port, settings.hostname)
             scheme = "https" if settings.tls_cert else "http"
             log.info("patrol agent %s on %s: %d checks, metrics at %s://%s:%d/metrics",
                      AGENT_VERSION, settings.hostname, len(self.runners), scheme, host, port)

@@ -4,6 +4,8 @@
 ``patrol check``     run checks once; exit code is the worst status (0-3)
 ``patrol validate``  report every config problem at once, as FILE:LINE: ...
 ``patrol report``    the daily inspection report or a retrospective (HTML or JSON)
+``patrol init``      a commented starting config for this host (agent or collector)
+``patrol install-units``  the systemd units and service user (deploy/systemd)
 """
 
 from __future__ import annotations
@@ -47,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
                     help="collector YAML file")
     up.add_argument("--log-level", default="INFO",
                     choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    units = sub.add_parser("install-units", help="install the systemd units and service user")
+    units.add_argument("--root", default="/", help="install below this directory (default /)")
+    units.add_argument("--patrol", help="ExecStart command (default: this patrol)")
+
+    init = sub.add_parser("init", help="write a commented starting config for this host")
+    init.add_argument("role", choices=["agent", "collector"])
+    init.add_argument("--output", "-o", help="file to write (default: print it)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     from collector.client import add_arguments
     from collector.reports.cli import add_arguments as add_report_arguments
@@ -138,6 +149,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"patrol: no check named '{name}' in {args.config}{did}", file=sys.stderr)
                 return 3
         return oneshot.main(config, args.only, args.json)
+    if args.command == "install-units":
+        from agent import units
+
+        return units.main(args.root, args.patrol)
+    if args.command == "init":
+        from agent import starter_config
+
+        return starter_config.main(args.role, args.output, args.force)
     if args.command == "tickets":
         from collector import client
 

@@ -131,6 +131,14 @@ def schedule_of(view: CheckView) -> dict[str, Any]:
     return {**timing, "next_due": _utc(due), "timeout_seconds": info.timeout}
 
 
+def metrics_address(host: str, port: int, hostname: str) -> str:
+    """Where others reach this agent's /metrics: a wildcard listen address is announced
+    as the host's name, since 0.0.0.0 means nothing to a Prometheus elsewhere."""
+    if host in ("", "0.0.0.0", "::"):
+        host = hostname
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def build_heartbeat(
     views: Iterable[CheckView],
     hostname: str,
@@ -141,6 +149,7 @@ def build_heartbeat(
     *,
     version: str = AGENT_VERSION,
     now: datetime | None = None,
+    metrics_address: str | None = None,
 ) -> Heartbeat:
     """The full current state: every configured check's hard status, summary,
     since-when and schedule (:func:`schedule_of`). A check that has not run yet is
@@ -158,6 +167,7 @@ def build_heartbeat(
         source=hostname, agent=AgentRef(id=agent_id, version=version), sequence=sequence,
         sent_at=now or datetime.now(UTC), interval_seconds=interval_seconds,
         labels=dict(agent_labels), timezone=scheduler.zone_name(None), checks=checks,
+        metrics_address=metrics_address,
     )
 
 
@@ -189,6 +199,7 @@ class Emitter:
         self.version = version
         self._evaluators = evaluators
         self._redact = redact
+        self.metrics_address: str | None = None  # set once the HTTP server listens
 
     def __call__(self, view: CheckView | None, transition: Transition) -> Event | None:
         """The ``Agent.listeners`` signature: queue the event for this transition."""
@@ -213,6 +224,6 @@ class Emitter:
     def heartbeat(self, views: Iterable[CheckView], interval_seconds: float) -> Heartbeat:
         beat = build_heartbeat(views, self.hostname, self.agent_labels, self.agent_id,
                                self.outbox.last_sequence(), interval_seconds,
-                               version=self.version)
+                               version=self.version, metrics_address=self.metrics_address)
         self.outbox.put("heartbeat", beat.model_dump(mode="json"), key=self.hostname)
         return beat

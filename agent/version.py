@@ -1,20 +1,10 @@
-"""The agent's version, as installed.
-
-Read from the ``patrol-inspect`` distribution metadata so there is one source of
-truth (pyproject.toml); a source checkout that was never installed reports
-``0+unknown`` (a valid PEP 440 local version) rather than failing.
-"""
+"""The agent's version, as installed: :data:`collector.wire.PATROL_VERSION`, read from
+the package metadata (pyproject.toml is the one source), so an agent and a collector
+from the same release report the same version and the fleet inventory can flag agents
+that differ."""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from collector.wire import PATROL_VERSION
 
-
-def _installed_version() -> str:
-    try:
-        return version("patrol-inspect")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-AGENT_VERSION: str = _installed_version()
+AGENT_VERSION: str = PATROL_VERSION

@@ -320,6 +320,10 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         registry = metrics if metrics is not None else _default_registry(engine)
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    from collector.inventory import router as inventory_router
+
+    app.include_router(inventory_router)
+
     try:
         from collector.web import router
     except ImportError:  # the web pages are optional for API-only deployments

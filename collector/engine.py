@@ -251,7 +251,7 @@ class Engine:
         with self.store.transaction() as tx:
             known = tx.host(beat.source)
             tx.upsert_host(beat.source, beat.agent.id, beat.agent.version, dict(beat.labels),
-                           now, beat.interval_seconds, beat.timezone)
+                           now, beat.interval_seconds, beat.timezone, beat.metrics_address)
             tx.set_check_states(beat.source, [
                 {"check": c.check, "type": c.type, "status": c.status, "summary": c.summary,
                  "since": c.since.timestamp() if c.since else None,

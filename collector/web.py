@@ -247,6 +247,20 @@ def _helpdesks(store: Any, ticket_id: int) -> list[dict[str, Any]]:
     return sorted(out.values(), key=lambda e: e["helpdesk"])
 
 
+@router.get("/hosts")
+def hosts(request: Request) -> Response:
+    """The fleet inventory (:mod:`collector.inventory`) as a table."""
+    if denied := _denied(request):
+        return denied
+    from collector.inventory import hosts_inventory
+
+    now = _now(request)
+    inventory = hosts_inventory(request.app.state.store, now)
+    return _page(request, "hosts.html", {
+        "title": "Hosts", "inventory": inventory, "now": now, "refresh_page": True,
+        "differing": sum(1 for h in inventory["hosts"] if h["version_differs"])})
+
+
 # -- reports -----------------------------------------------------------------------------
 
 # A report is one self-contained file: its CSS is inline and its charts are data: URIs,

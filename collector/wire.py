@@ -13,11 +13,26 @@ the collector.
 from __future__ import annotations
 
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
+
+
+def _installed_version() -> str:
+    """Patrol's version from the ``patrol-inspect`` distribution metadata, so
+    pyproject.toml is the one source of truth for agents and collectors alike (here,
+    since this is the module both ends import); a source checkout that was never
+    installed reports ``0+unknown`` (a valid PEP 440 local version)."""
+    try:
+        return version("patrol-inspect")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+PATROL_VERSION: str = _installed_version()
 MAX_SUMMARY = 1024
 
 Action = Literal["trigger", "resolve"]
@@ -123,6 +138,10 @@ class Heartbeat(_Strict):
                                  description="the host's IANA time zone (for maintenance "
                                              "windows in host time); older agents send none")
     checks: list[CheckSnapshot] = Field(default_factory=list, max_length=5000)
+    metrics_address: str | None = Field(
+        default=None, max_length=300, pattern=r"^[^\s/]+:[0-9]{1,5}$",
+        description="HOST:PORT where the agent serves /metrics, for Prometheus service "
+                    "discovery; older agents send none")
 
 
 class EventBatch(_Strict):

@@ -272,7 +272,7 @@ def test_hosts_and_check_states(store: TicketStore) -> None:
                                         "summary": "", "since": T0, "last_run": T0}])
     with store.transaction() as tx:  # a later heartbeat keeps reachable as the engine set it
         tx.upsert_host("db-01", "agent-a2", "0.2.0", {"tier": "silver"}, T0 + 30, 15.0,
-                       "Europe/Berlin")
+                       "Europe/Berlin", "db-01:9731")
         tx.set_check_states("db-01", [{"check": "cpu", "type": "cpu", "status": "CRITICAL",
                                        "interval": 30.0, "next_due": T0 + 65,
                                        "timeout": 10.0, "summary": "pegged", "since": T0 + 30,
@@ -280,10 +280,11 @@ def test_hosts_and_check_states(store: TicketStore) -> None:
         assert tx.host("db-01")["reachable"] is False  # type: ignore[index]
     db01 = {"host": "db-01", "agent_id": "agent-a2", "version": "0.2.0",
             "labels": {"tier": "silver"}, "last_heartbeat": T0 + 30, "interval": 15.0,
-            "reachable": False, "timezone": "Europe/Berlin"}
+            "reachable": False, "timezone": "Europe/Berlin", "metrics_address": "db-01:9731"}
     assert store.hosts() == [
         {"host": "app-01", "agent_id": "agent-b", "version": "0.1.0", "labels": {},
-         "last_heartbeat": T0, "interval": 60.0, "reachable": True, "timezone": None},
+         "last_heartbeat": T0, "interval": 60.0, "reachable": True, "timezone": None,
+         "metrics_address": None},
         db01]
     assert store.host("db-01") == db01 and store.host("never-seen") is None
     assert store.check_states() == [

@@ -137,7 +137,8 @@ class Transaction(TicketReads, Protocol):
         """Append; sets ``entry.id`` and ``entry.ticket_id`` in place and returns it."""
 
     def upsert_host(self, host: str, agent_id: str, version: str, labels: dict[str, str],
-                    heartbeat_at: float, interval: float, timezone: str | None = None) -> None:
+                    heartbeat_at: float, interval: float, timezone: str | None = None,
+                    metrics_address: str | None = None) -> None:
         """Record a heartbeat. A new host starts reachable; an existing host's
         ``reachable`` is left alone (the engine decides when it came back)."""
 

@@ -97,7 +97,7 @@ def host_from_row(row: Mapping[str, Any], load: Load) -> dict[str, Any]:
     return {"host": row["host"], "agent_id": row["agent_id"], "version": row["version"],
             "labels": load(row["labels"]), "last_heartbeat": row["last_heartbeat"],
             "interval": row["interval_seconds"], "reachable": bool(row["reachable"]),
-            "timezone": row["timezone"]}
+            "timezone": row["timezone"], "metrics_address": row["metrics_address"]}
 
 
 def check_state_from_row(row: Mapping[str, Any]) -> dict[str, Any]:

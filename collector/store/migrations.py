@@ -200,6 +200,11 @@ MIGRATIONS: tuple[Migration, ...] = (
                   "ALTER TABLE check_states ADD COLUMN timeout_seconds DOUBLE PRECISION",
                   "ALTER TABLE hosts ADD COLUMN timezone TEXT"),
     ),
+    Migration(
+        7, "hosts remember where their agent serves /metrics, for Prometheus discovery",
+        sqlite=("ALTER TABLE hosts ADD COLUMN metrics_address TEXT",),
+        postgres=("ALTER TABLE hosts ADD COLUMN metrics_address TEXT",),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

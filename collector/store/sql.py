@@ -333,16 +333,19 @@ class SqlTransaction(SqlReads, DispatchWrites):
         return entry
 
     def upsert_host(self, host: str, agent_id: str, version: str, labels: dict[str, str],
-                    heartbeat_at: float, interval: float, timezone: str | None = None) -> None:
+                    heartbeat_at: float, interval: float, timezone: str | None = None,
+                    metrics_address: str | None = None) -> None:
         self._run(
             "INSERT INTO hosts (host, agent_id, version, labels, last_heartbeat,"
-            " interval_seconds, reachable, timezone) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " interval_seconds, reachable, timezone, metrics_address)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (host) DO UPDATE SET agent_id = excluded.agent_id,"
             " version = excluded.version, labels = excluded.labels,"
             " last_heartbeat = excluded.last_heartbeat,"
-            " interval_seconds = excluded.interval_seconds, timezone = excluded.timezone",
+            " interval_seconds = excluded.interval_seconds, timezone = excluded.timezone,"
+            " metrics_address = excluded.metrics_address",
             (host, agent_id, version, self._dump(labels), heartbeat_at, interval, True,
-             timezone))
+             timezone, metrics_address))
 
     def set_check_states(self, host: str, states: list[dict[str, Any]]) -> None:
         self._run("DELETE FROM check_states WHERE host = ?", (host,))
