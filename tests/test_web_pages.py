@@ -453,3 +453,16 @@ def test_ticket_detail_shows_where_it_lives_in_helpdesks_and_refusals(client, se
     html = client.get(f"/tickets/{p3.number}").text
     assert ('<dt>In jira</dt><dd class="helpdesk">not created yet · <span class="overdue">'
             'refused: jira: POST /issue answered 401: check the credentials</span></dd>') in html
+
+
+def test_a_one_time_login_link_works_once(seeded, anonymous):
+    from tests.websetup import login_link
+
+    link = login_link("", seeded.store, "/tickets")
+    first = anonymous.get(link, follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/tickets"
+    assert first.headers["set-cookie"].startswith("patrol_session=")
+    other = TestClient(make_app(seeded.store))
+    again = other.get(link, follow_redirects=False)
+    assert again.status_code == 401 and "set-cookie" not in again.headers
+    assert "That login link was used already" in again.text
