@@ -51,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     from collector.client import add_arguments
     from collector.reports.cli import add_arguments as add_report_arguments
 
+    from collector.credentials_cli import add_arguments as add_credential_arguments
+
     add_arguments(sub)
+    add_credential_arguments(sub)
     add_report_arguments(sub)
     return parser
 
@@ -142,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         from collector import client
 
         return client.main(args)
+    if args.command in ("agents", "operators"):
+        from collector import credentials_cli
+
+        return credentials_cli.main(args)
     if args.command == "report":
         from collector.reports import cli as report_cli
 
