@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--log-level", default="INFO",
                     choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
+    enroll = sub.add_parser("enroll", help="get this agent its own collector credential")
+    enroll.add_argument("--config", "-c", required=True, help="agent YAML file")
+    enroll.add_argument("--url", help="collector URL (default: the config's first collector)")
+    enroll.add_argument("--token", help="operator token (default $PATROL_OPERATOR_TOKEN)")
+    enroll.add_argument("--also", action="append", metavar="GLOB",
+                        help="more host names (globs) this agent may report")
+
     from collector.client import add_arguments
     from collector.reports.cli import add_arguments as add_report_arguments
 
@@ -145,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         from collector import client
 
         return client.main(args)
+    if args.command == "enroll":
+        from agent import enroll
+
+        return enroll.main(_load_or_exit(args.config), args.url, args.token, args.also)
     if args.command in ("agents", "operators"):
         from collector import credentials_cli
 

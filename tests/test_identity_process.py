@@ -28,10 +28,11 @@ FAILING_CHECK = ("  - name: orders-port\n    type: tcp\n    host: 127.0.0.1\n"
 
 
 def patrol(collector: CollectorProcess, *argv: str) -> str:
-    """``patrol COMMAND --url ... --token ... ARGS`` as an operator types it."""
+    """``patrol COMMAND ARGS --url ... --token ...`` as an operator types it."""
+    command = [sys.executable, "-m", "agent.cli", argv[0], "--url", collector.url,
+               "--token", OPERATOR_TOKEN, *argv[1:]]
     done = subprocess.run(
-        [sys.executable, "-m", "agent.cli", argv[0], "--url", collector.url, "--token",
-         OPERATOR_TOKEN, *argv[1:]],
+        command,
         capture_output=True, text=True, timeout=30, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -70,6 +71,20 @@ def test_issued_credentials_bind_agents_to_their_hosts(
         impostor.wait_until(lambda: "403" in impostor.output(), 30.0,
                             "the impostor to be refused")
         assert collector.tickets(host="db-01") == []
+
+        # ``patrol enroll`` on the agent's host: its own token, in a 0600 file.
+        enrolled = AgentProcess(tmp_path / "cache-01", collector.url, FAILING_CHECK,
+                                hostname="cache-01")
+        config = tmp_path / "cache-01" / "agent.yaml"
+        said = patrol(collector, "enroll", "--config", str(config))
+        token_file = enrolled.state_dir / "collector.token"
+        assert f"token: file:{token_file}" in said
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        config.write_text(config.read_text().replace(AGENT_TOKEN, f"file:{token_file}"))
+        agents.append(enrolled.start())
+        collector.wait_until(lambda: collector.tickets(host="cache-01"), 30.0,
+                             "cache-01's ticket")
+        assert token_file.read_text().strip() not in said
 
         listing = patrol(collector, "agents", "list")
         assert "web-01" in listing and "live" in listing and token not in listing
