@@ -19,6 +19,7 @@ from typing import Any
 
 from agent import scheduler as sched
 from agent.config import AgentConfig, ConfigError, load_config
+from agent.diagnostics.redact import install_log_redaction
 from agent.runner import CheckRunner
 from agent.identity import ensure_state_dir
 from agent.state import STATE_FILE, CheckInfo, StateTable, Transition
@@ -30,16 +31,21 @@ log = logging.getLogger("patrol.agent")
 
 def runners_for(config: AgentConfig) -> dict[str, CheckRunner]:
     settings = config.agent
+    policy = config.policy()
+    install_log_redaction(policy)
     return {
         c.config.name: CheckRunner(c.config, c.cls, settings.hostname, settings.timeout,
-                                   unavailable=c.missing_driver)
+                                   unavailable=c.missing_driver, policy=policy)
         for c in config.checks
     }
 
 
 def infos_for(config: AgentConfig) -> list[CheckInfo]:
+    # A runbook link leaves the agent in every event and ticket: masked like results.
+    policy = config.policy()
     return [
-        CheckInfo(c.config.name, c.config.type, dict(c.config.labels), c.config.runbook,
+        CheckInfo(c.config.name, c.config.type, dict(c.config.labels),
+                  policy.text(c.config.runbook) if c.config.runbook else c.config.runbook,
                   c.config.interval or config.agent.interval, c.config.schedule,
                   c.config.timezone, c.config.timeout or config.agent.timeout)
         for c in config.checks
@@ -108,7 +114,7 @@ class Agent:
         return capture(
             runner.instance, result, extras=runner.diagnostics_extras,
             time_budget=budget.time_budget, size_budget=int(budget.size_budget),
-            secrets=self.config.secrets(),
+            secrets=self.config.secrets(), names=self.config.agent.secret_names,
         )
 
     def _log_transition(self, t: Transition, result: Result) -> None:
@@ -185,7 +191,6 @@ class Agent:
         settings = self.config.agent
         if not settings.collector:
             return
-        from agent.diagnostics import redact
         from agent.events import Emitter
         from agent.identity import agent_id
         from agent.outbox import Outbox
@@ -197,7 +202,7 @@ class Agent:
                              cap=settings.outbox_cap)
         self.emitter = Emitter(self.outbox, settings.hostname, settings.labels,
                                agent_id(settings.state_dir), evaluators=self._evaluator_of,
-                               redact=lambda data: redact(data, self.config.secrets()),
+                               redact=lambda data: self.config.policy().data(data),
                                config=str(self.config_path.resolve()))
         interval = settings.heartbeat_interval
         self.pusher = Pusher(self.outbox, targets, heartbeat_interval=interval,

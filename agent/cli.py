@@ -59,10 +59,20 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--output", "-o", help="file to write (default: print it)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
 
+    enroll = sub.add_parser("enroll", help="get this agent its own collector credential")
+    enroll.add_argument("--config", "-c", required=True, help="agent YAML file")
+    enroll.add_argument("--url", help="collector URL (default: the config's first collector)")
+    enroll.add_argument("--token", help="operator token (default $PATROL_OPERATOR_TOKEN)")
+    enroll.add_argument("--also", action="append", metavar="GLOB",
+                        help="more host names (globs) this agent may report")
+
     from collector.client import add_arguments
     from collector.reports.cli import add_arguments as add_report_arguments
 
+    from collector.credentials_cli import add_arguments as add_credential_arguments
+
     add_arguments(sub)
+    add_credential_arguments(sub)
     add_report_arguments(sub)
     return parser
 
@@ -161,6 +171,14 @@ def main(argv: list[str] | None = None) -> int:
         from collector import client
 
         return client.main(args)
+    if args.command == "enroll":
+        from agent import enroll
+
+        return enroll.main(_load_or_exit(args.config), args.url, args.token, args.also)
+    if args.command in ("agents", "operators"):
+        from collector import credentials_cli
+
+        return credentials_cli.main(args)
     if args.command == "report":
         from collector.reports import cli as report_cli
 

@@ -109,6 +109,8 @@ class AgentSettings(BaseModel):
     collector: list[CollectorEndpoint] = Field(default_factory=list)
     heartbeat_interval: Duration = Field(default=30.0, le=86400)
     outbox_cap: int = Field(default=100_000, ge=100)
+    # Extra names (query parameters, keys, KEY=value, --options) to mask everywhere.
+    secret_names: list[str] = Field(default_factory=list)
 
     @field_validator("collector", mode="before")
     @classmethod
@@ -191,6 +193,12 @@ class AgentConfig:
                                  if isinstance(v, Secret) and v.reveal())
         found.update(e.token.reveal() for e in self.agent.collector if e.token)
         return found
+
+    def policy(self) -> Any:
+        """The one redaction policy for this config (:class:`agent.diagnostics.redact.Policy`)."""
+        from agent.diagnostics.redact import Policy
+
+        return Policy.build(self.secrets(), self.agent.secret_names)
 
 
 def _validate_check(entry: Any, file: str, line: int, problems: list[Problem]

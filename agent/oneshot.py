@@ -41,8 +41,9 @@ def run_all(
     """Run every (or the named) check once, in config order."""
     settings = config.agent
     selected = [c for c in config.checks if not names or c.config.name in names]
+    policy = config.policy()
     runners = [CheckRunner(c.config, c.cls, settings.hostname, settings.timeout,
-                           unavailable=c.missing_driver) for c in selected]
+                           unavailable=c.missing_driver, policy=policy) for c in selected]
     if not runners:
         return []
     done = threading.Event()
@@ -67,7 +68,7 @@ def run_all(
                     outcome.runner.instance, outcome.result,
                     extras=outcome.runner.diagnostics_extras,
                     time_budget=budget.time_budget, size_budget=int(budget.size_budget),
-                    secrets=config.secrets())
+                    secrets=config.secrets(), names=settings.secret_names)
     return outcomes
 
 

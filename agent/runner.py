@@ -5,6 +5,12 @@ timeout. Python cannot kill a thread, so a hung run is abandoned, not stopped; t
 runner remembers it and refuses to start another run of the same check while it
 is still stuck (reporting UNKNOWN instead), so one wedged check costs one thread,
 never the pool, and never delays the others.
+
+The runner is also where data leaves a check, so it is the redaction boundary: every
+result (summary, measurement items, the check's own diagnostics, the UNKNOWN text of a
+crash or timeout) passes through the agent's :class:`~agent.diagnostics.redact.Policy`
+plus the check's own ``Secret`` options before anyone (log, state table, metrics,
+status API, outbox, ``patrol check``) sees it. A check cannot forget to clean up.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from checks.base import CheckError, Result, RunContext, Status
-from checks.config import CheckConfig
+from agent.diagnostics.redact import Policy
+from checks.base import CheckError, Measurement, Result, RunContext, Status
+from checks.config import CheckConfig, Secret
 from checks.thresholds import Evaluator
 from checks.units import format_duration
 
@@ -31,6 +38,35 @@ def _unknown(summary: str, **diagnostics: Any) -> Result:
     return Result(Status.UNKNOWN, summary, (), diagnostics)
 
 
+def config_secrets(config: Any) -> set[str]:
+    """Every ``Secret`` value among a check's options (nested in dicts and lists too)."""
+    found: set[str] = set()
+
+    def visit(value: Any) -> None:
+        if isinstance(value, Secret):
+            if value.reveal():
+                found.add(value.reveal())
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+
+    for name in type(config).model_fields:
+        visit(getattr(config, name, None))
+    return found
+
+
+def redacted(result: Result, policy: Policy) -> Result:
+    """``result`` as it may leave the check: everything textual masked by ``policy``."""
+    return Result(
+        result.status, policy.text(result.summary),
+        tuple(Measurement(m.name, m.value, policy.text(m.item)) if m.item else m
+              for m in result.measurements),
+        policy.data(result.diagnostics) if result.diagnostics else {})
+
+
 class CheckRunner:
     """Owns one configured check instance, its threshold state and its timeout."""
 
@@ -42,8 +78,10 @@ class CheckRunner:
         default_timeout: float,
         unavailable: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        policy: Policy | None = None,
     ) -> None:
         self.config = config
+        self.policy = (policy or Policy()).merged(config_secrets(config))
         self.cls = cls
         self.hostname = hostname
         self.timeout = config.timeout or min(default_timeout, config.interval or default_timeout)
@@ -64,7 +102,11 @@ class CheckRunner:
         return tuple(getattr(self.cls, "DIAGNOSTICS", ()))
 
     def run(self) -> tuple[Result, float]:
-        """One bounded run: the result and how long it took (seconds)."""
+        """One bounded run: the redacted result and how long it took (seconds)."""
+        result, duration = self._run()
+        return redacted(result, self.policy), duration
+
+    def _run(self) -> tuple[Result, float]:
         name, host = self.config.name, self.hostname
         if self._unavailable is not None:
             return _unknown(f"{name} cannot run on {host}: {self._unavailable}"), 0.0

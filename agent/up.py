@@ -3,7 +3,8 @@
 The embedded default: the collector with its SQLite store and web pages, and an
 agent inspecting this host that delivers to it. Tokens are generated on first
 start and kept in ``<state_dir>/up.json`` (mode 0600), so a restart keeps the same
-web login and ``patrol tickets`` finds the collector without flags.
+tokens and ``patrol tickets`` finds the collector without flags. The printed web link
+carries a one-time login code (never the token); each start prints a fresh one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +70,16 @@ def main(agent_path: str, collector_path: str, out: Any = None) -> int:
         service.stop()
         raise
     host, port = agent.config.agent.address
-    web = f"{service.url}/login?token={tokens['operator_token']}"
+    # A one-time login code, not the token: a link ends up in browser history and logs.
+    from collector.sessions import Sessions
+
+    code = Sessions(service.store).issue_login_code("operator", time.time())
+    web = f"{service.url}/login?code={code}"
     _save(up_file, {**tokens, "url": service.url, "web": web,
                     "collector_config": str(Path(collector_path).resolve())})
     out.write(
         "Patrol is up: an agent inspecting this host, and a collector with its web page.\n"
-        f"  web page         {web}\n"
+        f"  web page         {web}  (the link logs in once; then use the token)\n"
         f"  operator token   {tokens['operator_token']}  (API: Authorization: Bearer ...)\n"
         f"  tickets          patrol tickets list\n"
         f"  agent metrics    http://{host}:{port}/metrics\n"

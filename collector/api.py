@@ -24,8 +24,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from collector.credentials_api import router as credentials_router
 from collector.alertmanager import AlertmanagerPayload, to_events
-from collector.auth import AGENT, OPERATOR, TokenBook, require
+from collector.auth import AGENT, OPERATOR, TokenBook, require, require_host, require_principal
 from collector.engine import Engine
 from collector.fastpath import (
     IngestFastPath,
@@ -165,7 +166,7 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
     app.state.engine = engine
     app.state.store = engine.store
     app.state.clock = engine.clock
-    app.state.tokens = TokenBook(agent_tokens, operator_tokens)
+    app.state.tokens = TokenBook(agent_tokens, operator_tokens, engine.store, engine.clock)
     app.state.started_at = time.time()
 
     # Added first, so it runs inside BodyLimit: oversized bodies never reach it.
@@ -211,19 +212,22 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
     def post_events(request: Request,
                     payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         """One event, or ``{"events": [...]}``. A repeated ``event_id`` is a no-op."""
-        require(request, AGENT)
+        principal = require_principal(request, AGENT)
         try:
             events = parse_events(_cleaned(payload))
         except ValidationError as exc:
             raise RequestValidationError(exc.errors()) from None
+        require_host(principal, [e.source for e in events])
         return {"results": [o.as_dict() for o in process(engine.ingest, events)]}
 
     @app.post("/api/v1/heartbeats", status_code=202, tags=["ingest"], dependencies=as_agent,
               openapi_extra=_body_schema("Heartbeat"))
     def post_heartbeat(request: Request,
                        payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-        require(request, AGENT)
-        return process(engine.heartbeat, _validated(Heartbeat, payload))
+        principal = require_principal(request, AGENT)
+        heartbeat = _validated(Heartbeat, payload)
+        require_host(principal, [heartbeat.source])
+        return process(engine.heartbeat, heartbeat)
 
     @app.post("/api/v1/alertmanager", status_code=202, tags=["ingest"],
               dependencies=as_agent, openapi_extra=_body_schema("AlertmanagerPayload"))
@@ -231,9 +235,10 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
                           payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         """Alertmanager's webhook (``webhook_configs`` with ``http_config.authorization``
         carrying an agent token)."""
-        require(request, AGENT)
-        alerts = _validated(AlertmanagerPayload, payload)
-        return {"results": [o.as_dict() for o in process(engine.ingest, to_events(alerts))]}
+        principal = require_principal(request, AGENT)
+        events = to_events(_validated(AlertmanagerPayload, payload))
+        require_host(principal, [e.source for e in events])
+        return {"results": [o.as_dict() for o in process(engine.ingest, events)]}
 
     @app.get("/api/v1/tickets", tags=["tickets"], dependencies=as_operator)
     def list_tickets(
@@ -271,10 +276,12 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
               dependencies=as_operator)
     def ticket_action(request: Request, number: str, action: TicketAction,
                       body: ActionBody | None = None) -> dict[str, Any]:
-        require(request, OPERATOR)
+        operator = require_principal(request, OPERATOR)
         body = body or ActionBody()
+        # A named credential is the audit trail's author; a shared token says who it is.
+        author = operator.name if operator.named else body.author
         try:
-            ticket = act(engine, number, action, body.author, body.text, force=body.force)
+            ticket = act(engine, number, action, author, body.text, force=body.force)
         except LookupError:
             raise HTTPException(404, f"no ticket {number}") from None
         except TicketRefused as exc:
@@ -308,6 +315,8 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
             raise HTTPException(404, f"no maintenance window {window_id}")
         engine.invalidate_windows()
         return {"deleted": window_id}
+
+    app.include_router(credentials_router)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, Any]:

@@ -140,8 +140,11 @@ class IngestFastPath:
             return False
         scheme, _, value = authorization.decode("latin-1").partition(" ")
         token = value.strip()
-        return scheme.lower() == "bearer" and bool(token) and \
-            self.tokens().kind_of(token) == AGENT
+        if scheme.lower() != "bearer" or not token:
+            return False
+        # A credential bound to hosts takes the FastAPI route, which checks the hosts.
+        principal = self.tokens().principal(token)
+        return principal is not None and principal.kind == AGENT and principal.hosts is None
 
     def _parse(self, path: str, body: bytes) -> tuple[Callable[..., Any], Any] | None:
         """(function, argument) to run in the threadpool; None to let FastAPI answer."""

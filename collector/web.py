@@ -9,38 +9,53 @@ The app provides ``app.state.store`` (a :class:`collector.store.TicketStore`),
 ``app.state.tokens`` (:class:`collector.auth.TokenBook`) and optionally
 ``app.state.clock`` (epoch seconds; ``time.time`` if unset).
 
-Authentication: an operator token, as a bearer header or the ``patrol_token`` cookie.
-``/login?token=...&next=/path`` (the link ``patrol up`` prints) sets that cookie
-(HttpOnly, SameSite=Lax so a ticket link from mail or a helpdesk works; Secure over
-https) and redirects; ``next`` must be a path
-on this site, so the login link cannot be used to bounce a browser elsewhere. Pages
-answer 401/403 with an HTML page explaining how to log in, not JSON. Every page sends
-a Content-Security-Policy that forbids scripts, so even a rendering bug that let agent
-text through as markup could not run code.
+Authentication: an operator token as a bearer header (curl, scripts), or a web
+session (:mod:`collector.sessions`): ``POST /login`` with an operator token (shared or
+named) starts one and sets the ``patrol_session`` cookie (signed, HttpOnly,
+SameSite=Lax so a ticket link from mail or a helpdesk works; Secure over https). The
+cookie is not a token and the JSON API ignores it. ``/login?code=...`` redeems the
+one-time code ``patrol up`` prints; ``next`` must be a path on this site, so the login
+link cannot bounce a browser elsewhere. ``POST /logout`` ends the session.
+
+Actions: the ticket page has forms to acknowledge, comment, resolve, close (the API's
+rules: resolving a still-failing check needs "force") and silence (a maintenance window
+for the host or the check, 1 to 168 hours). Every form carries the session's CSRF token
+and the request's ``Origin``, when sent, must be this site; each action is written on
+the timeline under the operator's name (the named credential's, or "operator" for the
+shared token). Pages answer 401/403 with an HTML page (the login form), not JSON. Every
+page sends a Content-Security-Policy that forbids scripts, so even a rendering bug that
+let agent text through as markup could not run code.
 """
 
 from __future__ import annotations
 
+import glob
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote
 
 import jinja2
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from collector import auth, webview
+from collector.sessions import COOKIE, SESSION_SECONDS, Session, Sessions
+from collector.tickets import TicketRefused, act
 from collector.model import Priority, TicketStatus
 from ticketing_bridge.markdown_tree import safe_url
 from ticketing_bridge.markup import to_html
 
 HERE = Path(__file__).resolve().parent
 REFRESH_SECONDS = 30
-LOGIN_HINT = "/login?token=YOUR-OPERATOR-TOKEN"
+LOGIN_HINT = "/login"
+MAX_FORM_BYTES = 64 * 1024
+ACTIONS = ("acknowledge", "comment", "resolve", "close", "silence")
+SILENCE_HOURS = (1, 168)
 PAGE_SIZE = 100
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; "
@@ -69,6 +84,9 @@ router = APIRouter(include_in_schema=False)
 
 
 def _page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    session: Session | None = getattr(request.state, "session", None)
+    context = {"operator": getattr(request.state, "operator", None),
+               "csrf": session.csrf if session else None, **context}
     response = templates.TemplateResponse(request, name, context, status_code=status)
     response.headers.update(SECURITY_HEADERS)
     return response
@@ -80,21 +98,83 @@ def _problem(request: Request, status: int, title: str, text: str,
                                            "hint": hint, "refresh_page": False}, status)
 
 
+def _sessions(request: Request) -> Sessions:
+    state = request.app.state
+    if getattr(state, "sessions", None) is None:
+        state.sessions = Sessions(state.store)
+    return state.sessions
+
+
+def _login_page(request: Request, status: int, title: str, text: str,
+                next_path: str = "/", code: str = "") -> Response:
+    return _page(request, "login.html", {"title": title, "text": text, "status": status,
+                                         "next": local_path(next_path), "code": code,
+                                         "refresh_page": False}, status)
+
+
 def _denied(request: Request) -> Response | None:
-    """None if the request carries an operator token, else the 401/403 page."""
-    try:
-        auth.require(request, auth.OPERATOR)
-    except HTTPException as exc:
-        if exc.status_code == 401:
-            return _problem(request, 401, "Log in to Patrol",
-                            "This page needs an operator token. Open the login link that "
-                            "patrol up prints, or this address with your operator token "
-                            "from the collector's configuration; it sets a cookie, so you "
-                            "log in once per browser session:", LOGIN_HINT)
-        return _problem(request, 403, "Not an operator token",
-                        "The token you presented is not an operator token, so it cannot "
-                        "open the web pages. Log in with an operator token:", LOGIN_HINT)
+    """None if the request carries an operator token or a live session (and notes who
+    is asking on ``request.state``), else the 401/403 page."""
+    token = auth.presented_token(request)
+    if token is not None:
+        principal = request.app.state.tokens.principal(token)
+        if principal is None:
+            return _login_page(request, 401, "Log in to Patrol",
+                               "That bearer token is not valid here. Log in with an "
+                               "operator token:", request.url.path)
+        if principal.kind != auth.OPERATOR:
+            return _problem(request, 403, "Not an operator token",
+                            "The token you presented is not an operator token, so it "
+                            "cannot open the web pages. Log in with an operator token:",
+                            LOGIN_HINT)
+        request.state.operator = principal.name
+        return None
+    session = _sessions(request).find(request.cookies.get(COOKIE), _now(request))
+    if session is None:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return _login_page(request, 401, "Log in to Patrol",
+                           "This page needs an operator. Paste an operator token (from "
+                           "the collector's configuration, patrol up's output or "
+                           "patrol operators issue) or open the one-time link patrol up "
+                           "prints:", path)
+    request.state.operator, request.state.session = session.operator, session
     return None
+
+
+def _foreign_origin(request: Request) -> bool:
+    """Whether a browser says this POST comes from a page of another site. "null" says
+    nothing (our own pages send it: their Referrer-Policy is no-referrer), so the CSRF
+    token remains the real check; this one stops a cross-site login form early."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return False
+    return origin != f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    """An urlencoded form's fields (first value each); None if it is not one or too big.
+    Parsed here: six fields do not need a multipart library."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        return None
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return None
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return {key: values[0] for key, values in fields.items()}
+
+
+def _start_session(request: Request, operator: str, next_path: str) -> Response:
+    cookie = _sessions(request).start(operator, _now(request))
+    response = RedirectResponse(local_path(next_path), status_code=303)
+    response.set_cookie(COOKIE, cookie, httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https", path="/",
+                        max_age=SESSION_SECONDS)
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 def _now(request: Request) -> float:
@@ -118,23 +198,57 @@ def stylesheet() -> Response:
 
 
 @router.get("/login")
-def login(request: Request, token: str = "",
-          next_path: str = Query("/", alias="next")) -> Response:
-    book: auth.TokenBook = request.app.state.tokens
-    kind = book.kind_of(token)
-    if kind is None:
+def login_form(request: Request, code: str = "", token: str = "",
+               next_path: str = Query("/", alias="next")) -> Response:
+    """The login form; with ``?code=`` (patrol up's one-time link) it logs in at once."""
+    if code:
+        operator = _sessions(request).redeem_login_code(code, _now(request))
+        if operator is not None:
+            return _start_session(request, operator, next_path)
+        return _login_page(request, 401, "That login link was used already",
+                           "A login link works once. Paste the operator token instead "
+                           "(patrol up prints it and keeps it in its state directory):",
+                           next_path)
+    text = ("Paste an operator token to log in; the pages keep you logged in with a "
+            "session cookie, never with the token.")
+    if token:
+        text = ("Tokens are no longer accepted in the address (it ends up in histories "
+                "and logs). Paste it here instead:")
+    return _login_page(request, 200, "Log in to Patrol", text, next_path)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await _form(request)
+    if form is None or _foreign_origin(request):
+        return _problem(request, 400, "Not a login form",
+                        "Log in with the form on this site's login page:", LOGIN_HINT)
+    next_path = form.get("next", "/")
+    token = form.get("token", "").strip()
+    principal = request.app.state.tokens.principal(token) if token else None
+    if principal is None:
         what = "That token is wrong" if token else "No token was given"
-        return _problem(request, 401, "Wrong or missing token",
-                        f"{what}, so you are not logged in. Use the operator token from "
-                        "the collector's configuration (patrol up prints a ready login "
-                        "link):", LOGIN_HINT)
-    if kind != auth.OPERATOR:
-        return _problem(request, 403, "Not an operator token",
-                        f"That is an {kind} token; only an operator token can log in to "
-                        "the web pages:", LOGIN_HINT)
-    response = RedirectResponse(local_path(next_path), status_code=303)
-    response.set_cookie(auth.COOKIE, token, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https", path="/")
+        return _login_page(request, 401, "Wrong or missing token",
+                           f"{what}, so you are not logged in. Use an operator token "
+                           "(patrol up prints one):", next_path)
+    if principal.kind != auth.OPERATOR:
+        return _login_page(request, 403, "Not an operator token",
+                           f"That is an {principal.kind} token; only an operator token "
+                           "can log in to the web pages:", next_path)
+    return _start_session(request, principal.name, next_path)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await _form(request) or {}
+    session = _sessions(request).find(request.cookies.get(COOKIE), _now(request))
+    if session is not None:
+        if _foreign_origin(request) or not Sessions.check_csrf(session, form.get("csrf")):
+            return _problem(request, 403, "Log out from this site",
+                            "This request did not come from Patrol's own page.")
+        _sessions(request).end(session, _now(request))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
     response.headers.update(SECURITY_HEADERS)
     return response
 
@@ -199,6 +313,11 @@ def tickets(request: Request, host: str = "", check: str = "", offset: str = "0"
 def ticket_detail(request: Request, number: str) -> Response:
     if denied := _denied(request):
         return denied
+    return _ticket_page(request, number)
+
+
+def _ticket_page(request: Request, number: str, error: str = "",
+                 status: int = 200) -> Response:
     store = request.app.state.store
     ticket = store.get_ticket(number)
     if ticket is None:
@@ -223,7 +342,83 @@ def ticket_detail(request: Request, number: str) -> Response:
         "runbook_link": ticket.runbook if ticket.runbook and safe_url(ticket.runbook)
         else None,
         "helpdesks": _helpdesks(store, ticket.id),
-        "timeline": store.timeline(ticket.id), "refresh_page": False})
+        "timeline": store.timeline(ticket.id), "refresh_page": False,
+        "actions": webview.actions_for(ticket), "action_error": error,
+        "silence_hours": SILENCE_HOURS}, status)
+
+
+@router.post("/tickets/{number}/action")
+async def ticket_action(request: Request, number: str) -> Response:
+    """One operator action from the ticket page's forms, then back to the page."""
+    if denied := _denied(request):
+        return denied
+    form = await _form(request)
+    session: Session | None = getattr(request.state, "session", None)
+    if form is None or _foreign_origin(request) or (
+            session is not None and not Sessions.check_csrf(session, form.get("csrf"))):
+        return _problem(request, 403, "Refused",
+                        "This form did not come from Patrol's own ticket page (or the "
+                        "page is older than your session); reload the ticket and retry.")
+    action = form.get("action", "")
+    if action not in ACTIONS:
+        return _ticket_page(request, number, f"Unknown action {action[:40]!r}.", 400)
+    operator: str = request.state.operator
+    text = form.get("text", "").strip()[:20000]
+    try:
+        if action == "silence":
+            _silence(request, number, operator, form)
+        else:
+            act(request.app.state.engine, number, action, operator, text,
+                force=form.get("force") == "yes")
+    except LookupError:
+        return _problem(request, 404, "No such ticket",
+                        f"There is no ticket {number}. The ticket list is at /tickets.")
+    except ValueError as exc:
+        return _ticket_page(request, number, str(exc), 400)
+    except TicketRefused as exc:
+        return _ticket_page(request, number, str(exc).replace(
+            "pass force=true", "tick \"although it still fails\""), 409)
+    response = RedirectResponse(f"/tickets/{quote(number)}#timeline", status_code=303)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _silence(request: Request, number: str, operator: str, form: dict[str, str]) -> None:
+    """A maintenance window from now for the ticket's host (or host and check), and a
+    timeline entry saying who silenced what for how long."""
+    from collector.maintenance import MaintenanceWindow
+    from collector.model import TimelineEntry
+
+    store = request.app.state.store
+    ticket = store.get_ticket(number)
+    if ticket is None:
+        raise LookupError(number)
+    raw = form.get("hours", "")
+    hours = int(raw) if raw.isdigit() else 0
+    if not SILENCE_HOURS[0] <= hours <= SILENCE_HOURS[1]:
+        raise ValueError(f"Silence for {SILENCE_HOURS[0]} to {SILENCE_HOURS[1]} hours.")
+    scope = form.get("scope", "host")
+    if scope not in ("host", "check"):
+        raise ValueError("Silence the host or the check.")
+    now = _now(request)
+    what = ticket.host if scope == "host" else f"{ticket.check} on {ticket.host}"
+    reason = form.get("text", "").strip()[:2000]
+    window = MaintenanceWindow.model_validate({
+        "name": f"silenced from {ticket.number} by {operator}", "reason": reason,
+        "start": datetime.fromtimestamp(now, UTC), "end": datetime.fromtimestamp(
+            now + hours * 3600, UTC),
+        "hosts": [glob.escape(ticket.host)],
+        "checks": [glob.escape(ticket.check)] if scope == "check" else []})
+    with store.transaction() as tx:
+        window_id = tx.add_maintenance({**window.model_dump(
+            mode="json", by_alias=True, exclude_none=True), "origin": "web"})
+        tx.add_timeline(ticket.id, TimelineEntry(
+            now, "silenced", f"silenced {what} for {hours}h (maintenance window "
+            f"{window_id}){': ' + reason if reason else ''}", operator,
+            {"window": window_id, "scope": scope, "hours": hours}))
+    engine = getattr(request.app.state, "engine", None)
+    if engine is not None:
+        engine.invalidate_windows()
 
 
 def _helpdesks(store: Any, ticket_id: int) -> list[dict[str, Any]]:

@@ -211,3 +211,13 @@ def diagnostics_sections(diagnostics: Mapping[str, Any]) -> list[tuple[str, str]
     """``(title, pretty JSON)`` per top-level diagnostics key, in the agent's order."""
     return [(key.replace("_", " ").capitalize(), pretty_json(value))
             for key, value in diagnostics.items()]
+
+
+def actions_for(ticket: Ticket) -> dict[str, bool]:
+    """Which action forms the ticket page offers; ``failing`` shows the "although it
+    still fails" box that resolving or closing a failing check needs (the API's rule)."""
+    is_open = ticket.status.is_open
+    closed = ticket.status is TicketStatus.CLOSED
+    return {"acknowledge": is_open and ticket.acknowledged_at is None,
+            "comment": True, "resolve": is_open, "close": not closed,
+            "silence": not closed, "failing": ticket.check_status != "OK"}

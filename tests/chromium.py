@@ -3,7 +3,7 @@ reader so a test can ask which colours a screenshot shows (no imaging library ne
 
 Each call starts a fresh browser with a throw-away profile, so no cookie, cache or
 history carries over between calls: a page that needs a login must be reached through
-``/login?token=...&next=/page``, exactly as a person's first click would. Only pages on
+a one-time ``/login?code=...&next=/page`` link, as a person's first click would. Only pages on
 127.0.0.1 are allowed, and background networking is off, so a test never talks to the
 internet. Every run has a timeout; a hung browser fails the test with its stderr.
 """

@@ -203,3 +203,43 @@ def test_long_pathological_text_is_redacted_in_linear_time(text: str) -> None:
     started = time.monotonic()
     redact_text(text)
     assert time.monotonic() - started < 1.5
+
+
+def test_query_parameters_of_the_default_list_and_configured_names_are_masked() -> None:
+    from agent.diagnostics.redact import Policy
+
+    policy = Policy.build(names=["X-Tenant-Seal", "pin"])
+    text = ("GET https://h/x?key=k1&sig=s2&signature=s3&page=2&pin=p4 "
+            "and https://h/y?X-Tenant-Seal=t5#top pin=p6 --pin p7")
+    assert policy.text(text) == ("GET https://h/x?key=***&sig=***&signature=***&page=2&pin=*** "
+                                 "and https://h/y?X-Tenant-Seal=***#top pin=*** --pin ***")
+    assert policy.data({"Pin": "1234", "sort_key": "name"}) == {"Pin": "***",
+                                                                 "sort_key": "name"}
+    # "key" alone is a credential in a query, not in prose or as a dict key.
+    assert policy.text("sort key=name") == "sort key=name"
+
+
+def test_log_records_pass_through_the_policy() -> None:
+    import io
+    import logging
+
+    from agent.diagnostics.redact import Policy, install_log_redaction
+
+    logger = logging.getLogger("patrol.test.redact")
+    written_to = io.StringIO()
+    handler = logging.StreamHandler(written_to)
+    logger.addHandler(handler)
+    try:
+        install_log_redaction(Policy.build(["literal-s3cret"]), logger)
+        install_log_redaction(Policy.build(["literal-s3cret"]), logger)  # replaces, not stacks
+        logger.warning("fetch %s failed for %s", "https://h/x?token=abc", "literal-s3cret")
+        try:
+            raise ValueError("dsn postgresql://u:pw-in-trace@h/db")
+        except ValueError:
+            logger.exception("boom")
+    finally:
+        logger.removeHandler(handler)
+    assert len(handler.filters) == 1
+    written = written_to.getvalue()
+    assert "?token=***" in written and "abc" not in written
+    assert "literal-s3cret" not in written and "pw-in-trace" not in written

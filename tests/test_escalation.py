@@ -161,7 +161,7 @@ def test_the_ticket_page_shows_the_escalation(paging: World) -> None:
     number = w.one(event()).ticket
     w.tick(31 * MINUTE)
     client = TestClient(create_app(w.engine, [], [OPERATOR_TOKEN]))
-    client.get("/login", params={"token": OPERATOR_TOKEN})
+    client.post("/login", data={"token": OPERATOR_TOKEN})
     page = client.get(f"/tickets/{number}").text
     assert "<dt>Escalation</dt>" in page and "level 2 of 4: respond-by passed" in page
     assert "SLA breached" in page

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlencode
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +18,7 @@ from tests.conftest import require_command
 from tests.report_seed import NOW, seeded_story
 from tests.served import served
 from tests.test_web_chromium import keep
-from tests.websetup import OPERATOR_TOKEN, make_app
+from tests.websetup import OPERATOR_TOKEN, login_link, make_app
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
@@ -79,15 +79,15 @@ def test_report_pages_need_a_login_and_say_what_is_wrong(client):
 
 
 @pytest.fixture
-def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Any]]:
     require_command("chromium", "chromium")
     for story in seeded_story("sqlite", request, tmp_path):
         with served(make_app(story.world.store, NOW)) as base:
-            yield base
+            yield base, story.world.store
 
 
-def _via_login(base: str, path: str) -> str:
-    return f"{base}/login?{urlencode({'token': OPERATOR_TOKEN, 'next': path})}"
+def _via_login(site: tuple[str, Any], path: str) -> str:
+    return login_link(*site, path, NOW)
 
 
 # The report's status and priority colours, as its inline CSS and its charts draw them.

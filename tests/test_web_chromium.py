@@ -1,7 +1,8 @@
 """The web pages in real headless Chromium, served by uvicorn from a seeded SQLite store.
 
 Chromium cannot send a bearer header, so every page is reached the way a person's
-first click reaches it: ``/login?token=...&next=/page`` sets the cookie and redirects.
+first click reaches it: a one-time ``/login?code=...&next=/page`` link (what ``patrol
+up`` prints) starts a session and redirects.
 Set ``PATROL_SCREENSHOT_DIR`` to also keep the screenshots for a human to look at.
 """
 
@@ -14,14 +15,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 import uvicorn
 
 from tests import chromium
 from tests.conftest import free_port, require_command
-from tests.websetup import OPERATOR_TOKEN, Seeded, make_app, seed
+from tests.websetup import Seeded, login_link, make_app, seed
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ class Site:
         self.data = data
 
     def via_login(self, path: str) -> str:
-        return f"{self.base}/login?{urlencode({'token': OPERATOR_TOKEN, 'next': path})}"
+        return login_link(self.base, self.data.store, path)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 def test_without_login_chromium_gets_the_login_explanation(site):
     dom = chromium.dump_dom(f"{site.base}/")
     assert "<h1>Log in to Patrol</h1>" in dom
-    assert "/login?token=YOUR-OPERATOR-TOKEN" in dom
+    assert '<form class="login" method="post" action="/login">' in dom
     assert "db-01" not in dom
 
 

@@ -42,8 +42,8 @@ def anonymous(seeded: Seeded) -> TestClient:
 
 @pytest.fixture
 def client(anonymous: TestClient) -> TestClient:
-    """Logged in the way a browser is: through /login, keeping the cookie."""
-    response = anonymous.get("/login", params={"token": OPERATOR_TOKEN})
+    """Logged in the way a browser is: the /login form, keeping the session cookie."""
+    response = anonymous.post("/login", data={"token": OPERATOR_TOKEN})
     assert response.status_code == 200 and response.url.path == "/"
     return anonymous
 
@@ -335,12 +335,13 @@ def test_stylesheet_is_served_without_login(anonymous):
 
 
 @pytest.mark.parametrize("path", ["/", "/tickets", "/tickets/TS20231114001"])
-def test_pages_without_a_token_are_a_401_page_explaining_login(anonymous, path):
+def test_pages_without_a_login_are_a_401_login_form(anonymous, path):
     response = anonymous.get(path)
     assert response.status_code == 401
     assert response.headers["content-type"].startswith("text/html")
     assert "<h1>Log in to Patrol</h1>" in response.text
-    assert '<code class="hint">/login?token=YOUR-OPERATOR-TOKEN</code>' in response.text
+    assert '<form class="login" method="post" action="/login">' in response.text
+    assert f'<input type="hidden" name="next" value="{path}">' in response.text
     assert "patrol up" in response.text
 
 
@@ -355,21 +356,30 @@ def test_bearer_operator_token_works_without_cookie(anonymous):
     assert response.status_code == 200 and "db-01" in response.text
 
 
-def test_login_sets_a_strict_httponly_cookie_and_redirects(anonymous):
-    response = anonymous.get("/login", params={"token": OPERATOR_TOKEN, "next": "/tickets"},
-                             follow_redirects=False)
+def test_login_form_sets_a_session_cookie_that_is_not_the_token(anonymous):
+    response = anonymous.post("/login", data={"token": OPERATOR_TOKEN, "next": "/tickets"},
+                              follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/tickets"
     cookie = response.headers["set-cookie"]
-    assert cookie.startswith(f"patrol_token={OPERATOR_TOKEN};")
+    assert cookie.startswith("patrol_session=") and OPERATOR_TOKEN not in cookie
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
     assert "Secure" not in cookie  # plain http: a Secure cookie would never come back
     assert anonymous.get("/tickets").status_code == 200  # the cookie alone logs in
 
 
+def test_a_token_in_the_address_no_longer_logs_in(anonymous):
+    response = anonymous.get("/login", params={"token": OPERATOR_TOKEN},
+                             follow_redirects=False)
+    assert response.status_code == 200
+    assert "set-cookie" not in response.headers
+    assert "no longer accepted in the address" in response.text
+    assert OPERATOR_TOKEN not in response.text
+
+
 def test_login_over_https_marks_the_cookie_secure(seeded):
     client = TestClient(make_app(seeded.store), base_url="https://testserver")
-    response = client.get("/login", params={"token": OPERATOR_TOKEN}, follow_redirects=False)
+    response = client.post("/login", data={"token": OPERATOR_TOKEN}, follow_redirects=False)
     assert "Secure" in response.headers["set-cookie"]
 
 
@@ -379,10 +389,28 @@ def test_login_over_https_marks_the_cookie_secure(seeded):
     (AGENT_TOKEN, 403, "That is an agent token; only an operator token can log in"),
 ], ids=["wrong", "missing", "agent"])
 def test_login_with_a_bad_token_sets_no_cookie(anonymous, token, status, text):
-    response = anonymous.get("/login", params={"token": token}, follow_redirects=False)
+    response = anonymous.post("/login", data={"token": token}, follow_redirects=False)
     assert response.status_code == status
     assert text in response.text
     assert "set-cookie" not in response.headers
+    assert anonymous.get("/").status_code == 401
+
+
+def test_a_forged_or_ended_session_cookie_is_refused(anonymous):
+    anonymous.post("/login", data={"token": OPERATOR_TOKEN})
+    real = anonymous.cookies["patrol_session"]
+    session_id, _, signature = real.rpartition(".")
+    anonymous.cookies.clear()
+    anonymous.cookies["patrol_session"] = f"{session_id}x.{signature}"
+    assert anonymous.get("/").status_code == 401
+    anonymous.cookies["patrol_session"] = real
+    page = anonymous.get("/")
+    assert page.status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    assert anonymous.post("/logout", data={"csrf": "wrong"}).status_code == 403
+    out = anonymous.post("/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    anonymous.cookies["patrol_session"] = real  # a copy kept after logout is dead
     assert anonymous.get("/").status_code == 401
 
 
@@ -396,8 +424,8 @@ def test_login_with_a_bad_token_sets_no_cookie(anonymous, token, status, text):
     ("", "/"),
 ], ids=["ticket", "query", "scheme-relative", "backslash", "absolute", "javascript", "empty"])
 def test_login_next_only_goes_to_local_paths(anonymous, target, expected):
-    response = anonymous.get("/login", params={"token": OPERATOR_TOKEN, "next": target},
-                             follow_redirects=False)
+    response = anonymous.post("/login", data={"token": OPERATOR_TOKEN, "next": target},
+                              follow_redirects=False)
     assert response.headers["location"] == expected
 
 
@@ -425,3 +453,16 @@ def test_ticket_detail_shows_where_it_lives_in_helpdesks_and_refusals(client, se
     html = client.get(f"/tickets/{p3.number}").text
     assert ('<dt>In jira</dt><dd class="helpdesk">not created yet · <span class="overdue">'
             'refused: jira: POST /issue answered 401: check the credentials</span></dd>') in html
+
+
+def test_a_one_time_login_link_works_once(seeded, anonymous):
+    from tests.websetup import login_link
+
+    link = login_link("", seeded.store, "/tickets")
+    first = anonymous.get(link, follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/tickets"
+    assert first.headers["set-cookie"].startswith("patrol_session=")
+    other = TestClient(make_app(seeded.store))
+    again = other.get(link, follow_redirects=False)
+    assert again.status_code == 401 and "set-cookie" not in again.headers
+    assert "That login link was used already" in again.text

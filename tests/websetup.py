@@ -125,6 +125,17 @@ def seed(path: Path | str) -> Seeded:
     return Seeded(store, p1, p3, group, child, previous, xss)
 
 
+def login_link(base: str, store: TicketStore, path: str, now: float = NOW) -> str:
+    """A one-time login link (as ``patrol up`` prints) that lands on ``path``: the way a
+    fresh browser reaches a page that needs a login."""
+    from urllib.parse import urlencode
+
+    from collector.sessions import Sessions
+
+    code = Sessions(store).issue_login_code("operator", now)
+    return f"{base}/login?{urlencode({'code': code, 'next': path})}"
+
+
 def make_app(store: TicketStore, now: float = NOW) -> FastAPI:
     """The web router alone, as the collector app mounts it."""
     app = FastAPI()

@@ -98,6 +98,7 @@ def capture(
     time_budget: float = 2.0,
     size_budget: int = 64 * 1024,
     secrets: Iterable[Any] = (),
+    names: Iterable[str] = (),
     collectors: Mapping[str, Collector] | None = None,
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
@@ -120,7 +121,7 @@ def capture(
         ok, value, seconds = outcomes[name]
         doc["duration_seconds"][name] = round(seconds, 3)
         if ok:
-            doc[name], _ = fit(redact(value, secrets), size_budget)
+            doc[name], _ = fit(redact(value, secrets, names), size_budget)
         else:
             doc[name] = {"error": value}
-    return redact(doc, secrets)
+    return redact(doc, secrets, names)

@@ -34,6 +34,15 @@ literals (replacing every "a" would destroy the text), they still fall to the
 rules above. Redaction is idempotent, and linear in the text (names are capped at
 128 characters, URL schemes at 32) so a 200 KB log line cannot stall a capture.
 
+URL query parameters are judged by their own list as well, because in a query
+``?key=``, ``?sig=`` or ``?signature=`` is a credential even though ``key`` in free text
+is not: :data:`QUERY_NAMES` plus the names configured in ``agent.secret_names``
+(which also count as secret names everywhere else).
+
+:class:`Policy` bundles the rules with the literal secrets and configured names so
+that every boundary (the check runner, diagnostics capture, ``patrol check``, the
+agent's log handler) applies the same policy, built once per config.
+
 Not recognised (pass the value as a literal secret instead): mysql's glued
 ``-pSECRET``, a token used as a bare URL user name (``https://TOKEN@host``), and a
 password given as a positional argument.
@@ -41,12 +50,18 @@ password given as a positional argument.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 MASK = "***"
+# Query parameter names that carry credentials in URLs (presigned URLs, webhook keys).
+QUERY_NAMES = frozenset({"token", "key", "password", "passwd", "secret", "signature", "sig",
+                         "auth", "api_key", "apikey", "access_token", "x-amz-signature",
+                         "x-goog-signature", "x-amz-security-token", "client_secret"})
 
 _GLUED = ("password", "passwd", "passphrase", "secret", "credential", "apikey",
           "privatekey", "accesskey", "authorization")
@@ -74,14 +89,20 @@ _OPTION = re.compile(
     r"""(?P<value>"[^"]*"|'[^']*'|[^\s"'-]\S*)"""
 )
 _BEARER = re.compile(r"\bBearer[ \t]+[A-Za-z0-9._~+/=-]+")
+# ?name=value or &name=value inside a URL (also HTML-escaped &amp;).
+_QUERY = re.compile(r"(?P<head>(?:[?&]|&amp;)(?P<name>[A-Za-z0-9_.~%-]{1,128})=)"
+                    r"(?P<value>[^&#\s'\"<>]*)")
 
 
 def _words(name: str) -> list[str]:
     return [w.lower() for w in _WORD_SPLIT.split(_HUMP.sub(" ", name)) if w]
 
 
-def is_secret_name(name: str) -> bool:
-    """Whether a key, variable or option name names a secret (rules in the module doc)."""
+def is_secret_name(name: str, extra: frozenset[str] = frozenset()) -> bool:
+    """Whether a key, variable or option name names a secret (rules in the module doc);
+    ``extra`` holds configured names (lower case) that count as secret as well."""
+    if extra and name.lower() in extra:
+        return True
     words = _words(name)
     if not words:
         return False
@@ -106,7 +127,7 @@ def _mask_value(value: str) -> str:
     return MASK
 
 
-def _pairs(text: str) -> str:
+def _pairs(text: str, extra: frozenset[str]) -> str:
     """Mask secret ``key=value`` pairs. The value is matched only after the key is
     known to be secret (scanning every value would be quadratic on long lines), and
     a non-secret pair's value is scanned again, so ``url=https://h/?token=x`` still
@@ -115,8 +136,9 @@ def _pairs(text: str) -> str:
     pos = 0
     while match := _KEY_SEP.search(text, pos):
         key = match["key"]
-        value = _VALUE.match(text, match.end()) if is_secret_name(key) else None
-        if value is None or _is_working_dir(key, value["value"]):
+        value = _VALUE.match(text, match.end()) if is_secret_name(key, extra) else None
+        if (value is None or _is_working_dir(key, value["value"])
+                or value["value"].startswith(MASK)):  # masked by the query rule already
             out.append(text[pos:match.end()])
             pos = match.end()
             continue
@@ -127,11 +149,18 @@ def _pairs(text: str) -> str:
     return "".join(out)
 
 
-def _option(match: re.Match[str]) -> str:
+def _option(match: re.Match[str], extra: frozenset[str]) -> str:
     name = match["name"]
-    if name.lower().startswith("no-") or not is_secret_name(name):
+    if name.lower().startswith("no-") or not is_secret_name(name, extra):
         return match[0]
     return f"{match['opt']}{match['sp']}{_mask_value(match['value'])}"
+
+
+def _query(match: re.Match[str], extra: frozenset[str]) -> str:
+    name = match["name"]
+    if not match["value"] or not (name.lower() in QUERY_NAMES or is_secret_name(name, extra)):
+        return match[0]
+    return f"{match['head']}{MASK}"
 
 
 def _literals(secrets: Iterable[Any]) -> list[str]:
@@ -146,17 +175,22 @@ def _literals(secrets: Iterable[Any]) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
-def redact_text(text: str, secrets: Iterable[Any] = ()) -> str:
+def redact_text(text: str, secrets: Iterable[Any] = (), names: Iterable[str] = ()) -> str:
     """``text`` with every secret the rules (or the literal ``secrets``) find masked."""
-    return _redact_text(text, _literals(secrets))
+    return _redact_text(text, _literals(secrets), _names(names))
 
 
-def _redact_text(text: str, literals: list[str]) -> str:
+def _names(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(n.strip().lower() for n in names if n.strip())
+
+
+def _redact_text(text: str, literals: list[str], extra: frozenset[str] = frozenset()) -> str:
     for literal in literals:
         text = text.replace(literal, MASK)
     text = _URL_USERINFO.sub(lambda m: f"{m['head']}{MASK}@", text)
-    text = _pairs(text)
-    text = _OPTION.sub(_option, text)
+    text = _QUERY.sub(lambda m: _query(m, extra), text)
+    text = _pairs(text, extra)
+    text = _OPTION.sub(lambda m: _option(m, extra), text)
     return _BEARER.sub(f"Bearer {MASK}", text)
 
 
@@ -171,32 +205,90 @@ def _blank(value: Any) -> Any:
     return MASK
 
 
-def redact(obj: Any, secrets: Iterable[Any] = ()) -> Any:
+def redact(obj: Any, secrets: Iterable[Any] = (), names: Iterable[str] = ()) -> Any:
     """A JSON-safe copy of ``obj`` with secrets masked.
 
     Dicts, lists and tuples are walked (tuples become lists, keys become strings);
     ints, floats, bools and None pass through; any other object is turned into its
     ``str()`` and redacted as text, so the result always serialises.
     """
-    return _walk(obj, _literals(secrets))
+    return _walk(obj, _literals(secrets), _names(names))
 
 
-def _walk(obj: Any, literals: list[str]) -> Any:
+def _walk(obj: Any, literals: list[str], extra: frozenset[str] = frozenset()) -> Any:
     if obj is None or isinstance(obj, (bool, int, float)):
         return obj
     if isinstance(obj, str):
-        return _redact_text(obj, literals)
+        return _redact_text(obj, literals, extra)
     if isinstance(obj, dict):
         out: dict[str, Any] = {}
         for key, value in obj.items():
-            name = _redact_text(str(key), literals)
-            if is_secret_name(str(key)) and not (
+            name = _redact_text(str(key), literals, extra)
+            if is_secret_name(str(key), extra) and not (
                 isinstance(value, str) and _is_working_dir(str(key), value)
             ):
                 out[name] = _blank(value)
             else:
-                out[name] = _walk(value, literals)
+                out[name] = _walk(value, literals, extra)
         return out
     if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_walk(v, literals) for v in obj]
-    return _redact_text(str(obj), literals)
+        return [_walk(v, literals, extra) for v in obj]
+    return _redact_text(str(obj), literals, extra)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One redaction policy: the rules above, the config's literal secrets and its
+    configured secret names. Built once per loaded config and handed to every place
+    where data leaves a check, so no sink can apply a weaker version of it."""
+
+    literals: tuple[str, ...] = ()
+    names: frozenset[str] = frozenset()
+
+    @classmethod
+    def build(cls, secrets: Iterable[Any] = (), names: Iterable[str] = ()) -> Policy:
+        return cls(tuple(_literals(secrets)), _names(names))
+
+    def merged(self, secrets: Iterable[Any]) -> Policy:
+        """This policy plus more literal secrets (a check's own Secret fields)."""
+        return Policy(tuple(sorted(set(self.literals) | set(_literals(secrets)),
+                                   key=len, reverse=True)), self.names)
+
+    def text(self, text: str) -> str:
+        return _redact_text(text, list(self.literals), self.names)
+
+    def data(self, obj: Any) -> Any:
+        return _walk(obj, list(self.literals), self.names)
+
+
+class RedactingFilter(logging.Filter):
+    """A log filter that renders each record's message and masks it with a policy,
+    so a check (or a library it calls) that logs a URL cannot leak a token to the log."""
+
+    def __init__(self, policy: Policy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: leave it for logging to report
+            return True
+        cleaned = self.policy.text(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.policy.text(record.exc_text)
+        record.msg, record.args = cleaned, None
+        return True
+
+
+
+def install_log_redaction(policy: Policy, logger: logging.Logger | None = None) -> None:
+    """Mask every record that reaches ``logger``'s handlers (the root's by default)
+    with ``policy``, replacing the filter a previous config installed."""
+    target = logger or logging.getLogger()
+    for handler in target.handlers:
+        for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+            handler.removeFilter(old)
+        handler.addFilter(RedactingFilter(policy))
