@@ -105,7 +105,8 @@ def test_a_malformed_metrics_address_is_refused_with_its_field_named(
 def test_hosts_page_flags_agents_on_another_version(client: TestClient) -> None:
     _beat(client, "db-01", address="db-01:9731")
     _beat(client, "web-<b>01</b>", version="0.0.9")
-    client.cookies.set("patrol_token", OPERATOR_TOKEN)
+    # Logged in the way a browser is: the /login form, keeping the session cookie.
+    assert client.post("/login", data={"token": OPERATOR_TOKEN}).status_code in (200, 303)
     page = client.get("/hosts")
     assert page.status_code == 200
     html = page.text
