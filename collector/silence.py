@@ -16,17 +16,29 @@ from collector.priority import approx
 from collector.wire import Event
 
 
-def unreachable_events(engine: Any, now: float, heard_from: float) -> list[Event]:
+# The longest an agent waits between delivery attempts to a collector it found down
+# (agent/pusher.py's backoff cap).
+AGENT_RECONNECT_SECONDS = 60.0
+
+
+def counted_from(moment: float, started: float) -> float:
+    """When silence since ``moment`` (a last heartbeat or result) starts to count, for
+    a collector that started at ``started``: what it heard before its own start counts
+    from the start plus the agents' reconnect backoff. While it was down it heard
+    nothing, which is no host's fault, and agents that found it down may take up to
+    their backoff cap to come back (a collector restart is not an event)."""
+    return moment if moment >= started else started + AGENT_RECONNECT_SECONDS
+
+
+def unreachable_events(engine: Any, now: float, started: float) -> list[Event]:
     """A CRITICAL ``heartbeat`` event per host that went silent (marked unreachable
     here, so it is reported once; its next heartbeat marks it back).
 
-    Silence is counted from no earlier than ``heard_from`` (when this collector
-    started): while the collector itself was down it heard nothing, and that is no
-    host's fault (a collector restart is not an event)."""
+    ``started``: when this collector started (see :func:`counted_from`)."""
     factor = engine.policy.liveness.heartbeat_factor
     hosts = {h["host"]: h for h in engine.store.hosts() if h.get("reachable", True)}
     lost = heartbeat_lost([{**h, "interval_seconds": h["interval"],
-                           "last_heartbeat": max(h["last_heartbeat"], heard_from)}
+                           "last_heartbeat": counted_from(h["last_heartbeat"], started)}
                           for h in hosts.values()], now, factor)
     events = []
     for name in lost:
@@ -43,10 +55,10 @@ def unreachable_events(engine: Any, now: float, heard_from: float) -> list[Event
 
 
 def stale_events(engine: Any, now: float, snapshot: list[Ticket],
-                 heard_from: float) -> list[Event]:
+                 started: float) -> list[Event]:
     """A WARNING ``stale:<check>`` event per check gone silent on a reachable host, and
     an OK one for each open stale ticket whose check reports again. Results due while
-    this collector was down (before ``heard_from``) are judged from its start."""
+    this collector was down are judged as :func:`counted_from` says."""
     liveness = engine.policy.liveness
     hosts = {h["host"]: h for h in engine.store.hosts() if h.get("reachable", True)}
     # Results arrive with heartbeats: a check is silent only when it has missed its
@@ -59,8 +71,9 @@ def stale_events(engine: Any, now: float, snapshot: list[Ticket],
         beat = host.get("interval") or 0
         interval = max(state.get("interval") or 0, beat) if state.get("interval") else None
         states.append({**state, "interval_seconds": interval, "heartbeat": beat})
-    judged = [{**state, **{key: max(state[key], heard_from) for key in ("last_run", "next_due")
-                           if state.get(key) is not None}} for state in states]
+    judged = [{**state, **{key: counted_from(state[key], started)
+                           for key in ("last_run", "next_due") if state.get(key) is not None}}
+              for state in states]
     stale = set(stale_checks(judged, now, liveness.stale_factor, liveness.stale_grace,
                              liveness.stale_timeout_factor))
     open_stale = {t.dedup_key for t in snapshot

@@ -65,6 +65,7 @@ class Watchdog:
         self.passes = 0
         # Silence is counted from no earlier than this: while the collector itself was
         # down it heard nothing, and that is no host's fault (a restart is not an event).
+        # (collector.silence.counted_from).
         self.started = engine.clock()
 
     @property
