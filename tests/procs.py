@@ -283,3 +283,19 @@ def event_payload(host: str, check: str, sequence: int, *, status: str = "CRITIC
         "observed_at": datetime.fromtimestamp(observed_at or time.time(), UTC).isoformat(),
         "agent": {"id": agent_id, "version": "1.0"}, "sequence": sequence,
     }
+
+
+def start_patrol_up(agent_config: Path, collector_config: Path, log_path: Path
+                    ) -> tuple[PatrolProcess, str]:
+    """``patrol up`` with these two configs, started; returns it and the operator token
+    its banner prints (generated on first start)."""
+    import re
+
+    up = PatrolProcess("up", agent_config, log_path)
+    up.argv += ["--collector-config", str(collector_config)]
+    up.start()
+    banner = up.wait_until(lambda: "operator token" in up.output() and up.output(),
+                           30, "the banner")
+    match = re.search(r"operator token\s+(\S+)", banner)
+    assert match, banner
+    return up, match.group(1)
