@@ -10,6 +10,11 @@ at the helpdesk.
   through every SLA level, a won't-fix close the agent keeps reporting, and a
   collector restart during open incidents. At the helpdesk: one ticket per incident,
   nothing else, every escalation level once, one resolve per ticket, no reopen.
+- Real processes where restarts matter: an agent and a collector (SQLite and
+  PostgreSQL) delivering to the helpdesk double; the agent is restarted and crashed and
+  the collector restarted while a ticket is open and escalating (SLA periods scaled to
+  seconds) and after a won't-fix close: at the helpdesk, one open, each escalation
+  level once, no false recovery or reopen, and one resolve once the check is fixed.
 - ``patrol up`` with the shipped configs on this host, for one simulated hour (every
   period scaled by :data:`UP_FACTOR`, tests/time_scale.py): no ticket, except a cpu or
   load ticket for load the test itself measured (a shared CI machine is not idle).
@@ -22,6 +27,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,13 +39,23 @@ import requests
 import yaml
 
 from checks.units import parse_duration
+from collector.dispatch import fingerprint
 from collector.model import TicketStatus
+from collector.store import open_store
 from collector.wire import CheckSnapshot
 from tests.collector_fixtures import HOUR, MINUTE, T0, at, event, event_json, heartbeat, store_for
 from tests.helpdesk_double_process import HelpdeskDouble
 from tests.host_load import HostLoad
 from tests.test_maintenance_end import alert  # an Alertmanager webhook body
-from tests.procs import ROOT, free_port, start_patrol_up
+from tests.procs import (
+    ROOT,
+    AgentProcess,
+    CollectorProcess,
+    free_port,
+    operator_headers,
+    start_patrol_up,
+)
+from tests.test_restarts import HOST, restart, settled
 from tests.week_world import WeekWorld
 from tests.time_scale import scale_agent, scale_policy
 
@@ -338,3 +354,96 @@ def test_a_replayed_week_reaches_the_helpdesk_as_one_ticket_per_incident(
 def open_ticket(w: WeekWorld, host: str) -> Any:
     [ticket] = [t for t in w.store.list_tickets(host=host) if t.status.is_open]
     return ticket
+
+
+# -- restarts, through real processes -----------------------------------------------------
+
+RESTART_POLICY = """\
+policy:
+  sla:
+    respond: {P1: 8s, P2: 8s, P3: 8s, P4: 8s}
+  lifecycle:
+    verify_for: 3s
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def restart_world(request: pytest.FixtureRequest, tmp_path: Path
+                  ) -> Iterator[tuple[CollectorProcess, AgentProcess, Any, HelpdeskDouble, Path]]:
+    """A collector delivering to the helpdesk double, and an agent with two failing
+    file checks: ``marker`` (fixed later by creating the file) and ``retired``."""
+    url = f"sqlite:///{tmp_path}/collector/collector.db" if request.param == "sqlite" \
+        else request.getfixturevalue("pg_schema_url")
+    double = HelpdeskDouble(tmp_path / "helpdesk").start()
+    collector = CollectorProcess(
+        tmp_path / "collector", store=url, settings=("watchdog_interval: 0.5s",),
+        extra_yaml=RESTART_POLICY + "ticketing:\n  helpdesks:\n"
+        + double.webhook_yaml("desk", "r1") + "  routes:\n    - helpdesk: desk\n")
+    marker = tmp_path / "marker"
+    agent = AgentProcess(tmp_path / "agent", collector.url, f"""\
+  - name: marker
+    type: file
+    path: {marker}
+    for: 2s
+  - name: retired
+    type: file
+    path: {tmp_path}/retired-marker
+    for: 2s
+""", hostname=HOST, heartbeat="1s")
+    collector.start()
+    store = open_store(url)
+    try:
+        yield collector, agent.start(), store, double, marker
+    finally:
+        agent.stop()
+        collector.stop()
+        double.stop()
+        store.close()
+
+
+def test_restarts_during_open_incidents_are_no_news_at_the_helpdesk(
+        restart_world: tuple[CollectorProcess, AgentProcess, Any, HelpdeskDouble, Path]
+) -> None:
+    collector, agent, store, double, marker = restart_world
+    settled(agent, store, time.time() - 4)
+    by_check = {t.check: t for t in store.list_tickets(host=HOST)}
+    assert set(by_check) == {"marker", "retired"}
+    closed = requests.post(f"{collector.url}/api/v1/tickets/{by_check['retired'].number}/close",
+                           json={"force": True, "author": "ops",
+                                 "text": "won't fix: retired with the old release"},
+                           headers=operator_headers(), timeout=10)
+    assert closed.status_code == 200, closed.text
+
+    restart(agent, store)
+    restart(agent, store, crash=True)
+    assert collector.stop() == 0  # down longer than 3 heartbeats
+    since = time.time()
+    time.sleep(4)
+    collector.start()
+    settled(agent, store, since)
+    restart(agent, store)
+
+    marker.write_text("back\n")  # fixed: verified after 3 s, then resolved once
+    number = by_check["marker"].number
+    collector.wait_until(lambda: store.get_ticket(number).status is TicketStatus.RESOLVED,
+                         40, "the fixed check's verified recovery")
+    tickets = {fingerprint(t): t for t in store.list_tickets()}
+    collector.wait_until(lambda: double.accepted().get(fingerprint(store.get_ticket(number)),
+                                                       {}).get("resolve"),
+                         20, "the resolve at the helpdesk")
+
+    assert sorted(t.check for t in tickets.values()) == ["marker", "retired"]  # nothing else
+    sent: dict[str, Counter[str]] = {}
+    for entry in double.entries():
+        sent.setdefault(tickets[entry["fingerprint"]].check, Counter())[entry["action"]] += 1
+    assert sent["marker"]["open"] == sent["marker"]["resolve"] == 1, sent
+    assert sent["retired"]["open"] == sent["retired"]["resolve"] == 1, sent  # the close
+    assert sent["marker"]["reopen"] == sent["retired"]["reopen"] == 0, sent
+    escalations = [e["text"] for e in double.entries() if e["action"] == "comment"
+                   and tickets[e["fingerprint"]].check == "marker"
+                   and e["text"].startswith("Patrol escalation")]
+    assert len(escalations) == len(set(escalations)) == 2, escalations  # near, then passed
+    assert "is near" in escalations[0] and "passed" in escalations[1]
+    assert store.get_ticket(by_check["retired"].number).status is TicketStatus.CLOSED
+    kinds = [e.kind for e in store.timeline(by_check["marker"].id)]
+    assert not {"reopened", "flapping", "verification_failed"} & set(kinds), kinds
