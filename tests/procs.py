@@ -183,6 +183,14 @@ class CollectorProcess(PatrolProcess):
         return self.session.post(self.url + "/api/v1/events", json={"events": events},
                                  headers=agent_headers(), timeout=timeout)
 
+    def close_wont_fix(self, number: str, text: str) -> None:
+        """Close ``number`` with force, as an operator deciding won't-fix while the
+        check still fails."""
+        closed = self.session.post(f"{self.url}/api/v1/tickets/{number}/close",
+                                   json={"force": True, "author": "ops", "text": text},
+                                   headers=operator_headers(), timeout=10)
+        assert closed.status_code == 200, closed.text
+
     def tickets(self, **params: Any) -> list[dict[str, Any]]:
         """Every ticket the operator API lists (all statuses), paging through."""
         out: list[dict[str, Any]] = []

@@ -52,7 +52,6 @@ from tests.procs import (
     AgentProcess,
     CollectorProcess,
     free_port,
-    operator_headers,
     start_patrol_up,
 )
 from tests.test_restarts import HOST, restart, settled
@@ -408,11 +407,8 @@ def test_restarts_during_open_incidents_are_no_news_at_the_helpdesk(
     settled(agent, store, time.time() - 4)
     by_check = {t.check: t for t in store.list_tickets(host=HOST)}
     assert set(by_check) == {"marker", "retired"}
-    closed = requests.post(f"{collector.url}/api/v1/tickets/{by_check['retired'].number}/close",
-                           json={"force": True, "author": "ops",
-                                 "text": "won't fix: retired with the old release"},
-                           headers=operator_headers(), timeout=10)
-    assert closed.status_code == 200, closed.text
+    collector.close_wont_fix(by_check["retired"].number,
+                             "won't fix: retired with the old release")
 
     restart(agent, store)
     restart(agent, store, crash=True)
