@@ -54,6 +54,8 @@ class WeekWorld(World):
         self._wire()
 
     def _wire(self) -> None:
+        """The engine's watchdog, a dispatcher delivering to the double through the real
+        webhook adapter, and the HTTP API over this engine."""
         double = self.double
         store = self.store
         self.engine.watchdog = self.watchdog
