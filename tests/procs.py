@@ -183,6 +183,14 @@ class CollectorProcess(PatrolProcess):
         return self.session.post(self.url + "/api/v1/events", json={"events": events},
                                  headers=agent_headers(), timeout=timeout)
 
+    def close_wont_fix(self, number: str, text: str) -> None:
+        """Close ``number`` with force, as an operator deciding won't-fix while the
+        check still fails."""
+        closed = self.session.post(f"{self.url}/api/v1/tickets/{number}/close",
+                                   json={"force": True, "author": "ops", "text": text},
+                                   headers=operator_headers(), timeout=10)
+        assert closed.status_code == 200, closed.text
+
     def tickets(self, **params: Any) -> list[dict[str, Any]]:
         """Every ticket the operator API lists (all statuses), paging through."""
         out: list[dict[str, Any]] = []
@@ -283,3 +291,19 @@ def event_payload(host: str, check: str, sequence: int, *, status: str = "CRITIC
         "observed_at": datetime.fromtimestamp(observed_at or time.time(), UTC).isoformat(),
         "agent": {"id": agent_id, "version": "1.0"}, "sequence": sequence,
     }
+
+
+def start_patrol_up(agent_config: Path, collector_config: Path, log_path: Path
+                    ) -> tuple[PatrolProcess, str]:
+    """``patrol up`` with these two configs, started; returns it and the operator token
+    its banner prints (generated on first start)."""
+    import re
+
+    up = PatrolProcess("up", agent_config, log_path)
+    up.argv += ["--collector-config", str(collector_config)]
+    up.start()
+    banner = up.wait_until(lambda: "operator token" in up.output() and up.output(),
+                           30, "the banner")
+    match = re.search(r"operator token\s+(\S+)", banner)
+    assert match, banner
+    return up, match.group(1)

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from collector.store import open_store
-from tests.procs import AgentProcess, CollectorProcess, operator_headers, read_outbox
+from tests.procs import AgentProcess, CollectorProcess, read_outbox
 
 pytestmark = pytest.mark.slow
 HOST = "restart-01"
@@ -91,11 +90,7 @@ def test_agent_and_collector_restarts_leave_the_ticket_history_true(
     assert kinds == ["opened"], kinds
     assert after.status.is_open and not after.flapping and after.recovered_at is None
 
-    closed = requests.post(f"{collector.url}/api/v1/tickets/{ticket.number}/close",
-                           json={"force": True, "author": "ops",
-                                 "text": "won't fix: the marker file is retired"},
-                           headers=operator_headers(), timeout=10)
-    assert closed.status_code == 200, closed.text
+    collector.close_wont_fix(ticket.number, "won't fix: the marker file is retired")
 
     restart(agent, store)
     assert collector.stop() == 0  # the collector is down longer than 3 heartbeats

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import free_port
-from tests.procs import PatrolProcess
+from tests.procs import start_patrol_up
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,13 +53,8 @@ collector:
   store: sqlite:///{tmp_path}/state/collector.db
   watchdog_interval: 0.5s
 """)
-    proc = PatrolProcess("up", agent, tmp_path / "up.log")
-    proc.argv += ["--collector-config", str(collector)]
-    proc.start()
+    proc, token = start_patrol_up(agent, collector, tmp_path / "up.log")
     try:
-        banner = proc.wait_until(lambda: "operator token" in proc.output() and proc.output(),
-                                 30, "the banner")
-        token = re.search(r"operator token\s+(\S+)", banner).group(1)
         db = tmp_path / "state" / "collector.db"
 
         def reported() -> dict[str, tuple[float | None, float | None]]:
