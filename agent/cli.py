@@ -163,6 +163,21 @@ def _start_failure(exc: OSError, listen: str, state_dir: object) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (``patrol tickets show N | head -1``): that is how a
+        # pipe ends, not an error. Point stdout at /dev/null so the interpreter's
+        # final flush does not raise again.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # as a tool killed by SIGPIPE: the output was not all read
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return _validate(args.files)
