@@ -24,13 +24,14 @@ class SmallDisk:
 
     def fill(self) -> None:
         """Write until the filesystem refuses (ENOSPC): every later write fails."""
-        with open(self.path / "filler", "ab") as out:
-            try:
-                while True:
-                    out.write(b"\0" * 4096)
-                    out.flush()
-            except OSError:
-                pass
+        fd = os.open(self.path / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def free(self) -> None:
         """Space returns."""
