@@ -241,7 +241,11 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         carrying an agent token)."""
         require(request, AGENT)
         alerts = _validated(AlertmanagerPayload, payload)
-        return {"results": [o.as_dict() for o in process(engine.ingest, to_events(alerts))]}
+        try:  # an alert the wire cannot carry (labels past its bounds): named, not a 500
+            events = to_events(alerts)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+        return {"results": [o.as_dict() for o in process(engine.ingest, events)]}
 
     @app.get("/api/v1/tickets", tags=["tickets"], dependencies=as_operator)
     def list_tickets(

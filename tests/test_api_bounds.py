@@ -142,3 +142,19 @@ def test_the_openapi_document_states_the_one_schedule_rule(client: TestClient) -
     response = client.post("/api/v1/maintenance", json=both, headers=OPERATOR)
     assert response.status_code == 422
     assert "exactly one schedule" in response.json()["problems"][0]
+
+
+def test_an_alert_the_wire_cannot_carry_is_422_not_500(client: TestClient) -> None:
+    """Found by the fuzzer (tests/test_fuzz_api.py): an alert from 1999, or with more
+    labels than an event may carry, used to fail while being turned into events."""
+    old = {"status": "firing", "alerts": [{"status": "firing",
+                                           "startsAt": "1999-01-01T00:00:00Z"}]}
+    response = client.post("/api/v1/alertmanager", json=old, headers=AGENT)
+    assert response.status_code == 422, response.text
+    assert response.json()["problems"][0].startswith("alerts.0.startsAt: ")
+    crowded = {"status": "firing", "alerts": [{
+        "status": "firing", "startsAt": "2030-01-01T00:00:00Z",
+        "labels": {f"l{i}": "x" for i in range(100)}}]}
+    response = client.post("/api/v1/alertmanager", json=crowded, headers=AGENT)
+    assert response.status_code == 422, response.text
+    assert response.json()["problems"][0].startswith("labels: ")
