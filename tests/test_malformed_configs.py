@@ -24,6 +24,8 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "agent_huge_number.yaml": (3, "'heartbeat_interval': '1e999' is not a duration"),
     "agent_missing_include.yaml": (3, "no-such-folder.d does not exist"),
     "agent_tabs.yaml": (4, "found character '\\t'"),
+    "agent_tiny_interval.yaml": (3, "'heartbeat_interval': input should be greater than or "
+                                    "equal to 1"),
     "agent_unset_variable.yaml": (3, "PATROL_CORPUS_UNSET_TOKEN is not set"),
     "agent_wrong_types.yaml": (3, "option 'interval': ['30s'] is not a duration"),
     "collector_bad_cron.yaml": (6, "option 'cron'"),
