@@ -12,13 +12,18 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.helpdesk_double_process import HelpdeskDouble
 from tests.procs import AGENT_TOKEN, OPERATOR_TOKEN, CollectorProcess, event_payload
 
 NEW_AGENT_TOKEN = "reloaded-agent-token-0123456789"
 
 
-def _config(collector: CollectorProcess, agent_token: str, window_host: str) -> str:
-    return ("collector:\n"
+def _config(collector: CollectorProcess, agent_token: str, window_host: str,
+            helpdesk: HelpdeskDouble | None = None) -> str:
+    ticketing = "" if helpdesk is None else (
+        "ticketing:\n  helpdesks:\n" + helpdesk.webhook_yaml("desk", "reloaded")
+        + "  routes:\n    - helpdesk: desk\n  dispatch_interval: 0.5s\n")
+    return ticketing + ("collector:\n"
             f"  listen: 127.0.0.1:{collector.port}\n"
             f"  store: '{collector.store}'\n"
             f"  agent_tokens: [{agent_token}]\n"
@@ -62,18 +67,33 @@ def _reload(collector: CollectorProcess, text: str, logged: str) -> None:
                          f"'{logged}' in the collector's log")
 
 
+@pytest.fixture
+def helpdesk(tmp_path: Path) -> Iterator[HelpdeskDouble]:
+    double = HelpdeskDouble(tmp_path / "helpdesk")
+    try:
+        yield double.start()
+    finally:
+        double.stop()
+
+
 @pytest.mark.slow
 def test_sighup_applies_a_new_config_and_keeps_the_old_one_when_the_new_is_bad(
-        collector: CollectorProcess) -> None:
+        collector: CollectorProcess, helpdesk: HelpdeskDouble) -> None:
     assert _post(collector, AGENT_TOKEN, "db-01", 1) == 202
     assert _windows(collector) == ["patching-old-01"]
+    assert helpdesk.entries() == []  # no helpdesk configured yet
 
-    _reload(collector, _config(collector, NEW_AGENT_TOKEN, "new-01"), "reloaded ")
+    _reload(collector, _config(collector, NEW_AGENT_TOKEN, "new-01", helpdesk), "reloaded ")
     assert collector.alive(), collector.output()
     assert _post(collector, NEW_AGENT_TOKEN, "db-02", 1) == 202
     assert _post(collector, AGENT_TOKEN, "db-03", 1) == 401  # the removed token
     assert _windows(collector) == ["patching-new-01"]
     assert requests.get(collector.url + "/healthz", timeout=5).status_code == 200
+    # The helpdesk added by the reload gets the ticket opened after it.
+    [opened] = collector.wait_until(
+        lambda: [e for e in helpdesk.entries() if e["action"] == "open"], 30,
+        "the new helpdesk to receive the ticket")
+    assert 200 <= opened["status"] < 300
 
     broken = _config(collector, "third-agent-token-0123456789", "x").replace(
         "  operator_tokens", "\toperator_tokens")
