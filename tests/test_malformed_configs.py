@@ -71,3 +71,15 @@ def test_the_daemon_refuses_to_start_with_a_message(name: str) -> None:
     result = _patrol(daemon, "--config", str(CORPUS / name))
     assert result.returncode == 2, result.stdout + result.stderr
     _assert_reported(result.stderr, name)
+
+
+@pytest.mark.slow
+def test_an_unreachable_store_is_a_message_naming_the_setting(tmp_path: Path) -> None:
+    config = tmp_path / "collector.yaml"
+    config.write_text("collector:\n  listen: 127.0.0.1:0\n"
+                      "  store: postgresql://patrol@127.0.0.1:1/patrol\n")
+    result = _patrol("collector", "--config", str(config))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("patrol: cannot open the store: ")
+    assert f"fix collector.store in {config}" in result.stderr
