@@ -63,19 +63,27 @@ Timestamp = Annotated[datetime, AfterValidator(_in_range), WithJsonSchema({
 
 def _bounded_tree(value: dict[str, Any]) -> dict[str, Any]:
     """Refuse JSON nested deeper than :data:`MAX_DEPTH` or with huge mappings, without
-    recursion (the check itself must not be what overflows the stack)."""
-    pending: list[tuple[Any, int]] = [(value, 1)]
-    while pending:
-        node, depth = pending.pop()
+    recursion (the check itself must not be what overflows the stack). Level by level,
+    visiting only containers: it runs on every event on the ingest path."""
+    level: list[Any] = [value]
+    depth = 1
+    while level:
         if depth > MAX_DEPTH:
             raise ValueError(f"nested deeper than {MAX_DEPTH} levels; flatten it")
-        if isinstance(node, dict):
-            if len(node) > MAX_MAP_KEYS:
-                raise ValueError(f"more than {MAX_MAP_KEYS} keys in one mapping")
-            pending.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            pending.extend((v, depth + 1) for v in node)
+        below: list[Any] = []
+        for node in level:
+            if type(node) is dict:
+                if len(node) > MAX_MAP_KEYS:
+                    raise ValueError(f"more than {MAX_MAP_KEYS} keys in one mapping")
+                below += [v for v in node.values() if type(v) in _CONTAINERS]
+            else:
+                below += [v for v in node if type(v) in _CONTAINERS]
+        level = below
+        depth += 1
     return value
+
+
+_CONTAINERS = (dict, list)
 
 
 JsonTree = Annotated[dict[str, Any], AfterValidator(_bounded_tree), WithJsonSchema({
