@@ -40,8 +40,8 @@ MAX_SEQUENCE = 2**63 - 1            # a signed 64-bit column on both stores
 MAX_DEPTH = 32                      # nesting of diagnostics and thresholds
 MAX_LABELS = 64
 MAX_MAP_KEYS = 1000                 # keys of thresholds / diagnostics at any one level
-MIN_INTERVAL = 0.1                  # seconds; a smaller one makes every host "silent"
-MAX_INTERVAL = 31 * 86400.0         # a monthly check
+MIN_INTERVAL = 0.1                  # heartbeat seconds; a smaller one makes hosts "silent"
+MAX_INTERVAL = 366 * 86400.0        # a yearly check
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
@@ -92,7 +92,9 @@ JsonTree = Annotated[dict[str, Any], AfterValidator(_bounded_tree), WithJsonSche
 Labels = Annotated[dict[Annotated[str, Field(max_length=200)],
                         Annotated[str, Field(max_length=1000)]],
                    Field(max_length=MAX_LABELS)]
-Interval = Annotated[float, Field(ge=MIN_INTERVAL, le=MAX_INTERVAL)]
+# A check's own interval: only bounded above here (the agent's config decides how
+# often a check may run; refusing its heartbeat for that would blind the collector).
+Interval = Annotated[float, Field(gt=0, le=MAX_INTERVAL)]
 
 
 class _Strict(BaseModel):
