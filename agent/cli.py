@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 from difflib import get_close_matches
+from typing import Any
 
 from agent.config import ConfigError, load_config
 from agent.version import AGENT_VERSION
@@ -119,6 +120,7 @@ def _collector(path: str) -> int:
 
     from collector.config import load_collector_config
     from collector.service import CollectorService
+    from collector.store import StoreError
 
     try:
         config = load_collector_config(path)
@@ -126,22 +128,77 @@ def _collector(path: str) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
-    service = CollectorService(config)
-    stop = threading.Event()
+    try:
+        service = CollectorService(config)
+    except StoreError as exc:
+        print(f"patrol: cannot open the store: {exc}; fix collector.store in {path}",
+              file=sys.stderr)
+        return 2
+    stop, reload = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())
     try:
         service.start()
     except OSError as exc:
         print(f"patrol: {exc}; set collector.listen to a free HOST:PORT", file=sys.stderr)
         return 2
-    while not stop.wait(1.0):
-        pass
+    while not stop.wait(0.2):
+        if reload.is_set():
+            reload.clear()
+            _reload_collector(service, path)
     service.stop()
     return 0
 
 
+def _reload_collector(service: Any, path: str) -> None:
+    """``SIGHUP``: re-read the config; one with problems is logged and the running
+    config stays in force, as the agent does (a typo must not stop ticketing)."""
+    from collector.config import load_collector_config
+
+    log = logging.getLogger("patrol.collector")
+    try:
+        config = load_collector_config(path)
+    except ConfigError as exc:
+        log.error("reload refused, the running config stays in force:\n%s",
+                  "\n".join(str(p) for p in exc.problems))
+        return
+    try:
+        notes = service.reload(config)
+    except Exception:  # e.g. a helpdesk adapter that cannot start: keep serving
+        log.exception("reload of %s failed; the running config stays in force", path)
+        return
+    for note in notes:
+        log.warning("%s", note)
+    log.info("reloaded %s", path)
+
+
+def _start_failure(exc: OSError, listen: str, state_dir: object) -> str:
+    """What stopped the agent from starting, and which setting fixes it: an error
+    about a file (a read-only or full state directory) is not a port problem."""
+    if exc.filename is not None:
+        return (f"patrol: cannot write {exc.filename}: {exc.strerror}; make agent.state_dir "
+                f"({state_dir}) writable for this user or point it elsewhere")
+    return (f"patrol: cannot serve on {listen}: {exc.strerror}; "
+            "set agent.listen to a free HOST:PORT")
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (``patrol tickets show N | head -1``): that is how a
+        # pipe ends, not an error. Point stdout at /dev/null so the interpreter's
+        # final flush does not raise again.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 141  # as a tool killed by SIGPIPE: the output was not all read
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return _validate(args.files)
@@ -209,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return Agent(args.config, config).serve_forever()
         except OSError as exc:
-            print(f"patrol: cannot serve on {config.agent.listen}: {exc.strerror}; "
-                  "set agent.listen to a free HOST:PORT", file=sys.stderr)
+            print(_start_failure(exc, config.agent.listen, config.agent.state_dir),
+                  file=sys.stderr)
             return 2
     return 2
 

@@ -107,7 +107,9 @@ class AgentSettings(BaseModel):
     jitter: Duration | None = None
     diagnostics: DiagnosticsSettings = DiagnosticsSettings()
     collector: list[CollectorEndpoint] = Field(default_factory=list)
-    heartbeat_interval: Duration = Field(default=30.0, le=86400)
+    # At least a second: the collector judges silence by this interval, so a tiny one
+    # (1e-9) would make every host look unreachable.
+    heartbeat_interval: Duration = Field(default=30.0, ge=1, le=86400)
     outbox_cap: int = Field(default=100_000, ge=100)
     # Extra names (query parameters, keys, KEY=value, --options) to mask everywhere.
     secret_names: list[str] = Field(default_factory=list)

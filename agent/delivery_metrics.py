@@ -26,7 +26,8 @@ class DeliveryCollector:
             return
         rows = GaugeMetricFamily("patrol_outbox_events",
                                  "Outbox rows not yet delivered, by kind and state "
-                                 "(dead = refused by the collector, kept for inspection)",
+                                 "(dead = refused by the collector, kept for inspection; "
+                                 "memory = held while the disk refuses writes)",
                                  labels=["kind", "state"])
         for (kind, state), count in sorted(pusher.outbox.counts().items()):
             rows.add_metric([kind, state], count)

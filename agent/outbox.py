@@ -28,10 +28,18 @@ Decisions:
   the last resort and never silent (``dropped`` counts them).
 - **The per-agent sequence is persisted here**, in the same database as the rows,
   so it survives restarts and resets only together with the outbox itself.
+- **A full or read-only disk loses nothing it need not.** A put that cannot be
+  written is held in memory (:mod:`agent.outbox_hold`: newest state per check,
+  bounded), said once in the log and counted as ``memory`` rows in the metrics;
+  the pusher delivers held rows as it does rows on disk, and every later put or
+  batch tries to move them to disk again (at most once a second). Only a state
+  replaced by a newer one of the same check, or pushed out by the bound, is lost,
+  and counted in ``dropped``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -45,6 +53,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from agent.identity import ensure_state_dir
+from agent.outbox_hold import DEFAULT_LIMIT, HeldRows
 
 log = logging.getLogger("patrol.outbox")
 
@@ -53,6 +62,10 @@ KINDS = ("event", "heartbeat")
 DEFAULT_CAP = 100_000
 FILE_NAME = "outbox.db"
 MAX_ERROR = 1000
+RETRY_WRITE_EVERY = 1.0  # seconds between attempts to move held rows to disk
+# What a full disk (SQLITE_FULL), a read-only one (SQLITE_READONLY) or a failing one
+# (SQLITE_IOERR) raises: sqlite3 reports them all as OperationalError.
+WRITE_ERRORS = (sqlite3.OperationalError, OSError)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -118,7 +131,8 @@ class Outbox:
     """
 
     def __init__(self, state_dir: Path, collectors: Sequence[str] = (),
-                 cap: int = DEFAULT_CAP, clock: Callable[[], float] = time.time) -> None:
+                 cap: int = DEFAULT_CAP, clock: Callable[[], float] = time.time,
+                 hold_limit: int = DEFAULT_LIMIT) -> None:
         if cap < 1:
             raise ValueError("the outbox cap must be at least 1")
         self.path = ensure_state_dir(Path(state_dir)) / FILE_NAME
@@ -136,19 +150,88 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._held = HeldRows(hold_limit)
+        self._acked: set[int] = set()  # delivered, but the disk refused the delete
+        self._sequence = self._stored_sequence()
+        self._sequence_unsaved = False
+        self._write_failure: str | None = None  # set while the disk refuses writes
+        self._last_write_try = 0.0
 
     # -- plumbing ---------------------------------------------------------------------
 
     @contextmanager
     def _tx(self) -> Any:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
+        with self._lock, self._begun() as db:
+            yield db
+
+    @contextmanager
+    def _begun(self) -> Any:
+        """A write transaction; the caller holds the lock."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have ended it
                 self._db.execute("ROLLBACK")
-                raise
+            raise
+        try:
             self._db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise
+
+    def _stored_sequence(self) -> int:
+        (value,) = self._db.execute("SELECT value FROM meta WHERE name = 'sequence'"
+                                    ).fetchone()
+        return int(value)
+
+    def _refused(self, exc: BaseException) -> None:
+        """The disk refused a write: say so once per episode (no traceback per event)."""
+        if self._write_failure is None:
+            self._write_failure = str(exc)
+            log.warning("cannot write the outbox %s (%s): keeping state changes in memory "
+                        "(the newest per check, up to %d) and delivering them from there "
+                        "until the disk takes writes again; free space or fix the "
+                        "permissions", self.path, exc, self._held.limit)
+
+    def _lost(self, rows: list[Row]) -> None:
+        events = [r for r in rows if r.kind == "event"]
+        if events:
+            self.dropped += len(events)
+            log.error("outbox held in memory: %d older state change(s) replaced by newer "
+                      "ones or over the limit of %d were dropped (sequence %s); the "
+                      "heartbeat reports the current state", len(events), self._held.limit,
+                      ", ".join(str(r.sequence) for r in events[:10]))
+
+    def _move_held_to_disk(self, force: bool = False) -> None:
+        """Write what is held in memory to disk, if the disk takes it now; the caller
+        holds the lock."""
+        if not (len(self._held) or self._acked or self._sequence_unsaved):
+            return
+        now = self._clock()
+        if not force and now - self._last_write_try < RETRY_WRITE_EVERY:
+            return
+        self._last_write_try = now
+        held = self._held.all()
+        try:
+            with self._begun() as db:
+                db.execute("UPDATE meta SET value = MAX(value, ?) WHERE name = 'sequence'",
+                           (self._sequence,))
+                db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in self._acked])
+                for row in held:
+                    self._insert(db, row.collector, row.kind, row.key, row.sequence,
+                                 json.dumps(row.payload, separators=(",", ":"),
+                                            sort_keys=True), row.created_at)
+        except WRITE_ERRORS:
+            return
+        self._held.clear()
+        self._acked.clear()
+        self._sequence_unsaved = False
+        if self._write_failure is not None:
+            log.info("the outbox %s takes writes again: %d state change(s) held in memory "
+                     "are queued on disk", self.path, len(held))
+            self._write_failure = None
 
     def on_put(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (no arguments, must not block) after every committed put."""
@@ -161,18 +244,27 @@ class Outbox:
     # -- writing ----------------------------------------------------------------------
 
     def next_sequence(self) -> int:
-        """Allocate the next per-agent sequence number (1, 2, ...), durably."""
-        with self._tx() as db:
-            (value,) = db.execute("UPDATE meta SET value = value + 1 WHERE name = 'sequence' "
-                                  "RETURNING value").fetchone()
-        return int(value)
+        """Allocate the next per-agent sequence number (1, 2, ...), durably; in memory
+        while the disk refuses writes (saved with the held rows later)."""
+        with self._lock:
+            self._move_held_to_disk()
+            try:
+                with self._begun() as db:
+                    (value,) = db.execute(
+                        "UPDATE meta SET value = MAX(value, ?) + 1 WHERE name = 'sequence' "
+                        "RETURNING value", (self._sequence,)).fetchone()
+            except WRITE_ERRORS as exc:
+                self._refused(exc)
+                self._sequence += 1
+                self._sequence_unsaved = True
+                return self._sequence
+            self._sequence = int(value)
+            return self._sequence
 
     def last_sequence(self) -> int:
         """The latest sequence allocated (0 before the first)."""
         with self._lock:
-            (value,) = self._db.execute(
-                "SELECT value FROM meta WHERE name = 'sequence'").fetchone()
-        return int(value)
+            return max(self._sequence, self._stored_sequence())
 
     def put(self, kind: Kind, payload: dict[str, Any], key: str) -> int:
         """Queue ``payload`` for every collector; committed when this returns.
@@ -187,21 +279,38 @@ class Outbox:
         sequence = int(payload.get("sequence", 0))
         now = self._clock()
         written = 0
-        with self._tx() as db:
-            for collector in self.collectors:
-                if kind == "heartbeat":
-                    db.execute("DELETE FROM outbox WHERE collector = ? AND kind = 'heartbeat' "
-                               "AND dead = 0", (collector,))
-                else:
-                    self._make_room(db, collector)
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO outbox (collector, kind, key, sequence, payload, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (collector, kind, key, sequence, text, now))
-                written += cursor.rowcount
+        with self._lock:
+            self._move_held_to_disk(force=True)
+            try:
+                if len(self._held):  # still refused: keep the order, hold this one too
+                    raise sqlite3.OperationalError(self._write_failure or "held rows first")
+                with self._begun() as db:
+                    for collector in self.collectors:
+                        written += self._insert(db, collector, kind, key, sequence, text, now)
+            except WRITE_ERRORS as exc:
+                self._refused(exc)
+                written = 0
+                for collector in self.collectors:
+                    row = Row(self._held.new_id(), collector, kind, key, sequence,
+                              json.loads(text), now, 0, None)
+                    self._lost(self._held.hold(row))
+                    written += 1
         for callback in list(self._on_put):
             callback()
         return written
+
+    def _insert(self, db: sqlite3.Connection, collector: str, kind: str, key: str,
+                sequence: int, text: str, now: float) -> int:
+        if kind == "heartbeat":
+            db.execute("DELETE FROM outbox WHERE collector = ? AND kind = 'heartbeat' "
+                       "AND dead = 0", (collector,))
+        else:
+            self._make_room(db, collector)
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO outbox (collector, kind, key, sequence, payload, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (collector, kind, key, sequence, text, now))
+        return cursor.rowcount
 
     def _make_room(self, db: sqlite3.Connection, collector: str) -> None:
         (count,) = db.execute("SELECT COUNT(*) FROM outbox WHERE collector = ?",
@@ -243,15 +352,22 @@ class Outbox:
             where.append("kind = ?")
             args.append(kind)
         with self._lock:
+            self._move_held_to_disk()
             rows = self._db.execute(
                 f"SELECT {_COLUMNS}, next_attempt_at FROM outbox WHERE {' AND '.join(where)} "
-                "ORDER BY kind = 'heartbeat', sequence, id LIMIT ?", (*args, limit)).fetchall()
-        due = []
-        for values in rows:
-            if values[-1] > now:
-                break
-            due.append(_row(values[:-1]))
-        return due
+                "ORDER BY kind = 'heartbeat', sequence, id LIMIT ?",
+                (*args, limit + len(self._acked))).fetchall()
+            rows = [values for values in rows if values[0] not in self._acked][:limit]
+            due = []
+            for values in rows:
+                if values[-1] > now:
+                    return due
+                due.append(_row(values[:-1]))
+            if len(due) < limit and len(self._held):
+                for name in [collector] if collector is not None else self.collectors:
+                    for held_kind in [kind] if kind is not None else list(KINDS):
+                        due += self._held.due(name, held_kind, now, limit - len(due))
+        return due[:limit]
 
     def next_due(self, collector: str) -> float | None:
         """When the head of ``collector``'s queue may next be tried (None: nothing)."""
@@ -260,25 +376,46 @@ class Outbox:
                 "SELECT next_attempt_at FROM outbox WHERE collector = ? AND kind = ? "
                 "AND dead = 0 ORDER BY sequence, id LIMIT 1", (collector, kind)).fetchone()
                 for kind in KINDS]
-        times = [h[0] for h in heads if h is not None]
+            held = self._held.next_due(collector)
+        times = [h[0] for h in heads if h is not None] + ([held] if held is not None else [])
         return min(times) if times else None
 
     def ack(self, ids: Iterable[int]) -> None:
         """The collector has these rows: forget them."""
-        with self._tx() as db:
-            db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+        ids = set(ids)
+        with self._lock:
+            self._held.remove(ids)
+            on_disk = [i for i in ids if i > 0]
+            try:
+                with self._begun() as db:
+                    db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in on_disk])
+            except WRITE_ERRORS as exc:  # delivered all the same: never send them again
+                self._refused(exc)
+                self._acked.update(on_disk)
 
     def attempt_failed(self, ids: Iterable[int], next_attempt_at: float, error: str) -> None:
         """A retryable failure: try these rows again at ``next_attempt_at`` (epoch s)."""
-        with self._tx() as db:
-            db.executemany(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, "
-                "last_error = ? WHERE id = ?",
-                [(next_attempt_at, error[:MAX_ERROR], i) for i in ids])
+        ids = set(ids)
+        with self._lock:
+            self._held.retry_at(ids, next_attempt_at)
+            try:
+                with self._begun() as db:
+                    db.executemany(
+                        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, "
+                        "last_error = ? WHERE id = ?",
+                        [(next_attempt_at, error[:MAX_ERROR], i) for i in ids if i > 0])
+            except WRITE_ERRORS as exc:  # the pusher's own backoff still spaces retries
+                self._refused(exc)
 
     def dead_letter(self, ids: Iterable[int], error: str) -> None:
-        """A permanent refusal: keep the rows, never send them again unless revived."""
+        """A permanent refusal: keep the rows, never send them again unless revived.
+        Held rows the disk could not take are logged and let go (there is nowhere to
+        keep a dead letter)."""
         ids = list(ids)
+        with self._lock:
+            for row in self._held.remove(set(ids)):
+                log.error("collector refused held %s (sequence %d): %s; not kept, the "
+                          "disk refuses writes", row.kind, row.sequence, error)
         with self._tx() as db:
             db.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, dead = 1, last_error = ? "
@@ -310,17 +447,24 @@ class Outbox:
             count, oldest = self._db.execute(
                 "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE ? IS NULL OR collector = ?",
                 (collector, collector)).fetchone()
-        age = max(0.0, self._clock() - oldest) if oldest is not None else 0.0
-        return Backlog(int(count), age)
+            held = [r for r in self._held.all() if collector in (None, r.collector)]
+        count = int(count) + len(held) - len(self._acked)
+        times = [t for t in [oldest, *(r.created_at for r in held)] if t is not None]
+        age = max(0.0, self._clock() - min(times)) if times else 0.0
+        return Backlog(count, age)
 
     def counts(self) -> dict[tuple[str, str], int]:
-        """Rows by (kind, state), state being ``pending`` or ``dead``: for metrics."""
+        """Rows by (kind, state), state being ``pending``, ``dead`` or ``memory`` (held
+        while the disk refuses writes): for metrics."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT kind, dead, COUNT(*) FROM outbox GROUP BY kind, dead").fetchall()
+            held = {kind: self._held.count(kind) for kind in KINDS}
         out = {(kind, state): 0 for kind in KINDS for state in ("pending", "dead")}
         for kind, dead, count in rows:
             out[(kind, "dead" if dead else "pending")] = int(count)
+        for kind in KINDS:
+            out[(kind, "memory")] = held[kind]
         return out
 
     def rows(self, collector: str | None = None) -> list[Row]:

@@ -214,8 +214,10 @@ class _Server(ThreadingHTTPServer):
         self.face = face
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        # Before binding: a failed bind (port in use) calls server_close(), which
+        # closes these, so they must exist by then.
         self._wake_r, self._wake_w = socket.socketpair()
+        super().__init__(address, _Handler)
 
     def serve(self) -> None:
         """Accept until :meth:`wake` is called; blocks without a timeout (no polling)."""

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from collector.wire import AgentRef, Event, dedup_key
+from collector.wire import AgentRef, Event, Timestamp, dedup_key
 
 _SEVERITY_ALIASES = {"page": "critical", "crit": "critical", "err": "error",
                      "warn": "warning", "none": "info"}
@@ -34,7 +34,7 @@ class Alert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime
+    startsAt: Timestamp
     endsAt: datetime | None = None
     generatorURL: str | None = None
     fingerprint: str | None = None

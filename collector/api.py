@@ -19,10 +19,11 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collector.credentials_api import router as credentials_router
 from collector.alertmanager import AlertmanagerPayload, to_events
@@ -41,7 +42,11 @@ from collector.model import Ticket, TicketStatus, TimelineEntry
 from collector.store import StoreError
 from collector.store.clean import clean_payload
 from collector.tickets import TicketAction, TicketRefused, act
-from collector.wire import Event, EventBatch, Heartbeat
+from collector.wire import MAX_DEPTH, MAX_SEQUENCE, Event, EventBatch, Heartbeat
+
+
+MAX_OFFSET = 1_000_000  # far past any ticket list; bounded so no store overflows
+TicketNumber = Annotated[str, Path(min_length=1, max_length=100)]
 
 
 class ActionBody(BaseModel):
@@ -147,7 +152,8 @@ def _cleaned(payload: dict[str, Any]) -> Any:
     try:
         return clean_payload(payload)
     except RecursionError:
-        raise HTTPException(422, "payload nested too deeply") from None
+        raise HTTPException(422, f"payload nested too deeply: diagnostics and thresholds "
+                            f"nest at most {MAX_DEPTH} levels") from None
 
 
 def _validated(model: type[BaseModel], payload: dict[str, Any]) -> Any:
@@ -187,8 +193,10 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
     async def not_processed(request: Request, exc: Unprocessable) -> JSONResponse:
         return unprocessable(exc)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    # Starlette's own class, so FastAPI's refusals (an unparsable body, 404, 405) get
+    # the same {"error": ...} shape as ours.
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
@@ -236,7 +244,11 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         """Alertmanager's webhook (``webhook_configs`` with ``http_config.authorization``
         carrying an agent token)."""
         principal = require_principal(request, AGENT)
-        events = to_events(_validated(AlertmanagerPayload, payload))
+        alerts = _validated(AlertmanagerPayload, payload)
+        try:  # an alert the wire cannot carry (labels past its bounds): named, not a 500
+            events = to_events(alerts)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
         require_host(principal, [e.source for e in events])
         return {"results": [o.as_dict() for o in process(engine.ingest, events)]}
 
@@ -245,9 +257,10 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         request: Request,
         status: Annotated[list[TicketStatus] | None, Query()] = None,
         priority: Annotated[list[Literal["P1", "P2", "P3", "P4"]] | None, Query()] = None,
-        host: str | None = None, check: str | None = None,
+        host: Annotated[str | None, Query(max_length=255)] = None,
+        check: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> dict[str, Any]:
         require(request, OPERATOR)
         tickets = engine.store.list_tickets(
@@ -257,7 +270,7 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         return {"tickets": [ticket_json(t) for t in tickets]}
 
     @app.get("/api/v1/tickets/{number}", tags=["tickets"], dependencies=as_operator)
-    def get_ticket(request: Request, number: str) -> dict[str, Any]:
+    def get_ticket(request: Request, number: TicketNumber) -> dict[str, Any]:
         require(request, OPERATOR)
         ticket = engine.store.get_ticket(number)
         if ticket is None:
@@ -274,7 +287,7 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
 
     @app.post("/api/v1/tickets/{number}/{action}", tags=["tickets"],
               dependencies=as_operator)
-    def ticket_action(request: Request, number: str, action: TicketAction,
+    def ticket_action(request: Request, number: TicketNumber, action: TicketAction,
                       body: ActionBody | None = None) -> dict[str, Any]:
         operator = require_principal(request, OPERATOR)
         body = body or ActionBody()
@@ -307,7 +320,8 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
 
     @app.delete("/api/v1/maintenance/{window_id}", tags=["maintenance"],
                 dependencies=as_operator)
-    def delete_window(request: Request, window_id: int) -> dict[str, Any]:
+    def delete_window(request: Request,
+                      window_id: Annotated[int, Path(ge=1, le=MAX_SEQUENCE)]) -> dict[str, Any]:
         require(request, OPERATOR)
         with engine.store.transaction() as tx:
             deleted = tx.delete_maintenance(window_id)
@@ -354,10 +368,71 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
                 schemas.setdefault(name, schema)
             schemas.setdefault(model.__name__,
                                {k: v for k, v in full.items() if k != "$defs"})
+        document_errors(document)
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "string", "description": "what is wrong, for a person"},
+                   "problems": {"type": "array", "items": {"type": "string"},
+                                "description": "one line per invalid field: 'path: problem'"}}}
+_ERRORS = {
+    "400": "the body is not JSON (or nested past the parser's limit)",
+    "401": "no bearer token, or an unknown one",
+    "403": "a valid token of the wrong kind (agent vs operator)",
+    "404": "no such ticket or maintenance window",
+    "409": "the ticket's state refuses the action (e.g. resolve while the check fails)",
+    "413": "the body is over the collector's max_body_bytes",
+    "422": "the input breaks a bound or rule of the model; 'problems' names each field",
+    "503": "the store is unavailable; retry after Retry-After seconds",
+}
+
+
+def _codes_for(path: str, method: str) -> list[str]:
+    """Which error answers a route can give, so the document lists every one."""
+    codes = ["503"]
+    if path.startswith("/api/"):
+        codes += ["401", "403", "422"]
+    if method in ("post", "put", "patch"):
+        codes += ["400", "413"]
+    if "{" in path:
+        codes.append("404")
+    if path.startswith("/api/v1/tickets/{number}/"):
+        codes.append("409")
+    return codes
+
+
+def document_errors(document: dict[str, Any]) -> None:
+    """Add every error answer to every operation, with the ``{"error", "problems"}``
+    body the collector really sends (FastAPI's default 422 schema is not it), and the
+    maintenance windows' "exactly one schedule" rule that the model checks in code."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = ERROR_SCHEMA
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    retry = {"Retry-After": {"schema": {"type": "integer"},
+                             "description": "seconds to wait before retrying"}}
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for code in _codes_for(path, method):
+                responses[code] = {"description": _ERRORS[code], "content": body,
+                                   **({"headers": retry} if code == "503" else {})}
+    window = schemas.get("MaintenanceWindow")
+    if window is not None:
+        window["description"] = (
+            "Exactly one schedule: start and end (one-off), cron and duration "
+            "(recurring), or weekly; and at least one of hosts, labels or checks.")
+        window["oneOf"] = [{"required": ["start", "end"]},
+                           {"required": ["cron", "duration"]},
+                           {"required": ["weekly"]}]
+        window["anyOf"] = [{"required": ["hosts"]}, {"required": ["labels"]},
+                           {"required": ["checks"]}]
 
 
 def _body_schema(model: str) -> dict[str, Any]:

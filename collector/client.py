@@ -3,7 +3,10 @@
 Finds the collector and the operator token from ``--url``/``--token``, else
 ``PATROL_COLLECTOR_URL``/``PATROL_OPERATOR_TOKEN``, else the ``up.json`` that
 ``patrol up`` writes into its state folder, so after ``patrol up`` the command
-needs no flags.
+needs no flags. That file is looked for (:func:`find_up_file`) in ``--state-dir``,
+else ``$PATROL_STATE_DIR``, else ``state/`` in the working directory or any folder
+above it (so it works from anywhere inside the folder ``patrol up`` runs in, as git
+finds ``.git``), else the packaged default ``/var/lib/patrol``.
 """
 
 from __future__ import annotations
@@ -11,18 +14,48 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:9732"
 UP_FILE = Path("state") / "up.json"
+SYSTEM_STATE_DIR = Path("/var/lib/patrol")
+WHERE_UP_IS_LOOKED_FOR = ("--state-dir, $PATROL_STATE_DIR, state/up.json in this folder or "
+                          f"one above it, {SYSTEM_STATE_DIR}/up.json")
 
 
-def _connection(url: str | None, token: str | None) -> tuple[str, str | None]:
-    saved: dict[str, Any] = {}
-    if UP_FILE.exists():
-        saved = json.loads(UP_FILE.read_text())
+def up_file_candidates(cwd: Path, environ: Mapping[str, str],
+                       state_dir: str | None = None) -> list[Path]:
+    """Where ``patrol up``'s state may be, in the order it is looked for."""
+    chosen = state_dir or environ.get("PATROL_STATE_DIR")
+    if chosen:
+        return [Path(chosen) / "up.json"]  # named explicitly: nothing else is guessed
+    return [folder / UP_FILE for folder in (cwd, *cwd.parents)] + \
+        [SYSTEM_STATE_DIR / "up.json"]
+
+
+def find_up_file(cwd: Path, environ: Mapping[str, str],
+                 state_dir: str | None = None) -> Path | None:
+    return next((p for p in up_file_candidates(cwd, environ, state_dir) if p.is_file()),
+                None)
+
+
+def _saved(state_dir: str | None) -> dict[str, Any]:
+    up_file = find_up_file(Path.cwd(), os.environ, state_dir)
+    if up_file is None:
+        return {}
+    try:
+        saved = json.loads(up_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"patrol: cannot read {up_file}: {exc}") from None
+    return saved if isinstance(saved, dict) else {}
+
+
+def _connection(url: str | None, token: str | None,
+                state_dir: str | None = None) -> tuple[str, str | None]:
+    saved = {} if url and token else _saved(state_dir)
     url = url or os.environ.get("PATROL_COLLECTOR_URL") or saved.get("url") or DEFAULT_URL
     token = token or os.environ.get("PATROL_OPERATOR_TOKEN") or saved.get("operator_token")
     return url.rstrip("/"), token
@@ -48,12 +81,16 @@ def _request(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
             detail = response.json().get("error", response.text)
         except ValueError:
             detail = response.text
-        raise SystemExit(f"patrol: {response.status_code}: {detail}")
+        hint = ""
+        if response.status_code == 401 and not token:
+            hint = (f"; no operator token found: pass --token, set PATROL_OPERATOR_TOKEN, "
+                    f"or run where patrol up keeps its state ({WHERE_UP_IS_LOOKED_FOR})")
+        raise SystemExit(f"patrol: {response.status_code}: {detail}{hint}")
     return response.json()
 
 
 def main(args: Any) -> int:
-    url, token = _connection(args.url, args.token)
+    url, token = _connection(args.url, args.token, getattr(args, "state_dir", None))
     api = f"{url}/api/v1/tickets"
     if args.action == "list":
         params = {"status": args.status or ["new", "in_progress", "pending", "resolved"]}
@@ -89,6 +126,8 @@ def add_arguments(sub: Any) -> None:
     tickets = sub.add_parser("tickets", help="list, show and act on the collector's tickets")
     tickets.add_argument("--url", help=f"collector URL (default {DEFAULT_URL} or patrol up's)")
     tickets.add_argument("--token", help="operator token (default $PATROL_OPERATOR_TOKEN)")
+    tickets.add_argument("--state-dir", help="patrol up's state folder, holding up.json "
+                         "(default $PATROL_STATE_DIR, else ./state or the nearest above)")
     actions = tickets.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="open and recently resolved tickets")
     listing.add_argument("--status", action="append",

@@ -329,6 +329,11 @@ class Dispatcher:
             self.wakeup.wait(self.settings.dispatch_interval)
             self.wakeup.clear()
 
+    def drain(self) -> None:
+        """Wait for the deliveries in flight (after :meth:`close`), so a successor
+        never claims a row this one still holds."""
+        self._pool.shutdown(wait=True)
+
     def close(self) -> None:
         self.wakeup.set()
         self.leases.stop()

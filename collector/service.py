@@ -31,6 +31,7 @@ class CollectorService:
 
         settings = config.collector
         self.settings = settings
+        self.config = config
         self.store = open_store(settings.store)
         self.engine = Engine(self.store, policy or config.policy,
                              agent_config_path=agent_config_path)
@@ -40,12 +41,17 @@ class CollectorService:
         self.watchdog = Watchdog(self.engine, settings.retention,
                                  leadership_for(settings.store, self.store.backend))
         self.engine.watchdog = self.watchdog  # its health and lead, for /metrics
-        self.agent_tokens = list(settings.agent_tokens) + list(agent_tokens or [])
-        self.operator_tokens = list(settings.operator_tokens) + list(operator_tokens or [])
+        # Tokens given by the caller (``patrol up``'s own) survive a reload; the config's
+        # are re-read.
+        self._extra_tokens = (list(agent_tokens or []), list(operator_tokens or []))
+        self.agent_tokens = list(settings.agent_tokens) + self._extra_tokens[0]
+        self.operator_tokens = list(settings.operator_tokens) + self._extra_tokens[1]
         self.watchdog_interval = watchdog_interval or settings.watchdog_interval
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._delivery: tuple[threading.Event, threading.Thread] | None = None
         self.server: Any = None
+        self._app: Any = None
 
     def _dispatcher(self, config: CollectorConfig) -> Any:
         """Adapters for the configured helpdesks, behind the dispatch outbox."""
@@ -78,8 +84,63 @@ class CollectorService:
     def app(self) -> Any:
         from collector.api import create_app
 
-        return create_app(self.engine, self.agent_tokens, self.operator_tokens,
-                          self.settings.max_body_bytes)
+        self._app = create_app(self.engine, self.agent_tokens, self.operator_tokens,
+                               self.settings.max_body_bytes)
+        return self._app
+
+    def reload(self, config: CollectorConfig) -> list[str]:
+        """Swap in a new, already validated config while serving (``SIGHUP``).
+
+        Tokens, policy, maintenance windows from the config, and the helpdesks with
+        their routes take effect at once; the listen address, TLS files, store and
+        body limit are bound when the process starts, so a change to them is returned
+        as a note ("takes effect on restart") instead of half-applied.
+        """
+        from collector.auth import TokenBook
+
+        new, old = config.collector, self.settings
+        notes = [f"collector.{key} changed; it takes effect on restart, not reload"
+                 for key in RESTART_ONLY if getattr(new, key) != getattr(old, key)]
+        self.agent_tokens = list(new.agent_tokens) + self._extra_tokens[0]
+        self.operator_tokens = list(new.operator_tokens) + self._extra_tokens[1]
+        if self._app is not None:
+            self._app.state.tokens = TokenBook(self.agent_tokens, self.operator_tokens)
+        self.engine.policy = config.policy
+        self.engine.sync_config_windows(config.maintenance)
+        if (config.helpdesks, config.ticketing) != (self.config.helpdesks,
+                                                    self.config.ticketing):
+            self._swap_dispatcher(self._dispatcher(config))
+        self.config = config
+        return notes
+
+    def _swap_dispatcher(self, dispatcher: Any) -> None:
+        """Retire the running dispatcher (its in-flight deliveries finish first, so the
+        new one never re-sends a row the old one still holds) and start ``dispatcher``."""
+        old = self.dispatcher
+        if self._delivery is not None:
+            stop, thread = self._delivery
+            stop.set()
+            if old is not None:
+                old.wakeup.set()
+            thread.join(timeout=30)
+            self._delivery = None
+        if old is not None:
+            old.close()
+            old.drain()
+        self.dispatcher = self.engine.dispatcher = dispatcher
+        if dispatcher is not None and self.server is not None:
+            self._start_delivery(dispatcher)
+
+    def _start_delivery(self, dispatcher: Any) -> None:
+        stop = threading.Event()
+        thread = threading.Thread(target=dispatcher.serve, args=(stop,),
+                                  name="collector-dispatch", daemon=True)
+        thread.start()
+        self._delivery = (stop, thread)
+
+    def _sync_helpdesks(self) -> None:
+        if self.dispatcher is not None:
+            self.watchdog.sync(self.dispatcher)
 
     def start(self) -> None:
         """Serve in background threads; returns once the port is bound."""
@@ -103,16 +164,12 @@ class CollectorService:
             if not serving.is_alive() or time.monotonic() > deadline:
                 raise OSError(98, f"the collector could not listen on {self.settings.listen}")
             time.sleep(0.01)
-        loops = [(self.watchdog_interval, self.watchdog.run_once, "watchdog")]
+        # The sync loop runs even without helpdesks: a reload may add some.
+        loops = [(self.watchdog_interval, self.watchdog.run_once, "watchdog"),
+                 (self.config.ticketing.sync_interval, self._sync_helpdesks, "helpdesk sync")]
         self._threads = [serving]
         if self.dispatcher is not None:
-            dispatcher = self.dispatcher
-            loops.append((dispatcher.settings.sync_interval,
-                          lambda: self.watchdog.sync(dispatcher), "helpdesk sync"))
-            deliver = threading.Thread(target=self.dispatcher.serve, args=(self._stop,),
-                                       name="collector-dispatch", daemon=True)
-            deliver.start()
-            self._threads.append(deliver)
+            self._start_delivery(self.dispatcher)
         for interval, work, what in loops:
             thread = threading.Thread(target=self._loop, args=(interval, work, what),
                                       name=f"collector-{what}", daemon=True)
@@ -123,6 +180,9 @@ class CollectorService:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._delivery is not None:
+            self._delivery[0].set()
+            self._threads.append(self._delivery[1])
         if self.dispatcher is not None:
             self.dispatcher.wakeup.set()
         if self.server is not None:
@@ -134,6 +194,9 @@ class CollectorService:
         self.watchdog.leadership.close()
         self.store.close()
 
+
+# Bound when the process starts: a reload reports a change instead of applying it.
+RESTART_ONLY = ("listen", "store", "tls_cert", "tls_key", "max_body_bytes")
 
 SWITCH_INTERVAL = 0.0005  # seconds; CPython's default is 0.005
 

@@ -12,11 +12,11 @@ the collector.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 SCHEMA_VERSION = 1
 
@@ -46,6 +46,70 @@ SEVERITY_OF_STATUS: dict[str, str] = {
 }
 
 _LABEL_KEY = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+# Bounds on everything a client sends, so that no value can reach a place that cannot
+# hold it (a 64-bit column, the JSON encoder's recursion, a deadline computed from an
+# interval) and come back as a 500 or a false ticket. Each is far beyond what a real
+# agent sends; the OpenAPI document publishes them.
+MAX_SEQUENCE = 2**63 - 1            # a signed 64-bit column on both stores
+MAX_DEPTH = 32                      # nesting of diagnostics and thresholds
+MAX_LABELS = 64
+MAX_MAP_KEYS = 1000                 # keys of thresholds / diagnostics at any one level
+MIN_INTERVAL = 0.1                  # heartbeat seconds; a smaller one makes hosts "silent"
+MAX_INTERVAL = 366 * 86400.0        # a yearly check
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    """Refuse timestamps no clock produces (year 1, 9999): they overflow date
+    arithmetic downstream and age tickets by millennia."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not EARLIEST <= aware < LATEST:
+        raise ValueError(f"timestamp must be between {EARLIEST:%Y-%m-%d} and "
+                         f"{LATEST:%Y-%m-%d} (UTC); check the sender's clock")
+    return value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_in_range), WithJsonSchema({
+    "type": "string", "format": "date-time",
+    "description": f"RFC 3339, between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} UTC"})]
+
+
+def _bounded_tree(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse JSON nested deeper than :data:`MAX_DEPTH` or with huge mappings, without
+    recursion (the check itself must not be what overflows the stack). Level by level,
+    visiting only containers: it runs on every event on the ingest path."""
+    level: list[Any] = [value]
+    depth = 1
+    while level:
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_DEPTH} levels; flatten it")
+        below: list[Any] = []
+        for node in level:
+            if type(node) is dict:
+                if len(node) > MAX_MAP_KEYS:
+                    raise ValueError(f"more than {MAX_MAP_KEYS} keys in one mapping")
+                below += [v for v in node.values() if type(v) in _CONTAINERS]
+            else:
+                below += [v for v in node if type(v) in _CONTAINERS]
+        level = below
+        depth += 1
+    return value
+
+
+_CONTAINERS = (dict, list)
+
+
+JsonTree = Annotated[dict[str, Any], AfterValidator(_bounded_tree), WithJsonSchema({
+    "type": "object", "maxProperties": MAX_MAP_KEYS,
+    "description": f"free-form JSON, nested at most {MAX_DEPTH} levels"})]
+Labels = Annotated[dict[Annotated[str, Field(max_length=200)],
+                        Annotated[str, Field(max_length=1000)]],
+                   Field(max_length=MAX_LABELS)]
+# A check's own interval: only bounded above here (the agent's config decides how
+# often a check may run; refusing its heartbeat for that would blind the collector).
+Interval = Annotated[float, Field(gt=0, le=MAX_INTERVAL)]
 
 
 class _Strict(BaseModel):
@@ -86,14 +150,14 @@ class Event(_Strict):
     source: str = Field(min_length=1, max_length=255, description="the host")
     check: str = Field(min_length=1, max_length=200)
     type: str = Field(min_length=1, max_length=100)
-    labels: dict[str, str] = Field(default_factory=dict)
-    runbook: str | None = None
+    labels: Labels = Field(default_factory=dict)
+    runbook: str | None = Field(default=None, max_length=2000)
     measurements: list[MeasurementValue] = Field(default_factory=list, max_length=1000)
-    thresholds: dict[str, Any] = Field(default_factory=dict)
-    diagnostics: dict[str, Any] = Field(default_factory=dict)
-    observed_at: datetime
+    thresholds: JsonTree = Field(default_factory=dict)
+    diagnostics: JsonTree = Field(default_factory=dict)
+    observed_at: Timestamp
     agent: AgentRef
-    sequence: int = Field(ge=0, description="per-agent, increasing")
+    sequence: int = Field(ge=0, le=MAX_SEQUENCE, description="per-agent, increasing")
 
 
 class CheckSnapshot(_Strict):
@@ -103,10 +167,10 @@ class CheckSnapshot(_Strict):
     type: str = Field(min_length=1, max_length=100)
     status: CheckStatus
     summary: str = Field(max_length=MAX_SUMMARY)
-    since: datetime | None = None
-    last_run: datetime | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    interval_seconds: float | None = Field(
+    since: Timestamp | None = None
+    last_run: Timestamp | None = None
+    labels: Labels = Field(default_factory=dict)
+    interval_seconds: Interval | None = Field(
         default=None, description="for interval checks; None for cron (schedule) checks")
     # When the check runs, so the collector can tell a check between its runs from one
     # that missed a run (older agents send none of these: judged by interval instead).
@@ -114,9 +178,9 @@ class CheckSnapshot(_Strict):
                                  description="cron expression, for scheduled checks")
     timezone: str | None = Field(default=None, max_length=100,
                                  description="IANA zone the schedule is read in")
-    next_due: datetime | None = Field(
+    next_due: Timestamp | None = Field(
         default=None, description="when the next run is due (after last_run)")
-    timeout_seconds: float | None = Field(default=None, gt=0,
+    timeout_seconds: float | None = Field(default=None, gt=0, le=MAX_INTERVAL,
                                           description="the longest one run may take")
 
 
@@ -130,10 +194,10 @@ class Heartbeat(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     source: str = Field(min_length=1, max_length=255)
     agent: AgentRef
-    sequence: int = Field(ge=0)
-    sent_at: datetime
-    interval_seconds: float = Field(gt=0, le=86400)
-    labels: dict[str, str] = Field(default_factory=dict)
+    sequence: int = Field(ge=0, le=MAX_SEQUENCE)
+    sent_at: Timestamp
+    interval_seconds: float = Field(ge=MIN_INTERVAL, le=86400)
+    labels: Labels = Field(default_factory=dict)
     timezone: str | None = Field(default=None, max_length=100,
                                  description="the host's IANA time zone (for maintenance "
                                              "windows in host time); older agents send none")

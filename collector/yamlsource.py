@@ -108,9 +108,17 @@ def load(path: str | Path) -> tuple[Any, list[Problem]]:
     """Parse ``path``; returns the tree (or None) and any problems (I/O, syntax)."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         return None, [Problem(name, 0, f"cannot read the file: {exc.strerror}")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A binary file or another encoding: name the line of the first bad byte rather
+        # than let the decoder's traceback reach the operator.
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return None, [Problem(name, line, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
+                              f"offset {exc.start}); a config must be a UTF-8 YAML file")]
     try:
         loader = _Loader(text, name)
         try:
@@ -122,6 +130,12 @@ def load(path: str | Path) -> tuple[Any, list[Problem]]:
         line = mark.line + 1 if mark else 0
         what = exc.problem or str(exc)
         return None, [Problem(name, line, f"invalid YAML: {what}; fix the syntax at this line")]
+    except yaml.reader.ReaderError as exc:  # control characters: not a MarkedYAMLError
+        line = text.count("\n", 0, exc.position) + 1
+        return None, [Problem(name, line, f"invalid YAML: character {exc.character!r} is not "
+                              "allowed in YAML text; remove it")]
+    except RecursionError:
+        return None, [Problem(name, 1, "invalid YAML: nested too deeply to be a config")]
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -167,15 +181,19 @@ def plain(node: Any) -> Any:
     return node
 
 
-def expand_all(node: Any, problems: list[Problem], path_ctx: tuple[str, Any, Any]) -> Any:
-    """Expand ``${VAR}`` in every string, in place, reporting unset variables."""
+def expand_all(node: Any, problems: list[Problem], path_ctx: tuple[str, Any, Any],
+               label: str | None = None) -> Any:
+    """Expand ``${VAR}`` in every string, in place, reporting unset variables.
+
+    ``label`` names the option for the message: the key, or ``key[i]`` for a list item
+    (``agent_tokens[0]``), so the operator is not told about an option called '0'."""
     file, parent, key = path_ctx
     if isinstance(node, SourceMap):
         for k in list(node):
-            node[k] = expand_all(node[k], problems, (file, node, k))
+            node[k] = expand_all(node[k], problems, (file, node, k), str(k))
     elif isinstance(node, SourceList):
         for i in range(len(node)):
-            node[i] = expand_all(node[i], problems, (file, node, i))
+            node[i] = expand_all(node[i], problems, (file, node, i), f"{label or ''}[{i}]")
     elif isinstance(node, str) and "${" in node:
         text, missing = expand_env(node)
         for name in missing:
@@ -184,7 +202,7 @@ def expand_all(node: Any, problems: list[Problem], path_ctx: tuple[str, Any, Any
                 getattr(parent, "file", file), line,
                 f"environment variable {name} is not set; export it, or write "
                 f"${{{name}:-default}}",
-                option=str(key),
+                option=label if label is not None else str(key),
             ))
         return text
     return node

@@ -72,6 +72,53 @@ def test_finds_patrol_up_collector_and_token_by_itself(collector: CollectorServi
     assert "db-01" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("collector", ["sqlite"], indirect=True)
+def test_finds_patrol_up_state_from_a_subfolder_and_by_environment(
+        collector: CollectorService, tmp_path: Path, monkeypatch, capsys) -> None:
+    """``state/up.json`` used to be looked up only in the working directory."""
+    monkeypatch.delenv("PATROL_OPERATOR_TOKEN", raising=False)
+    monkeypatch.delenv("PATROL_COLLECTOR_URL", raising=False)
+    monkeypatch.delenv("PATROL_STATE_DIR", raising=False)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "up.json").write_text(json.dumps(
+        {"url": collector.url, "operator_token": OPERATOR}))
+    deep = tmp_path / "configs" / "conf.d"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    assert cli(["tickets", "list"]) == 0
+    assert "db-01" in capsys.readouterr().out
+
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("PATROL_STATE_DIR", str(tmp_path / "state"))
+    assert cli(["tickets", "list"]) == 0
+    assert "db-01" in capsys.readouterr().out
+    monkeypatch.delenv("PATROL_STATE_DIR")
+    assert cli(["tickets", "--state-dir", str(tmp_path / "state"), "list"]) == 0
+    assert "db-01" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("collector", ["sqlite"], indirect=True)
+def test_show_into_a_closed_pipe_ends_without_a_traceback(collector: CollectorService) -> None:
+    """``patrol tickets show N | head -1``: the reader is gone before the output."""
+    import subprocess
+    import sys
+
+    from tests.procs import ROOT
+
+    number = collector.store.list_tickets()[0].number
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "tickets", "--url", collector.url, "--token",
+         OPERATOR, "show", number], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the ticket arrives: every write then fails
+    errors = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
+
+
 def test_a_missing_collector_is_explained(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     url = f"http://127.0.0.1:{free_port()}"
