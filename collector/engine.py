@@ -26,6 +26,7 @@ from collector.apply import Applier
 from collector.body import render_body, verify_command
 from collector.correlate import decide
 from collector.fleet import FleetNotices
+from collector.history import record_event_history, samples_of
 from collector.grouping import (
     LeaveGroup,
     group_key,
@@ -149,6 +150,7 @@ class Engine:
                 active = tx.active_ticket(event.dedup_key)
                 return Outcome(event.event_id, "duplicate", active.number if active else None)
             self._count("events")
+            record_event_history(tx, event)
             # No ticket at all for the key (a new incident, the common case): then no
             # active one either, and one query does for both.
             latest = tx.latest_ticket(event.dedup_key)
@@ -259,6 +261,7 @@ class Engine:
                  "interval": c.interval_seconds, "timeout": c.timeout_seconds,
                  "next_due": c.next_due.timestamp() if c.next_due else None}
                 for c in beat.checks])
+            tx.record_samples(beat.source, samples_of(beat))
             if known is not None and not known.get("reachable", True):
                 tx.set_host_reachable(beat.source, True)
         synthetic = self.reconcile(beat, now)

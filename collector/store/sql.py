@@ -22,6 +22,7 @@ from collector.store import codec
 from collector.store.base import ConcurrentUpdate, ConstraintViolation, DuplicateTicket, StoreError
 from collector.store.clean import clean_text
 from collector.store.dispatch import DispatchReads, DispatchWrites
+from collector.store.history import HistoryReads, HistoryWrites
 
 _OPEN = tuple(s.value for s in TicketStatus if s.is_open)
 _OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in _OPEN) + ")"
@@ -53,7 +54,7 @@ _NEXT_SERIAL = ("INSERT INTO ticket_serials (day, last_serial) VALUES (?, 1) "
                 "RETURNING last_serial")
 
 
-class SqlReads(DispatchReads):
+class SqlReads(DispatchReads, HistoryReads):
     _lock = ""
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
@@ -164,7 +165,7 @@ class SqlReads(DispatchReads):
                 for r in rows]
 
 
-class SqlTransaction(SqlReads, DispatchWrites):
+class SqlTransaction(SqlReads, DispatchWrites, HistoryWrites):
 
     def _fresh(self) -> dict[int, list[TimelineEntry]]:
         """Per ticket created by this transaction, the timeline entries it added (as the
