@@ -33,7 +33,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from collector import auth, webview
+from collector import auth, ticket_chart, webview
 from collector.model import Priority, TicketStatus
 from ticketing_bridge.markdown_tree import safe_url
 from ticketing_bridge.markup import to_html
@@ -223,7 +223,23 @@ def ticket_detail(request: Request, number: str) -> Response:
         "runbook_link": ticket.runbook if ticket.runbook and safe_url(ticket.runbook)
         else None,
         "helpdesks": _helpdesks(store, ticket.id),
+        "chart": ticket_chart.available(store, ticket, now),
         "timeline": store.timeline(ticket.id), "refresh_page": False})
+
+
+@router.get("/tickets/{number}/chart.png")
+def ticket_chart_png(request: Request, number: str) -> Response:
+    """The breaching measurement around the breach (collector/ticket_chart.py)."""
+    if denied := _denied(request):
+        return denied
+    store = request.app.state.store
+    ticket = store.get_ticket(number)
+    png = ticket_chart.chart_png(store, ticket, _now(request)) if ticket else None
+    if png is None:
+        return _problem(request, 404, "No chart",
+                        f"Patrol holds no measurement history for ticket {number}.")
+    return Response(png, media_type="image/png",
+                    headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=60"})
 
 
 def _helpdesks(store: Any, ticket_id: int) -> list[dict[str, Any]]:
