@@ -11,13 +11,16 @@ external resource, and the same bytes a helpdesk attachment carries.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from collector.model import Ticket
+from ticketing_bridge.protocol import Attachment, BridgeError, ExternalRef, TakesAttachments
 from collector.reports import charts
 from collector.store.history import DAY, HOUR
 
+log = logging.getLogger("patrol.collector.chart")
 FILENAME = "patrol-chart.png"
 MAX_LINES = 5
 
@@ -90,3 +93,24 @@ def chart_png(store: Any, ticket: Ticket, now: float) -> bytes | None:
 def available(store: Any, ticket: Ticket, now: float) -> bool:
     """Whether the ticket page should show a chart (cheaper than drawing it)."""
     return data_for(store, ticket, now) is not None
+
+
+def attach_chart(adapter: Any, ref: ExternalRef, store: Any, ticket: Ticket,
+                 now: float) -> bool:
+    """Attach the chart to a just-opened helpdesk ticket when the adapter takes files.
+
+    Best effort: the ticket exists in the helpdesk already and its body links to the
+    page with the chart, so a refused upload is logged, not retried (retrying the open
+    row would not help, and must not open a second ticket)."""
+    if not isinstance(adapter, TakesAttachments):
+        return False
+    try:
+        png = chart_png(store, ticket, now)
+        if png is None:
+            return False
+        adapter.attach(ref, Attachment(FILENAME, "image/png", png),
+                       f"Chart: {ticket.check} on {ticket.host} around the breach.")
+    except BridgeError as exc:
+        log.warning("could not attach the chart to %s #%s: %s", ref.helpdesk, ref.id, exc)
+        return False
+    return True

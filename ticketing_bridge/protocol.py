@@ -131,3 +131,22 @@ class Helpdesk(Protocol):
                dest: Destination) -> None: ...
 
     def status(self, ref: ExternalRef) -> RemoteStatus: ...
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file for a helpdesk ticket (the breach chart): name, MIME type and bytes."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@runtime_checkable
+class TakesAttachments(Protocol):
+    """Optional: an adapter whose helpdesk API takes files (Redmine's uploads, RT's
+    REST2 comment attachments). The dispatcher attaches the breach chart right after
+    opening the ticket when the adapter has this; others only carry the link to the
+    ticket page in the body."""
+
+    def attach(self, ref: ExternalRef, attachment: Attachment, note: str) -> None: ...

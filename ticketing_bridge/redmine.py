@@ -41,6 +41,7 @@ from pydantic import Field
 from ticketing_bridge import markup
 from ticketing_bridge.http import HttpClient
 from ticketing_bridge.protocol import (
+    Attachment,
     Destination,
     ExternalRef,
     PermanentError,
@@ -167,6 +168,18 @@ class Redmine:
             return RemoteStatus("resolved", who, False, name)
         acknowledged = fold in {s.casefold() for s in self.config.acknowledged_statuses}
         return RemoteStatus("acknowledged" if acknowledged or who else "open", who, False, name)
+
+    def attach(self, ref: ExternalRef, attachment: Attachment, note: str) -> None:
+        """Upload the file (``POST /uploads.json`` answers a token), then attach it to
+        the issue with a note in one update."""
+        uploaded = self.http.request(
+            "POST", "/uploads.json", params={"filename": attachment.filename},
+            data=attachment.data, headers={"Content-Type": "application/octet-stream"},
+            expect=(201,)).json()
+        token = uploaded["upload"]["token"]
+        self._update(ref, self._with_note({"uploads": [{
+            "token": token, "filename": attachment.filename,
+            "content_type": attachment.content_type}]}, note))
 
     # -- requests -------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ https://docs.bestpractical.com/rt/5.0.3/query_builder.html (TicketSQL).
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -44,6 +45,7 @@ from pydantic import Field, model_validator
 from ticketing_bridge import markup
 from ticketing_bridge.http import HttpClient, token_or_basic
 from ticketing_bridge.protocol import (
+    Attachment,
     Destination,
     ExternalRef,
     PermanentError,
@@ -160,6 +162,15 @@ class RequestTracker:
         if fold in {self.config.resolved_status.casefold(), "resolved"}:
             return RemoteStatus("resolved", who, False, raw)
         return RemoteStatus("acknowledged" if who else "open", who, False, raw)
+
+    def attach(self, ref: ExternalRef, attachment: Attachment, note: str) -> None:
+        """A comment carrying the file (REST2 takes base64 ``Attachments`` inline)."""
+        self.http.request("POST", f"/ticket/{ref.id}/comment", json={
+            **self._content(note or attachment.filename),
+            "Attachments": [{"FileName": attachment.filename,
+                             "FileType": attachment.content_type,
+                             "FileContent": base64.b64encode(attachment.data).decode("ascii")}],
+        }, expect=(200, 201))
 
     # -- helpers --------------------------------------------------------------------------
 
