@@ -114,3 +114,25 @@ def attach_chart(adapter: Any, ref: ExternalRef, store: Any, ticket: Ticket,
         log.warning("could not attach the chart to %s #%s: %s", ref.helpdesk, ref.id, exc)
         return False
     return True
+
+
+HOST_DAYS = 7
+
+
+def check_png(store: Any, host: str, check: str, now: float) -> bytes | None:
+    """A host page's chart of one check: the hourly averages of the last week, one line
+    per item of its main measurement (a ratio when it has one, so one axis fits)."""
+    rows = store.rollups("hour", now - HOST_DAYS * DAY, now + HOUR, host=host, check=check)
+    names = sorted({r["name"] for r in rows}, key=lambda n: (not n.endswith("ratio"), n))
+    if not names:
+        return None
+    series: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        if row["name"] == names[0]:
+            series.setdefault(_label(row["name"], row["item"]), []).append(
+                (row["bucket"] + HOUR / 2, row["avg"]))
+    data, unit = _scaled(ChartData(dict(list(series.items())[:MAX_LINES]), None, None,
+                                   "ratio" if names[0].endswith("ratio") else "", None))
+    figure = charts.measurement_line(data.series, None, None, f"{check} on {host}",
+                                     unit or names[0])
+    return None if figure is None else charts.png(figure)

@@ -235,9 +235,14 @@ def ticket_chart_png(request: Request, number: str) -> Response:
     store = request.app.state.store
     ticket = store.get_ticket(number)
     png = ticket_chart.chart_png(store, ticket, _now(request)) if ticket else None
+    return _png(request, png, f"ticket {number}")
+
+
+def _png(request: Request, png: bytes | None, what: str) -> Response:
+    """A chart, or the page saying there is no history to draw one from."""
     if png is None:
         return _problem(request, 404, "No chart",
-                        f"Patrol holds no measurement history for ticket {number}.")
+                        f"Patrol holds no measurement history for {what}.")
     return Response(png, media_type="image/png",
                     headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=60"})
 
@@ -273,6 +278,32 @@ REPORT_SECURITY_HEADERS = {
                                 "img-src data:; form-action 'none'; base-uri 'none'; "
                                 "frame-ancestors 'none'"),
 }
+
+
+@router.get("/hosts/{host}")
+def host_page(request: Request, host: str) -> Response:
+    """One host: its checks' states, each with the last week's chart."""
+    if denied := _denied(request):
+        return denied
+    store = request.app.state.store
+    found = store.host(host)
+    if found is None:
+        return _problem(request, 404, "No such host",
+                        f"No agent named {host} has reported. The fleet is at /.")
+    now = _now(request)
+    charted = {(r["check_name"]) for r in store.rollups(
+        "hour", now - ticket_chart.HOST_DAYS * 86400.0, now + 3600.0, host=host)}
+    return _page(request, "host.html", {
+        "title": host, "host": found, "now": now, "charted": charted,
+        "checks": store.check_states(host), "refresh_page": False})
+
+
+@router.get("/hosts/{host}/checks/{check}/chart.png")
+def host_check_chart(request: Request, host: str, check: str) -> Response:
+    if denied := _denied(request):
+        return denied
+    png = ticket_chart.check_png(request.app.state.store, host, check, _now(request))
+    return _png(request, png, f"{check} on {host}")
 
 
 @router.get("/reports")

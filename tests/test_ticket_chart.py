@@ -102,3 +102,23 @@ def test_the_chart_in_the_ticket_page_in_chromium(request, tmp_path):
         colours = chromium.png_colours(shot)
         assert colours[RED] > 100 and colours[AMBER] > 100 and colours[BLUE] > 100
     store.close()
+
+
+def test_the_host_page_shows_each_checks_recent_chart(any_world, tmp_path):
+    for hour in range(6):
+        run = T0 - 6 * HOUR + hour * HOUR
+        disk = snapshot("root-disk", last_run=run).model_copy(update={"measurements": [
+            MeasurementValue(name="used_ratio", value=0.5 + hour * 0.01, item="/"),
+            MeasurementValue(name="free_bytes", value=1e9, item="/")]})
+        any_world.engine.heartbeat(heartbeat(
+            checks=[disk, snapshot("ntp", check_type="command", last_run=run)],
+            sent_at=run + 5))
+    client = TestClient(make_app(any_world.store, now=T0))
+    page = client.get("/hosts/db-01", headers=AUTH).text
+    assert 'src="/hosts/db-01/checks/root-disk/chart.png"' in page
+    assert "ntp" in page and "checks/ntp/chart.png" not in page  # nothing measured
+    chart = client.get("/hosts/db-01/checks/root-disk/chart.png", headers=AUTH)
+    assert _png_size(chart.content) == (640, 300) and BLUE in _colours(chart.content,
+                                                                       tmp_path)
+    assert client.get("/hosts/nobody", headers=AUTH).status_code == 404
+    assert client.get("/hosts/db-01/checks/ntp/chart.png", headers=AUTH).status_code == 404
