@@ -317,6 +317,16 @@ def _steps(ticket: Ticket, diagnostics: Mapping[str, Any],
     return [f"- {iso_z(at)} {text}" for at, _, text in sorted(steps, key=lambda s: s[:2])]
 
 
+def _last_fix(fix: Mapping[str, Any] | None, host: str) -> list[str]:
+    """"Last time this was fixed by" from the knowledge archive (collector/archive.py)."""
+    if not fix:
+        return []
+    where = "" if fix["host"] == host else f" on {fix['host']}"
+    return ["", f"**Last time this was fixed by**: {fix['author']}, {iso_z(fix['at'])}"
+                f" ({fix['ticket_number']}{where}; cause: {fix['category']}): "
+                f"{_cell('', fix['note'])}"]
+
+
 def _past(past: Sequence[Ticket]) -> list[str]:
     if not past:
         return ["None: this is the first ticket for this host and check."]
@@ -391,7 +401,8 @@ def _what_stopped(ticket: Ticket, event: Event | None) -> list[str]:
 
 def render_body(ticket: Ticket, event: Event | None, past: Sequence[Ticket],
                 timeline: Sequence[TimelineEntry], verify_command: str,
-                parent_number: str | None = None) -> str:
+                parent_number: str | None = None,
+                last_fix: Mapping[str, Any] | None = None) -> str:
     """The body of ``ticket``. ``event``: the one that opened or last changed it (None
     renders from the ticket's stored measurements, without thresholds); ``past``:
     earlier tickets for the same ``dedup_key``, newest first; ``verify_command``: the
@@ -413,7 +424,7 @@ def render_body(ticket: Ticket, event: Event | None, past: Sequence[Ticket],
         *evidence,
         ("Steps Patrol already took", _steps(ticket, diagnostics, timeline, past)),
         ("Suggested first actions", actions),
-        ("Past occurrences", _past(past)),
+        ("Past occurrences", _past(past) + _last_fix(last_fix, ticket.host)),
         ("How to verify", _verify(ticket, event, verify_command)),
         ("SLA", [f"- **Priority**: {ticket.priority}",
                  f"- **Respond by**: {iso_z(ticket.respond_by)}",

@@ -26,6 +26,7 @@ from collector.apply import Applier
 from collector.body import render_body, verify_command
 from collector.correlate import decide
 from collector.fleet import FleetNotices
+from collector.archive import last_fix
 from collector.history import record_event_history, samples_of
 from collector.grouping import (
     LeaveGroup,
@@ -201,7 +202,8 @@ class Engine:
         parent = tx.get_ticket_by_id(ticket.parent_id) if ticket.parent_id else None
         return render_body(ticket, event, past, timeline,
                            verify_command(ticket.check, self.agent_config_path),
-                           parent.number if parent is not None else None)
+                           parent.number if parent is not None else None,
+                           last_fix=last_fix(tx, ticket))
 
     def _back_to_group(self, tx: Any, actions: list[Action],
                        tickets: tuple[Ticket | None, ...], event: Event,

@@ -306,6 +306,31 @@ def host_check_chart(request: Request, host: str, check: str) -> Response:
     return _png(request, png, f"{check} on {host}")
 
 
+@router.get("/knowledge")
+def knowledge_page(request: Request) -> Response:
+    """Per check type: the first actions (the operator's file, then the built-in ones)
+    and how people fixed past tickets (the knowledge archive)."""
+    if denied := _denied(request):
+        return denied
+    from collector.knowledge import all_first_actions, load_operator_knowledge
+    from collector.yamlsource import ConfigError
+
+    path = getattr(request.app.state, "knowledge_file", None)
+    problem = None
+    try:
+        operator = load_operator_knowledge(path) if path else None
+    except ConfigError as exc:
+        operator, problem = None, str(exc)
+    resolutions: dict[str, list[dict[str, Any]]] = {}
+    for row in request.app.state.store.resolutions(limit=500):
+        resolutions.setdefault(row["check_type"], []).append(row)
+    actions = all_first_actions(operator)
+    return _page(request, "knowledge.html", {
+        "title": "Knowledge", "actions": actions, "resolutions": resolutions,
+        "types": sorted({*actions, *resolutions}), "problem": problem, "file": path,
+        "refresh_page": False})
+
+
 @router.get("/reports")
 def reports(request: Request) -> Response:
     if denied := _denied(request):

@@ -108,6 +108,17 @@ class RemoteStatus:
     assignee: str | None = None
     wont_fix: bool = False
     raw_status: str | None = None
+    # The person's resolution note when resolved or closed (adapters that can read it
+    # back: Redmine), for the knowledge archive; Patrol's own notes are never it.
+    note: str | None = None
+    note_author: str | None = None
+
+
+def is_patrol_note(text: str) -> bool:
+    """Whether a helpdesk note is one Patrol wrote (its updates say "Patrol:" or
+    "NAME in Patrol:"; the chart note starts "Chart:"), not a person's."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first.startswith(("Patrol:", "Chart:")) or " in Patrol: " in first
 
 
 @runtime_checkable
