@@ -8,6 +8,7 @@ import requests
 
 from ticketing_bridge.protocol import Destination
 from ticketing_bridge.redmine import Redmine
+from ticketing_bridge.rt import RequestTracker
 
 pytest.register_assert_rewrite("tests.helpdesk_servers")
 from tests.helpdesk_servers import HelpdeskServer, ticket_view  # noqa: E402
@@ -36,3 +37,20 @@ def test_the_persons_closing_note_comes_back_with_the_status(redmine_server: Hel
     assert status.state == "closed"
     assert status.note is not None and status.note.replace("\r\n", "\n") == note
     assert status.note_author  # the Redmine user who wrote it
+
+
+def test_rt_gives_back_the_persons_resolving_reply(rt_server: HelpdeskServer):
+    server = rt_server
+    tracker = RequestTracker({"type": "rt", "url": server.url, "token": server.token},
+                             "rt-test")
+    view = ticket_view()
+    ref = tracker.open(view, Destination("rt-test"))
+    headers = {"Authorization": f"token {server.token}"}
+    note = "Replaced the failed disk in slot 3.\ncause: hardware"
+    reply = requests.post(f"{server.url}/REST/2.0/ticket/{ref.id}/comment", headers=headers,
+                          timeout=20, json={"Content": note, "ContentType": "text/plain"})
+    assert reply.status_code == 201, reply.text
+    tracker.resolve(ref, "Patrol: /var is OK again on db-01", view, Destination("rt-test"))
+    status = tracker.status(ref)
+    assert status.state == "resolved"
+    assert status.note == note and status.note_author
