@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -67,6 +67,10 @@ class CollectorSettings(BaseModel):
     # Received events (kept so a retried POST is recognised) and delivered helpdesk
     # actions are deleted after this long; tickets and their timelines are kept.
     retention: Seconds = Field(default=30 * 86400, ge=86400)
+    # Ticket bodies and reports in English or Simplified Chinese (collector/i18n.py).
+    language: Literal["en", "zh-CN"] = "en"
+    # The operator's own first actions per check type (collector/knowledge.py).
+    knowledge_file: Path | None = None
 
     @field_validator("listen")
     @classmethod

@@ -71,6 +71,7 @@ class Engine:
         self.policy = policy or PolicyConfig()
         self.clock = clock
         self.agent_config_path = agent_config_path
+        self.language = "en"  # of ticket bodies: the collector config's ``language``
         self.counters = {"events": 0, "duplicates": 0, "heartbeats": 0, "opened": 0,
                          "reopened": 0, "resolved": 0, "retries": 0}
         self._lock = threading.Lock()
@@ -203,7 +204,7 @@ class Engine:
         return render_body(ticket, event, past, timeline,
                            verify_command(ticket.check, self.agent_config_path),
                            parent.number if parent is not None else None,
-                           last_fix=last_fix(tx, ticket))
+                           last_fix=last_fix(tx, ticket), language=self.language)
 
     def _back_to_group(self, tx: Any, actions: list[Action],
                        tickets: tuple[Ticket | None, ...], event: Event,

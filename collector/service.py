@@ -35,6 +35,7 @@ class CollectorService:
         self.engine = Engine(self.store, policy or config.policy,
                              agent_config_path=agent_config_path)
         self.engine.sync_config_windows(config.maintenance)
+        self.engine.language = settings.language
         self.dispatcher = self._dispatcher(config)
         self.engine.dispatcher = self.dispatcher
         self.watchdog = Watchdog(self.engine, settings.retention,
@@ -78,8 +79,11 @@ class CollectorService:
     def app(self) -> Any:
         from collector.api import create_app
 
-        return create_app(self.engine, self.agent_tokens, self.operator_tokens,
-                          self.settings.max_body_bytes)
+        app = create_app(self.engine, self.agent_tokens, self.operator_tokens,
+                         self.settings.max_body_bytes)
+        app.state.knowledge_file = self.settings.knowledge_file
+        app.state.language = self.settings.language
+        return app
 
     def start(self) -> None:
         """Serve in background threads; returns once the port is bound."""

@@ -375,7 +375,7 @@ def report(request: Request, kind: str, day: str = Query("", alias="date"),
         return Response(html.to_json(built), media_type="application/json",
                         headers=SECURITY_HEADERS)
     try:
-        page = html.render(built)
+        page = html.render(built, getattr(engine, "language", "en"))
     except ModuleNotFoundError as exc:
         return _problem(request, 503, "Reports are not installed",
                         f"Drawing the report's charts needs {exc.name}; install the "
