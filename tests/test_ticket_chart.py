@@ -89,6 +89,11 @@ def test_the_chart_in_the_ticket_page_in_chromium(request, tmp_path):
     require_command("chromium", "chromium")
     store = store_for("sqlite", request, tmp_path)
     world = World(store)
+    for hour in range(12):  # the host page's week: a disk filling over 12 hours
+        run = T0 - 12 * HOUR + hour * HOUR
+        disk = snapshot("root-disk", last_run=run).model_copy(update={"measurements": [
+            MeasurementValue(name="used_ratio", value=0.8 + hour * 0.014, item="/var")]})
+        world.engine.heartbeat(heartbeat(checks=[disk], sent_at=run + 5))
     number = _breach(world)
     with served(make_app(store, now=T0 + 60)) as base:
         url = (f"{base}/login?"
@@ -101,6 +106,12 @@ def test_the_chart_in_the_ticket_page_in_chromium(request, tmp_path):
             shutil.copy(shot, Path(keep) / "ticket-chart.png")
         colours = chromium.png_colours(shot)
         assert colours[RED] > 100 and colours[AMBER] > 100 and colours[BLUE] > 100
+        host = chromium.screenshot(
+            f"{base}/login?" + urlencode({"token": OPERATOR_TOKEN, "next": "/hosts/db-01"}),
+            tmp_path / "host.png", window=(1280, 900))
+        if keep:
+            shutil.copy(host, Path(keep) / "host-page.png")
+        assert chromium.png_colours(host)[BLUE] > 100  # the disk's week, drawn
     store.close()
 
 
