@@ -160,9 +160,27 @@ def load_collector_config(path: str | Path) -> CollectorConfig:
     windows = _maintenance(tree, problems)
     ticketing, helpdesks = _ticketing(tree, problems)
     _page_problems(tree, policy, ticketing, problems)
+    if settings is not None and settings.knowledge_file is not None:
+        settings = _knowledge_file(settings, path, problems)
     if problems or settings is None:
         raise ConfigError(sorted(problems, key=lambda p: p.line))
     return CollectorConfig(settings, str(path), policy, windows, ticketing, helpdesks)
+
+
+def _knowledge_file(settings: CollectorSettings, path: Path,
+                    problems: list[Problem]) -> CollectorSettings:
+    """The operator's knowledge file, relative to this config's folder, checked now so a
+    mistake is named at start-up (its own FILE:LINE), not on the knowledge page."""
+    from collector.knowledge import load_operator_knowledge
+
+    where = settings.knowledge_file
+    if where is not None and not where.is_absolute():
+        where = path.parent / where
+    try:
+        load_operator_knowledge(where)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    return settings.model_copy(update={"knowledge_file": where})
 
 
 def _ticketing(tree: SourceMap, problems: list[Problem]) -> tuple[TicketingSettings,

@@ -95,3 +95,17 @@ def test_mistakes_in_the_operators_knowledge_file_are_named_with_file_and_line(t
     assert f"{bad}:5: option 'memory': 'memory' needs a list of actions" in text
     assert f"{bad}:6: unknown top-level key 'first_action'; did you mean 'first_actions'?" \
         in text
+
+
+def test_the_collector_config_checks_the_knowledge_file_at_start(tmp_path):
+    from collector.config import load_collector_config
+
+    (tmp_path / "knowledge.yaml").write_text("first_actions:\n  disk: soon\n")
+    config = tmp_path / "collector.yaml"
+    config.write_text("collector:\n  knowledge_file: knowledge.yaml\n")
+    with pytest.raises(ConfigError) as caught:
+        load_collector_config(config)
+    assert f"{tmp_path / 'knowledge.yaml'}:2: option 'disk'" in str(caught.value)
+    (tmp_path / "knowledge.yaml").write_text("first_actions:\n  disk: [Look in /srv.]\n")
+    assert load_collector_config(config).collector.knowledge_file == \
+        tmp_path / "knowledge.yaml"  # relative to the config's folder
