@@ -20,6 +20,7 @@ from typing import Any
 from agent import scheduler as sched
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.diagnostics.redact import install_log_redaction
+from agent.history import MeasurementHistory
 from agent.runner import CheckRunner
 from agent.identity import ensure_state_dir
 from agent.state import STATE_FILE, CheckInfo, StateTable, Transition
@@ -74,6 +75,7 @@ class Agent:
         self.config = self.adjust(config or load_config(self.config_path))
         self.table = StateTable(infos_for(self.config), state_file(self.config))
         self.runners = runners_for(self.config)
+        self.history = MeasurementHistory()
         self.started_at = time.time()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -93,8 +95,10 @@ class Agent:
         if runner is None:
             return
         result, duration = runner.run()
-        transition = self.table.record(name, result, runner.config.sustain, time.time(),
-                                       duration)
+        now = time.time()
+        self.history.record(name, now, ((m.name, m.item, m.value)
+                                        for m in result.measurements))
+        transition = self.table.record(name, result, runner.config.sustain, now, duration)
         if transition is None:
             return
         self._log_transition(transition, result)
@@ -203,7 +207,8 @@ class Agent:
         self.emitter = Emitter(self.outbox, settings.hostname, settings.labels,
                                agent_id(settings.state_dir), evaluators=self._evaluator_of,
                                redact=lambda data: self.config.policy().data(data),
-                               config=str(self.config_path.resolve()))
+                               config=str(self.config_path.resolve()),
+                               history=self.history)
         interval = settings.heartbeat_interval
         self.pusher = Pusher(self.outbox, targets, heartbeat_interval=interval,
                              heartbeat=lambda: self.emitter.heartbeat(self.table.snapshot(),
@@ -236,6 +241,7 @@ class Agent:
             old = self.config.agent
             self.config = new
             self.runners = runners_for(new)
+            self.history.retain(self.runners)
             delivery = ("collector", "hostname", "labels", "state_dir", "heartbeat_interval")
             if any(getattr(old, k) != getattr(new.agent, k) for k in delivery):
                 self._stop_delivery()

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from agent import scheduler
+from agent.history import MeasurementHistory, Series
 from agent.outbox import Outbox
 from agent.state import CheckView, Transition
 from agent.version import AGENT_VERSION
@@ -34,6 +36,7 @@ from collector.wire import (
     CheckSnapshot,
     Event,
     Heartbeat,
+    MeasurementSeries,
     MeasurementValue,
     dedup_key,
 )
@@ -81,6 +84,7 @@ def build_event(
     evaluator: Evaluator | None = None,
     extra_diagnostics: Mapping[str, Any] | None = None,
     config: str | None = None,
+    history: Sequence[Series] = (),
 ) -> Event:
     """The wire event for a hard transition of ``view``'s check.
 
@@ -88,7 +92,8 @@ def build_event(
     de-escalation alike: the collector re-grades the open incident), ``resolve`` on
     OK. Check labels win over agent labels. ``diagnostics`` are the at-breach capture
     (already redacted by the agent) plus ``extra_diagnostics``; ``thresholds`` are
-    filled when the check's ``evaluator`` is given.
+    filled when the check's ``evaluator`` is given; ``history`` the recent series of
+    the measurements that have levels (:func:`breach_keys`).
     """
     new = transition.new
     measurements = view.result.measurements if view.result else ()
@@ -113,7 +118,39 @@ def build_event(
         observed_at=now or datetime.now(UTC),
         agent=AgentRef(id=agent_id, version=version, config=config),
         sequence=sequence,
+        history=[MeasurementSeries(name=s.name, item=s.item, points=s.points)
+                 for s in history if s.points][:MAX_SERIES],
     )
+
+
+MAX_SERIES = 5  # a disk check with 40 mounts sends the breaching few, not all
+
+
+def breach_keys(view: CheckView, thresholds: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (name, item) of the latest result's measurements worth a series: those with
+    levels, the ones past a level first (the mount that breached, not its 39 healthy
+    neighbours)."""
+    if view.result is None:
+        return []
+
+    def past(m: Any) -> bool:
+        levels = thresholds.get(m.key) or {}
+        warning = levels.get("warning")
+        if warning is None:
+            return False
+        return m.value >= warning if levels.get("higher_is_worse", True) else m.value <= warning
+
+    with_levels = [m for m in view.result.measurements if m.key in thresholds]
+    ordered = sorted(with_levels, key=lambda m: not past(m))
+    return [(m.name, m.item) for m in ordered][:MAX_SERIES]
+
+
+def latest_values(view: CheckView) -> list[MeasurementValue]:
+    """The latest run's finite values, for the heartbeat (the collector's rollups)."""
+    if view.result is None:
+        return []
+    return [MeasurementValue(name=m.name, value=m.value, item=m.item)
+            for m in view.result.measurements if math.isfinite(m.value)][:200]
 
 
 def schedule_of(view: CheckView) -> dict[str, Any]:
@@ -160,6 +197,7 @@ def build_heartbeat(
             summary=_summary(v, hostname) if v.result else "not run yet",
             since=_utc(v.since), last_run=_utc(v.last_run),
             labels={**agent_labels, **v.info.labels}, **schedule_of(v),
+            measurements=latest_values(v),
         )
         for v in views
     ]
@@ -190,7 +228,9 @@ class Emitter:
         evaluators: Callable[[str], Evaluator | None] | None = None,
         redact: Callable[[Any], Any] | None = None,
         config: str | None = None,
+        history: MeasurementHistory | None = None,
     ) -> None:
+        self.history = history  # the agent's ring buffer, for the breach's series
         self.config = config  # the agent's config file, named in tickets' commands
         self.outbox = outbox
         self.hostname = hostname
@@ -211,10 +251,14 @@ class Emitter:
         if view.result is not None and view.result.diagnostics:
             own = view.result.diagnostics
             extra["result"] = self._redact(own) if self._redact else own
+        series: list[Series] = []
+        if self.history is not None and transition.new is not Status.OK:
+            keys = breach_keys(view, thresholds_of(view, evaluator))
+            series = self.history.series(view.info.name, view.last_run or time.time(), keys)
         event = build_event(
             view, transition, self.hostname, self.agent_labels, self.agent_id,
             self.outbox.next_sequence(), version=self.version, evaluator=evaluator,
-            extra_diagnostics=extra, config=self.config,
+            extra_diagnostics=extra, config=self.config, history=series,
         )
         self.outbox.put("event", event.model_dump(mode="json"), key=event.event_id)
         log.debug("queued %s %s for %s (sequence %d)", event.action, event.status,

@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from collector import expectations
+from collector.i18n import gettext_for
 from collector.knowledge import first_actions
 from collector.model import Ticket, TimelineEntry
 from collector.readable import iso_z, limit, measured, parse_moment
@@ -317,6 +318,16 @@ def _steps(ticket: Ticket, diagnostics: Mapping[str, Any],
     return [f"- {iso_z(at)} {text}" for at, _, text in sorted(steps, key=lambda s: s[:2])]
 
 
+def _last_fix(fix: Mapping[str, Any] | None, host: str, _: Any = str) -> list[str]:
+    """"Last time this was fixed by" from the knowledge archive (collector/archive.py)."""
+    if not fix:
+        return []
+    where = "" if fix["host"] == host else f" on {fix['host']}"
+    return ["", f"**{_('Last time this was fixed by')}**: {fix['author']}, {iso_z(fix['at'])}"
+                f" ({fix['ticket_number']}{where}; cause: {fix['category']}): "
+                f"{_cell('', fix['note'])}"]
+
+
 def _past(past: Sequence[Ticket]) -> list[str]:
     if not past:
         return ["None: this is the first ticket for this host and check."]
@@ -391,12 +402,14 @@ def _what_stopped(ticket: Ticket, event: Event | None) -> list[str]:
 
 def render_body(ticket: Ticket, event: Event | None, past: Sequence[Ticket],
                 timeline: Sequence[TimelineEntry], verify_command: str,
-                parent_number: str | None = None) -> str:
+                parent_number: str | None = None,
+                last_fix: Mapping[str, Any] | None = None, language: str = "en") -> str:
     """The body of ``ticket``. ``event``: the one that opened or last changed it (None
     renders from the ticket's stored measurements, without thresholds); ``past``:
     earlier tickets for the same ``dedup_key``, newest first; ``verify_command``: the
     collector's command for the check, used when the agent did not name its config;
     ``parent_number``: the group ticket it belongs to, if any."""
+    _ = gettext_for(language)
     diagnostics = event.diagnostics if event is not None else ticket.diagnostics
     actions = [f"{n}. {text}" for n, text in
                enumerate(first_actions(ticket.check_type, bool(diagnostics)), 1)]
@@ -413,10 +426,13 @@ def render_body(ticket: Ticket, event: Event | None, past: Sequence[Ticket],
         *evidence,
         ("Steps Patrol already took", _steps(ticket, diagnostics, timeline, past)),
         ("Suggested first actions", actions),
-        ("Past occurrences", _past(past)),
+        ("Past occurrences", _past(past) + _last_fix(last_fix, ticket.host, _)),
         ("How to verify", _verify(ticket, event, verify_command)),
-        ("SLA", [f"- **Priority**: {ticket.priority}",
-                 f"- **Respond by**: {iso_z(ticket.respond_by)}",
-                 f"- **Resolve by**: {iso_z(ticket.resolve_by)}"]),
+        ("SLA", [f"- **{_('Priority')}**: {ticket.priority}",
+                 f"- **{_('Respond by')}**: {iso_z(ticket.respond_by)}",
+                 f"- **{_('Resolve by')}**: {iso_z(ticket.resolve_by)}"]),
     ]
-    return "\n".join("\n".join([f"## {title}", "", *lines]) + "\n" for title, lines in sections)
+    # Headings and fixed sentences in the collector's ``language`` (collector/i18n.py).
+    return "\n".join("\n".join([f"## {_(title)}", "", *(_(line) if line else line
+                                                        for line in lines)])
+                      + "\n" for title, lines in sections)

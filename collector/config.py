@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -67,6 +67,10 @@ class CollectorSettings(BaseModel):
     # Received events (kept so a retried POST is recognised) and delivered helpdesk
     # actions are deleted after this long; tickets and their timelines are kept.
     retention: Seconds = Field(default=30 * 86400, ge=86400)
+    # Ticket bodies and reports in English or Simplified Chinese (collector/i18n.py).
+    language: Literal["en", "zh-CN"] = "en"
+    # The operator's own first actions per check type (collector/knowledge.py).
+    knowledge_file: Path | None = None
 
     @field_validator("listen")
     @classmethod
@@ -156,9 +160,27 @@ def load_collector_config(path: str | Path) -> CollectorConfig:
     windows = _maintenance(tree, problems)
     ticketing, helpdesks = _ticketing(tree, problems)
     _page_problems(tree, policy, ticketing, problems)
+    if settings is not None and settings.knowledge_file is not None:
+        settings = _knowledge_file(settings, path, problems)
     if problems or settings is None:
         raise ConfigError(sorted(problems, key=lambda p: p.line))
     return CollectorConfig(settings, str(path), policy, windows, ticketing, helpdesks)
+
+
+def _knowledge_file(settings: CollectorSettings, path: Path,
+                    problems: list[Problem]) -> CollectorSettings:
+    """The operator's knowledge file, relative to this config's folder, checked now so a
+    mistake is named at start-up (its own FILE:LINE), not on the knowledge page."""
+    from collector.knowledge import load_operator_knowledge
+
+    where = settings.knowledge_file
+    if where is not None and not where.is_absolute():
+        where = path.parent / where
+    try:
+        load_operator_knowledge(where)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    return settings.model_copy(update={"knowledge_file": where})
 
 
 def _ticketing(tree: SourceMap, problems: list[Problem]) -> tuple[TicketingSettings,

@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
-from collector import helpdesk_sync
+from collector import helpdesk_sync, ticket_chart
 from collector.dispatch_leases import LEASE, Claim, Leases
 from collector.model import Ticket, TimelineEntry
 from collector.routing import TicketingSettings, destinations
@@ -280,6 +280,7 @@ class Dispatcher:
                 ref = adapter.open(view, dest)
                 if os.environ.get(FAILPOINT) == "after-helpdesk-open":
                     os.kill(os.getpid(), signal.SIGKILL)
+                ticket_chart.attach_chart(adapter, ref, self.store, ticket, self.clock())
 
             def record(tx: Any, now: float) -> None:
                 tx.save_link(ticket.id, name, ref.id, ref.url, asdict(dest))

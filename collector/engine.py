@@ -26,6 +26,8 @@ from collector.apply import Applier
 from collector.body import render_body, verify_command
 from collector.correlate import decide
 from collector.fleet import FleetNotices
+from collector.archive import last_fix
+from collector.history import record_event_history, samples_of
 from collector.grouping import (
     LeaveGroup,
     group_key,
@@ -69,6 +71,7 @@ class Engine:
         self.policy = policy or PolicyConfig()
         self.clock = clock
         self.agent_config_path = agent_config_path
+        self.language = "en"  # of ticket bodies: the collector config's ``language``
         self.counters = {"events": 0, "duplicates": 0, "heartbeats": 0, "opened": 0,
                          "reopened": 0, "resolved": 0, "retries": 0}
         self._lock = threading.Lock()
@@ -149,6 +152,7 @@ class Engine:
                 active = tx.active_ticket(event.dedup_key)
                 return Outcome(event.event_id, "duplicate", active.number if active else None)
             self._count("events")
+            record_event_history(tx, event)
             # No ticket at all for the key (a new incident, the common case): then no
             # active one either, and one query does for both.
             latest = tx.latest_ticket(event.dedup_key)
@@ -199,7 +203,8 @@ class Engine:
         parent = tx.get_ticket_by_id(ticket.parent_id) if ticket.parent_id else None
         return render_body(ticket, event, past, timeline,
                            verify_command(ticket.check, self.agent_config_path),
-                           parent.number if parent is not None else None)
+                           parent.number if parent is not None else None,
+                           last_fix=last_fix(tx, ticket), language=self.language)
 
     def _back_to_group(self, tx: Any, actions: list[Action],
                        tickets: tuple[Ticket | None, ...], event: Event,
@@ -259,6 +264,7 @@ class Engine:
                  "interval": c.interval_seconds, "timeout": c.timeout_seconds,
                  "next_due": c.next_due.timestamp() if c.next_due else None}
                 for c in beat.checks])
+            tx.record_samples(beat.source, samples_of(beat))
             if known is not None and not known.get("reachable", True):
                 tx.set_host_reachable(beat.source, True)
         synthetic = self.reconcile(beat, now)

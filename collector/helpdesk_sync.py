@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from collector.archive import archive
 from collector.model import Ticket, TicketStatus, TimelineEntry
 from collector.routing import TicketingSettings
 from ticketing_bridge.protocol import ExternalRef, PermanentError, TemporaryError
@@ -77,6 +78,10 @@ def _reconcile(store: Any, settings: TicketingSettings, now: float, ticket: Tick
                 if failing:
                     fresh.closed_at = now
                 fresh.resolution = f"{why}{who}"
+                note = getattr(remote, "note", None)
+                if note:  # a person's resolution note, read back: archived
+                    archive(tx, fresh, note, getattr(remote, "note_author", None)
+                            or remote.assignee or name, now)
                 tx.add_timeline(fresh.id, TimelineEntry(
                     now, "closed" if failing else "resolved",
                     f"{why}{who}" + (" while the check still fails" if failing else "")))

@@ -8,6 +8,9 @@ rather than repeat them. A check's own ``runbook`` link is added by the body.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 GENERIC: tuple[str, ...] = (
     "Read the diagnostics below and the check's summary; compare with the last "
     "occurrence of this problem.",
@@ -188,3 +191,54 @@ def first_actions(check_type: str, diagnostics: bool = True) -> tuple[str, ...]:
         return ("Read the check's summary and compare with the last occurrence of this "
                 "problem.", *GENERIC[1:])
     return actions
+
+
+OPERATOR_KEYS = ("first_actions",)
+
+
+def load_operator_knowledge(path: str | Path) -> dict[str, tuple[str, ...]]:
+    """The operator's own first actions, per check type, from a YAML file::
+
+        first_actions:
+          disk:
+            - "The nightly dump lands in /srv/backups: look there first."
+
+    Every mistake is reported at once as FILE:LINE (raises
+    :class:`collector.yamlsource.ConfigError`); an operator's entries are shown before
+    the built-in ones of the same type, since they know their hosts."""
+    from collector.yamlsource import ConfigError, Problem, SourceList, SourceMap, read_tree
+
+    problems: list[Problem] = []
+    tree = read_tree(Path(path), problems, OPERATOR_KEYS)
+    out: dict[str, tuple[str, ...]] = {}
+    section = tree.get("first_actions") if tree is not None else None
+    if tree is not None and not isinstance(section, SourceMap):
+        problems.append(Problem(str(path), tree.lines.get("first_actions", 1),
+                                "'first_actions' must map check types to lists of actions",
+                                option="first_actions"))
+        section = None
+    for check_type, actions in (section or {}).items():
+        line = section.lines[check_type]
+        if not isinstance(actions, SourceList) or not actions:
+            problems.append(Problem(str(path), line, f"'{check_type}' needs a list of actions "
+                                    "(one sentence each)", option=str(check_type)))
+            continue
+        for i, action in enumerate(actions):
+            if not isinstance(action, str) or not action.strip():
+                problems.append(Problem(str(path), actions.lines[i],
+                                        f"action {i + 1} of '{check_type}' must be text",
+                                        option=str(check_type)))
+        out[str(check_type)] = tuple(str(a).strip() for a in actions if isinstance(a, str))
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def all_first_actions(operator: Mapping[str, tuple[str, ...]] | None = None
+                      ) -> dict[str, list[tuple[str, str]]]:
+    """Every check type's first actions as ``(source, text)``: the operator's, then the
+    built-in ones; sorted by type."""
+    own = operator or {}
+    types = sorted({*FIRST_ACTIONS, *own})
+    return {t: [("yours", a) for a in own.get(t, ())]
+            + [("built-in", a) for a in FIRST_ACTIONS.get(t, ())] for t in types}

@@ -36,6 +36,7 @@ class CollectorService:
         self.engine = Engine(self.store, policy or config.policy,
                              agent_config_path=agent_config_path)
         self.engine.sync_config_windows(config.maintenance)
+        self.engine.language = settings.language
         self.dispatcher = self._dispatcher(config)
         self.engine.dispatcher = self.dispatcher
         self.watchdog = Watchdog(self.engine, settings.retention,
@@ -86,6 +87,8 @@ class CollectorService:
 
         self._app = create_app(self.engine, self.agent_tokens, self.operator_tokens,
                                self.settings.max_body_bytes)
+        self._app.state.knowledge_file = self.settings.knowledge_file
+        self._app.state.language = self.settings.language
         return self._app
 
     def reload(self, config: CollectorConfig) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from collector.archive import archive
 from collector.model import Ticket, TicketStatus, TimelineEntry
 from collector.store.base import ConcurrentUpdate
 
@@ -70,6 +71,8 @@ def act(engine: Any, number: str, action: str, author: str, text: str = "",
                     raise LookupError(number)
                 ticket = tx.get_ticket_by_id(found.id)
                 entry = _apply(ticket, action, author, text, force, engine.clock())
+                if action in ("resolve", "close"):
+                    archive(tx, ticket, text, author, entry.at)  # a person's note only
                 tx.add_timeline(ticket.id, entry)
                 tx.update_ticket(ticket)
                 outward = {"comment": "comment", "resolve": "resolve", "close": "resolve",

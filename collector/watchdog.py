@@ -201,6 +201,6 @@ class Watchdog:
             return 0
         with self.store.transaction() as tx:
             pruned = tx.prune_events(now - self.retention) + \
-                tx.prune_dispatch(now - self.retention)
+                tx.prune_dispatch(now - self.retention) + tx.prune_history(now)
         self.last_prune = now
         return pruned

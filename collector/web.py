@@ -43,7 +43,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from collector import auth, webview
+from collector import auth, ticket_chart, webview
 from collector.sessions import COOKIE, SESSION_SECONDS, Session, Sessions
 from collector.tickets import TicketRefused, act
 from collector.model import Priority, TicketStatus
@@ -421,6 +421,26 @@ def _silence(request: Request, number: str, operator: str, form: dict[str, str])
         engine.invalidate_windows()
 
 
+@router.get("/tickets/{number}/chart.png")
+def ticket_chart_png(request: Request, number: str) -> Response:
+    """The breaching measurement around the breach (collector/ticket_chart.py)."""
+    if denied := _denied(request):
+        return denied
+    store = request.app.state.store
+    ticket = store.get_ticket(number)
+    png = ticket_chart.chart_png(store, ticket, _now(request)) if ticket else None
+    return _png(request, png, f"ticket {number}")
+
+
+def _png(request: Request, png: bytes | None, what: str) -> Response:
+    """A chart, or the page saying there is no history to draw one from."""
+    if png is None:
+        return _problem(request, 404, "No chart",
+                        f"Patrol holds no measurement history for {what}.")
+    return Response(png, media_type="image/png",
+                    headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=60"})
+
+
 def _helpdesks(store: Any, ticket_id: int) -> list[dict[str, Any]]:
     """Where the ticket lives in helpdesks: the external ticket (a link when its URL is
     safe), or what is still queued or was refused for it."""
@@ -468,6 +488,57 @@ REPORT_SECURITY_HEADERS = {
 }
 
 
+@router.get("/hosts/{host}")
+def host_page(request: Request, host: str) -> Response:
+    """One host: its checks' states, each with the last week's chart."""
+    if denied := _denied(request):
+        return denied
+    store = request.app.state.store
+    found = store.host(host)
+    if found is None:
+        return _problem(request, 404, "No such host",
+                        f"No agent named {host} has reported. The fleet is at /.")
+    now = _now(request)
+    charted = {(r["check_name"]) for r in store.rollups(
+        "hour", now - ticket_chart.HOST_DAYS * 86400.0, now + 3600.0, host=host)}
+    return _page(request, "host.html", {
+        "title": host, "host": found, "now": now, "charted": charted,
+        "checks": store.check_states(host), "refresh_page": False})
+
+
+@router.get("/hosts/{host}/checks/{check}/chart.png")
+def host_check_chart(request: Request, host: str, check: str) -> Response:
+    if denied := _denied(request):
+        return denied
+    png = ticket_chart.check_png(request.app.state.store, host, check, _now(request))
+    return _png(request, png, f"{check} on {host}")
+
+
+@router.get("/knowledge")
+def knowledge_page(request: Request) -> Response:
+    """Per check type: the first actions (the operator's file, then the built-in ones)
+    and how people fixed past tickets (the knowledge archive)."""
+    if denied := _denied(request):
+        return denied
+    from collector.knowledge import all_first_actions, load_operator_knowledge
+    from collector.yamlsource import ConfigError
+
+    path = getattr(request.app.state, "knowledge_file", None)
+    problem = None
+    try:
+        operator = load_operator_knowledge(path) if path else None
+    except ConfigError as exc:
+        operator, problem = None, str(exc)
+    resolutions: dict[str, list[dict[str, Any]]] = {}
+    for row in request.app.state.store.resolutions(limit=500):
+        resolutions.setdefault(row["check_type"], []).append(row)
+    actions = all_first_actions(operator)
+    return _page(request, "knowledge.html", {
+        "title": "Knowledge", "actions": actions, "resolutions": resolutions,
+        "types": sorted({*actions, *resolutions}), "problem": problem, "file": path,
+        "refresh_page": False})
+
+
 @router.get("/reports")
 def reports(request: Request) -> Response:
     if denied := _denied(request):
@@ -512,7 +583,7 @@ def report(request: Request, kind: str, day: str = Query("", alias="date"),
         return Response(html.to_json(built), media_type="application/json",
                         headers=SECURITY_HEADERS)
     try:
-        page = html.render(built)
+        page = html.render(built, getattr(engine, "language", "en"))
     except ModuleNotFoundError as exc:
         return _problem(request, 503, "Reports are not installed",
                         f"Drawing the report's charts needs {exc.name}; install the "

@@ -106,11 +106,12 @@ def test_heartbeat_is_the_full_state_of_every_check():
          "labels": {"env": "prod", "team": "dba", "tier": "1"}, "interval_seconds": 60.0,
          "schedule": None, "timezone": None,
          "next_due": datetime(2024, 5, 1, 12, 2, 5, tzinfo=UTC),  # + interval + jitter
-         "timeout_seconds": None},
+         "timeout_seconds": None,
+         "measurements": [{"name": "used_ratio", "value": 0.96, "item": "/"}]},
         {"check": "ntp", "type": "command", "status": "OK", "summary": "not run yet",
          "since": None, "last_run": None, "labels": {"env": "prod"},
          "interval_seconds": 300.0, "schedule": None, "timezone": None, "next_due": None,
-         "timeout_seconds": None},
+         "timeout_seconds": None, "measurements": []},
     ]
     Heartbeat.model_validate_json(beat.model_dump_json())
 

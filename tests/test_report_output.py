@@ -94,7 +94,7 @@ def test_html_shows_the_figures_a_person_reads(seeded):
     daily = html.render(daily_report(seeded.world.store, DAY, NOW))
     assert '<td class="silent">old-01</td>' in daily
     assert "respond overdue by 4h 15m" in daily
-    assert "capacity forecasts, which need measurement history, are not part" in daily
+    assert "Capacity forecasts" in daily and "no disk history yet" in daily
     past = html.render(daily_report(seeded.world.store, date(2023, 10, 26), NOW))
     assert '<span class="n">8</span>hosts (runs of a past day are not kept)' in past
     assert "checks run (of" not in past
@@ -137,7 +137,7 @@ RETRO_KEYS = {
 }
 DAILY_KEYS = {
     "": ["report", "schema", "generated_at", "date", "as_of", "summary", "open_by_priority",
-         "not_reporting", "fleet", "top_risks", "changes", "per_hour"],
+         "not_reporting", "fleet", "top_risks", "changes", "per_hour", "capacity"],
     "summary": ["hosts", "hosts_inspected", "hosts_not_reporting", "checks", "checks_run",
                 "status", "tickets_opened", "tickets_reopened", "tickets_resolved",
                 "tickets_open", "sla_at_risk"],

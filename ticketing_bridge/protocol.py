@@ -108,6 +108,17 @@ class RemoteStatus:
     assignee: str | None = None
     wont_fix: bool = False
     raw_status: str | None = None
+    # The person's resolution note when resolved or closed (adapters that can read it
+    # back: Redmine), for the knowledge archive; Patrol's own notes are never it.
+    note: str | None = None
+    note_author: str | None = None
+
+
+def is_patrol_note(text: str) -> bool:
+    """Whether a helpdesk note is one Patrol wrote (its updates say "Patrol:" or
+    "NAME in Patrol:"; the chart note starts "Chart:"), not a person's."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first.startswith(("Patrol:", "Chart:")) or " in Patrol: " in first
 
 
 @runtime_checkable
@@ -131,3 +142,22 @@ class Helpdesk(Protocol):
                dest: Destination) -> None: ...
 
     def status(self, ref: ExternalRef) -> RemoteStatus: ...
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file for a helpdesk ticket (the breach chart): name, MIME type and bytes."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@runtime_checkable
+class TakesAttachments(Protocol):
+    """Optional: an adapter whose helpdesk API takes files (Redmine's uploads, RT's
+    REST2 comment attachments). The dispatcher attaches the breach chart right after
+    opening the ticket when the adapter has this; others only carry the link to the
+    ticket page in the body."""
+
+    def attach(self, ref: ExternalRef, attachment: Attachment, note: str) -> None: ...

@@ -41,11 +41,13 @@ from pydantic import Field
 from ticketing_bridge import markup
 from ticketing_bridge.http import HttpClient
 from ticketing_bridge.protocol import (
+    Attachment,
     Destination,
     ExternalRef,
     PermanentError,
     RemoteStatus,
     TicketView,
+    is_patrol_note,
 )
 from ticketing_bridge.settings import AdapterSettings, Secret
 
@@ -160,13 +162,36 @@ class Redmine:
         fold = name.casefold()
         resolved = {str(self.config.resolved_status).casefold(), "resolved"}
         if fold in {s.casefold() for s in self.config.wont_fix_statuses}:
-            return RemoteStatus("closed", who, True, name)
+            return RemoteStatus("closed", who, True, name, *self._person_note(ref))
         if closed:
-            return RemoteStatus("closed", who, False, name)
+            return RemoteStatus("closed", who, False, name, *self._person_note(ref))
         if fold in resolved:
-            return RemoteStatus("resolved", who, False, name)
+            return RemoteStatus("resolved", who, False, name, *self._person_note(ref))
         acknowledged = fold in {s.casefold() for s in self.config.acknowledged_statuses}
         return RemoteStatus("acknowledged" if acknowledged or who else "open", who, False, name)
+
+    def _person_note(self, ref: ExternalRef) -> tuple[str | None, str | None]:
+        """The latest note a person wrote on the issue and its author (read only once it
+        is resolved or closed: one more request, for the knowledge archive)."""
+        issue = self.http.json("GET", f"/issues/{ref.id}.json", params={"include": "journals"},
+                               expect=(200,))["issue"]
+        for journal in reversed(issue.get("journals") or []):
+            notes = str(journal.get("notes") or "").strip()
+            if notes and not is_patrol_note(notes):
+                return notes, (journal.get("user") or {}).get("name")
+        return None, None
+
+    def attach(self, ref: ExternalRef, attachment: Attachment, note: str) -> None:
+        """Upload the file (``POST /uploads.json`` answers a token), then attach it to
+        the issue with a note in one update."""
+        uploaded = self.http.request(
+            "POST", "/uploads.json", params={"filename": attachment.filename},
+            data=attachment.data, headers={"Content-Type": "application/octet-stream"},
+            expect=(201,)).json()
+        token = uploaded["upload"]["token"]
+        self._update(ref, self._with_note({"uploads": [{
+            "token": token, "filename": attachment.filename,
+            "content_type": attachment.content_type}]}, note))
 
     # -- requests -------------------------------------------------------------------------
 

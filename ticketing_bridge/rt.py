@@ -34,6 +34,11 @@ https://docs.bestpractical.com/rt/5.0.3/query_builder.html (TicketSQL).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
+import html
+import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -44,17 +49,38 @@ from pydantic import Field, model_validator
 from ticketing_bridge import markup
 from ticketing_bridge.http import HttpClient, token_or_basic
 from ticketing_bridge.protocol import (
+    Attachment,
     Destination,
     ExternalRef,
     PermanentError,
     RemoteStatus,
     TicketView,
+    is_patrol_note,
 )
 from ticketing_bridge.settings import AdapterSettings, Secret
 
 PRIORITIES = {"P1": 90, "P2": 70, "P3": 50, "P4": 30}
 NOBODY = "Nobody"
 SUBJECT_MAX = 200  # RT's Tickets.Subject column
+
+
+NOTE_LOOKBACK = 5  # transactions read back for a person's note, newest first
+
+
+def _attachment_text(part: dict[str, Any]) -> str:
+    """A message part's text: ``Content`` of text/plain, or text/html with the
+    tags dropped; "" for anything else (a file, a signature)."""
+    kind = str(part.get("ContentType") or "")
+    if kind not in ("text/plain", "text/html") or not part.get("Content"):
+        return ""
+    text = str(part["Content"])
+    # REST2 sends binary parts in base64, text as text
+    with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+        text = base64.b64decode(text, validate=True).decode("utf-8")
+    if kind == "text/html":
+        text = html.unescape(re.sub(r"<br\s*/?>|</p>", "\n", text))
+        text = re.sub(r"<[^>]+>", "", text)
+    return text.strip()
 
 
 def sql_string(value: str) -> str:
@@ -154,12 +180,40 @@ class RequestTracker:
         who = None if owner == NOBODY else owner
         fold = raw.casefold()
         if fold in {s.casefold() for s in self.config.wont_fix_statuses}:
-            return RemoteStatus("closed", who, True, raw)
+            return RemoteStatus("closed", who, True, raw, *self._person_note(ref))
         if fold == "deleted":
             return RemoteStatus("closed", who, False, raw)
         if fold in {self.config.resolved_status.casefold(), "resolved"}:
-            return RemoteStatus("resolved", who, False, raw)
+            return RemoteStatus("resolved", who, False, raw, *self._person_note(ref))
         return RemoteStatus("acknowledged" if who else "open", who, False, raw)
+
+    def attach(self, ref: ExternalRef, attachment: Attachment, note: str) -> None:
+        """A comment carrying the file (REST2 takes base64 ``Attachments`` inline)."""
+        self.http.request("POST", f"/ticket/{ref.id}/comment", json={
+            **self._content(note or attachment.filename),
+            "Attachments": [{"FileName": attachment.filename,
+                             "FileType": attachment.content_type,
+                             "FileContent": base64.b64encode(attachment.data).decode("ascii")}],
+        }, expect=(200, 201))
+
+    def _person_note(self, ref: ExternalRef) -> tuple[str | None, str | None]:
+        """The latest reply or comment a person wrote and its author, for the knowledge
+        archive: the ticket's newest Comment/Correspond transactions, newest first, until
+        one whose text Patrol did not write (read only once resolved: RT is slow)."""
+        history = self.http.json("GET", f"/ticket/{ref.id}/history", expect=(200,), params={
+            "fields": "Type,Creator", "orderby": "id", "order": "DESC", "per_page": "20"})
+        notes = [t for t in history.get("items") or []
+                 if t.get("Type") in ("Comment", "Correspond")][:NOTE_LOOKBACK]
+        for transaction in notes:
+            found = self.http.json(
+                "GET", f"/transaction/{transaction['id']}/attachments", expect=(200,),
+                params={"fields": "Content,ContentType"})
+            for part in found.get("items") or []:
+                text = _attachment_text(part)
+                if text and not is_patrol_note(text):
+                    return text, str((transaction.get("Creator") or {}).get("id") or "") \
+                        or None
+        return None, None
 
     # -- helpers --------------------------------------------------------------------------
 

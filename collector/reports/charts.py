@@ -36,10 +36,15 @@ def _figure() -> tuple[Any, Any]:
     return figure, axes
 
 
-def _uri(figure: Any) -> str:
+def png(figure: Any) -> bytes:
+    """The figure as PNG bytes (for a web route or a helpdesk attachment)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def _uri(figure: Any) -> str:
+    return "data:image/png;base64," + base64.b64encode(png(figure)).decode("ascii")
 
 
 def _label(value: float | None, fmt: str) -> str:
@@ -99,3 +104,39 @@ def ranking(labels: Sequence[str], values: Sequence[float], title: str) -> str |
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.set_title(title, fontsize=10)
     return _uri(figure)
+
+
+def measurement_line(series: Mapping[str, Sequence[tuple[float, float]]],
+                     warning: float | None, critical: float | None, title: str,
+                     ylabel: str, marker: float | None = None) -> Any | None:
+    """Time series (epoch seconds, value), one line per label, with dashed warning and
+    critical lines and a vertical line at ``marker`` (the breach); a Figure, or None
+    when no series has a point. Times are drawn in UTC, as the web pages write them."""
+    if not any(series.values()):
+        return None
+    from datetime import UTC, datetime
+
+    import matplotlib.dates as mdates
+
+    figure, axes = _figure()
+    axes.yaxis.get_major_locator().set_params(integer=False)
+    for (label, points), colour in zip(series.items(), (CURRENT, SECOND, "#6c7a89",
+                                                         "#7b3fa0", "#e8590c"),
+                                       strict=False):
+        times = [datetime.fromtimestamp(t, UTC) for t, _ in points]
+        axes.plot(times, [v for _, v in points], color=colour, linewidth=1.6, label=label)
+    for level, name in ((warning, "WARNING"), (critical, "CRITICAL")):
+        if level is not None:
+            # Not antialiased: a level line is exactly its status colour (crisp, and a
+            # test can find it in the pixels).
+            axes.axhline(level, color=STATUS_COLOURS[name], linestyle="--", linewidth=1.5,
+                         antialiased=False, label=f"{name.lower()} {level:g}")
+    if marker is not None:
+        axes.axvline(datetime.fromtimestamp(marker, UTC), color="#444444", linestyle=":",
+                     linewidth=1.0, label="breach")
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=UTC))
+    axes.tick_params(axis="x", labelrotation=30)
+    axes.set_title(title, fontsize=10)
+    axes.set_ylabel(ylabel, fontsize=8)
+    axes.legend(fontsize=7, frameon=False, loc="best")
+    return figure

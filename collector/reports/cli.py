@@ -37,6 +37,8 @@ def add_arguments(sub: Any) -> None:
                             help="store URL (default: --config's, or patrol up's)")
         parser.add_argument("--config", "-c", metavar="FILE",
                             help="collector YAML file, for its store and policy")
+        parser.add_argument("--language", choices=("en", "zh-CN"),
+                            help="report text language (default: the config's, else en)")
 
 
 def _days(args: Any, now: float) -> tuple[date, date]:
@@ -72,6 +74,7 @@ def _build(args: Any, now: float) -> dict[str, Any]:
 
     first, last = _days(args, now)
     store, source = _open(args)
+    args.language = args.language or source.language
     try:
         if args.report == "daily":
             return daily_report(store, first, now, source.policy)
@@ -100,7 +103,7 @@ def main(args: Any, clock: Callable[[], float] = time.time) -> int:
         text = html.to_json(report)
     else:
         try:
-            text = html.render(report)
+            text = html.render(report, getattr(args, "language", None) or "en")
         except ModuleNotFoundError as exc:
             print(f"patrol: the HTML report needs {exc.name}: pip install "
                   "'patrol-inspect[reports]' (or use --format json)", file=sys.stderr)

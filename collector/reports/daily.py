@@ -16,8 +16,8 @@ SLA is at risk when its deadline has passed or less than ``1 - near_ratio`` of i
 target is left (the watchdog's "near"), for a deadline still running: respond-by
 until the ticket is answered, resolve-by until resolved.
 
-Capacity forecasts are left out: they need measurement history, which the store
-does not keep (only each check's latest result).
+Capacity forecasts come from the measurement rollups (collector/reports/capacity.py,
+added by collector/reports/make.py, which reads the store).
 """
 
 from __future__ import annotations

@@ -23,14 +23,22 @@ PRIORITIES = [p.value for p in Priority]
 
 
 @cache
-def _environment() -> Any:
+def _environment(language: str = "en") -> Any:
+    """One Jinja environment per language: gettext from collector/i18n.py (``_`` in the
+    templates); dates in the locale's format except English, which keeps the ISO-like
+    form the web pages use."""
     import jinja2
+
+    from collector import i18n
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True)
-    env.filters.update(duration=present.duration, percent=present.percent,
-                       when=present.when)
+                             lstrip_blocks=True, extensions=["jinja2.ext.i18n"])
+    env.install_gettext_translations(i18n.translations(language), newstyle=True)
+    when = present.when if language == "en" else (
+        lambda epoch: present.DASH if epoch is None else i18n.moment(epoch, language))
+    env.filters.update(duration=present.duration, percent=present.percent, when=when,
+                       number=lambda value, digits=1: i18n.number(value, language, digits))
     env.globals.update(metrics=present.METRICS, metric_value=present.value,
                        metric_change=present.change, metric_verdict=present.verdict)
     return env
@@ -92,11 +100,13 @@ def daily_charts(report: dict[str, Any]) -> dict[str, str | None]:
     }
 
 
-def render(report: dict[str, Any]) -> str:
-    """The report as HTML; the template and charts follow ``report["report"]``."""
+def render(report: dict[str, Any], language: str = "en") -> str:
+    """The report as HTML in ``language`` (``en``, ``zh-CN``); the template and charts
+    follow ``report["report"]``."""
     kind = report["report"]
     drawn = retro_charts(report) if kind == "retro" else daily_charts(report)
-    return _environment().get_template(f"report_{kind}.html").render(r=report, charts=drawn)
+    return _environment(language).get_template(f"report_{kind}.html").render(
+        r=report, charts=drawn, language=language)
 
 
 def to_json(report: dict[str, Any]) -> str:

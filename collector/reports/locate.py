@@ -29,13 +29,15 @@ class Source:
     store: str
     policy: PolicyConfig
     found_by: str  # what named the store, for messages
+    language: str = "en"  # the collector config's, for the HTML report
 
 
 def _from_config(path: Path, found_by: str) -> Source:
     from collector.config import load_collector_config
 
     config = load_collector_config(path)
-    return Source(config.collector.store, config.policy, found_by)
+    return Source(config.collector.store, config.policy, found_by,
+                  config.collector.language)
 
 
 def locate(store: str | None, config: str | None, cwd: Path | None = None) -> Source:
@@ -43,7 +45,7 @@ def locate(store: str | None, config: str | None, cwd: Path | None = None) -> So
     cwd = cwd or Path.cwd()
     if config is not None:
         found = _from_config(Path(config), f"--config {config}")
-        return Source(store, found.policy, "--store") if store else found
+        return Source(store, found.policy, "--store", found.language) if store else found
     if store:
         return Source(store, PolicyConfig(), "--store")
     up_file = cwd / UP_FILE

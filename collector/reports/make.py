@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any
 
 from collector.policy_config import PolicyConfig
-from collector.reports import daily, retro
+from collector.reports import capacity, daily, retro
 from collector.reports.period import DAY_SECONDS, Period
 from collector.reports.source import tickets_since
 from collector.store.base import TicketReads
@@ -32,4 +32,8 @@ def daily_report(store: TicketReads, day: date, now: float,
                  policy: PolicyConfig | None = None) -> dict[str, Any]:
     period = Period.day(day)
     facts = tickets_since(store, period.previous().start - DAILY_LOOKBACK)
-    return daily.build(facts, store.hosts(), store.check_states(), period, now, policy)
+    report = daily.build(facts, store.hosts(), store.check_states(), period, now, policy)
+    as_of = report["as_of"]
+    rollups = store.rollups("hour", as_of - capacity.WINDOW_DAYS * DAY_SECONDS, as_of)
+    report["capacity"] = capacity.forecast(rollups, as_of)
+    return report

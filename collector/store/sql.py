@@ -23,6 +23,7 @@ from collector.store.base import ConcurrentUpdate, ConstraintViolation, Duplicat
 from collector.store.clean import clean_text
 from collector.store.credentials import CredentialReads, CredentialWrites
 from collector.store.dispatch import DispatchReads, DispatchWrites
+from collector.store.history import HistoryReads, HistoryWrites
 
 _OPEN = tuple(s.value for s in TicketStatus if s.is_open)
 _OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in _OPEN) + ")"
@@ -54,7 +55,7 @@ _NEXT_SERIAL = ("INSERT INTO ticket_serials (day, last_serial) VALUES (?, 1) "
                 "RETURNING last_serial")
 
 
-class SqlReads(DispatchReads, CredentialReads):
+class SqlReads(DispatchReads, CredentialReads, HistoryReads):
     _lock = ""
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
@@ -165,7 +166,7 @@ class SqlReads(DispatchReads, CredentialReads):
                 for r in rows]
 
 
-class SqlTransaction(SqlReads, DispatchWrites, CredentialWrites):
+class SqlTransaction(SqlReads, DispatchWrites, CredentialWrites, HistoryWrites):
 
     def _fresh(self) -> dict[int, list[TimelineEntry]]:
         """Per ticket created by this transaction, the timeline entries it added (as the
