@@ -342,6 +342,7 @@ def _ticket_page(request: Request, number: str, error: str = "",
         "runbook_link": ticket.runbook if ticket.runbook and safe_url(ticket.runbook)
         else None,
         "helpdesks": _helpdesks(store, ticket.id),
+        "chart": ticket_chart.available(store, ticket, now),
         "timeline": store.timeline(ticket.id), "refresh_page": False,
         "actions": webview.actions_for(ticket), "action_error": error,
         "silence_hours": SILENCE_HOURS}, status)

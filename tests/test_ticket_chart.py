@@ -7,7 +7,6 @@ import os
 import shutil
 import struct
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +16,7 @@ from tests import chromium
 from tests.collector_fixtures import HOUR, T0, World, event, heartbeat, snapshot, store_for
 from tests.conftest import require_command
 from tests.served import served
-from tests.websetup import OPERATOR_TOKEN, make_app
+from tests.websetup import OPERATOR_TOKEN, login_link, make_app
 
 pytest_plugins = ["tests.store_worlds"]
 
@@ -96,19 +95,19 @@ def test_the_chart_in_the_ticket_page_in_chromium(request, tmp_path):
         world.engine.heartbeat(heartbeat(checks=[disk], sent_at=run + 5))
     number = _breach(world)
     with served(make_app(store, now=T0 + 60)) as base:
-        url = (f"{base}/login?"
-               + urlencode({"token": OPERATOR_TOKEN, "next": f"/tickets/{number}"}))
+        url = login_link(base, store, f"/tickets/{number}", now=T0 + 60)
         dom = chromium.dump_dom(url)
         assert f'src="/tickets/{number}/chart.png"' in dom
-        shot = chromium.screenshot(url, tmp_path / "ticket-chart.png", window=(1280, 1400))
+        # A login link works once: the screenshot's browser gets its own.
+        shot = chromium.screenshot(login_link(base, store, f"/tickets/{number}", now=T0 + 60),
+                                   tmp_path / "ticket-chart.png", window=(1280, 2600))
         keep = os.environ.get("PATROL_SCREENSHOT_DIR")
         if keep:
             shutil.copy(shot, Path(keep) / "ticket-chart.png")
         colours = chromium.png_colours(shot)
         assert colours[RED] > 100 and colours[AMBER] > 100 and colours[BLUE] > 100
-        host = chromium.screenshot(
-            f"{base}/login?" + urlencode({"token": OPERATOR_TOKEN, "next": "/hosts/db-01"}),
-            tmp_path / "host.png", window=(1280, 900))
+        host = chromium.screenshot(login_link(base, store, "/hosts/db-01", now=T0 + 60),
+                                   tmp_path / "host.png", window=(1280, 900))
         if keep:
             shutil.copy(host, Path(keep) / "host-page.png")
         assert chromium.png_colours(host)[BLUE] > 100  # the disk's week, drawn
