@@ -1,6 +1,6 @@
 """Delivers the outbox to the collector(s): one daemon thread per collector.
 
-Each collector has its own lane (thread, ``requests.Session``, backoff), so a dead
+Each collector has its own lane (thread, kept-alive connection, backoff), so a dead
 collector never delays delivery to a live one. A lane sends pending events in
 order, in batches (``POST {url}/api/v1/events`` with ``{"events": [...]}``), then
 the pending heartbeat (``POST {url}/api/v1/heartbeats``), and sleeps until the
@@ -10,6 +10,8 @@ Outcomes of a POST:
 
 - **2xx**: delivered; the rows are deleted. The collector answers a repeated
   ``event_id`` with 2xx too, which makes retries after a crash harmless.
+- **a kept-alive connection the collector had just closed**: sent again at once on
+  a fresh connection (:mod:`agent.collector_http`), never seen here.
 - **408, 429, 5xx, connection errors, timeouts**: retried, the whole lane backing
   off exponentially (1 s doubling to 60 s, with jitter so a fleet does not return
   in lockstep), or exactly ``Retry-After`` when the collector sends one (capped at
@@ -40,11 +42,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
-import requests
-
+from agent.collector_http import Answer, CollectorConnection
 from agent.outbox import Backlog, Outbox, Row
 from agent.version import AGENT_VERSION
 
@@ -57,6 +59,9 @@ NOT_ALLOWED = frozenset({401, 403})  # the credential, not the payload: retried
 SPLITTABLE = frozenset({400, 413, 422})  # statuses that may blame one event in a batch
 MAX_RETRY_AFTER = 600.0
 EXCERPT = 500
+# The lane closes its connection after this long idle, before the collector would:
+# uvicorn's keep-alive timeout (collector/service.py) is 5 s by default.
+IDLE_SECONDS = 4.0
 
 
 @dataclass(frozen=True)
@@ -87,24 +92,25 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     return min(max(0.0, when - now), MAX_RETRY_AFTER)
 
 
-_JSON = {"Content-Type": "application/json"}
-
-
 def _json_body(body: Any) -> bytes:
-    """The POST body. Encoded here rather than by ``requests``' ``json=``, which
-    refuses NaN and Infinity with an exception the lane would take for a network
-    error and retry forever, holding back every row behind it. Written as Python
-    writes them instead, the collector decides: it reads them as null and refuses
-    only a measurement that is not a number (a 422: that one row is dead-lettered)."""
+    """The POST body. NaN and Infinity are written as Python writes them (a strict
+    encoder would raise, and the lane would retry forever, holding back every row
+    behind it). The collector decides: it reads them as null and refuses only a
+    measurement that is not a number (a 422: that one row is dead-lettered)."""
     return json.dumps(body, separators=(",", ":")).encode()
 
 
 class _Lane:
     """Per-collector delivery state, touched only by its own thread."""
 
-    def __init__(self, target: Target, session: requests.Session) -> None:
+    def __init__(self, target: Target, idle_seconds: float) -> None:
         self.target = target
-        self.session = session
+        self.connection = CollectorConnection(target.name, ca_file=target.ca_file,
+                                              idle_seconds=idle_seconds)
+        self.headers = {"Content-Type": "application/json",
+                        "User-Agent": f"patrol-agent/{AGENT_VERSION}"}
+        if target.token:
+            self.headers["Authorization"] = f"Bearer {target.token}"
         self.wake = threading.Event()
         self.gate = 0.0  # no attempt before this (epoch s)
         self.failures = 0  # consecutive failed attempts
@@ -133,7 +139,7 @@ class Pusher:
         backoff_cap: float = 60.0,
         timeout: tuple[float, float] = (3.0, 10.0),
         flush_seconds: float = 2.0,
-        session_factory: Callable[[], requests.Session] = requests.Session,
+        idle_seconds: float = IDLE_SECONDS,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -154,18 +160,9 @@ class Pusher:
         self._counter_lock = threading.Lock()
         self._stopping = threading.Event()
         self._deadline = float("inf")
-        self._lanes = [_Lane(t, self._session(t, session_factory)) for t in targets]
+        self._lanes = [_Lane(t, idle_seconds) for t in targets]
         self._beat_thread: threading.Thread | None = None
         outbox.on_put(self.wake)
-
-    @staticmethod
-    def _session(target: Target, factory: Callable[[], requests.Session]) -> requests.Session:
-        session = factory()
-        session.verify = str(target.ca_file) if target.ca_file else True
-        session.headers["User-Agent"] = f"patrol-agent/{AGENT_VERSION}"
-        if target.token:
-            session.headers["Authorization"] = f"Bearer {target.token}"
-        return session
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -199,7 +196,7 @@ class Pusher:
                 thread.join(max(0.0, end - time.monotonic()))
         for lane in self._lanes:
             if lane.thread is None or not lane.thread.is_alive():
-                lane.session.close()
+                lane.connection.close()
 
     def backlog(self) -> Backlog:
         return self.outbox.backlog()
@@ -262,12 +259,12 @@ class Pusher:
                      else rows[0].payload)
         url = lane.target.name + path
         try:
-            response = lane.session.post(url, data=_json_body(body), headers=_JSON,
-                                         timeout=self._timeout())
-        except requests.RequestException as exc:
+            response: Answer = lane.connection.post(path, _json_body(body), lane.headers,
+                                                    self._timeout())
+        except (OSError, HTTPException) as exc:
             self._back_off(lane, rows, f"{type(exc).__name__}: {exc}", None)
             return False
-        status = response.status_code
+        status = response.status
         if 200 <= status < 300:
             self.outbox.ack(r.id for r in rows)
             if lane.failures:
@@ -286,7 +283,7 @@ class Pusher:
                 log.error("collector %s refuses this agent's token with HTTP %d: %s; "
                           "retrying with backoff until the token is fixed on either side "
                           "(nothing is dropped meanwhile)", url, status, excerpt or "(empty)")
-            wait = retry_after_seconds(response.headers.get("Retry-After"), self._clock())
+            wait = retry_after_seconds(response.headers.get("retry-after"), self._clock())
             self._back_off(lane, rows, f"HTTP {status}: {excerpt}", wait)
             return False
         if status in SPLITTABLE and len(rows) > 1:

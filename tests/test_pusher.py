@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -35,6 +36,7 @@ from agent.state import CheckInfo, CheckView, StateTable, Transition
 from checks.base import Result, Status
 from checks.config import Sustain
 from collector.wire import EventBatch, Heartbeat
+from tests.certs import ServerCert, issue, make_ca
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,8 +60,13 @@ class StandIn:
         self.cond = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
 
-    def up(self) -> StandIn:
+    def up(self, tls: ServerCert | None = None) -> StandIn:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls.cert_path, tls.key_path)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.url = f"https://127.0.0.1:{self.port}"
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
@@ -150,10 +157,10 @@ def make(tmp_path):
     made: list[tuple[Outbox, Pusher]] = []
 
     def make(*collectors: StandIn, token: str = TOKEN, state_dir: Path | None = None,
-             **options) -> tuple[Outbox, Emitter, Pusher]:
+             ca_file: Path | None = None, **options) -> tuple[Outbox, Emitter, Pusher]:
         state = state_dir or tmp_path / "state"
         outbox = Outbox(state, [c.url for c in collectors])
-        pusher = Pusher(outbox, [Target(c.url, token) for c in collectors],
+        pusher = Pusher(outbox, [Target(c.url, token, ca_file) for c in collectors],
                         **{**FAST, **options})
         made.append((outbox, pusher))
         return outbox, Emitter(outbox, "web-01", {"env": "test"}, agent_id(state)), pusher
@@ -169,6 +176,24 @@ def breach(emitter: Emitter, n: int = 0, status: Status = Status.CRITICAL):
     info = CheckInfo(f"check-{n}", "tcp")
     view = CheckView(info, status, result=Result(status, f"port 5432 check {n} on web-01"))
     return emitter(view, Transition(info.name, Status.OK, status))
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_collector_ca_file_wins_over_a_ca_bundle_in_the_environment(
+        collector, make, tmp_path, monkeypatch, variable):
+    """Issue 9: with REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE) pointing at another bundle,
+    the agent verified the collector against that one and ignored ``ca_file``: every
+    delivery failed with a certificate error."""
+    ca = make_ca(tmp_path, "Collector CA")
+    collector.up(tls=issue(ca, tmp_path))
+    monkeypatch.setenv(variable, str(make_ca(tmp_path, "Unrelated CA").cert_path))
+    outbox, emitter, pusher = make(collector, ca_file=ca.cert_path)
+    pusher.start()
+    for n in range(3):
+        breach(emitter, n)
+    assert collector.wait(lambda: len(collector.events) == 3)
+    assert drained(outbox)
+    assert pusher.failed == 0
 
 
 @pytest.mark.slow

@@ -19,36 +19,34 @@ def config(**options) -> CheckConfig:
     return CheckConfig.model_validate({"name": "c", "type": "cpu", **options})
 
 
-def test_interval_jobs_start_now_with_bounded_jitter_and_never_overlap() -> None:
+def test_interval_jobs_start_now_with_bounded_jitter() -> None:
     scheduler = sched.build(workers=2)
-    scheduler.start(paused=True)
     sched.add_check(scheduler, config(interval="30s"), lambda: None, default_interval=60)
     job = scheduler.get_job("c")
-    assert job.trigger.interval.total_seconds() == 30
-    assert job.trigger.jitter == 3.0  # a tenth of the interval
-    assert (job.next_run_time - datetime.now(UTC)).total_seconds() < 1
-    assert job.max_instances == 1 and job.coalesce is True
-    scheduler.shutdown(wait=False)
+    assert (job.trigger.seconds, job.trigger.jitter) == (30, 3.0)  # a tenth of the interval
+    assert job.next_run - time.time() < 1
+    later = [job.trigger.next_after(job.next_run) - job.next_run for _ in range(200)]
+    assert all(30 <= gap <= 33 for gap in later)
 
 
 def test_default_interval_and_jitter_cap() -> None:
     scheduler = sched.build(workers=2)
     sched.add_check(scheduler, config(), lambda: None, default_interval=600)
     job = scheduler.get_job("c")
-    assert job.trigger.interval.total_seconds() == 600
-    assert job.trigger.jitter == sched.MAX_JITTER
+    assert (job.trigger.seconds, job.trigger.jitter) == (600, sched.MAX_JITTER)
 
 
 def test_cron_checks_also_run_once_at_start_up() -> None:
     scheduler = sched.build(workers=2)
-    scheduler.start(paused=True)
-    sched.add_check(scheduler, config(schedule="0 7 * * *"), lambda: None,
+    sched.add_check(scheduler, config(schedule="0 7 * * *", timezone="UTC"), lambda: None,
                     default_interval=60)
     cron = scheduler.get_job("c")
-    assert str(cron.trigger) == "cron[month='*', day='*', day_of_week='*', hour='7', minute='0']"
+    fire = datetime.fromtimestamp(cron.next_run, UTC)
+    assert (fire.hour, fire.minute, fire.second) == (7, 0, 0)
+    assert 0 < cron.next_run - time.time() <= 86400
     startup = scheduler.get_job("c@startup")
-    assert (startup.next_run_time - datetime.now(UTC)).total_seconds() < 1
-    scheduler.shutdown(wait=False)
+    assert startup.next_run - time.time() < 1
+    assert startup.trigger.next_after(startup.next_run) is None
 
 
 def test_a_slow_run_is_not_started_twice_and_the_startup_run_happens() -> None:
@@ -72,11 +70,65 @@ def test_a_slow_run_is_not_started_twice_and_the_startup_run_happens() -> None:
     assert runs[0] >= 2 and most[0] == 1
 
 
+def test_runs_follow_the_interval_and_a_failing_check_keeps_its_turns() -> None:
+    scheduler = sched.build(workers=2)
+    runs: list[float] = []
+
+    def failing() -> None:
+        runs.append(time.monotonic())
+        raise RuntimeError("a bug in a check")
+
+    sched.add_check(scheduler, config(interval="0.2s"), failing, default_interval=60, jitter=0)
+    scheduler.start()
+    time.sleep(1.1)
+    scheduler.shutdown(wait=True)
+    assert 4 <= len(runs) <= 7
+
+
+def test_reloading_replaces_the_jobs() -> None:
+    scheduler = sched.build(workers=2)
+    old, new = [], []
+    sched.add_check(scheduler, config(interval="0.1s"), lambda: old.append(1),
+                    default_interval=60, jitter=0)
+    scheduler.start()
+    time.sleep(0.35)
+    scheduler.remove_all_jobs()
+    sched.add_check(scheduler, config(interval="0.1s"), lambda: new.append(1),
+                    default_interval=60, jitter=0)
+    count = len(old)
+    time.sleep(0.35)
+    scheduler.shutdown(wait=True)
+    assert count >= 2 and len(old) <= count + 1 and len(new) >= 2
+
+
+def test_a_late_turn_runs_once_and_a_turn_later_than_its_grace_is_skipped() -> None:
+    """A host that was suspended or starved: the late turn runs once (not once per
+    missed turn), one later than the interval is skipped, the cadence holds."""
+    now = [1000.0]
+    scheduler = sched.Scheduler(workers=1, clock=lambda: now[0])
+    ran: list[float] = []
+    scheduler.add_job("c", lambda: ran.append(now[0]), sched.Interval(10.0, 0.0, 1000.0),
+                      1000.0, grace=10.0)
+    scheduler.start()
+    try:
+        for moment in (1000.0, 1019.0, 1055.0, 1060.0):
+            now[0] = moment
+            scheduler.wake()
+            time.sleep(0.1)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert ran == [1000.0, 1019.0, 1060.0]
+    assert scheduler.get_job("c").next_run == 1070.0
+
+
 def test_cron_schedules_are_read_in_their_time_zone() -> None:
     scheduler = sched.build(workers=2)
     sched.add_check(scheduler, config(schedule="0 7 * * *", timezone="America/New_York"),
                     lambda: None, default_interval=60)
-    assert str(scheduler.get_job("c").trigger.timezone) == "America/New_York"
+    job = scheduler.get_job("c")
+    assert str(job.trigger.timezone) == "America/New_York"
+    fire = datetime.fromtimestamp(job.next_run, job.trigger.timezone)
+    assert (fire.hour, fire.minute) == (7, 0)
 
 
 BERLIN_0701 = datetime(2024, 5, 1, 5, 1, tzinfo=UTC).timestamp()  # 07:01 in Berlin (CEST)

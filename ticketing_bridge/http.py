@@ -104,12 +104,17 @@ class HttpClient:
         self.session.headers.update(headers or {})
         if auth is not None:
             self.session.auth = auth
-        self.session.verify = ca_file if ca_file else verify
+        # Kept here AND passed with every request: requests lets REQUESTS_CA_BUNDLE or
+        # CURL_CA_BUNDLE in the environment override a session's ``verify`` (only an
+        # argument of the request itself wins), which would silently drop ca_file.
+        self.verify: bool | str = ca_file if ca_file else verify
+        self.session.verify = self.verify
 
     def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200, 201, 204),
                 **kwargs: Any) -> requests.Response:
         url = path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
         kwargs.setdefault("timeout", TIMEOUT)
+        kwargs.setdefault("verify", self.verify)
         try:
             response = self.session.request(method, url, **kwargs)
         except requests.ReadTimeout as exc:  # sent: the helpdesk may still do it
