@@ -37,11 +37,12 @@ from collector.lifecycle import Action, ChangeSeverity, Reopen
 from collector.maintenance import MaintenanceWindow, active_windows, host_zone
 from collector.model import Ticket
 from collector.policy_config import PolicyConfig
-from collector.store.base import ConcurrentUpdate
+from collector.store.base import ConcurrentUpdate, StoreError
 from collector.wire import SEVERITY_OF_STATUS, AgentRef, Event, Heartbeat
 
 log = logging.getLogger("patrol.collector")
 RETRIES = 20
+BATCH_RETRIES = 3  # then event by event: see Engine.ingest
 
 
 @dataclass(frozen=True)
@@ -116,12 +117,44 @@ class Engine:
 
     def ingest(self, events: list[Event]) -> list[Outcome]:
         """Process events in per-agent sequence order; returns one outcome per event,
-        in the order given (a client matches them to its batch by position)."""
+        in the order given (a client matches them to its batch by position).
+
+        A batch whose events all have distinct dedup_keys (and ids) is one unit of
+        work: one transaction, one multi-row insert of the events, one read of which
+        keys have tickets at all; per event only what is per event. Per-key
+        serialisation still holds (the store locks every key of the batch up front,
+        in a stable order, so two batches cannot deadlock on each other). A batch that
+        keeps meeting concurrent updates falls back to one unit of work per event, so
+        one contended key cannot starve the other 99 events."""
+        order = sorted(range(len(events)), key=lambda i: (events[i].agent.id, events[i].sequence))
         outcomes: list[Outcome | None] = [None] * len(events)
-        for index in sorted(range(len(events)),
-                            key=lambda i: (events[i].agent.id, events[i].sequence)):
+        if len(events) > 1 and len({e.dedup_key for e in events}) == len(events) \
+                and len({e.event_id for e in events}) == len(events):
+            batch = [events[i] for i in order]
+            done = self._batch_with_retries(batch)
+            if done is not None:
+                for index, outcome in zip(order, done, strict=True):
+                    outcomes[index] = outcome
+                return outcomes  # type: ignore[return-value]
+        for index in order:
             outcomes[index] = self._with_retries(self._ingest_one, events[index])
         return outcomes  # type: ignore[return-value]
+
+    def _batch_with_retries(self, batch: list[Event]) -> list[Outcome] | None:
+        """The batch as one unit of work, retried a few times; None if it never got
+        through (the caller then goes event by event)."""
+        for attempt in range(BATCH_RETRIES):
+            try:
+                return self._ingest_batch(batch)
+            except ConcurrentUpdate:
+                self._count("retries")
+                time.sleep(min(0.001 * 2 ** attempt, 0.05))
+            except StoreError:
+                raise  # the store is failing: event by event would fail the same way
+            except Exception:  # one poison event: let it fail alone, event by event
+                log.debug("batch failed as a whole; retrying event by event", exc_info=True)
+                return None
+        return None
 
     def _with_retries(self, work: Callable[..., Any], *args: Any) -> Any:
         for attempt in range(RETRIES):
@@ -137,52 +170,88 @@ class Engine:
             self.counters[name] += by
 
     def _ingest_one(self, event: Event) -> Outcome:
+        return self._ingest_batch([event])[0]
+
+    def _ingest_batch(self, batch: list[Event]) -> list[Outcome]:
+        """One unit of work for events with distinct dedup_keys, in the order given."""
         now = self.clock()
         # Read before the transaction: a store read inside it would need a second pooled
         # connection while holding one, and enough concurrent units would starve the pool.
         maintenance = self.windows()
-        zone = host_zone(self.store, event.source, maintenance)
+        zones = {e.source: host_zone(self.store, e.source, maintenance) for e in batch}
+        results: list[tuple[Outcome, Applier | None]] = []
         with self.store.transaction() as tx:
-            if not tx.record_event(event.event_id, event.dedup_key, now,
-                                   event.model_dump(mode="json")):
-                self._count("duplicates")
-                active = tx.active_ticket(event.dedup_key)
-                return Outcome(event.event_id, "duplicate", active.number if active else None)
-            self._count("events")
+            triggers = sum(e.action == "trigger" for e in batch)
+            if len(batch) > 1 and triggers:
+                tx.reserve_serials(now, triggers)  # most triggers of a batch are new
+            recorded = tx.record_events(
+                [(e.event_id, e.dedup_key, now, e.model_dump(mode="json")) for e in batch])
+            fresh = [e for e in batch if e.event_id in recorded]
+            ticketed = tx.keys_with_tickets([e.dedup_key for e in fresh]) \
+                if len(fresh) > 1 else None
+            for event in batch:
+                if event.event_id not in recorded:
+                    active = tx.active_ticket(event.dedup_key)
+                    results.append((Outcome(event.event_id, "duplicate",
+                                            active.number if active else None), None))
+                    continue
+                known = ticketed is None or event.dedup_key in ticketed
+                results.append(self._apply_event(tx, event, now, maintenance,
+                                                 zones[event.source], known))
+        counts: dict[str, int] = {}
+        for outcome, applier in results:
+            name = "duplicates" if applier is None else "events"
+            counts[name] = counts.get(name, 0) + 1
+            if applier is not None and outcome.outcome in ("opened", "reopened", "resolved"):
+                counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+        with self._lock:
+            for name, by in counts.items():
+                self.counters[name] += by
+        if self.dispatcher is not None and any(a is not None and a.notices
+                                               for _, a in results):
+            self.dispatcher.wakeup.set()  # committed now: visible to the workers
+        return [outcome for outcome, _ in results]
+
+    def _apply_event(self, tx: Any, event: Event, now: float,
+                     maintenance: list[MaintenanceWindow], zone: str | None,
+                     known: bool) -> tuple[Outcome, Applier]:
+        """Decide and apply one recorded event inside the unit of work. ``known`` False
+        means the batch's read showed the key has no ticket at all (the common new
+        incident): the two per-key reads are answered without asking."""
+        if known:
             # No ticket at all for the key (a new incident, the common case): then no
             # active one either, and one query does for both.
             latest = tx.latest_ticket(event.dedup_key)
             active = tx.active_ticket(event.dedup_key) if latest is not None else None
-            windows = active_windows(maintenance, event.source, event.labels,
-                                     event.check, now, zone)
-            actions = decide(event, active, latest, now, self.policy,
-                             in_maintenance=bool(windows),
-                             windows=[w.name for w in windows])
-            applier = self.applier(tx, now, event)
-            for ticket in (active, latest):
-                if ticket is not None and ticket.id is not None:
-                    applier.track(ticket)
-            # A member of a fleet incident failing again takes its group ticket along;
-            # applied first, so the helpdesk hears the group reopen before the news.
-            applier.apply([*self._back_to_group(tx, actions, (active, latest), event, now),
-                           *actions])
-            if event.action == "trigger" and applier.opened:
-                self._group(tx, applier, event, now)
-            elif any(isinstance(a, ChangeSeverity) for a in actions):
-                self._regrade(tx, applier, event)
-            touched = applier.opened[-1] if applier.opened else (active or latest)
-            if touched is not None and touched.id is not None and \
-                    touched.id in applier.tickets and applier.outcome != "suppressed":
-                self._refresh_evidence(applier.tickets[touched.id], event)
-                applier.dirty.add(touched.id)
-            applier.finish()
-        if applier.outcome in ("opened", "reopened", "resolved"):
-            self._count(applier.outcome)
-        if applier.notices and self.dispatcher is not None:
-            self.dispatcher.wakeup.set()  # committed now: visible to the workers
+        else:
+            latest = active = None
+            tx.known_vacant(event.dedup_key)
+        windows = active_windows(maintenance, event.source, event.labels,
+                                 event.check, now, zone)
+        actions = decide(event, active, latest, now, self.policy,
+                         in_maintenance=bool(windows),
+                         windows=[w.name for w in windows])
+        applier = self.applier(tx, now, event)
+        for ticket in (active, latest):
+            if ticket is not None and ticket.id is not None:
+                applier.track(ticket)
+        # A member of a fleet incident failing again takes its group ticket along;
+        # applied first, so the helpdesk hears the group reopen before the news.
+        applier.apply([*self._back_to_group(tx, actions, (active, latest), event, now),
+                       *actions])
+        if event.action == "trigger" and applier.opened:
+            self._group(tx, applier, event, now)
+        elif any(isinstance(a, ChangeSeverity) for a in actions):
+            self._regrade(tx, applier, event)
+        touched = applier.opened[-1] if applier.opened else (active or latest)
+        if touched is not None and touched.id is not None and \
+                touched.id in applier.tickets and applier.outcome != "suppressed":
+            self._refresh_evidence(applier.tickets[touched.id], event)
+            applier.dirty.add(touched.id)
+        applier.finish()
         number = touched.number if touched is not None and \
             applier.outcome != "suppressed" else None
-        return Outcome(event.event_id, applier.outcome, number, applier.note)
+        return Outcome(event.event_id, applier.outcome, number, applier.note), applier
 
     @staticmethod
     def _refresh_evidence(ticket: Ticket, event: Event) -> None:

@@ -48,6 +48,7 @@ def _update_sql(changed: tuple[int, ...]) -> str:
         sql = _UPDATES[changed] = (f"UPDATE tickets SET {sets}version = version + 1"
                                    " WHERE id = ? AND version = ?")
     return sql
+_KEYS_PER_READ = 500  # SQLite allows 32,766 parameters; PostgreSQL 65,535
 _NEXT_SERIAL = ("INSERT INTO ticket_serials (day, last_serial) VALUES (?, 1) "
                 "ON CONFLICT (day) DO UPDATE SET last_serial = ticket_serials.last_serial + 1 "
                 "RETURNING last_serial")
@@ -228,6 +229,32 @@ class SqlTransaction(SqlReads, DispatchWrites):
             "INSERT INTO events (event_id, dedup_key, received_at, payload)"
             " VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
             (event_id, dedup_key, received_at, self._dump(payload))) == 1
+
+    def record_events(self, rows: Sequence[tuple[str, str, float, dict[str, Any]]]
+                      ) -> set[str]:
+        """Remember a batch of events (event_id, dedup_key, received_at, payload) with
+        distinct ids and keys, locking every key; the ids not recorded before."""
+        return {row[0] for row in rows if self.record_event(*row)}
+
+    def keys_with_tickets(self, keys: Sequence[str]) -> set[str]:
+        """Which of these (locked) keys have any non-group ticket, closed ones
+        included: one read for a batch instead of one per event."""
+        found: set[str] = set()
+        for start in range(0, len(keys), _KEYS_PER_READ):
+            chunk = keys[start:start + _KEYS_PER_READ]
+            found.update(row["dedup_key"] for row in self._rows(
+                "SELECT DISTINCT dedup_key FROM tickets WHERE is_group = ? AND dedup_key IN"
+                f" ({', '.join('?' for _ in chunk)})", (False, *chunk)))
+        return found
+
+    def reserve_serials(self, opened_at: float, count: int) -> None:
+        """A hint, before the unit of work's first statement: it may open about
+        ``count`` tickets dated ``opened_at``. Nothing to do where one writer runs at
+        a time (SQLite); PostgreSQL reserves the serials ahead (store/postgres.py)."""
+
+    def known_vacant(self, dedup_key: str) -> None:
+        """The caller read, under this unit of work's lock on the key, that it has no
+        non-group ticket (:meth:`keys_with_tickets`); a backend may skip re-checking."""
 
     def _active(self, key: str, group: bool) -> Ticket | None:
         self.lock_key(key)
