@@ -17,7 +17,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +35,7 @@ from collector.grouping import (
 )
 from collector.lifecycle import Action, ChangeSeverity, Reopen
 from collector.maintenance import MaintenanceWindow, active_windows, host_zone
-from collector.model import Ticket
+from collector.model import Ticket, TimelineEntry
 from collector.policy_config import PolicyConfig
 from collector.store.base import ConcurrentUpdate, StoreError
 from collector.wire import SEVERITY_OF_STATUS, AgentRef, Event, Heartbeat
@@ -84,8 +84,8 @@ class Engine:
                 tx, ticket, action, text, now)
 
     def applier(self, tx: Any, now: float, event: Event | None) -> Applier:
-        return Applier(tx, now, lambda tx_, ticket: self._render(tx_, ticket, event),
-                       self.notify)
+        return Applier(tx, now, lambda tx_, ticket, pending=(): self._render(
+            tx_, ticket, event, pending), self.notify)
 
     # -- maintenance windows (cached briefly: read on every event) ----------------------
 
@@ -189,6 +189,9 @@ class Engine:
             fresh = [e for e in batch if e.event_id in recorded]
             ticketed = tx.keys_with_tickets([e.dedup_key for e in fresh]) \
                 if len(fresh) > 1 else None
+            if ticketed is not None:  # a new incident's body lists past ones: read at once
+                tx.prefetch_past((e.source, e.check) for e in fresh
+                                 if e.dedup_key not in ticketed and e.action == "trigger")
             for event in batch:
                 if event.event_id not in recorded:
                     active = tx.active_ticket(event.dedup_key)
@@ -245,8 +248,8 @@ class Engine:
             self._regrade(tx, applier, event)
         touched = applier.opened[-1] if applier.opened else (active or latest)
         if touched is not None and touched.id is not None and \
-                touched.id in applier.tickets and applier.outcome != "suppressed":
-            self._refresh_evidence(applier.tickets[touched.id], event)
+                touched.id in applier.tickets and applier.outcome != "suppressed" and \
+                self._refresh_evidence(applier.tickets[touched.id], event):
             applier.dirty.add(touched.id)
         applier.finish()
         number = touched.number if touched is not None and \
@@ -254,17 +257,22 @@ class Engine:
         return Outcome(event.event_id, applier.outcome, number, applier.note), applier
 
     @staticmethod
-    def _refresh_evidence(ticket: Ticket, event: Event) -> None:
-        """The latest measurements, and diagnostics when the event carries new ones."""
+    def _refresh_evidence(ticket: Ticket, event: Event) -> bool:
+        """The latest measurements, and diagnostics when the event carries new ones;
+        whether that changed the ticket (a ticket just opened from this event already
+        holds them: no write for it)."""
+        before = (ticket.measurements, ticket.diagnostics)
         if event.measurements:
             ticket.measurements = [m.model_dump() for m in event.measurements]
         if event.diagnostics and event.action == "trigger":
             ticket.diagnostics = dict(event.diagnostics)
+        return (ticket.measurements, ticket.diagnostics) != before
 
-    def _render(self, tx: Any, ticket: Ticket, event: Event | None) -> str:
+    def _render(self, tx: Any, ticket: Ticket, event: Event | None,
+                pending: Sequence[TimelineEntry] = ()) -> str:
         past = [t for t in tx.past_tickets(ticket.host, ticket.check, limit=6)
                 if t.id != ticket.id][:5]
-        timeline = tx.timeline(ticket.id) if ticket.id is not None else []
+        timeline = [*(tx.timeline(ticket.id) if ticket.id is not None else []), *pending]
         parent = tx.get_ticket_by_id(ticket.parent_id) if ticket.parent_id else None
         return render_body(ticket, event, past, timeline,
                            verify_command(ticket.check, self.agent_config_path),

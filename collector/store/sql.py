@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -247,6 +247,36 @@ class SqlTransaction(SqlReads, DispatchWrites):
                 f" ({', '.join('?' for _ in chunk)})", (False, *chunk)))
         return found
 
+    def _no_past(self) -> set[tuple[str, str]]:
+        """(host, check) pairs this unit of work read as having no past tickets."""
+        found = self.__dict__.get("_no_past_pairs")
+        if found is None:
+            found = self.__dict__["_no_past_pairs"] = set()
+        return found
+
+    def prefetch_past(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Read once for a batch which (host, check) pairs have past tickets, so that
+        :meth:`past_tickets` of the others (a new incident's body) needs no query.
+        Only a ticket this unit resolves or closes can add one: update_ticket forgets
+        the pair then."""
+        wanted = sorted(set(pairs))
+        no_past = self._no_past()
+        for start in range(0, len(wanted), _KEYS_PER_READ):
+            chunk = wanted[start:start + _KEYS_PER_READ]
+            hosts, checks = sorted({h for h, _ in chunk}), sorted({c for _, c in chunk})
+            rows = self._rows(
+                "SELECT DISTINCT host, check_name FROM tickets WHERE status IN"
+                " ('resolved', 'closed') AND is_group = ? AND check_name IN"
+                f" ({', '.join('?' for _ in checks)}) AND host IN"
+                f" ({', '.join('?' for _ in hosts)})", (False, *checks, *hosts))
+            have = {(row["host"], row["check_name"]) for row in rows}
+            no_past.update(pair for pair in chunk if pair not in have)
+
+    def past_tickets(self, host: str | None, check: str, limit: int = 5) -> list[Ticket]:
+        if host is not None and (host, check) in self._no_past():
+            return []
+        return super().past_tickets(host, check, limit)
+
     def reserve_serials(self, opened_at: float, count: int) -> None:
         """A hint, before the unit of work's first statement: it may open about
         ``count`` tickets dated ``opened_at``. Nothing to do where one writer runs at
@@ -322,6 +352,8 @@ class SqlTransaction(SqlReads, DispatchWrites):
     def update_ticket(self, ticket: Ticket) -> Ticket:
         if ticket.id is None:
             raise StoreError(f"ticket {ticket.dedup_key!r} was never created; cannot update")
+        if ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
+            self._no_past().discard((ticket.host, ticket.check))
         values = codec.ticket_values(ticket, codec.UPDATE_FIELDS, codec.dump_text)
         written = self._written()
         previous = written.get(ticket.id)
@@ -345,12 +377,16 @@ class SqlTransaction(SqlReads, DispatchWrites):
         written[ticket.id] = (ticket.version, values)
         return ticket
 
-    def add_timeline(self, ticket_id: int, entry: TimelineEntry) -> TimelineEntry:
-        rows = self._rows(
+    def _insert_timeline(self, ticket_id: int, entry: TimelineEntry) -> int:
+        """Insert the entry; its new id."""
+        return self._rows(
             "INSERT INTO timeline (ticket_id, at, kind, text, author, data)"
             " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            (ticket_id, entry.at, entry.kind, entry.text, entry.author, self._dump(entry.data)))
-        entry.id, entry.ticket_id = rows[0]["id"], ticket_id
+            (ticket_id, entry.at, entry.kind, entry.text, entry.author,
+             self._dump(entry.data)))[0]["id"]
+
+    def add_timeline(self, ticket_id: int, entry: TimelineEntry) -> TimelineEntry:
+        entry.id, entry.ticket_id = self._insert_timeline(ticket_id, entry), ticket_id
         fresh = self._fresh().get(ticket_id)
         if fresh is not None:  # kept as a read would return it: cleaned, JSON round-tripped
             fresh.append(TimelineEntry(
