@@ -136,6 +136,13 @@ def parsed_body(body: bytes) -> dict[str, Any]:
     return payload
 
 
+def _route_path(scope: Any) -> str:
+    """The request's path below the app's mount point (``--root-path`` behind a proxy:
+    Starlette keeps the prefix in ``path``)."""
+    path, root = scope.get("path") or "", scope.get("root_path") or ""
+    return path[len(root):] if root and path.startswith(root) else path
+
+
 class IngestFastPath:
     """ASGI middleware answering the ingest routes; ``engine`` is the
     :class:`collector.engine.Engine`. Every other request goes to ``app``."""
@@ -149,8 +156,8 @@ class IngestFastPath:
         }
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        route = self.routes.get(scope.get("path")) if scope["type"] == "http" and \
-            scope.get("method") == "POST" and not scope.get("root_path") else None
+        route = self.routes.get(_route_path(scope)) if scope["type"] == "http" and \
+            scope.get("method") == "POST" else None
         if route is None:
             return await self.app(scope, receive, send)
         try:

@@ -490,6 +490,18 @@ def test_the_openapi_document_says_what_the_ingest_routes_do(api: Api) -> None:
     assert api.world.store.host("db-01") is not None  # the 202s did their work
 
 
+def test_ingest_routes_answer_behind_a_proxy_prefix(api: Api) -> None:
+    """``patrol collector`` behind a reverse proxy at /patrol (uvicorn --root-path):
+    the ingest routes are found below the prefix as every other route is."""
+    client = TestClient(api.app, root_path="/patrol")
+    response = client.post("/patrol/api/v1/events", headers=AGENT,
+                           json={"events": [event_json(event("db-07"))]})
+    assert response.status_code == 202, response.text
+    assert response.json()["results"][0]["outcome"] == "opened"
+    assert client.post("/patrol/api/v1/heartbeats", headers=OPERATOR,
+                       json=heartbeat().model_dump(mode="json")).status_code == 403
+
+
 def test_metrics_count_events_tickets_and_hosts(api: Api) -> None:
     first = event()
     api.open(first, event("db-02", labels={"tier": "critical"}))
