@@ -26,6 +26,7 @@ from collector.apply import Applier
 from collector.body import render_body, verify_command
 from collector.correlate import decide
 from collector.fleet import FleetNotices
+from collector.heartbeats import QuietHeartbeats
 from collector.grouping import (
     LeaveGroup,
     group_key,
@@ -75,6 +76,7 @@ class Engine:
         self._lock = threading.Lock()
         self._windows: tuple[float, list[MaintenanceWindow]] = (0.0, [])
         self.dispatcher: Any = None  # collector.dispatch.Dispatcher, when helpdesks exist
+        self.quiet = QuietHeartbeats(store)
 
     def notify(self, tx: Any, ticket: Ticket, action: str, text: str, now: float) -> None:
         """Queue helpdesk work for a ticket change, in the caller's transaction; a
@@ -321,6 +323,24 @@ class Engine:
 
     # -- heartbeats ---------------------------------------------------------------------
 
+    def heartbeat_unchanged(self, beat: Heartbeat) -> dict[str, Any] | None:
+        """The answer to a heartbeat that says nothing new since this host's last full
+        pass (its times are written with others shortly: collector/heartbeats.py), or
+        None when it needs :meth:`heartbeat`. Never touches the store: cheap enough for
+        the event loop."""
+        if not self.quiet.keep(beat, self.clock()):
+            return None
+        self._count("heartbeats")
+        return {"host": beat.source, "checks": len(beat.checks), "reconciled": []}
+
+    def flush_heartbeats(self) -> int:
+        """Write the times of the heartbeats kept in memory now (before judging silence)."""
+        return self.quiet.flush()
+
+    def forget_heartbeat(self, host: str) -> None:
+        """The host was marked unreachable: its next heartbeat takes the full path."""
+        self.quiet.forget(host)
+
     def heartbeat(self, beat: Heartbeat) -> dict[str, Any]:
         """Record the host and its check grid; reconcile missed state changes."""
         now = self.clock()
@@ -343,6 +363,7 @@ class Engine:
             synthetic.append(self.synthetic(beat.source, "heartbeat", "heartbeat", "OK",
                                             f"{beat.source} is reachable again", beat.labels))
         outcomes = self.ingest(synthetic) if synthetic else []
+        self.quiet.processed(beat, now, reachable=True)
         return {"host": beat.source, "checks": len(beat.checks),
                 "reconciled": [o.as_dict() for o in outcomes if o.outcome != "duplicate"]}
 

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from collector.alertmanager import example_payload
 from collector.api import create_app
 from collector.model import TicketStatus
+from collector.priority import iso_utc
 from tests.collector_fixtures import (
     AGENT_TOKEN,
     DAY,
@@ -500,6 +501,44 @@ def test_ingest_routes_answer_behind_a_proxy_prefix(api: Api) -> None:
     assert response.json()["results"][0]["outcome"] == "opened"
     assert client.post("/patrol/api/v1/heartbeats", headers=OPERATOR,
                        json=heartbeat().model_dump(mode="json")).status_code == 403
+
+
+def _beat(api: Api, checks: list[Any], *, last_run: float) -> Any:
+    payload = heartbeat("db-01", checks, sent_at=last_run).model_dump(mode="json")
+    for check in payload["checks"]:
+        check["last_run"] = iso_utc(last_run)
+    response = api.client.post("/api/v1/heartbeats", json=payload, headers=AGENT)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def test_heartbeats_that_say_nothing_new_still_keep_the_host_alive(api: Api) -> None:
+    """Unchanged heartbeats are answered from memory and their times written in groups
+    (collector/heartbeats.py): the watchdog still sees the host and its checks alive,
+    a host it marked unreachable is marked back by its next heartbeat, and a change
+    is reconciled at once."""
+    w = api.world
+    checks = [snapshot("load"), snapshot("root-disk")]
+    _beat(api, checks, last_run=T0)
+    for minute in range(1, 11):  # ten minutes of unchanged heartbeats
+        w.clock.advance(MINUTE)
+        assert _beat(api, checks, last_run=T0 + minute * MINUTE)["reconciled"] == []
+        counts = w.tick()
+        assert (counts["unreachable"], counts["stale"]) == (0, 0)
+    assert w.store.host("db-01")["last_heartbeat"] == T0 + 10 * MINUTE
+    assert {s["last_run"] for s in w.store.check_states("db-01")} == {T0 + 10 * MINUTE}
+    assert w.store.list_tickets() == []
+
+    w.clock.advance(10 * MINUTE)  # silent: the watchdog opens "host unreachable"
+    assert w.tick()["unreachable"] == 1
+    assert w.store.host("db-01")["reachable"] is False
+    _beat(api, checks, last_run=T0 + 20 * MINUTE)  # the same state as before
+    assert w.store.host("db-01")["reachable"] is True
+
+    w.clock.advance(MINUTE)
+    changed = [snapshot("load", "CRITICAL"), snapshot("root-disk")]
+    [reconciled] = _beat(api, changed, last_run=T0 + 21 * MINUTE)["reconciled"]
+    assert reconciled["outcome"] == "opened"
 
 
 def test_metrics_count_events_tickets_and_hosts(api: Api) -> None:

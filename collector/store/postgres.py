@@ -394,6 +394,19 @@ class PostgresTransaction(SqlTransaction):
         self._flush_pending()
         self._waiting.append((_pg(sql), clean_params(params)))
 
+    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One executemany (psycopg pipelines it): one round trip, not one per row."""
+        if not rows:
+            return
+        if self.done:
+            raise StoreError("this transaction has ended; open a new one")
+        try:
+            if self._waiting or not self._begun or self._pending_tickets:
+                self._with_waiting(None)
+            self._cur.executemany(_pg(sql), [clean_params(row) for row in rows])
+        except self._error as exc:
+            raise _fail(exc) from exc
+
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
         cursor = self._cursor(sql, params)
         try:

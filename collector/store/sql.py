@@ -417,6 +417,17 @@ class SqlTransaction(SqlReads, DispatchWrites):
               s["last_run"], s.get("interval"), s.get("next_due"), s.get("timeout"))
              for s in states])
 
+    def touch_hosts(self, beats: Sequence[tuple[float, str]],
+                    runs: Sequence[tuple[Any, ...]]) -> list[str]:
+        """Heartbeats that changed nothing but times (collector/heartbeats.py): per host
+        (last_heartbeat, host), per check (last_run, next_due, host, check). Returns
+        the hosts marked unreachable meanwhile, whose next heartbeat must say so."""
+        self._run_many("UPDATE hosts SET last_heartbeat = ? WHERE host = ?", beats)
+        self._run_many("UPDATE check_states SET last_run = ?, next_due = ?"
+                       " WHERE host = ? AND check_name = ?", runs)
+        return [row["host"] for row in
+                self._rows("SELECT host FROM hosts WHERE reachable = ?", (False,))]
+
     def set_host_reachable(self, host: str, reachable: bool) -> None:
         self._run("UPDATE hosts SET reachable = ? WHERE host = ?", (reachable, host))
 
