@@ -137,16 +137,21 @@ def new_events(port: int, incidents: int, batch: int, threads: int) -> dict[str,
             "errors": len(errors), "opened": opened, "verified": opened == accepted}
 
 
-def heartbeat_bodies(hosts: int) -> list[bytes]:
+SINCE = datetime.now(UTC).isoformat()  # when the checks became OK: fixed, as on an agent
+
+
+def heartbeat_bodies(hosts: int, checks: int = CHECKS_PER_HOST) -> list[bytes]:
+    """One heartbeat per host as an agent sends it: ``sent_at`` and each check's
+    ``last_run`` are now; ``since`` (when the check entered its status) stays put."""
     now = datetime.now(UTC).isoformat()
     return [encode({
         "schema_version": 1, "source": f"fleet-{h:05d}",
         "agent": {"id": f"agent-{h:05d}", "version": "1.0"}, "sequence": 0, "sent_at": now,
         "interval_seconds": 30, "labels": {"tier": "standard", "team": "ops"},
         "checks": [{"check": f"check-{c}", "type": "disk", "status": "OK",
-                    "summary": f"check-{c} is OK on fleet-{h:05d}", "since": now,
+                    "summary": f"check-{c} is OK on fleet-{h:05d}", "since": SINCE,
                     "last_run": now, "labels": {}, "interval_seconds": 30}
-                   for c in range(CHECKS_PER_HOST)]})
+                   for c in range(checks)]})
         for h in range(hosts)]
 
 

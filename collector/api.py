@@ -6,7 +6,9 @@ Agents (agent token): ``POST /api/v1/events``, ``POST /api/v1/heartbeats``,
 for acknowledge, comment, resolve and close. ``GET /healthz`` and ``GET /metrics``
 are open. The OpenAPI document is at ``/openapi.json`` (``/docs`` renders it).
 
-Malformed payloads get 422 with one line per problem (``events.0.severity: ...``);
+The two agent routes, events and heartbeats, are answered by
+:mod:`collector.fastpath` alone (the fast path is the documented one). Malformed
+payloads get 422 with one line per problem (``events.0.severity: ...``);
 bodies over ``max_body_bytes`` get 413 before they are read into memory. Text the
 store cannot hold is cleaned, not refused (NUL and lone surrogates become U+FFFD, NaN
 and Infinity become null: :mod:`collector.store.clean`), so a measurement value of NaN
@@ -30,9 +32,11 @@ from collector.alertmanager import AlertmanagerPayload, to_events
 from collector.auth import AGENT, OPERATOR, TokenBook, require, require_host, require_principal
 from collector.engine import Engine
 from collector.fastpath import (
+    INGEST_ERROR_SCHEMA,
     IngestFastPath,
     Unprocessable,
-    parse_events,
+    openapi_paths,
+    problems,
     process,
     store_unavailable,
     unprocessable,
@@ -137,17 +141,6 @@ async def _no_receive() -> Any:
     return {"type": "http.disconnect"}
 
 
-def _problems(exc: RequestValidationError) -> list[str]:
-    lines = []
-    for error in exc.errors():
-        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
-        message = error.get("msg")
-        if error.get("type") == "float_type" and error.get("input", 0) is None:
-            message = "Input should be a finite number (null, NaN and Infinity are not)"
-        lines.append(f"{'.'.join(loc) or 'body'}: {message}")
-    return lines
-
-
 def _cleaned(payload: dict[str, Any]) -> Any:
     try:
         return clean_payload(payload)
@@ -175,14 +168,14 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
     app.state.tokens = TokenBook(agent_tokens, operator_tokens, engine.store, engine.clock)
     app.state.started_at = time.time()
 
-    # Added first, so it runs inside BodyLimit: oversized bodies never reach it.
-    app.add_middleware(IngestFastPath, engine=engine, tokens=lambda: app.state.tokens)
+    # The agents' ingest routes (collector/fastpath.py: their only handler). Added
+    # first, so it runs inside BodyLimit: oversized bodies never reach it.
+    app.add_middleware(IngestFastPath, engine=engine)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = _problems(exc)
-        return JSONResponse({"error": "invalid payload", "problems": problems},
+        return JSONResponse({"error": "invalid payload", "problems": problems(exc.errors())},
                             status_code=422)
 
     @app.exception_handler(StoreError)
@@ -209,33 +202,6 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         return [Depends(check)]
 
     as_agent, as_operator = needs(AGENT), needs(OPERATOR)
-
-    events_schema = {"oneOf": [{"$ref": "#/components/schemas/EventBatch"},
-                               {"$ref": "#/components/schemas/Event"}]}
-
-    @app.post("/api/v1/events", status_code=202, tags=["ingest"], dependencies=as_agent,
-               openapi_extra={
-        "requestBody": {"required": True,
-                        "content": {"application/json": {"schema": events_schema}}}})
-    def post_events(request: Request,
-                    payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-        """One event, or ``{"events": [...]}``. A repeated ``event_id`` is a no-op."""
-        principal = require_principal(request, AGENT)
-        try:
-            events = parse_events(_cleaned(payload))
-        except ValidationError as exc:
-            raise RequestValidationError(exc.errors()) from None
-        require_host(principal, [e.source for e in events])
-        return {"results": [o.as_dict() for o in process(engine.ingest, events)]}
-
-    @app.post("/api/v1/heartbeats", status_code=202, tags=["ingest"], dependencies=as_agent,
-              openapi_extra=_body_schema("Heartbeat"))
-    def post_heartbeat(request: Request,
-                       payload: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-        principal = require_principal(request, AGENT)
-        heartbeat = _validated(Heartbeat, payload)
-        require_host(principal, [heartbeat.source])
-        return process(engine.heartbeat, heartbeat)
 
     @app.post("/api/v1/alertmanager", status_code=202, tags=["ingest"],
               dependencies=as_agent, openapi_extra=_body_schema("AlertmanagerPayload"))
@@ -354,14 +320,20 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
     if router is not None:
         app.include_router(router)
 
-    # The events body is a plain dict to FastAPI (one event or a batch), so the wire
-    # models are added by hand. FastAPI regenerates the document whenever routes change,
-    # so this wraps the generator rather than editing one cached copy.
+    # The ingest routes are answered by collector/fastpath.py, which also describes
+    # them; the wire models are added by hand (the bodies are validated after cleaning,
+    # not by FastAPI). FastAPI regenerates the document whenever routes change, so this
+    # wraps the generator rather than editing one cached copy.
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         document = generate()
-        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        document.setdefault("paths", {}).update(openapi_paths())
+        components = document.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http", "scheme": "bearer"}
+        schemas = components.setdefault("schemas", {})
+        schemas["IngestError"] = INGEST_ERROR_SCHEMA
         for model in (Event, EventBatch, Heartbeat, AlertmanagerPayload):
             full = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, schema in full.get("$defs", {}).items():

@@ -38,10 +38,11 @@ class Applier:
     """Applies actions for one unit of work; tickets are loaded once and saved once.
 
     ``render`` re-renders a ticket's body (after it opens, reopens or changes
-    severity), given the transaction and the ticket.
+    severity), given the transaction, the ticket and the timeline entries about to be
+    written for it (a ticket not yet created has no stored timeline).
     """
 
-    def __init__(self, tx: Any, now: float, render: Callable[[Any, Ticket], str],
+    def __init__(self, tx: Any, now: float, render: Callable[..., str],
                  notify: Callable[..., None] | None = None) -> None:
         self.tx = tx
         self.now = now
@@ -101,16 +102,21 @@ class Applier:
     # -- one handler per action type --------------------------------------------------
 
     def _on_OpenTicket(self, action: OpenTicket) -> None:
-        ticket = self.tx.create_ticket(action.ticket)
-        self.track(ticket)
-        self.opened.append(ticket)
+        ticket = action.ticket
         text = f"opened as {ticket.priority}: {ticket.title} ({action.reason})"
         if ticket.previous_id is not None:
             previous = self.tx.get_ticket_by_id(ticket.previous_id)
             if previous is not None:
                 text += f"; the same problem was ticketed before as {previous.number}"
-        self.timeline(ticket, "opened", text, priority=str(ticket.priority))
-        self._touch(ticket, rerender=True)
+        opening = TimelineEntry(self.now, "opened", text, data={"priority": str(ticket.priority)})
+        # Rendered before the INSERT, from the entry about to be written: the body goes
+        # in with the row instead of in an UPDATE after it (the body does not show the
+        # ticket's own number). A later change in this unit re-renders as usual.
+        ticket.body = self.render(self.tx, ticket, [opening])
+        ticket = self.tx.create_ticket(ticket)
+        self.track(ticket)
+        self.opened.append(ticket)
+        self.tx.add_timeline(ticket.id, opening)
         self.announce(ticket, "open")
         self.outcome = "opened"
 

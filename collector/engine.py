@@ -17,7 +17,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +28,7 @@ from collector.correlate import decide
 from collector.fleet import FleetNotices
 from collector.archive import last_fix
 from collector.history import record_event_history, samples_of
+from collector.heartbeats import QuietHeartbeats
 from collector.grouping import (
     LeaveGroup,
     group_key,
@@ -37,13 +38,14 @@ from collector.grouping import (
 )
 from collector.lifecycle import Action, ChangeSeverity, Reopen
 from collector.maintenance import MaintenanceWindow, active_windows, host_zone
-from collector.model import Ticket
+from collector.model import Ticket, TimelineEntry
 from collector.policy_config import PolicyConfig
-from collector.store.base import ConcurrentUpdate
+from collector.store.base import ConcurrentUpdate, StoreError
 from collector.wire import SEVERITY_OF_STATUS, AgentRef, Event, Heartbeat
 
 log = logging.getLogger("patrol.collector")
 RETRIES = 20
+BATCH_RETRIES = 3  # then event by event: see Engine.ingest
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Engine:
         self._lock = threading.Lock()
         self._windows: tuple[float, list[MaintenanceWindow]] = (0.0, [])
         self.dispatcher: Any = None  # collector.dispatch.Dispatcher, when helpdesks exist
+        self.quiet = QuietHeartbeats(store)
 
     def notify(self, tx: Any, ticket: Ticket, action: str, text: str, now: float) -> None:
         """Queue helpdesk work for a ticket change, in the caller's transaction; a
@@ -86,8 +89,8 @@ class Engine:
                 tx, ticket, action, text, now)
 
     def applier(self, tx: Any, now: float, event: Event | None) -> Applier:
-        return Applier(tx, now, lambda tx_, ticket: self._render(tx_, ticket, event),
-                       self.notify)
+        return Applier(tx, now, lambda tx_, ticket, pending=(): self._render(
+            tx_, ticket, event, pending), self.notify)
 
     # -- maintenance windows (cached briefly: read on every event) ----------------------
 
@@ -119,12 +122,44 @@ class Engine:
 
     def ingest(self, events: list[Event]) -> list[Outcome]:
         """Process events in per-agent sequence order; returns one outcome per event,
-        in the order given (a client matches them to its batch by position)."""
+        in the order given (a client matches them to its batch by position).
+
+        A batch whose events all have distinct dedup_keys (and ids) is one unit of
+        work: one transaction, one multi-row insert of the events, one read of which
+        keys have tickets at all; per event only what is per event. Per-key
+        serialisation still holds (the store locks every key of the batch up front,
+        in a stable order, so two batches cannot deadlock on each other). A batch that
+        keeps meeting concurrent updates falls back to one unit of work per event, so
+        one contended key cannot starve the other 99 events."""
+        order = sorted(range(len(events)), key=lambda i: (events[i].agent.id, events[i].sequence))
         outcomes: list[Outcome | None] = [None] * len(events)
-        for index in sorted(range(len(events)),
-                            key=lambda i: (events[i].agent.id, events[i].sequence)):
+        if len(events) > 1 and len({e.dedup_key for e in events}) == len(events) \
+                and len({e.event_id for e in events}) == len(events):
+            batch = [events[i] for i in order]
+            done = self._batch_with_retries(batch)
+            if done is not None:
+                for index, outcome in zip(order, done, strict=True):
+                    outcomes[index] = outcome
+                return outcomes  # type: ignore[return-value]
+        for index in order:
             outcomes[index] = self._with_retries(self._ingest_one, events[index])
         return outcomes  # type: ignore[return-value]
+
+    def _batch_with_retries(self, batch: list[Event]) -> list[Outcome] | None:
+        """The batch as one unit of work, retried a few times; None if it never got
+        through (the caller then goes event by event)."""
+        for attempt in range(BATCH_RETRIES):
+            try:
+                return self._ingest_batch(batch)
+            except ConcurrentUpdate:
+                self._count("retries")
+                time.sleep(min(0.001 * 2 ** attempt, 0.05))
+            except StoreError:
+                raise  # the store is failing: event by event would fail the same way
+            except Exception:  # one poison event: let it fail alone, event by event
+                log.debug("batch failed as a whole; retrying event by event", exc_info=True)
+                return None
+        return None
 
     def _with_retries(self, work: Callable[..., Any], *args: Any) -> Any:
         for attempt in range(RETRIES):
@@ -140,66 +175,110 @@ class Engine:
             self.counters[name] += by
 
     def _ingest_one(self, event: Event) -> Outcome:
+        return self._ingest_batch([event])[0]
+
+    def _ingest_batch(self, batch: list[Event]) -> list[Outcome]:
+        """One unit of work for events with distinct dedup_keys, in the order given."""
         now = self.clock()
         # Read before the transaction: a store read inside it would need a second pooled
         # connection while holding one, and enough concurrent units would starve the pool.
         maintenance = self.windows()
-        zone = host_zone(self.store, event.source, maintenance)
+        zones = {e.source: host_zone(self.store, e.source, maintenance) for e in batch}
+        results: list[tuple[Outcome, Applier | None]] = []
         with self.store.transaction() as tx:
-            if not tx.record_event(event.event_id, event.dedup_key, now,
-                                   event.model_dump(mode="json")):
-                self._count("duplicates")
-                active = tx.active_ticket(event.dedup_key)
-                return Outcome(event.event_id, "duplicate", active.number if active else None)
-            self._count("events")
-            record_event_history(tx, event)
+            triggers = sum(e.action == "trigger" for e in batch)
+            if len(batch) > 1 and triggers:
+                tx.reserve_serials(now, triggers)  # most triggers of a batch are new
+            recorded = tx.record_events(
+                [(e.event_id, e.dedup_key, now, e.model_dump(mode="json")) for e in batch])
+            fresh = [e for e in batch if e.event_id in recorded]
+            ticketed = tx.keys_with_tickets([e.dedup_key for e in fresh]) \
+                if len(fresh) > 1 else None
+            if ticketed is not None:  # a new incident's body lists past ones: read at once
+                tx.prefetch_past((e.source, e.check) for e in fresh
+                                 if e.dedup_key not in ticketed and e.action == "trigger")
+            for event in batch:
+                if event.event_id not in recorded:
+                    active = tx.active_ticket(event.dedup_key)
+                    results.append((Outcome(event.event_id, "duplicate",
+                                            active.number if active else None), None))
+                    continue
+                record_event_history(tx, event)  # the breach series it carries
+                known = ticketed is None or event.dedup_key in ticketed
+                results.append(self._apply_event(tx, event, now, maintenance,
+                                                 zones[event.source], known))
+        counts: dict[str, int] = {}
+        for outcome, applier in results:
+            name = "duplicates" if applier is None else "events"
+            counts[name] = counts.get(name, 0) + 1
+            if applier is not None and outcome.outcome in ("opened", "reopened", "resolved"):
+                counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+        with self._lock:
+            for name, by in counts.items():
+                self.counters[name] += by
+        if self.dispatcher is not None and any(a is not None and a.notices
+                                               for _, a in results):
+            self.dispatcher.wakeup.set()  # committed now: visible to the workers
+        return [outcome for outcome, _ in results]
+
+    def _apply_event(self, tx: Any, event: Event, now: float,
+                     maintenance: list[MaintenanceWindow], zone: str | None,
+                     known: bool) -> tuple[Outcome, Applier]:
+        """Decide and apply one recorded event inside the unit of work. ``known`` False
+        means the batch's read showed the key has no ticket at all (the common new
+        incident): the two per-key reads are answered without asking."""
+        if known:
             # No ticket at all for the key (a new incident, the common case): then no
             # active one either, and one query does for both.
             latest = tx.latest_ticket(event.dedup_key)
             active = tx.active_ticket(event.dedup_key) if latest is not None else None
-            windows = active_windows(maintenance, event.source, event.labels,
-                                     event.check, now, zone)
-            actions = decide(event, active, latest, now, self.policy,
-                             in_maintenance=bool(windows),
-                             windows=[w.name for w in windows])
-            applier = self.applier(tx, now, event)
-            for ticket in (active, latest):
-                if ticket is not None and ticket.id is not None:
-                    applier.track(ticket)
-            # A member of a fleet incident failing again takes its group ticket along;
-            # applied first, so the helpdesk hears the group reopen before the news.
-            applier.apply([*self._back_to_group(tx, actions, (active, latest), event, now),
-                           *actions])
-            if event.action == "trigger" and applier.opened:
-                self._group(tx, applier, event, now)
-            elif any(isinstance(a, ChangeSeverity) for a in actions):
-                self._regrade(tx, applier, event)
-            touched = applier.opened[-1] if applier.opened else (active or latest)
-            if touched is not None and touched.id is not None and \
-                    touched.id in applier.tickets and applier.outcome != "suppressed":
-                self._refresh_evidence(applier.tickets[touched.id], event)
-                applier.dirty.add(touched.id)
-            applier.finish()
-        if applier.outcome in ("opened", "reopened", "resolved"):
-            self._count(applier.outcome)
-        if applier.notices and self.dispatcher is not None:
-            self.dispatcher.wakeup.set()  # committed now: visible to the workers
+        else:
+            latest = active = None
+            tx.known_vacant(event.dedup_key)
+        windows = active_windows(maintenance, event.source, event.labels,
+                                 event.check, now, zone)
+        actions = decide(event, active, latest, now, self.policy,
+                         in_maintenance=bool(windows),
+                         windows=[w.name for w in windows])
+        applier = self.applier(tx, now, event)
+        for ticket in (active, latest):
+            if ticket is not None and ticket.id is not None:
+                applier.track(ticket)
+        # A member of a fleet incident failing again takes its group ticket along;
+        # applied first, so the helpdesk hears the group reopen before the news.
+        applier.apply([*self._back_to_group(tx, actions, (active, latest), event, now),
+                       *actions])
+        if event.action == "trigger" and applier.opened:
+            self._group(tx, applier, event, now)
+        elif any(isinstance(a, ChangeSeverity) for a in actions):
+            self._regrade(tx, applier, event)
+        touched = applier.opened[-1] if applier.opened else (active or latest)
+        if touched is not None and touched.id is not None and \
+                touched.id in applier.tickets and applier.outcome != "suppressed" and \
+                self._refresh_evidence(applier.tickets[touched.id], event):
+            applier.dirty.add(touched.id)
+        applier.finish()
         number = touched.number if touched is not None and \
             applier.outcome != "suppressed" else None
-        return Outcome(event.event_id, applier.outcome, number, applier.note)
+        return Outcome(event.event_id, applier.outcome, number, applier.note), applier
 
     @staticmethod
-    def _refresh_evidence(ticket: Ticket, event: Event) -> None:
-        """The latest measurements, and diagnostics when the event carries new ones."""
+    def _refresh_evidence(ticket: Ticket, event: Event) -> bool:
+        """The latest measurements, and diagnostics when the event carries new ones;
+        whether that changed the ticket (a ticket just opened from this event already
+        holds them: no write for it)."""
+        before = (ticket.measurements, ticket.diagnostics)
         if event.measurements:
             ticket.measurements = [m.model_dump() for m in event.measurements]
         if event.diagnostics and event.action == "trigger":
             ticket.diagnostics = dict(event.diagnostics)
+        return (ticket.measurements, ticket.diagnostics) != before
 
-    def _render(self, tx: Any, ticket: Ticket, event: Event | None) -> str:
+    def _render(self, tx: Any, ticket: Ticket, event: Event | None,
+                pending: Sequence[TimelineEntry] = ()) -> str:
         past = [t for t in tx.past_tickets(ticket.host, ticket.check, limit=6)
                 if t.id != ticket.id][:5]
-        timeline = tx.timeline(ticket.id) if ticket.id is not None else []
+        timeline = [*(tx.timeline(ticket.id) if ticket.id is not None else []), *pending]
         parent = tx.get_ticket_by_id(ticket.parent_id) if ticket.parent_id else None
         return render_body(ticket, event, past, timeline,
                            verify_command(ticket.check, self.agent_config_path),
@@ -249,6 +328,24 @@ class Engine:
 
     # -- heartbeats ---------------------------------------------------------------------
 
+    def heartbeat_unchanged(self, beat: Heartbeat) -> dict[str, Any] | None:
+        """The answer to a heartbeat that says nothing new since this host's last full
+        pass (its times are written with others shortly: collector/heartbeats.py), or
+        None when it needs :meth:`heartbeat`. Never touches the store: cheap enough for
+        the event loop."""
+        if not self.quiet.keep(beat, self.clock()):
+            return None
+        self._count("heartbeats")
+        return {"host": beat.source, "checks": len(beat.checks), "reconciled": []}
+
+    def flush_heartbeats(self) -> int:
+        """Write the times of the heartbeats kept in memory now (before judging silence)."""
+        return self.quiet.flush()
+
+    def forget_heartbeat(self, host: str) -> None:
+        """The host was marked unreachable: its next heartbeat takes the full path."""
+        self.quiet.forget(host)
+
     def heartbeat(self, beat: Heartbeat) -> dict[str, Any]:
         """Record the host and its check grid; reconcile missed state changes."""
         now = self.clock()
@@ -272,6 +369,7 @@ class Engine:
             synthetic.append(self.synthetic(beat.source, "heartbeat", "heartbeat", "OK",
                                             f"{beat.source} is reachable again", beat.labels))
         outcomes = self.ingest(synthetic) if synthetic else []
+        self.quiet.processed(beat, now, reachable=True)
         return {"host": beat.source, "checks": len(beat.checks),
                 "reconciled": [o.as_dict() for o in outcomes if o.outcome != "duplicate"]}
 

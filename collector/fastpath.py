@@ -1,30 +1,30 @@
-"""The agents' two hot requests without FastAPI's per-request machinery.
+"""The agents' ingest routes, ``POST /api/v1/events`` and ``POST /api/v1/heartbeats``:
+the only code that answers them, success and error alike, and what /openapi.json says
+about them (:func:`openapi_paths`).
 
-``POST /api/v1/events`` and ``POST /api/v1/heartbeats`` are most of the
-collector's traffic. Through FastAPI each one builds a Request, solves the
-route's dependencies, validates the body through a TypeAdapter and encodes the
-answer with ``jsonable_encoder``: measured at about 0.5 ms of CPU per request,
-more than the engine's own work for a heartbeat (0.2 ms). This ASGI middleware
-answers those requests itself when they will succeed, with the same parsing
-(``json.loads`` then the wire models' ``model_validate``, as FastAPI does) and
-the same 202 JSON answer.
+Why not FastAPI routes: these two requests are most of the collector's traffic, and
+through FastAPI each one builds a Request, solves the route's dependencies, validates the
+body through a TypeAdapter and encodes the answer with ``jsonable_encoder``: measured at
+about 0.5 ms of CPU per request, more than the engine's own work for a heartbeat. This
+ASGI middleware answers them itself with the same steps in a fixed order, each written
+once:
 
-Decision: it only ever takes the success path. Anything it is not sure of -- no
-``Authorization: Bearer`` header or a token that is not an agent's, a content type
-other than ``application/json``, an empty body, invalid JSON, a payload the models
-refuse -- is handed to the FastAPI app unchanged (the body replayed), so every
-error answer (401/403/422) stays FastAPI's own and is documented in one place.
-It sits inside :class:`collector.api.BodyLimit`, so oversized bodies never reach it.
-
-Both paths clean the parsed body the same way before validating it
-(:func:`collector.store.clean.clean_json`: NUL and lone surrogates to U+FFFD, NaN to
-null), and both answer a store failure with :func:`store_unavailable` (503 and
-``Retry-After``) and any other failure to process a valid payload with
-:func:`unprocessable` (422). The agent's outbox retries a 5xx forever, holding back
-everything queued behind it, so only a failure that retrying can cure may be one;
-the same bytes fail the same way every time (diagnostics nested too deep for the
-encoder, say), so such a payload is refused with the reason, and the traceback goes
-to the collector's log for the bug it may be.
+1. authentication: :func:`collector.auth.require_principal` (401 without a valid token,
+   403 for an operator's), the same function every other route uses, and after parsing
+   :func:`collector.auth.require_host` (403 when a host-bound agent credential reports
+   another host);
+2. the body limit: :class:`collector.api.BodyLimit` sits outside this middleware, so an
+   oversized body is a 413 before it is read;
+3. a JSON media type (``application/json`` or ``application/*+json``), else 415;
+4. ``json.loads``, then the cleaning rule of :mod:`collector.store.clean` (NUL and lone
+   surrogates to U+FFFD, NaN to null) on a body whose bytes show something to clean;
+5. the wire models' ``model_validate``: a refusal is a 422 listing one
+   ``field.path: reason`` line per problem (:func:`problems`, shared with FastAPI's
+   handler for the other routes);
+6. the engine, in the threadpool: a store failure is a 503 with ``Retry-After``
+   (:func:`store_unavailable`), any other failure to process a valid payload a 422
+   (:func:`unprocessable`). The agent's outbox retries a 5xx forever, holding back
+   everything queued behind it, so only a failure that retrying can cure may be one.
 """
 
 from __future__ import annotations
@@ -34,24 +34,36 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from fastapi import HTTPException
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from collector.auth import AGENT, TokenBook
+from collector.auth import AGENT, require_host, require_principal
 from collector.store import StoreError
 from collector.store.clean import clean_json, needs_cleaning
-from collector.wire import Event, EventBatch, Heartbeat
+from collector.wire import MAX_DEPTH, Event, EventBatch, Heartbeat
 
 log = logging.getLogger("patrol.collector.api")
 
 EVENTS = "/api/v1/events"
 HEARTBEATS = "/api/v1/heartbeats"
 RETRY_AFTER_SECONDS = 5
+INVALID = "invalid payload"
 
 
 class Unprocessable(Exception):
     """A valid payload the collector failed to process, not because of the store."""
+
+
+class Refused(Exception):
+    """A request answered with ``status`` and ``body`` (a 4xx the client must fix)."""
+
+    def __init__(self, status: int, body: dict[str, Any],
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(body.get("error", ""))
+        self.status, self.body, self.headers = status, body, headers
 
 
 def process(work: Callable[[Any], Any], payload: Any) -> Any:
@@ -80,6 +92,18 @@ def store_unavailable(exc: StoreError) -> JSONResponse:
                         status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+def problems(errors: list[Any]) -> list[str]:
+    """One ``field.path: reason`` line per validation error (pydantic's or FastAPI's)."""
+    lines = []
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        message = error.get("msg")
+        if error.get("type") == "float_type" and error.get("input", 0) is None:
+            message = "Input should be a finite number (null, NaN and Infinity are not)"
+        lines.append(f"{'.'.join(loc) or 'body'}: {message}")
+    return lines
+
+
 def parse_events(payload: dict[str, Any]) -> list[Event]:
     """One event or ``{"events": [...]}``; raises pydantic's ValidationError."""
     model = EventBatch if "events" in payload else Event
@@ -87,91 +111,162 @@ def parse_events(payload: dict[str, Any]) -> list[Event]:
     return list(parsed.events) if isinstance(parsed, EventBatch) else [parsed]
 
 
-def _json_content(value: bytes) -> bool:
+def json_media(value: bytes | None) -> bool:
+    """``application/json`` or a structured ``application/*+json`` type."""
+    if value is None:
+        return False
     media = value.split(b";", 1)[0].strip().lower()
-    return media == b"application/json"
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+def parsed_body(body: bytes) -> dict[str, Any]:
+    """The JSON object in ``body``, cleaned; Refused (422) for anything else."""
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        raise Refused(400, {"error": "cannot parse the body: JSON nested deeper than the "
+                                     f"parser allows (the wire allows {MAX_DEPTH} levels)"}
+                      ) from None
+    except ValueError as exc:  # JSONDecodeError is a ValueError
+        raise Refused(422, {"error": INVALID, "problems": [f"body: not JSON ({exc})"]}
+                      ) from None
+    if not isinstance(payload, dict):
+        raise Refused(422, {"error": INVALID,
+                            "problems": ["body: Input should be a JSON object"]})
+    if needs_cleaning(body):
+        try:
+            payload = clean_json(payload)
+        except RecursionError:
+            raise Refused(422, {"error": INVALID, "problems": [
+                f"body: nested deeper than {MAX_DEPTH} levels; flatten it"]}) from None
+    return payload
+
+
+def _route_path(scope: Any) -> str:
+    """The request's path below the app's mount point (``--root-path`` behind a proxy:
+    Starlette keeps the prefix in ``path``)."""
+    path, root = scope.get("path") or "", scope.get("root_path") or ""
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 class IngestFastPath:
-    """ASGI middleware; ``engine`` is the :class:`collector.engine.Engine`,
-    ``tokens`` the app's :class:`collector.auth.TokenBook`."""
+    """ASGI middleware answering the ingest routes; ``engine`` is the
+    :class:`collector.engine.Engine`. Every other request goes to ``app``."""
 
-    def __init__(self, app: Any, engine: Any, tokens: Callable[[], TokenBook]) -> None:
+    def __init__(self, app: Any, engine: Any) -> None:
         self.app = app
         self.engine = engine
-        self.tokens = tokens
+        self.routes: dict[str, Callable[[dict[str, Any]], tuple[Callable[..., Any], Any]]] = {
+            EVENTS: lambda payload: (self._ingest, parse_events(payload)),
+            HEARTBEATS: lambda payload: (engine.heartbeat, Heartbeat.model_validate(payload)),
+        }
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST" or \
-                scope.get("path") not in (EVENTS, HEARTBEATS) or scope.get("root_path"):
+        route = self.routes.get(_route_path(scope)) if scope["type"] == "http" and \
+            scope.get("method") == "POST" else None
+        if route is None:
             return await self.app(scope, receive, send)
-        authorization = content_type = None
-        for name, value in scope.get("headers") or ():
-            if name == b"authorization" and authorization is None:
-                authorization = value
-            elif name == b"content-type" and content_type is None:
-                content_type = value
-        if content_type is None or not _json_content(content_type) or \
-                not self._agent(authorization):
-            return await self.app(scope, receive, send)
+        try:
+            principal = require_principal(Request(scope), AGENT)
+        except HTTPException as exc:
+            return await JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                                      headers=exc.headers)(scope, receive, send)
+        content_type = next((v for k, v in scope.get("headers") or () if k == b"content-type"),
+                            None)
+        body = await self._body(receive)
+        if body is None:
+            return None  # the client went away
+        try:
+            if not json_media(content_type):
+                raise Refused(415, {"error": "send the payload as application/json"})
+            try:
+                work, argument = route(parsed_body(body))
+            except ValidationError as exc:
+                raise Refused(422, {"error": INVALID, "problems": problems(exc.errors())}
+                              ) from None
+            # A credential bound to hosts may report only those (403 otherwise).
+            require_host(principal, [argument.source] if work == self.engine.heartbeat
+                         else [event.source for event in argument])
+            # A heartbeat that says nothing new is answered here, without the thread
+            # hand-off that cost more than its work (collector/heartbeats.py).
+            result = self.engine.heartbeat_unchanged(argument) \
+                if work == self.engine.heartbeat else None
+            if result is None:
+                result = await run_in_threadpool(process, work, argument)
+        except Refused as exc:
+            response = JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+        except HTTPException as exc:
+            response = JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                                    headers=exc.headers)
+        except StoreError as exc:
+            response = store_unavailable(exc)
+        except Unprocessable as exc:
+            response = unprocessable(exc)
+        else:
+            response = JSONResponse(result, status_code=202)
+        await response(scope, receive, send)
+        return None
+
+    @staticmethod
+    async def _body(receive: Any) -> bytes | None:
         chunks = []
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                return None  # the client went away
+                return None
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        work = self._parse(scope["path"], body) if body else None
-        if work is None:
-            return await self.app(scope, self._replay(body, receive), send)
-        try:
-            result = await run_in_threadpool(process, *work)
-        except StoreError as exc:
-            return await store_unavailable(exc)(scope, receive, send)
-        except Unprocessable as exc:
-            return await unprocessable(exc)(scope, receive, send)
-        await JSONResponse(result, status_code=202)(scope, receive, send)
-        return None
-
-    def _agent(self, authorization: bytes | None) -> bool:
-        if authorization is None:
-            return False
-        scheme, _, value = authorization.decode("latin-1").partition(" ")
-        token = value.strip()
-        if scheme.lower() != "bearer" or not token:
-            return False
-        # A credential bound to hosts takes the FastAPI route, which checks the hosts.
-        principal = self.tokens().principal(token)
-        return principal is not None and principal.kind == AGENT and principal.hosts is None
-
-    def _parse(self, path: str, body: bytes) -> tuple[Callable[..., Any], Any] | None:
-        """(function, argument) to run in the threadpool; None to let FastAPI answer."""
-        try:
-            payload = json.loads(body)
-            if not isinstance(payload, dict):
-                return None
-            if needs_cleaning(body):
-                payload = clean_json(payload)
-            if path == EVENTS:
-                return self._ingest, parse_events(payload)
-            return self.engine.heartbeat, Heartbeat.model_validate(payload)
-        except (ValueError, ValidationError, RecursionError):  # JSONDecodeError: ValueError
-            return None
+                return b"".join(chunks)
 
     def _ingest(self, events: list[Event]) -> dict[str, Any]:
         return {"results": [o.as_dict() for o in self.engine.ingest(events)]}
 
-    @staticmethod
-    def _replay(body: bytes, receive: Any) -> Any:
-        replayed = False
 
-        async def replay() -> Any:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+def _error(description: str, example: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/IngestError"}, "example": example}}}
 
-        return replay
+
+INGEST_ERROR_SCHEMA = {
+    "type": "object", "required": ["error"], "title": "IngestError",
+    "properties": {"error": {"type": "string"},
+                   "problems": {"type": "array", "items": {"type": "string"}}},
+}
+RESPONSES = {
+    "401": _error("no valid bearer token", {"error": "a valid bearer token is required"}),
+    "403": _error("a token that is not an agent's", {
+        "error": "this needs an agent token; an operator token cannot do it"}),
+    "413": _error("a body over the collector's limit", {
+        "error": "payload of 2000000 bytes is over the 1048576-byte limit; send smaller "
+                 "batches"}),
+    "415": _error("not a JSON media type", {"error": "send the payload as application/json"}),
+    "422": _error("a payload the models refuse (one line per problem), or one the "
+                  "collector cannot process; retrying it cannot help",
+                  {"error": INVALID, "problems": ["events.1.severity: Input should be "
+                                                  "'critical', 'error', 'warning' or 'info'"]}),
+    "503": _error("the ticket store is unavailable; retry after Retry-After seconds",
+                  {"error": "the ticket store is unavailable; retry later"}),
+}
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The OpenAPI path items of the ingest routes, as this module serves them."""
+    def operation(summary: str, schema: dict[str, Any], answer: str) -> dict[str, Any]:
+        return {"post": {
+            "tags": ["ingest"], "summary": summary, "security": [{"bearer": []}],
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": schema}}},
+            "responses": {"202": {"description": answer, "content": {"application/json": {
+                "schema": {"type": "object"}}}}, **RESPONSES}}}
+
+    return {
+        EVENTS: operation(
+            "One event, or {\"events\": [...]}; a repeated event_id is a no-op",
+            {"oneOf": [{"$ref": "#/components/schemas/EventBatch"},
+                       {"$ref": "#/components/schemas/Event"}]},
+            "one result per event, in the order sent: event_id, outcome, ticket, note"),
+        HEARTBEATS: operation(
+            "The agent's full current state", {"$ref": "#/components/schemas/Heartbeat"},
+            "host, checks, and the events reconciled from the heartbeat"),
+    }

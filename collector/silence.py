@@ -45,6 +45,7 @@ def unreachable_events(engine: Any, now: float, started: float) -> list[Event]:
         host = hosts[name]
         with engine.store.transaction() as tx:
             tx.set_host_reachable(name, False)
+        engine.forget_heartbeat(name)  # its next heartbeat marks it back (full path)
         silent = approx(now - host["last_heartbeat"])
         events.append(engine.synthetic(
             name, "heartbeat", "heartbeat", "CRITICAL",

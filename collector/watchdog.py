@@ -78,6 +78,7 @@ class Watchdog:
                   "maintenance_ended": 0, "pruned": 0}
         self.leader = self.leadership.lead()
         if self.leader:
+            self.engine.flush_heartbeats()  # kept heartbeat times: see collector/heartbeats
             self._duties(now, counts)
         else:
             self.maintenance_checked_to = now  # the leader handles the ends until now

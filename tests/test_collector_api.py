@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from collector.alertmanager import example_payload
 from collector.api import create_app
 from collector.model import TicketStatus
+from collector.priority import iso_utc
 from tests.collector_fixtures import (
     AGENT_TOKEN,
     DAY,
@@ -151,13 +152,13 @@ FFFD = "\ufffd"
 def _post_raw(api: Api, path: str, payload: Any, fast: bool = True) -> Any:
     """POST ``payload`` as Python's json writes it: NaN as ``NaN``, a lone surrogate
     as ``\\ud800`` and NUL as ``\\u0000``, as a plugin's output would arrive.
-    ``fast=False`` sends a JSON media type the fast path leaves to FastAPI."""
+    ``fast=False`` sends a structured ``application/*+json`` media type instead."""
     media = "application/json" if fast else "application/vnd.patrol+json"
     return api.client.post(path, content=json.dumps(payload).encode(),
                            headers={**AGENT, "content-type": media})
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "fastapi-path"])
+@pytest.mark.parametrize("fast", [True, False], ids=["application-json", "vendor-json"])
 @pytest.mark.parametrize("batched", [False, True], ids=["single", "batch"])
 def test_nul_surrogate_and_nan_are_stored_cleaned_not_a_500(api: Api, batched: bool,
                                                             fast: bool) -> None:
@@ -182,7 +183,7 @@ def test_nul_surrogate_and_nan_are_stored_cleaned_not_a_500(api: Api, batched: b
     assert f"CRITICAL{FFFD} load" in ticket.body
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "fastapi-path"])
+@pytest.mark.parametrize("fast", [True, False], ids=["application-json", "vendor-json"])
 def test_heartbeat_with_nul_and_nan_is_accepted_cleaned(api: Api, fast: bool) -> None:
     payload = heartbeat("db-01", [snapshot("load", "WARNING")]).model_dump(mode="json")
     payload["checks"][0]["summary"] = "load\x00 \udcff"
@@ -212,7 +213,7 @@ def _nested(depth: int, leaf: Any) -> Any:
     return leaf
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "fastapi-path"])
+@pytest.mark.parametrize("fast", [True, False], ids=["application-json", "vendor-json"])
 @pytest.mark.parametrize("depth", [40, 500, 900, 3000])
 @pytest.mark.parametrize("leaf", [1, float("nan")], ids=["number", "nan"])
 def test_diagnostics_nested_too_deep_are_422_not_500(api: Api, fast: bool, depth: int,
@@ -247,7 +248,7 @@ def _break_events_table(api: Api, broken: bool) -> None:
         tx._run(f"ALTER TABLE {names[0]} RENAME TO {names[1]}")  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "fastapi-path"])
+@pytest.mark.parametrize("fast", [True, False], ids=["application-json", "vendor-json"])
 def test_a_failing_store_is_503_with_retry_after_and_the_retry_lands(
         api: Api, fast: bool) -> None:
     payload = {"events": [event_json(event())]}
@@ -444,6 +445,105 @@ def test_openapi_lists_endpoints_and_wire_schemas(api: Api) -> None:
     missing = {r for r in _refs(document)
                if r.rsplit("/", 1)[-1] not in schemas}
     assert missing == set()  # every reference resolves
+
+
+def _ingest_cases() -> Iterator[tuple[str, dict[str, str], Any, int]]:
+    """(path, headers, body, the status a user gets) for every documented answer."""
+    good = {"/api/v1/events": {"events": [event_json(event("db-01"))]},
+            "/api/v1/heartbeats": heartbeat().model_dump(mode="json")}
+    json_type = {"content-type": "application/json"}
+    for path, body in good.items():
+        bad = copy.deepcopy(body)
+        if path.endswith("events"):
+            bad["events"][0]["severity"] = "dire"
+        else:
+            bad["interval_seconds"] = 0
+        yield path, {**AGENT, **json_type}, body, 202
+        yield path, json_type, body, 401
+        yield path, {**OPERATOR, **json_type}, body, 403
+        yield path, {**AGENT, **json_type}, {"padding": "x" * MAX_BODY}, 413
+        yield path, {**AGENT, "content-type": "text/plain"}, body, 415
+        yield path, {**AGENT, **json_type}, bad, 422
+
+
+def test_the_openapi_document_says_what_the_ingest_routes_do(api: Api) -> None:
+    """For each ingest route: every answer it gives is documented with that status, its
+    error body matches the documented schema, and the documented request schema
+    accepts what the route accepts and refuses what it refuses with 422."""
+    from jsonschema import Draft202012Validator
+
+    document = api.client.get("/openapi.json").json()
+
+    def validator(schema: dict[str, Any]) -> Any:
+        return Draft202012Validator({**schema, "components": document["components"]})
+
+    seen: dict[str, set[int]] = {}
+    for path, headers, body, expected in _ingest_cases():
+        operation = document["paths"][path]["post"]
+        response = api.client.post(path, content=json.dumps(body).encode(), headers=headers)
+        assert response.status_code == expected, (path, expected, response.text)
+        documented = operation["responses"][str(expected)]
+        schema = documented["content"]["application/json"]["schema"]
+        assert validator(schema).is_valid(response.json()), (path, response.json())
+        request_schema = validator(
+            operation["requestBody"]["content"]["application/json"]["schema"])
+        if expected in (202, 422):
+            assert request_schema.is_valid(body) is (expected == 202), (path, body)
+        seen.setdefault(path, set()).add(expected)
+    for path, statuses in seen.items():  # nothing documented that the test left out
+        assert set(document["paths"][path]["post"]["responses"]) - {"503"} == {
+            str(s) for s in statuses}
+    assert api.world.store.host("db-01") is not None  # the 202s did their work
+
+
+def test_ingest_routes_answer_behind_a_proxy_prefix(api: Api) -> None:
+    """``patrol collector`` behind a reverse proxy at /patrol (uvicorn --root-path):
+    the ingest routes are found below the prefix as every other route is."""
+    client = TestClient(api.app, root_path="/patrol")
+    response = client.post("/patrol/api/v1/events", headers=AGENT,
+                           json={"events": [event_json(event("db-07"))]})
+    assert response.status_code == 202, response.text
+    assert response.json()["results"][0]["outcome"] == "opened"
+    assert client.post("/patrol/api/v1/heartbeats", headers=OPERATOR,
+                       json=heartbeat().model_dump(mode="json")).status_code == 403
+
+
+def _beat(api: Api, checks: list[Any], *, last_run: float) -> Any:
+    payload = heartbeat("db-01", checks, sent_at=last_run).model_dump(mode="json")
+    for check in payload["checks"]:
+        check["last_run"] = iso_utc(last_run)
+    response = api.client.post("/api/v1/heartbeats", json=payload, headers=AGENT)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def test_heartbeats_that_say_nothing_new_still_keep_the_host_alive(api: Api) -> None:
+    """Unchanged heartbeats are answered from memory and their times written in groups
+    (collector/heartbeats.py): the watchdog still sees the host and its checks alive,
+    a host it marked unreachable is marked back by its next heartbeat, and a change
+    is reconciled at once."""
+    w = api.world
+    checks = [snapshot("load"), snapshot("root-disk")]
+    _beat(api, checks, last_run=T0)
+    for minute in range(1, 11):  # ten minutes of unchanged heartbeats
+        w.clock.advance(MINUTE)
+        assert _beat(api, checks, last_run=T0 + minute * MINUTE)["reconciled"] == []
+        counts = w.tick()
+        assert (counts["unreachable"], counts["stale"]) == (0, 0)
+    assert w.store.host("db-01")["last_heartbeat"] == T0 + 10 * MINUTE
+    assert {s["last_run"] for s in w.store.check_states("db-01")} == {T0 + 10 * MINUTE}
+    assert w.store.list_tickets() == []
+
+    w.clock.advance(10 * MINUTE)  # silent: the watchdog opens "host unreachable"
+    assert w.tick()["unreachable"] == 1
+    assert w.store.host("db-01")["reachable"] is False
+    _beat(api, checks, last_run=T0 + 20 * MINUTE)  # the same state as before
+    assert w.store.host("db-01")["reachable"] is True
+
+    w.clock.advance(MINUTE)
+    changed = [snapshot("load", "CRITICAL"), snapshot("root-disk")]
+    [reconciled] = _beat(api, changed, last_run=T0 + 21 * MINUTE)["reconciled"]
+    assert reconciled["outcome"] == "opened"
 
 
 def test_metrics_count_events_tickets_and_hosts(api: Api) -> None:

@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -50,6 +50,7 @@ def _update_sql(changed: tuple[int, ...]) -> str:
         sql = _UPDATES[changed] = (f"UPDATE tickets SET {sets}version = version + 1"
                                    " WHERE id = ? AND version = ?")
     return sql
+_KEYS_PER_READ = 500  # SQLite allows 32,766 parameters; PostgreSQL 65,535
 _NEXT_SERIAL = ("INSERT INTO ticket_serials (day, last_serial) VALUES (?, 1) "
                 "ON CONFLICT (day) DO UPDATE SET last_serial = ticket_serials.last_serial + 1 "
                 "RETURNING last_serial")
@@ -231,6 +232,62 @@ class SqlTransaction(SqlReads, DispatchWrites, CredentialWrites, HistoryWrites):
             " VALUES (?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
             (event_id, dedup_key, received_at, self._dump(payload))) == 1
 
+    def record_events(self, rows: Sequence[tuple[str, str, float, dict[str, Any]]]
+                      ) -> set[str]:
+        """Remember a batch of events (event_id, dedup_key, received_at, payload) with
+        distinct ids and keys, locking every key; the ids not recorded before."""
+        return {row[0] for row in rows if self.record_event(*row)}
+
+    def keys_with_tickets(self, keys: Sequence[str]) -> set[str]:
+        """Which of these (locked) keys have any non-group ticket, closed ones
+        included: one read for a batch instead of one per event."""
+        found: set[str] = set()
+        for start in range(0, len(keys), _KEYS_PER_READ):
+            chunk = keys[start:start + _KEYS_PER_READ]
+            found.update(row["dedup_key"] for row in self._rows(
+                "SELECT DISTINCT dedup_key FROM tickets WHERE is_group = ? AND dedup_key IN"
+                f" ({', '.join('?' for _ in chunk)})", (False, *chunk)))
+        return found
+
+    def _no_past(self) -> set[tuple[str, str]]:
+        """(host, check) pairs this unit of work read as having no past tickets."""
+        found = self.__dict__.get("_no_past_pairs")
+        if found is None:
+            found = self.__dict__["_no_past_pairs"] = set()
+        return found
+
+    def prefetch_past(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Read once for a batch which (host, check) pairs have past tickets, so that
+        :meth:`past_tickets` of the others (a new incident's body) needs no query.
+        Only a ticket this unit resolves or closes can add one: update_ticket forgets
+        the pair then."""
+        wanted = sorted(set(pairs))
+        no_past = self._no_past()
+        for start in range(0, len(wanted), _KEYS_PER_READ):
+            chunk = wanted[start:start + _KEYS_PER_READ]
+            hosts, checks = sorted({h for h, _ in chunk}), sorted({c for _, c in chunk})
+            rows = self._rows(
+                "SELECT DISTINCT host, check_name FROM tickets WHERE status IN"
+                " ('resolved', 'closed') AND is_group = ? AND check_name IN"
+                f" ({', '.join('?' for _ in checks)}) AND host IN"
+                f" ({', '.join('?' for _ in hosts)})", (False, *checks, *hosts))
+            have = {(row["host"], row["check_name"]) for row in rows}
+            no_past.update(pair for pair in chunk if pair not in have)
+
+    def past_tickets(self, host: str | None, check: str, limit: int = 5) -> list[Ticket]:
+        if host is not None and (host, check) in self._no_past():
+            return []
+        return super().past_tickets(host, check, limit)
+
+    def reserve_serials(self, opened_at: float, count: int) -> None:
+        """A hint, before the unit of work's first statement: it may open about
+        ``count`` tickets dated ``opened_at``. Nothing to do where one writer runs at
+        a time (SQLite); PostgreSQL reserves the serials ahead (store/postgres.py)."""
+
+    def known_vacant(self, dedup_key: str) -> None:
+        """The caller read, under this unit of work's lock on the key, that it has no
+        non-group ticket (:meth:`keys_with_tickets`); a backend may skip re-checking."""
+
     def _active(self, key: str, group: bool) -> Ticket | None:
         self.lock_key(key)
         return self._one("dedup_key = ? AND is_group = ? AND status <> 'closed'", (key, group))
@@ -297,6 +354,8 @@ class SqlTransaction(SqlReads, DispatchWrites, CredentialWrites, HistoryWrites):
     def update_ticket(self, ticket: Ticket) -> Ticket:
         if ticket.id is None:
             raise StoreError(f"ticket {ticket.dedup_key!r} was never created; cannot update")
+        if ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
+            self._no_past().discard((ticket.host, ticket.check))
         values = codec.ticket_values(ticket, codec.UPDATE_FIELDS, codec.dump_text)
         written = self._written()
         previous = written.get(ticket.id)
@@ -320,12 +379,16 @@ class SqlTransaction(SqlReads, DispatchWrites, CredentialWrites, HistoryWrites):
         written[ticket.id] = (ticket.version, values)
         return ticket
 
-    def add_timeline(self, ticket_id: int, entry: TimelineEntry) -> TimelineEntry:
-        rows = self._rows(
+    def _insert_timeline(self, ticket_id: int, entry: TimelineEntry) -> int:
+        """Insert the entry; its new id."""
+        return self._rows(
             "INSERT INTO timeline (ticket_id, at, kind, text, author, data)"
             " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            (ticket_id, entry.at, entry.kind, entry.text, entry.author, self._dump(entry.data)))
-        entry.id, entry.ticket_id = rows[0]["id"], ticket_id
+            (ticket_id, entry.at, entry.kind, entry.text, entry.author,
+             self._dump(entry.data)))[0]["id"]
+
+    def add_timeline(self, ticket_id: int, entry: TimelineEntry) -> TimelineEntry:
+        entry.id, entry.ticket_id = self._insert_timeline(ticket_id, entry), ticket_id
         fresh = self._fresh().get(ticket_id)
         if fresh is not None:  # kept as a read would return it: cleaned, JSON round-tripped
             fresh.append(TimelineEntry(
@@ -358,6 +421,17 @@ class SqlTransaction(SqlReads, DispatchWrites, CredentialWrites, HistoryWrites):
             [(host, s["check"], s["type"], s["status"], s["summary"], s["since"],
               s["last_run"], s.get("interval"), s.get("next_due"), s.get("timeout"))
              for s in states])
+
+    def touch_hosts(self, beats: Sequence[tuple[float, str]],
+                    runs: Sequence[tuple[Any, ...]]) -> list[str]:
+        """Heartbeats that changed nothing but times (collector/heartbeats.py): per host
+        (last_heartbeat, host), per check (last_run, next_due, host, check). Returns
+        the hosts marked unreachable meanwhile, whose next heartbeat must say so."""
+        self._run_many("UPDATE hosts SET last_heartbeat = ? WHERE host = ?", beats)
+        self._run_many("UPDATE check_states SET last_run = ?, next_due = ?"
+                       " WHERE host = ? AND check_name = ?", runs)
+        return [row["host"] for row in
+                self._rows("SELECT host FROM hosts WHERE reachable = ?", (False,))]
 
     def set_host_reachable(self, host: str, reachable: bool) -> None:
         self._run("UPDATE hosts SET reachable = ? WHERE host = ?", (reachable, host))
