@@ -211,14 +211,19 @@ def test_invalid_agent_label_names_are_refused() -> None:
 
 
 def test_version_falls_back_when_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The version comes from the package metadata (collector/wire.py, shared by agent
+    and collector); a checkout that was never installed says so instead of crashing."""
+    import collector.wire as wire
+
     def missing(name: str) -> str:
         assert name == "patrol-inspect"
-        raise agent.version.PackageNotFoundError(name)
+        raise wire.PackageNotFoundError(name)
 
-    monkeypatch.setattr(agent.version, "version", missing)
-    assert agent.version._installed_version() == "0+unknown"
-    monkeypatch.setattr(agent.version, "version", lambda name: "1.2.3")
-    assert agent.version._installed_version() == "1.2.3"
+    monkeypatch.setattr(wire, "version", missing)
+    assert wire._installed_version() == "0+unknown"
+    monkeypatch.setattr(wire, "version", lambda name: "1.2.3")
+    assert wire._installed_version() == "1.2.3"
+    assert agent.version.AGENT_VERSION == wire.PATROL_VERSION
 
 
 def big_table(checks: int = 20, measurements: int = 5) -> StateTable:
