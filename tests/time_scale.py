@@ -38,6 +38,8 @@ def scale_agent(config: dict[str, Any], factor: float) -> dict[str, Any]:
     agent = dict(config["agent"])
     for key in AGENT_PERIODS & agent.keys():
         agent[key] = _seconds(agent[key], factor)
+    if "heartbeat_interval" in agent:  # the agent refuses heartbeats under 1 s
+        agent["heartbeat_interval"] = f"{max(parse_duration(agent['heartbeat_interval']), 1):g}s"
     checks = []
     for check in config.get("checks") or []:
         check = dict(check)
