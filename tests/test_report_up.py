@@ -5,7 +5,6 @@ store through ``state/up.json`` (in the folder it runs in: up's ``state_dir`` he
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import free_port
-from tests.procs import PatrolProcess
+from tests.procs import start_patrol_up
 from tests.test_up import service_port  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
@@ -48,13 +47,9 @@ collector:
   store: sqlite:///{tmp_path}/state/collector.db
   watchdog_interval: 0.5s
 """)
-    up = PatrolProcess("up", tmp_path / "agent.yaml", tmp_path / "up.log")
-    up.argv += ["--collector-config", str(tmp_path / "collector.yaml")]
-    up.start()
+    up, token = start_patrol_up(tmp_path / "agent.yaml", tmp_path / "collector.yaml",
+                                tmp_path / "up.log")
     try:
-        banner = up.wait_until(lambda: "operator token" in up.output() and up.output(), 30,
-                               "the banner")
-        token = re.search(r"operator token\s+(\S+)", banner).group(1)
         api = f"http://127.0.0.1:{collector_port}/api/v1/tickets"
         stop_service()
         tickets = up.wait_until(lambda: requests.get(api, headers={
