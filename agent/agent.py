@@ -73,6 +73,7 @@ class Agent:
         # it to point the agent at its own collector).
         self.adjust = adjust or (lambda config: config)
         self.config = self.adjust(config or load_config(self.config_path))
+        self.policy = self.config.policy()  # built once per config: every event uses it
         self.table = StateTable(infos_for(self.config), state_file(self.config))
         self.runners = runners_for(self.config)
         self.history = MeasurementHistory()
@@ -206,7 +207,7 @@ class Agent:
                              cap=settings.outbox_cap)
         self.emitter = Emitter(self.outbox, settings.hostname, settings.labels,
                                agent_id(settings.state_dir), evaluators=self._evaluator_of,
-                               redact=lambda data: self.config.policy().data(data),
+                               redact=lambda data: self.policy.data(data),
                                config=str(self.config_path.resolve()),
                                history=self.history)
         interval = settings.heartbeat_interval
@@ -240,6 +241,7 @@ class Agent:
                 log.warning("agent.listen changed; it takes effect on restart, not reload")
             old = self.config.agent
             self.config = new
+            self.policy = new.policy()
             self.runners = runners_for(new)
             self.history.retain(self.runners)
             delivery = ("collector", "hostname", "labels", "state_dir", "heartbeat_interval")
