@@ -207,10 +207,18 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
+# What a reader wants first: the check's own findings, then what ran on the host and
+# what changed, then the host's facts; anything else after them by name. A fixed order,
+# because PostgreSQL's jsonb does not keep the agent's key order.
+SECTION_ORDER = ("check", "top_processes", "recent_changes", "host")
+
+
 def diagnostics_sections(diagnostics: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``(title, pretty JSON)`` per top-level diagnostics key, in the agent's order."""
-    return [(key.replace("_", " ").capitalize(), pretty_json(value))
-            for key, value in diagnostics.items()]
+    """``(title, pretty JSON)`` per top-level diagnostics key, in :data:`SECTION_ORDER`."""
+    def rank(key: str) -> tuple[int, str]:
+        return (SECTION_ORDER.index(key) if key in SECTION_ORDER else len(SECTION_ORDER), key)
+    return [(key.replace("_", " ").capitalize(), pretty_json(diagnostics[key]))
+            for key in sorted(diagnostics, key=rank)]
 
 
 def actions_for(ticket: Ticket) -> dict[str, bool]:

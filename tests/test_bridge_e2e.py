@@ -85,9 +85,9 @@ def configure(tmp_path: Path, port: int, host: str, name: str, entry: str,
     """Agent and collector configs; ``entry`` is the YAML of helpdesk ``name``;
     ``store`` a store URL (default: a SQLite file in tmp_path).
 
-    Every test here stays on SQLite until collector/store/dispatch.py's "? IS NULL OR
-    ..." queries are typed for PostgreSQL (the dispatch helper's fix); then pass
-    ``pg_schema_url`` as ``store`` too."""
+    The walkthroughs here run on SQLite; the same helpdesk path on PostgreSQL with real
+    processes is in tests/test_scale_replicas.py, tests/test_fleet_redmine.py and
+    tests/test_dispatch_replicas.py."""
     store = store or f"sqlite:///{tmp_path}/state/collector.db"
     (tmp_path / "agent.yaml").write_text(f"""
 agent:

@@ -80,9 +80,6 @@ def api(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[Api]:
 # -- ingest ---------------------------------------------------------------------------
 
 
-# SQLite only until collector/store/dispatch.py's "? IS NULL OR ..." queries are typed for
-# PostgreSQL (the dispatch helper's fix): GET /api/v1/tickets/{number} lists dispatch rows.
-@pytest.mark.parametrize("api", ["sqlite"], indirect=True)
 def test_single_event_and_batch_are_both_accepted(api: Api) -> None:
     single = api.post_events(event_json(event()))
     assert single.status_code == 202
@@ -329,9 +326,6 @@ def test_tokens_of_the_wrong_kind_are_refused(api: Api, method: str, path: str,
 # -- operator actions -----------------------------------------------------------------
 
 
-# SQLite only until collector/store/dispatch.py's "? IS NULL OR ..." queries are typed for
-# PostgreSQL (the dispatch helper's fix): GET /api/v1/tickets/{number} lists dispatch rows.
-@pytest.mark.parametrize("api", ["sqlite"], indirect=True)
 def test_operator_acknowledges_comments_and_resolves(api: Api) -> None:
     [number] = api.open(event())
     api.world.clock.advance(4 * MINUTE)
@@ -573,9 +567,6 @@ def test_metrics_count_events_tickets_and_hosts(api: Api) -> None:
 # -- Alertmanager ---------------------------------------------------------------------
 
 
-# SQLite only until collector/store/dispatch.py's "? IS NULL OR ..." queries are typed for
-# PostgreSQL (the dispatch helper's fix): GET /api/v1/tickets/{number} lists dispatch rows.
-@pytest.mark.parametrize("api", ["sqlite"], indirect=True)
 def test_alertmanager_webhook_opens_deduplicates_and_recovers(api: Api) -> None:
     payload = example_payload()
     opened = api.client.post("/api/v1/alertmanager", json=payload, headers=AGENT)

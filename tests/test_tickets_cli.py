@@ -31,9 +31,6 @@ def collector(request: pytest.FixtureRequest, tmp_path: Path):
     service.stop()
 
 
-# SQLite only until collector/store/dispatch.py's "? IS NULL OR ..." queries are typed for
-# PostgreSQL (the dispatch helper's fix): ``show`` lists the ticket's dispatch rows.
-@pytest.mark.parametrize("collector", ["sqlite"], indirect=True)
 def test_list_show_ack_and_a_refused_close(collector: CollectorService, capsys) -> None:
     base = ["tickets", "--url", collector.url, "--token", OPERATOR]
     number = collector.store.list_tickets()[0].number

@@ -57,9 +57,7 @@ def service_port():
     stop()
 
 
-# PostgreSQL joins once collector/store/dispatch.py's "? IS NULL OR ..." queries are
-# typed (the dispatch helper's fix): the ticket detail API lists dispatch rows.
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_patrol_up_turns_a_real_breach_into_a_verified_ticket(
         request: pytest.FixtureRequest, tmp_path: Path, service_port, backend: str) -> None:
     store = (f"sqlite:///{tmp_path}/state/collector.db" if backend == "sqlite"

@@ -21,10 +21,6 @@ with warnings.catch_warnings():  # starlette nags about its httpx transport; not
     from fastapi.testclient import TestClient
 
 
-# The ticket detail page lists dispatch rows, whose queries in collector/store/dispatch.py
-# ("? IS NULL OR ...") PostgreSQL cannot type yet: SQLite only until the dispatch
-# helper's fix lands, then delete this marker's uses.
-SQLITE_UNTIL_DISPATCH_FIX = pytest.mark.parametrize("seeded", ["sqlite"], indirect=True)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -97,7 +93,6 @@ def test_grid_counts_open_tickets_by_priority_with_links(client):
     assert found == [("P1", "1"), ("P2", "2"), ("P3", "1"), ("P4", "1")]
 
 
-@SQLITE_UNTIL_DISPATCH_FIX
 def test_grid_and_list_refresh_every_30s_but_detail_does_not(client, seeded):
     refresh = '<meta http-equiv="refresh" content="30">'
     assert refresh in client.get("/").text
@@ -203,7 +198,6 @@ def test_ticket_list_pages(client, seeded, monkeypatch):
     assert numbers_in_order(mangled.text) == [seeded.p1.number, seeded.child.number]
 
 
-@SQLITE_UNTIL_DISPATCH_FIX
 def test_ticket_detail_shows_every_field(client, seeded):
     html = client.get(f"/tickets/{seeded.p1.number}").text
     fields = dict(re.findall(r"<dt>([^<]+)</dt><dd[^>]*>(.*?)</dd>", html, re.S))
@@ -223,7 +217,6 @@ def test_ticket_detail_shows_every_field(client, seeded):
     assert '<dd class="clock overdue">' in html
 
 
-@SQLITE_UNTIL_DISPATCH_FIX
 def test_ticket_detail_renders_the_markdown_body(client, seeded):
     html = client.get(f"/tickets/{seeded.p1.number}").text
     body = re.search(r'<section class="body">(.*?)</section>', html, re.S).group(1)
@@ -240,7 +233,6 @@ def test_ticket_detail_renders_the_markdown_body(client, seeded):
     assert "<td>TS20231111001</td>" in body and "<td>rotated the journal</td>" in body
 
 
-@SQLITE_UNTIL_DISPATCH_FIX
 def test_ticket_detail_has_diagnostics_as_collapsible_json(client, seeded):
     html = client.get(f"/tickets/{seeded.p1.number}").text
     sections = re.findall(r"<details( open)?><summary>([^<]+)</summary><pre>(.*?)</pre>",
@@ -251,7 +243,6 @@ def test_ticket_detail_has_diagnostics_as_collapsible_json(client, seeded):
     assert '    {\n      "path": "/var/log/journal",\n      "size_bytes": 4200000000.0\n' in check
 
 
-@SQLITE_UNTIL_DISPATCH_FIX
 def test_ticket_detail_timeline_oldest_first(client, seeded):
     html = client.get(f"/tickets/{seeded.p1.number}").text
     rows = re.findall(r'<tr class="kind-\w+"><td class="time">([^<]+)</td><td>(\w+)</td>'
@@ -262,7 +253,6 @@ def test_ticket_detail_timeline_oldest_first(client, seeded):
         ("2023-11-14T22:09:20Z", "escalated", "patrol", "respond-by passed without a response")]
 
 
-@SQLITE_UNTIL_DISPATCH_FIX
 def test_group_ticket_lists_hosts_linking_children_and_child_links_group(client, seeded):
     html = client.get(f"/tickets/{seeded.group.number}").text
     hosts = re.search(r'<ul class="hosts">(.*?)</ul>', html, re.S).group(1)
@@ -282,7 +272,6 @@ def test_unknown_ticket_is_a_404_page(client):
     assert "There is no ticket TS20991231999." in response.text
 
 
-@SQLITE_UNTIL_DISPATCH_FIX
 def test_agent_text_is_escaped_everywhere(client, seeded):
     pages = {path: client.get(path).text for path in (
         "/", "/tickets", f"/tickets/{seeded.xss.number}")}
@@ -303,7 +292,6 @@ def test_body_filter_is_the_helpdesk_renderer_marked_safe_for_jinja():
         "<h2>&lt;svg onload=alert(1)&gt;</h2>\n<p>[x](javascript:alert(1))</p>")
 
 
-@SQLITE_UNTIL_DISPATCH_FIX
 def test_unsafe_links_in_a_body_or_runbook_stay_text(client, seeded):
     """One URL rule (ticketing_bridge.markdown_tree.safe_url) for body links and the
     runbook field: http(s) and mailto only; site paths and ``//host`` stay text too."""
@@ -435,7 +423,6 @@ def test_clock_comes_from_the_app(seeded):
     assert ">respond overdue by 1h</td>" in row_of(html, seeded.p1.number)
 
 
-@SQLITE_UNTIL_DISPATCH_FIX
 def test_ticket_detail_shows_where_it_lives_in_helpdesks_and_refusals(client, seeded):
     p1, p3 = seeded.p1, seeded.p3
     with seeded.store.transaction() as tx:
