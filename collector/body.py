@@ -51,7 +51,10 @@ LIVENESS_TYPES = ("heartbeat", "staleness")
 _SECTION_TITLES = {"check": "From the check", "result": "What the check saw",
                    "top_processes": "Top processes", "recent_changes": "Recent changes",
                    "host": "Host facts"}
-_SECTION_ORDER = ("check", "result", "top_processes", "recent_changes", "host")
+# The order diagnostics sections are shown in (body and web page): the check's own
+# findings first, the host's facts last. Fixed here because PostgreSQL's jsonb does not
+# keep the agent's key order.
+SECTION_ORDER = ("check", "result", "top_processes", "recent_changes", "host")
 # Context around the problem, not the problem: the first few rows say enough.
 _SECTION_ROWS = {"top_processes": 5, "recent_changes": 5, "host": 5}
 _SKIPPED = ("captured_at", "duration_seconds")
@@ -191,8 +194,8 @@ def render_value(value: Any, path: tuple[str, ...] = (), most: int = MAX_ROWS) -
 
 def render_diagnostics(diagnostics: Mapping[str, Any]) -> list[str]:
     """Every diagnostics section under a ``###`` heading, within ``MAX_DIAGNOSTICS``."""
-    keys = [k for k in _SECTION_ORDER if k in diagnostics]
-    keys += [k for k in diagnostics if k not in keys and k not in _SKIPPED]
+    keys = [k for k in SECTION_ORDER if k in diagnostics]
+    keys += sorted(k for k in diagnostics if k not in keys and k not in _SKIPPED)
     lines: list[str] = []
     used = 0
     for key in keys:

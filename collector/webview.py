@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.body import SECTION_ORDER
 from collector.model import Priority, Ticket, TicketStatus
 from collector.priority import LEVELS, approx, breached, iso_utc
 
@@ -207,14 +208,9 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-# What a reader wants first: the check's own findings, then what ran on the host and
-# what changed, then the host's facts; anything else after them by name. A fixed order,
-# because PostgreSQL's jsonb does not keep the agent's key order.
-SECTION_ORDER = ("check", "top_processes", "recent_changes", "host")
-
-
 def diagnostics_sections(diagnostics: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``(title, pretty JSON)`` per top-level diagnostics key, in :data:`SECTION_ORDER`."""
+    """``(title, pretty JSON)`` per top-level diagnostics key, in the body's
+    :data:`collector.body.SECTION_ORDER` (then by name): the same on both stores."""
     def rank(key: str) -> tuple[int, str]:
         return (SECTION_ORDER.index(key) if key in SECTION_ORDER else len(SECTION_ORDER), key)
     return [(key.replace("_", " ").capitalize(), pretty_json(diagnostics[key]))
