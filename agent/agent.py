@@ -17,15 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent import scheduler as sched
-from agent.config import AgentConfig, ConfigError, load_config
-from agent.diagnostics.redact import install_log_redaction
-from agent.history import MeasurementHistory
-from agent.runner import CheckRunner
-from agent.identity import ensure_state_dir
-from agent.state import STATE_FILE, CheckInfo, StateTable, Transition
-from agent.version import AGENT_VERSION
-from checks.base import Result, Status
+from patrol.agent import scheduler as sched
+from patrol.agent.config import AgentConfig, ConfigError, load_config
+from patrol.agent.diagnostics.redact import install_log_redaction
+from patrol.agent.history import MeasurementHistory
+from patrol.agent.identity import ensure_state_dir
+from patrol.agent.runner import CheckRunner
+from patrol.agent.state import STATE_FILE, CheckInfo, StateTable, Transition
+from patrol.agent.version import AGENT_VERSION
+from patrol.checks.base import Result, Status
 
 log = logging.getLogger("patrol.agent")
 
@@ -113,7 +113,7 @@ class Agent:
                 log.exception("state-change listener failed for %s", name)
 
     def capture(self, runner: CheckRunner, result: Result) -> dict[str, Any]:
-        from agent.diagnostics import capture
+        from patrol.agent.diagnostics import capture
 
         budget = self.config.agent.diagnostics
         return capture(
@@ -140,8 +140,8 @@ class Agent:
         return self.scheduler.running and not self._stopped.is_set()
 
     def _registry(self) -> Any:
-        from agent.delivery_metrics import DeliveryCollector
-        from agent.exposition import build_registry
+        from patrol.agent.delivery_metrics import DeliveryCollector
+        from patrol.agent.exposition import build_registry
 
         return build_registry(self.table, self.info_labels(),
                               extra=(DeliveryCollector(lambda: self.pusher),))
@@ -164,7 +164,7 @@ class Agent:
             log.warning("%s", warning)
         self._start_delivery()
         if serve:
-            from agent.server import AgentServer
+            from patrol.agent.server import AgentServer
 
             settings = self.config.agent
             self.server = AgentServer(
@@ -176,7 +176,7 @@ class Agent:
             self.server.start()
             host, port = self.server.address
             if self.emitter is not None:  # heartbeats announce it for service discovery
-                from agent.events import metrics_address
+                from patrol.agent.events import metrics_address
 
                 self.emitter.metrics_address = metrics_address(host, port, settings.hostname)
             scheme = "https" if settings.tls_cert else "http"
@@ -196,10 +196,10 @@ class Agent:
         settings = self.config.agent
         if not settings.collector:
             return
-        from agent.events import Emitter
-        from agent.identity import agent_id
-        from agent.outbox import Outbox
-        from agent.pusher import Pusher, Target
+        from patrol.agent.events import Emitter
+        from patrol.agent.identity import agent_id
+        from patrol.agent.outbox import Outbox
+        from patrol.agent.pusher import Pusher, Target
 
         targets = [Target(e.url, e.token.reveal() if e.token else None, e.ca_file)
                    for e in settings.collector]
@@ -228,7 +228,7 @@ class Agent:
 
     def reload(self) -> bool:
         """Re-read the config file. Returns False (and keeps the old config) on problems."""
-        from checks import registry
+        from patrol.checks import registry
 
         registry.refresh()  # a plugin installed while the agent ran is found on reload
         try:

@@ -25,8 +25,10 @@ from pydantic import (
     model_validator,
 )
 
-from collector.explain import problems_from
-from collector.yamlsource import (
+from patrol.checks import registry, thresholds
+from patrol.checks.config import LABEL_NAME, CheckConfig, Duration, Secret, SecretValue, Size
+from patrol.contract.explain import problems_from
+from patrol.contract.yamlsource import (
     ConfigError,
     Problem,
     SourceList,
@@ -39,8 +41,6 @@ from collector.yamlsource import (
     read_tree,
     tls_pair,
 )
-from checks import registry, thresholds
-from checks.config import LABEL_NAME, CheckConfig, Duration, Secret, SecretValue, Size
 
 DEFAULT_LISTEN = "127.0.0.1:9731"
 TOP_LEVEL_KEYS = ("agent", "checks", "include")
@@ -198,7 +198,7 @@ class AgentConfig:
 
     def policy(self) -> Any:
         """The one redaction policy for this config (:class:`agent.diagnostics.redact.Policy`)."""
-        from agent.diagnostics.redact import Policy
+        from patrol.agent.diagnostics.redact import Policy
 
         return Policy.build(self.secrets(), self.agent.secret_names)
 

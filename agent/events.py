@@ -1,4 +1,4 @@
-"""Agent state -> wire payloads (:mod:`collector.wire`), and into the outbox.
+"""Agent state -> wire payloads (:mod:`patrol.contract.wire`), and into the outbox.
 
 :func:`build_event` and :func:`build_heartbeat` are pure: the caller passes the
 clock, the sequence and the identity, so tests assert exact payloads.
@@ -22,14 +22,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from agent import scheduler
-from agent.history import MeasurementHistory, Series
-from agent.outbox import Outbox
-from agent.state import CheckView, Transition
-from agent.version import AGENT_VERSION
-from checks.base import Status
-from checks.thresholds import Evaluator
-from collector.wire import (
+from patrol.agent import scheduler
+from patrol.agent.history import MeasurementHistory, Series
+from patrol.agent.outbox import Outbox
+from patrol.agent.state import CheckView, Transition
+from patrol.agent.version import AGENT_VERSION
+from patrol.checks.base import Status
+from patrol.checks.thresholds import Evaluator
+from patrol.contract.wire import (
     MAX_SUMMARY,
     SEVERITY_OF_STATUS,
     AgentRef,

@@ -47,8 +47,8 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
-from agent.state import CheckView, StateTable
-from agent.version import AGENT_VERSION
+from patrol.agent.state import CheckView, StateTable
+from patrol.agent.version import AGENT_VERSION
 
 _CHECK_LABELS = ("check", "type")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

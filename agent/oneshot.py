@@ -16,10 +16,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from agent.config import AgentConfig
-from agent.runner import CheckRunner
-from checks.base import Result, Status
-from checks.units import format_duration
+from patrol.agent.config import AgentConfig
+from patrol.agent.runner import CheckRunner
+from patrol.checks.base import Result, Status
+from patrol.contract.units import format_duration
 
 PROGRESS_AFTER = 0.5  # seconds before the first progress line
 
@@ -59,7 +59,7 @@ def run_all(
         if reporter is not None:
             reporter.join()
     if diagnose:
-        from agent.diagnostics import capture
+        from patrol.agent.diagnostics import capture
 
         budget = settings.diagnostics
         for outcome in outcomes:

@@ -52,8 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from agent.identity import ensure_state_dir
-from agent.outbox_hold import DEFAULT_LIMIT, HeldRows
+from patrol.agent.identity import ensure_state_dir
+from patrol.agent.outbox_hold import DEFAULT_LIMIT, HeldRows
 
 log = logging.getLogger("patrol.outbox")
 

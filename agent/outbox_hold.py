@@ -17,7 +17,7 @@ import itertools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agent.outbox import Row
+    from patrol.agent.outbox import Row
 
 DEFAULT_LIMIT = 10_000
 

@@ -46,9 +46,9 @@ from http.client import HTTPException
 from pathlib import Path
 from typing import Any
 
-from agent.collector_http import Answer, CollectorConnection
-from agent.outbox import Backlog, Outbox, Row
-from agent.version import AGENT_VERSION
+from patrol.agent.collector_http import Answer, CollectorConnection
+from patrol.agent.outbox import Backlog, Outbox, Row
+from patrol.agent.version import AGENT_VERSION
 
 log = logging.getLogger("patrol.pusher")
 

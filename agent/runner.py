@@ -22,11 +22,11 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from agent.diagnostics.redact import Policy
-from checks.base import CheckError, Measurement, Result, RunContext, Status
-from checks.config import CheckConfig, Secret
-from checks.thresholds import Evaluator
-from checks.units import format_duration
+from patrol.agent.diagnostics.redact import Policy
+from patrol.checks.base import CheckError, Measurement, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, Secret
+from patrol.checks.thresholds import Evaluator
+from patrol.contract.units import format_duration
 
 MAX_TRACEBACK = 4000
 # Checks that enforce their own deadline (plugins, sockets, database connects) get a

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from checks.config import CheckConfig
+from patrol.checks.config import CheckConfig
 
 log = logging.getLogger("patrol.scheduler")
 

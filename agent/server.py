@@ -53,9 +53,9 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client.exposition import choose_encoder, generate_latest, gzip_accepted
 from prometheus_client.registry import CollectorRegistry
 
-from agent.exposition import AgentRegistry
-from agent.state import StateTable
-from agent.version import AGENT_VERSION
+from patrol.agent.exposition import AgentRegistry
+from patrol.agent.state import StateTable
+from patrol.agent.version import AGENT_VERSION
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from checks.base import Result, Status
-from checks.config import Sustain
+from patrol.checks.base import Result, Status
+from patrol.checks.config import Sustain
 
 log = logging.getLogger("patrol.agent")
 STATE_FILE = "check_state.json"

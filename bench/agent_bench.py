@@ -12,7 +12,7 @@ What it does, in order (bench/README.md explains every figure):
    checks against tiny stdlib servers running in threads of THIS process (so their
    cost is not the agent's), a tls_cert check on a generated certificate, and the
    postgres/mysql/redis checks when those servers answer on 127.0.0.1;
-2. spawns ``sys.executable -m agent.cli agent`` and polls ``/metrics`` to time
+2. spawns ``sys.executable -m patrol.cli agent`` and polls ``/metrics`` to time
    the start-up (listening, first check result, every check has a result);
 3. lets it settle, then measures over the window, scraping it every 15 s the way
    Prometheus would and nothing more: PSS/RSS from /proc/PID/smaps_rollup, CPU
@@ -545,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
               f"window {args.duration:.0f} s, load average {_load()}, config {config_path}")
         for note in notes:
             print(f"note: {note}")
-        argv_agent = [sys.executable, "-m", "agent.cli", "agent", "--config", str(config_path),
+        argv_agent = [sys.executable, "-m", "patrol.cli", "agent", "--config", str(config_path),
                       "--log-level", "WARNING"]
         try:
             agent = bench_process("patrol agent", argv_agent, port, names, args,

@@ -396,7 +396,7 @@ def main() -> int:
         log = tmp / "up.log"
         with open(log, "w") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "agent.cli", "up", "--config", str(tmp / "agent.yaml"),
+                [sys.executable, "-m", "patrol.cli", "up", "--config", str(tmp / "agent.yaml"),
                  "--collector-config", str(tmp / "collector.yaml")],
                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         stack.callback(stop, proc)

@@ -39,17 +39,17 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agent.history import MeasurementHistory  # noqa: E402
 from bench.pg_ingest import cpu_seconds, load  # noqa: E402
-from collector.store import open_store  # noqa: E402
-from collector.store.history import (  # noqa: E402
+from patrol.agent.history import MeasurementHistory  # noqa: E402
+from patrol.collector.store import open_store  # noqa: E402
+from patrol.collector.store.history import (  # noqa: E402
     DAILY_RETENTION,
     DAY,
     HOUR,
     HOURLY_RETENTION,
     Sample,
 )
-from collector.wire import MeasurementSeries, MeasurementValue  # noqa: E402
+from patrol.contract.wire import MeasurementSeries, MeasurementValue  # noqa: E402
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHECKS = 25

@@ -19,14 +19,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from collector import wire as bounded  # noqa: E402
+from patrol.contract import wire as bounded  # noqa: E402
 from tests.collector_fixtures import event, event_json  # noqa: E402
 
 ROUNDS, N = 3, 3000
 
 
 def _anchor(revision: str) -> object:
-    text = subprocess.run(["git", "show", f"{revision}:collector/wire.py"], cwd=ROOT,
+    text = subprocess.run(["git", "show", f"{revision}:patrol/contract/wire.py"], cwd=ROOT,
                           check=True, capture_output=True, text=True).stdout
     path = Path(tempfile.mkdtemp()) / "wire_anchor.py"
     path.write_text(text)

@@ -27,13 +27,13 @@ runner maps it); "the thing is broken" (port refused, unit failed) is CRITICAL.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from checks.config import CheckConfig
-    from checks.thresholds import Evaluator
+    from patrol.checks.config import CheckConfig
+    from patrol.checks.thresholds import Evaluator
 
 
 class Status(enum.IntEnum):

@@ -22,11 +22,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from checks import clock_sources, sntp
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, Duration
-from checks.systemd import run_command
-from checks.thresholds import limit_note
+from patrol.checks import clock_sources, sntp
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.systemd import run_command
+from patrol.checks.thresholds import limit_note
 
 
 def format_offset(seconds: float) -> str:

@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from checks.units import is_duration, parse_duration, parse_percent, parse_size
+from patrol.contract.units import is_duration, parse_duration, parse_percent, parse_size
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$"
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field
 
-from checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, Duration
+from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, Duration
 
 # Fields of psutil.cpu_times() that are already counted inside user/nice on Linux.
 _DOUBLE_COUNTED = ("guest", "guest_nice")

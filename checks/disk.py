@@ -31,8 +31,8 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field, model_validator
 
-from checks import disk_usage
-from checks.base import (
+from patrol.checks import disk_usage
+from patrol.checks.base import (
     CheckError,
     Measurement,
     MeasurementSpec,
@@ -41,9 +41,9 @@ from checks.base import (
     Status,
     also_unknown,
 )
-from checks.config import CheckConfig, Duration
-from checks.thresholds import limit_note
-from checks.units import format_bytes, format_duration
+from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.thresholds import limit_note
+from patrol.contract.units import format_bytes, format_duration
 
 DEFAULT_EXCLUDED_FSTYPES = (
     "squashfs", "iso9660", "udf", "erofs", "cramfs",  # read-only images: always full

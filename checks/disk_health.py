@@ -30,10 +30,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig
-from checks.systemd import run_command
-from checks.thresholds import limit_note
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig
+from patrol.checks.systemd import run_command
+from patrol.checks.thresholds import limit_note
 
 MDSTAT = Path("/proc/mdstat")
 _ATA_ATTRIBUTES = {5: "reallocated_sectors", 197: "pending_sectors",

@@ -25,12 +25,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from checks import dns_wire
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, Duration
-from checks.thresholds import limit_note
-from checks.worst_item import worst_item
-from checks.units import format_duration
+from patrol.checks import dns_wire
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.thresholds import limit_note
+from patrol.checks.worst_item import worst_item
+from patrol.contract.units import format_duration
 
 RESOLV_CONF = Path("/etc/resolv.conf")
 TYPES = ("A", "AAAA", "CNAME", "NS", "PTR", "MX", "TXT", "SOA")

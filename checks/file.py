@@ -22,10 +22,10 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, Size
-from checks.thresholds import limit_text
-from checks.units import format_bytes, format_duration
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, Size
+from patrol.checks.thresholds import limit_text
+from patrol.contract.units import format_bytes, format_duration
 
 _GLOB_CHARS = set("*?[")
 

@@ -58,13 +58,13 @@ from functools import cache
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from checks import tls_info
-from checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, Secret
-from checks.http_config import HttpConfig, parse_status
-from checks.tcp import seconds_text
-from checks.thresholds import limit_note
-from checks.units import format_duration
+from patrol.checks import tls_info
+from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, Secret
+from patrol.checks.http_config import HttpConfig, parse_status
+from patrol.checks.tcp import seconds_text
+from patrol.checks.thresholds import limit_note
+from patrol.contract.units import format_duration
 
 DEFAULT_TIMEOUT = 10.0
 DAY = 86400.0

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from checks.config import CheckConfig, Secret, SecretValue
+from patrol.checks.config import CheckConfig, Secret, SecretValue
 
 SECRET_HEADER = re.compile(r"auth|token|secret|key|password|cookie|session", re.IGNORECASE)
 _STATUS = re.compile(r"^\s*(?:([1-5])xx|(\d{3})(?:\s*-\s*(\d{3}))?)\s*$", re.IGNORECASE)

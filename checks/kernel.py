@@ -26,12 +26,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from checks import kernel_log
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, Duration
-from checks.systemd import run_command
-from checks.thresholds import limit_text
-from checks.units import format_duration
+from patrol.checks import kernel_log
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.systemd import run_command
+from patrol.checks.thresholds import limit_text
+from patrol.contract.units import format_duration
 
 PATTERNS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
     ("oom_kills", "OOM kill", re.compile(r"\bKilled process \d+|\boom-kill:.*task=")),

@@ -31,9 +31,9 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field, field_validator
 
-from checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig
-from checks.thresholds import limit_note
+from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig
+from patrol.checks.thresholds import limit_note
 
 _ENTRY = re.compile(r"^(tcp|udp|\*)/(\d{1,5})(?:-(\d{1,5}))?$")
 PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")

@@ -14,9 +14,9 @@ from typing import ClassVar
 
 import psutil
 
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig
-from checks.thresholds import limit_note
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig
+from patrol.checks.thresholds import limit_note
 
 
 class LoadConfig(CheckConfig):

@@ -26,10 +26,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, Size
-from checks.log_tail import LogTail
-from checks.units import format_bytes
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, Size
+from patrol.checks.log_tail import LogTail
+from patrol.contract.units import format_bytes
 
 KEEP_LINES = 20
 LINE_CHARS = 500

@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 
 import psutil
 
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig
-from checks.thresholds import limit_note
-from checks.units import format_bytes
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig
+from patrol.checks.thresholds import limit_note
+from patrol.contract.units import format_bytes
 
 
 class MemoryConfig(CheckConfig):

@@ -37,12 +37,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from checks import tls_info
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, Duration, SecretValue
-from checks.dsn import one_line, redact, tally
-from checks.thresholds import limit_text
-from checks.units import format_number, format_ratio
+from patrol.checks import tls_info
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, Duration, SecretValue
+from patrol.checks.dsn import one_line, redact, tally
+from patrol.checks.thresholds import limit_text
+from patrol.contract.units import format_number, format_ratio
 
 INFO_TEXT_LIMIT = 500
 DIAGNOSE_ROWS = 20

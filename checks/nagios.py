@@ -26,9 +26,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, SecretValue
-from checks.perfdata import measurement_name, parse_output
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, SecretValue
+from patrol.checks.perfdata import measurement_name, parse_output
 
 DEFAULT_TIMEOUT = 10.0
 _TEXT_LIMIT = 4096

@@ -28,11 +28,11 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field
 
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig
-from checks.thresholds import limit_note
-from checks.worst_item import worst_item
-from checks.units import format_ratio
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig
+from patrol.checks.thresholds import limit_note
+from patrol.checks.worst_item import worst_item
+from patrol.contract.units import format_ratio
 
 SYS_CLASS_NET = Path("/sys/class/net")
 _IFF_UP = 0x1

@@ -21,11 +21,11 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from checks import dsn as dsnlib
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, Duration, SecretValue
-from checks.thresholds import limit_text
-from checks.units import format_duration, format_number, format_ratio
+from patrol.checks import dsn as dsnlib
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, Duration, SecretValue
+from patrol.checks.thresholds import limit_text
+from patrol.contract.units import format_duration, format_number, format_ratio
 
 DEFAULT_PORT = 5432
 STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)")

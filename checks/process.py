@@ -34,10 +34,10 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field, field_validator, model_validator
 
-from checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig
-from checks.thresholds import limit_note
-from checks.units import format_bytes
+from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig
+from patrol.checks.thresholds import limit_note
+from patrol.contract.units import format_bytes
 
 _SELECT = ["pid", "name", "cmdline"]  # read for every process (plus username with user:)
 _DETAILS = ["username", "memory_info", "cpu_times", "create_time", "status"]  # matches only

@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 
 import psutil
 
-from checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig
-from checks.thresholds import limit_note
-from checks.units import format_bytes, format_rate
+from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig
+from patrol.checks.thresholds import limit_note
+from patrol.contract.units import format_bytes, format_rate
 
 
 class SwapConfig(CheckConfig):

@@ -29,9 +29,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, Duration
-from checks.units import format_duration
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, Duration
+from patrol.contract.units import format_duration
 
 PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "Result", "Type", "NRestarts",
               "ExecMainStartTimestampMonotonic", "ExecMainStatus", "Description")

@@ -18,10 +18,10 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig
-from checks.thresholds import limit_note
-from checks.units import format_duration
+from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig
+from patrol.checks.thresholds import limit_note
+from patrol.contract.units import format_duration
 
 DEFAULT_TIMEOUT = 5.0
 BANNER_LIMIT = 4096  # bytes read at most while waiting for ``expect``

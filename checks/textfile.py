@@ -34,10 +34,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, Duration
-from checks.thresholds import limit_text
-from checks.units import format_duration
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.thresholds import limit_text
+from patrol.contract.units import format_duration
 
 MAX_FILE = 16 * 1024 * 1024
 

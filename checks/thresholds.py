@@ -25,9 +25,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from checks.base import Measurement, MeasurementSpec, Status
-from checks.config import CheckConfig, Limit, ThresholdSet
-from checks.units import format_limit
+from patrol.checks.base import Measurement, MeasurementSpec, Status
+from patrol.checks.config import CheckConfig, Limit, ThresholdSet
+from patrol.contract.units import format_limit
 
 _LEVELS = ("warning", "critical", "recover")
 
@@ -78,7 +78,7 @@ def limit_text(
     A measurement held at WARNING/CRITICAL by hysteresis (back past the level but not
     yet past ``recover``) says "recovers at 80%" instead of quoting a level it no longer
     crosses. ``fmt`` shows a number in the measurement's unit; by default
-    :func:`checks.units.format_limit` for ``levels.unit``. For callers that combine
+    :func:`patrol.contract.units.format_limit` for ``levels.unit``. For callers that combine
     several notes in one parenthesis; :func:`limit_note` is the usual form.
     """
     if levels is None or status not in (Status.WARNING, Status.CRITICAL):

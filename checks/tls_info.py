@@ -29,7 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from checks.units import format_duration
+from patrol.contract.units import format_duration
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,11 +34,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig
-from checks.systemd import run_command
-from checks.thresholds import limit_note
-from checks.units import format_duration
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig
+from patrol.checks.systemd import run_command
+from patrol.checks.thresholds import limit_note
+from patrol.contract.units import format_duration
 
 APT_LISTS = Path("/var/lib/apt/lists")
 REBOOT_REQUIRED = Path("/run/reboot-required")

@@ -4,7 +4,7 @@ one concrete problem and still says it is not alone."""
 
 from __future__ import annotations
 
-from checks.base import Status
+from patrol.checks.base import Status
 
 
 def worst_item(per: dict[str, tuple[Status, str]], one: str,

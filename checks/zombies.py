@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field
 
-from checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig, Duration
-from checks.thresholds import limit_note
-from checks.units import format_duration
+from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.thresholds import limit_note
+from patrol.contract.units import format_duration
 
 _CMDLINE_LIMIT = 200
 

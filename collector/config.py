@@ -15,15 +15,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from collector.explain import problems_from
-from collector.maintenance import MaintenanceWindow
-from collector.policy_config import PolicyConfig, Seconds
-from collector.routing import TicketingSettings
-from collector.yamlsource import (
+from patrol.collector.dispatch.routing import TicketingSettings
+from patrol.collector.policy.maintenance import MaintenanceWindow
+from patrol.collector.policy.settings import PolicyConfig, Seconds
+from patrol.contract.explain import problems_from
+from patrol.contract.yamlsource import (
     ConfigError,
     Problem,
-    SourceMap,
     SourceList,
+    SourceMap,
     duplicate_problems,
     parse_listen,
     pem_file,
@@ -69,7 +69,7 @@ class CollectorSettings(BaseModel):
     retention: Seconds = Field(default=30 * 86400, ge=86400)
     # Ticket bodies and reports in English or Simplified Chinese (collector/i18n.py).
     language: Literal["en", "zh-CN"] = "en"
-    # The operator's own first actions per check type (collector/knowledge.py).
+    # The operator's own first actions per check type (collector/tickets/knowledge.py).
     knowledge_file: Path | None = None
 
     @field_validator("listen")
@@ -132,7 +132,7 @@ class CollectorConfig:
 
 def is_collector_config(path: str | Path) -> bool:
     """Whether a YAML file is a collector config (for ``patrol validate``)."""
-    from collector.yamlsource import load
+    from patrol.contract.yamlsource import load
 
     tree, _ = load(path)
     return isinstance(tree, dict) and "collector" in tree
@@ -171,7 +171,7 @@ def _knowledge_file(settings: CollectorSettings, path: Path,
                     problems: list[Problem]) -> CollectorSettings:
     """The operator's knowledge file, relative to this config's folder, checked now so a
     mistake is named at start-up (its own FILE:LINE), not on the knowledge page."""
-    from collector.knowledge import load_operator_knowledge
+    from patrol.collector.tickets.knowledge import load_operator_knowledge
 
     where = settings.knowledge_file
     if where is not None and not where.is_absolute():
@@ -186,7 +186,7 @@ def _knowledge_file(settings: CollectorSettings, path: Path,
 def _ticketing(tree: SourceMap, problems: list[Problem]) -> tuple[TicketingSettings,
                                                                    dict[str, Any]]:
     """The routing settings, and each helpdesk validated by its adapter's own model."""
-    from ticketing_bridge import registry
+    from patrol.ticketing_bridge import registry
 
     node = tree.get("ticketing", SourceMap())
     duplicate_problems(node, problems, None, "ticketing")

@@ -2,7 +2,7 @@
 
 Each event is one unit of work on its ``dedup_key``: record it (a retried POST
 with the same ``event_id`` is recognised and changes nothing), decide with the pure
-policy (:func:`collector.correlate.decide`), apply the actions, group. A
+policy (:func:`collector.policy.correlate.decide`), apply the actions, group. A
 ``ConcurrentUpdate`` from the store means another worker changed the ticket first:
 the whole unit is retried, so concurrent updates are never lost.
 
@@ -22,26 +22,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.apply import Applier
-from collector.body import render_body, verify_command
-from collector.correlate import decide
-from collector.fleet import FleetNotices
-from collector.archive import last_fix
-from collector.history import record_event_history, samples_of
-from collector.heartbeats import QuietHeartbeats
-from collector.grouping import (
+from patrol.collector.ingest.heartbeats import QuietHeartbeats
+from patrol.collector.ingest.history import record_event_history, samples_of
+from patrol.collector.model import Ticket, TimelineEntry
+from patrol.collector.policy.correlate import decide
+from patrol.collector.policy.grouping import (
     LeaveGroup,
     group_key,
     plan_group,
     plan_member_back,
     plan_regrade,
 )
-from collector.lifecycle import Action, ChangeSeverity, Reopen
-from collector.maintenance import MaintenanceWindow, active_windows, host_zone
-from collector.model import Ticket, TimelineEntry
-from collector.policy_config import PolicyConfig
-from collector.store.base import ConcurrentUpdate, StoreError
-from collector.wire import SEVERITY_OF_STATUS, AgentRef, Event, Heartbeat
+from patrol.collector.policy.lifecycle import Action, ChangeSeverity, Reopen
+from patrol.collector.policy.maintenance import MaintenanceWindow, active_windows, host_zone
+from patrol.collector.policy.settings import PolicyConfig
+from patrol.collector.store.base import ConcurrentUpdate, StoreError
+from patrol.collector.tickets.apply import Applier
+from patrol.collector.tickets.archive import last_fix
+from patrol.collector.tickets.body import render_body, verify_command
+from patrol.collector.tickets.fleet import FleetNotices
+from patrol.contract.wire import SEVERITY_OF_STATUS, AgentRef, Event, Heartbeat
 
 log = logging.getLogger("patrol.collector")
 RETRIES = 20
@@ -78,12 +78,12 @@ class Engine:
                          "reopened": 0, "resolved": 0, "retries": 0}
         self._lock = threading.Lock()
         self._windows: tuple[float, list[MaintenanceWindow]] = (0.0, [])
-        self.dispatcher: Any = None  # collector.dispatch.Dispatcher, when helpdesks exist
+        self.dispatcher: Any = None  # dispatch.dispatcher.Dispatcher, when helpdesks exist
         self.quiet = QuietHeartbeats(store)
 
     def notify(self, tx: Any, ticket: Ticket, action: str, text: str, now: float) -> None:
         """Queue helpdesk work for a ticket change, in the caller's transaction; a
-        fleet incident reaches the helpdesk as one ticket (:mod:`collector.fleet`)."""
+        fleet incident reaches the helpdesk as one ticket (:mod:`collector.tickets.fleet`)."""
         if self.dispatcher is not None:
             FleetNotices(self.dispatcher, self.policy.grouping.label).notify(
                 tx, ticket, action, text, now)
@@ -312,7 +312,7 @@ class Engine:
 
     def _group(self, tx: Any, applier: Applier, event: Event, now: float) -> None:
         """Several hosts of one group failing the same check -> one parent ticket
-        (decided by :func:`collector.grouping.plan_group`, applied like any action)."""
+        (decided by :func:`collector.policy.grouping.plan_group`, applied like any action)."""
         grouping = self.policy.grouping
         value = event.labels.get(grouping.label)
         if not value:
@@ -330,7 +330,7 @@ class Engine:
 
     def heartbeat_unchanged(self, beat: Heartbeat) -> dict[str, Any] | None:
         """The answer to a heartbeat that says nothing new since this host's last full
-        pass (its times are written with others shortly: collector/heartbeats.py), or
+        pass (its times are written with others shortly: collector/ingest/heartbeats.py), or
         None when it needs :meth:`heartbeat`. Never touches the store: cheap enough for
         the event loop."""
         if not self.quiet.keep(beat, self.clock()):

@@ -17,7 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from collector.duties import DUTIES
+from patrol.collector.watchdog.duties import DUTIES
 
 
 class EngineCollector:

@@ -12,11 +12,11 @@ import threading
 import time
 from typing import Any
 
-from collector.config import CollectorConfig
-from collector.engine import Engine
-from collector.leader import leadership_for
-from collector.policy_config import PolicyConfig
-from collector.watchdog import Watchdog
+from patrol.collector.config import CollectorConfig
+from patrol.collector.engine import Engine
+from patrol.collector.policy.settings import PolicyConfig
+from patrol.collector.watchdog.leader import leadership_for
+from patrol.collector.watchdog.timers import Watchdog
 
 log = logging.getLogger("patrol.collector")
 
@@ -27,7 +27,7 @@ class CollectorService:
                  operator_tokens: list[str] | None = None,
                  agent_config_path: str = "/etc/patrol/agent.yaml",
                  watchdog_interval: float | None = None) -> None:
-        from collector.store import open_store
+        from patrol.collector.store import open_store
 
         settings = config.collector
         self.settings = settings
@@ -58,8 +58,8 @@ class CollectorService:
         """Adapters for the configured helpdesks, behind the dispatch outbox."""
         if not config.helpdesks:
             return None
-        from collector.dispatch import Dispatcher
-        from ticketing_bridge import registry
+        from patrol.collector.dispatch.dispatcher import Dispatcher
+        from patrol.ticketing_bridge import registry
 
         adapters = {name: registry.load(cfg.type)(cfg, name)
                     for name, cfg in config.helpdesks.items()}
@@ -83,7 +83,7 @@ class CollectorService:
         return f"{scheme}://{shown}:{port}"
 
     def app(self) -> Any:
-        from collector.api import create_app
+        from patrol.collector.ingest.api import create_app
 
         self._app = create_app(self.engine, self.agent_tokens, self.operator_tokens,
                                self.settings.max_body_bytes)
@@ -99,7 +99,7 @@ class CollectorService:
         body limit are bound when the process starts, so a change to them is returned
         as a note ("takes effect on restart") instead of half-applied.
         """
-        from collector.auth import TokenBook
+        from patrol.collector.access.auth import TokenBook
 
         new, old = config.collector, self.settings
         notes = [f"collector.{key} changed; it takes effect on restart, not reload"

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from collector.engine import Engine
-from collector.policy_config import PolicyConfig
-from collector.store import TicketStore, open_store
-from collector.watchdog import Watchdog
-from collector.wire import (
+from patrol.collector.engine import Engine
+from patrol.collector.policy.settings import PolicyConfig
+from patrol.collector.store import TicketStore, open_store
+from patrol.collector.watchdog.timers import Watchdog
+from patrol.contract.wire import (
     SEVERITY_OF_STATUS,
     AgentRef,
     CheckSnapshot,

@@ -11,7 +11,7 @@ import pytest
 def config_problems(tmp_path: Path, text: str) -> tuple[Path, list[str]]:
     """Write ``text`` as agent.yaml; return its path and the loader's problems
     (failing the test when the config loads without any)."""
-    from agent.config import ConfigError, load_config
+    from patrol.agent.config import ConfigError, load_config
 
     path = tmp_path / "agent.yaml"
     path.write_text(text)

@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from patrol.ticketing_bridge.protocol import TicketView
 from tests.conftest import free_port, unavailable
-from ticketing_bridge.protocol import TicketView
 
 SETUP = "tests/setup_helpdesks.sh"
 START_TIMEOUT = 60.0  # seconds; measured 1.3-3.1 s, a loaded CI box may be much slower

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from checks.base import Result, RunContext
-from checks.registry import load
-from checks.thresholds import Evaluator
+from patrol.checks.base import Result, RunContext
+from patrol.checks.registry import load
+from patrol.checks.thresholds import Evaluator
 
 
 def build(check_type: str, name: str | None = None, world: dict[str, Any] | None = None,

@@ -1,6 +1,6 @@
 """Real Patrol processes for fault tests and benchmarks: started, waited for, stopped by PID.
 
-Every process is ``sys.executable -m agent.cli ...`` run from the repository root,
+Every process is ``sys.executable -m patrol.cli ...`` run from the repository root,
 with stdout and stderr captured to a log file (shown in assertion messages, so a
 failure says what the process printed). Processes are only ever signalled through
 their own PID (SIGTERM to stop, SIGKILL to crash); nothing here looks processes up
@@ -52,7 +52,7 @@ class PatrolProcess:
     def __init__(self, subcommand: str, config: Path, log_path: Path,
                  env: dict[str, str] | None = None, argv: list[str] | None = None) -> None:
         self.name = subcommand
-        self.argv = argv or [sys.executable, "-m", "agent.cli", subcommand, "--config",
+        self.argv = argv or [sys.executable, "-m", "patrol.cli", subcommand, "--config",
                              str(config)]
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
@@ -274,7 +274,7 @@ def event_payload(host: str, check: str, sequence: int, *, status: str = "CRITIC
                   agent_id: str = "fault-agent", event_id: str | None = None,
                   observed_at: float | None = None, check_type: str = "file",
                   labels: dict[str, str] | None = None) -> dict[str, Any]:
-    """A wire event (:class:`collector.wire.Event` as JSON) as an agent would post it."""
+    """A wire event (:class:`patrol.contract.wire.Event` as JSON) as an agent would post it."""
     from datetime import UTC, datetime
 
     ok = status == "OK"

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from collector.tickets import act
+from patrol.collector.tickets.actions import act
 from tests.collector_fixtures import (
     DAY,
     HOUR,

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from tests.certs import make_ca, issue
+from tests.certs import issue, make_ca
 from tests.conftest import free_port
 
 

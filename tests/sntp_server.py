@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 
-from checks.sntp import to_ntp
+from patrol.checks.sntp import to_ntp
 
 _PACKET = struct.Struct("!BBbbII4sQQQQ")
 

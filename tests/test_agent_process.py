@@ -52,7 +52,7 @@ class AgentProcess:
         self.log = open(tmp_path / "agent.log", "w+")  # noqa: SIM115 - open for the fixture
         env = {**os.environ, "PATROL_TEST_AGENT_TOKEN": TOKEN}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "agent", "--config", str(self.config)],
+            [sys.executable, "-m", "patrol.cli", "agent", "--config", str(self.config)],
             stdout=self.log, stderr=subprocess.STDOUT, env=env,
             cwd=Path(__file__).resolve().parent.parent)
         self.url = f"http://127.0.0.1:{port}"

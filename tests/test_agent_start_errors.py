@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import ROOT, AGENT_TOKEN
+from tests.procs import AGENT_TOKEN, ROOT
 from tests.small_disk import small_disk
 
 
@@ -29,7 +29,7 @@ def _agent_config(tmp_path: Path, port: int, state_dir: Path) -> Path:
 
 
 def _start_agent(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent.cli", "agent", "--config",
+    return subprocess.run([sys.executable, "-m", "patrol.cli", "agent", "--config",
                            str(config)], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from collector.config import CollectorConfig, CollectorSettings
-from collector.service import CollectorService
+from patrol.collector.config import CollectorConfig, CollectorSettings
+from patrol.collector.service import CollectorService
 from tests.conftest import free_port, require_command
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from collector.model import TicketStatus
-from collector.wire import Event
+from patrol.collector.model import TicketStatus
+from patrol.contract.wire import Event
 from tests.collector_fixtures import DAY, MINUTE, World, disk_evidence, event, store_for
 
 

@@ -13,16 +13,21 @@ from typing import Any
 
 import pytest
 
-from agent.events import build_event
-from agent.state import CheckInfo, CheckView, Transition
-from checks.base import Status
-from collector import body
-from collector.body import render_body, render_diagnostics, render_value, verify_command
-from collector.correlate import decide
-from collector.model import Priority, Ticket, TicketStatus, TimelineEntry
-from collector.policy_config import PolicyConfig
-from collector.priority import iso_utc
-from collector.wire import AgentRef, Event, MeasurementValue
+from patrol.agent.events import build_event
+from patrol.agent.state import CheckInfo, CheckView, Transition
+from patrol.checks.base import Status
+from patrol.collector.model import Priority, Ticket, TicketStatus, TimelineEntry
+from patrol.collector.policy.correlate import decide
+from patrol.collector.policy.priority import iso_utc
+from patrol.collector.policy.settings import PolicyConfig
+from patrol.collector.tickets import body
+from patrol.collector.tickets.body import (
+    render_body,
+    render_diagnostics,
+    render_value,
+    verify_command,
+)
+from patrol.contract.wire import AgentRef, Event, MeasurementValue
 from tests.collector_fixtures import T0, World, heartbeat, snapshot, store_for
 from tests.helpers import build
 from tests.procs import AgentProcess, free_port, read_outbox

@@ -8,14 +8,14 @@ import base64
 import pytest
 import requests
 
-from collector.reports import charts
-from collector.ticket_chart import FILENAME, attach_chart
-from collector.wire import MeasurementSeries, MeasurementValue
+from patrol.collector.reports import charts
+from patrol.collector.tickets.chart import FILENAME, attach_chart
+from patrol.contract.wire import MeasurementSeries, MeasurementValue
+from patrol.ticketing_bridge.protocol import Attachment, Destination, TakesAttachments
+from patrol.ticketing_bridge.redmine import Redmine
+from patrol.ticketing_bridge.rt import RequestTracker
+from patrol.ticketing_bridge.webhook import Webhook
 from tests.collector_fixtures import HOUR, T0, World, event, store_for
-from ticketing_bridge.protocol import Attachment, Destination, TakesAttachments
-from ticketing_bridge.redmine import Redmine
-from ticketing_bridge.rt import RequestTracker
-from ticketing_bridge.webhook import Webhook
 
 pytest.register_assert_rewrite("tests.helpdesk_servers")
 from tests.helpdesk_servers import HelpdeskServer, ticket_view  # noqa: E402

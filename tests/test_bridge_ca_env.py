@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from patrol.ticketing_bridge.http import HttpClient
+from patrol.ticketing_bridge.protocol import TemporaryError
 from tests.certs import CA, issue, make_ca
-from ticketing_bridge.http import HttpClient
-from ticketing_bridge.protocol import TemporaryError
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -37,7 +37,7 @@ class Up:
         self.log = tmp_path / f"{name}.log"
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agent.cli", "up", "--config",
+                [sys.executable, "-m", "patrol.cli", "up", "--config",
                  str(tmp_path / "agent.yaml"), "--collector-config",
                  str(tmp_path / "collector.yaml")],
                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})})

@@ -8,10 +8,16 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ticketing_bridge.email import Email, message_id
-from ticketing_bridge.markup import to_text
-from ticketing_bridge.protocol import (
-    Destination, ExternalRef, Helpdesk, PermanentError, RemoteStatus, TemporaryError, TicketView,
+from patrol.contract.markup import to_text
+from patrol.ticketing_bridge.email import Email, message_id
+from patrol.ticketing_bridge.protocol import (
+    Destination,
+    ExternalRef,
+    Helpdesk,
+    PermanentError,
+    RemoteStatus,
+    TemporaryError,
+    TicketView,
 )
 from tests.conftest import free_port, unavailable
 

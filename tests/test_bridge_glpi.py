@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
+from patrol.ticketing_bridge.glpi import Glpi
+from patrol.ticketing_bridge.protocol import Destination, PermanentError, TemporaryError, TicketView
 from tests.conftest import free_port
 from tests.fakes import fake_server, run_contract
 from tests.fakes.glpi import FakeGlpi
-from ticketing_bridge.glpi import Glpi
-from ticketing_bridge.protocol import Destination, PermanentError, TemporaryError, TicketView
 
 VIEW = TicketView(
     number="TS20261122001", fingerprint="patrol-TS20261122001",

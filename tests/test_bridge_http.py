@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from ticketing_bridge.glpi import Glpi
-from ticketing_bridge.http import token_or_basic
-from ticketing_bridge.jira import Jira
-from ticketing_bridge.redmine import Redmine
-from ticketing_bridge.rt import RequestTracker
-from ticketing_bridge.servicenow import ServiceNow
-from ticketing_bridge.webhook import Webhook
-from ticketing_bridge.zammad import Zammad
-from ticketing_bridge.zendesk import Zendesk
+from patrol.ticketing_bridge.glpi import Glpi
+from patrol.ticketing_bridge.http import token_or_basic
+from patrol.ticketing_bridge.jira import Jira
+from patrol.ticketing_bridge.redmine import Redmine
+from patrol.ticketing_bridge.rt import RequestTracker
+from patrol.ticketing_bridge.servicenow import ServiceNow
+from patrol.ticketing_bridge.webhook import Webhook
+from patrol.ticketing_bridge.zammad import Zammad
+from patrol.ticketing_bridge.zendesk import Zendesk
 
 URL = "https://helpdesk.example.test"
 ADAPTERS: list[tuple[type, dict[str, Any]]] = [

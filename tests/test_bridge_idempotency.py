@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from patrol.ticketing_bridge.protocol import Destination, TicketView
+from patrol.ticketing_bridge.webhook import Webhook
 from tests import test_bridge_glpi as glpi
 from tests import test_bridge_jira as jira
 from tests import test_bridge_servicenow as servicenow
@@ -28,8 +30,6 @@ from tests.fakes.servicenow import FakeServiceNow
 from tests.fakes.zammad import FakeZammad
 from tests.fakes.zendesk import FakeZendesk
 from tests.slow_helpdesk import serving
-from ticketing_bridge.protocol import Destination, TicketView
-from ticketing_bridge.webhook import Webhook
 
 pytest.register_assert_rewrite("tests.helpdesk_servers")
 from tests.helpdesk_servers import HelpdeskServer, ticket_view  # noqa: E402
@@ -104,8 +104,8 @@ def test_a_generic_webhook_resend_is_recognisable() -> None:
 def test_a_request_sent_but_unanswered_is_retried_only_after_it_could_land() -> None:
     """A read timeout leaves the outcome unknown (the helpdesk is slow, not down): the
     retry waits long enough for find() to see a ticket the first request created."""
-    from ticketing_bridge.http import UNKNOWN_OUTCOME_WAIT, HttpClient
-    from ticketing_bridge.protocol import TemporaryError
+    from patrol.ticketing_bridge.http import UNKNOWN_OUTCOME_WAIT, HttpClient
+    from patrol.ticketing_bridge.protocol import TemporaryError
 
     with serving(delay=1.0) as desk:
         client = HttpClient(desk.url("r"), name="slow")

@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 from pydantic import ValidationError
 
+from patrol.ticketing_bridge.jira import Jira, label_for
+from patrol.ticketing_bridge.protocol import Destination, PermanentError, TemporaryError, TicketView
 from tests.conftest import free_port
 from tests.fakes import fake_server, run_contract
 from tests.fakes.jira import FakeJira
-from ticketing_bridge.jira import Jira, label_for
-from ticketing_bridge.protocol import Destination, PermanentError, TemporaryError, TicketView
 
 VIEW = TicketView(
     number="TS20261122001", fingerprint="patrol-TS20261122001",

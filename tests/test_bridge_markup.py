@@ -1,4 +1,4 @@
-"""ticketing_bridge.markup: one Markdown body, five helpdesk markups, exact output.
+"""patrol.contract.markup: one Markdown body, five helpdesk markups, exact output.
 
 ``tests/adf_schema_v1.json`` is Atlassian's published ADF JSON schema
 (``@atlaskit/adf-schema`` 57.7.22, ``dist/json-schema/v1/full.json``, Apache-2.0).
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ticketing_bridge.markup import to_adf, to_html, to_jira_wiki, to_text, to_textile
+from patrol.contract.markup import to_adf, to_html, to_jira_wiki, to_text, to_textile
 from tests.conftest import unavailable
 
-# A body as collector/body.py writes it, cut down to one of each construct.
+# A body as collector/tickets/body.py writes it, cut down to one of each construct.
 BODY = "\n".join([
     "## Problem",
     "",
@@ -413,7 +413,7 @@ def test_the_schema_rejects_what_the_renderer_avoids() -> None:
 
 
 def test_realistic_body_round_trips_through_every_renderer() -> None:
-    """collector/body.py's exact expected body renders without losing a section."""
+    """collector/tickets/body.py's exact expected body renders without losing a section."""
     from tests.test_body import EXPECTED
     text = to_text(EXPECTED)
     for title in ("Problem", "Measured values", "Diagnostics", "Past occurrences", "SLA"):

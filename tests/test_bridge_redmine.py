@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
+from patrol.contract import markup
+from patrol.ticketing_bridge.protocol import Destination, PermanentError, TemporaryError
+from patrol.ticketing_bridge.redmine import Redmine
 from tests.conftest import free_port
-from ticketing_bridge import markup
-from ticketing_bridge.protocol import Destination, PermanentError, TemporaryError
-from ticketing_bridge.redmine import Redmine
 
 pytest.register_assert_rewrite("tests.helpdesk_servers")  # imported here, then a plugin
 from tests.helpdesk_servers import HelpdeskServer, ticket_view  # noqa: E402

@@ -10,9 +10,9 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from ticketing_bridge.protocol import Destination, PermanentError, TemporaryError
-from ticketing_bridge.redmine import Redmine
-from ticketing_bridge.rt import RequestTracker
+from patrol.ticketing_bridge.protocol import Destination, PermanentError, TemporaryError
+from patrol.ticketing_bridge.redmine import Redmine
+from patrol.ticketing_bridge.rt import RequestTracker
 
 DEST = Destination("hd")
 

@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 from pydantic import ValidationError
 
+from patrol.ticketing_bridge.protocol import Destination, PermanentError, TemporaryError, TicketView
+from patrol.ticketing_bridge.servicenow import ServiceNow
 from tests.conftest import free_port
 from tests.fakes import fake_server, run_contract
 from tests.fakes.servicenow import FakeServiceNow
-from ticketing_bridge.protocol import Destination, PermanentError, TemporaryError, TicketView
-from ticketing_bridge.servicenow import ServiceNow
 
 VIEW = TicketView(
     number="TS20261122001", fingerprint="patrol-TS20261122001",

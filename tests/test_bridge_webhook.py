@@ -15,11 +15,17 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from ticketing_bridge.presets import PD_SEVERITIES, dingtalk_sign, feishu_sign
-from ticketing_bridge.protocol import (
-    Destination, ExternalRef, Helpdesk, PermanentError, RemoteStatus, TemporaryError, TicketView,
+from patrol.ticketing_bridge.presets import PD_SEVERITIES, dingtalk_sign, feishu_sign
+from patrol.ticketing_bridge.protocol import (
+    Destination,
+    ExternalRef,
+    Helpdesk,
+    PermanentError,
+    RemoteStatus,
+    TemporaryError,
+    TicketView,
 )
-from ticketing_bridge.webhook import Webhook
+from patrol.ticketing_bridge.webhook import Webhook
 from tests.conftest import free_port
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdef012345"  # 32 characters, as PagerDuty issues

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
+from patrol.ticketing_bridge.protocol import Destination, PermanentError, TemporaryError, TicketView
+from patrol.ticketing_bridge.zammad import Zammad
 from tests.conftest import free_port
 from tests.fakes import fake_server, run_contract
 from tests.fakes.zammad import FakeZammad
-from ticketing_bridge.protocol import Destination, PermanentError, TemporaryError, TicketView
-from ticketing_bridge.zammad import Zammad
 
 VIEW = TicketView(
     number="TS20261122001", fingerprint="patrol-TS20261122001",

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from checks.base import CheckError, Status
-from tests.conftest import require_command
+from patrol.checks.base import CheckError, Status
 from tests.config_problems import config_problems
+from tests.conftest import require_command
 from tests.helpers import build
 from tests.sntp_server import SntpServer
 

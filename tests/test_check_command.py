@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main as cli
+from patrol.cli import main as cli
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import psutil
 import pytest
 from pydantic import ValidationError
 
-from checks import disk_usage
-from checks.base import CheckError, Status
-from checks.disk import DEFAULT_EXCLUDED_FSTYPES, DiskCheck, DiskConfig, mount_point
+from patrol.checks import disk_usage
+from patrol.checks.base import CheckError, Status
+from patrol.checks.disk import DEFAULT_EXCLUDED_FSTYPES, DiskCheck, DiskConfig, mount_point
 from tests.helpers import build, run
 
 GiB, MiB, KiB = 1024**3, 1024**2, 1024
@@ -369,8 +369,8 @@ def _nfs_down(full: float):
 
 
 def test_full_disk_beside_unreadable_nfs_is_critical_and_named_first():
-    from agent.events import build_event
-    from agent.state import CheckInfo, CheckView, Transition
+    from patrol.agent.events import build_event
+    from patrol.agent.state import CheckInfo, CheckView, Transition
 
     result = run("disk", world=_nfs_down(0.99))
     assert result.status is Status.CRITICAL
@@ -403,7 +403,7 @@ def test_worst_ranks_critical_above_unknown(statuses, worst):
 
 
 def test_unreadable_then_full_counts_as_worse_and_captures_diagnostics():
-    from agent.state import Transition
+    from patrol.agent.state import Transition
 
     assert Transition("disk", Status.UNKNOWN, Status.CRITICAL).capture
     assert not Transition("disk", Status.CRITICAL, Status.UNKNOWN).capture

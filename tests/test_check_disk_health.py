@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from checks.base import CheckError, Status
+from patrol.checks.base import CheckError, Status
 from tests.helpers import build
 
 SCAN = {"json_format_version": [1, 0], "devices": [

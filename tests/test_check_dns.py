@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from checks.base import CheckError, Status
-from tests.conftest import free_port, require_command
+from patrol.checks.base import CheckError, Status
 from tests.config_problems import config_problems
+from tests.conftest import free_port, require_command
 from tests.helpers import build
 
 LONG_TXT = "x" * 200
@@ -89,7 +89,7 @@ def test_a_wrong_answer_and_a_missing_name_are_critical(dnsmasq: int) -> None:
 
 @pytest.mark.slow
 def test_a_truncated_udp_answer_is_fetched_again_over_tcp(dnsmasq: int) -> None:
-    from checks import dns_wire
+    from patrol.checks import dns_wire
 
     answer = dns_wire.resolve("127.0.0.1", "big.patrol.test", "TXT", port=dnsmasq)
     assert sorted(answer.answers) == [f"{i}{LONG_TXT}" for i in range(6)]

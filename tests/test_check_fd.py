@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.base import Status
+from patrol.checks.base import Status
 from tests.helpers import build
 
 HOG = """

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from checks.base import Status
+from patrol.checks.base import Status
 from tests.certs import CA, ServerCert, issue, make_ca, whole_second
 from tests.conftest import free_port
 from tests.helpers import build, run
@@ -286,7 +286,7 @@ def test_post_sends_body(base: str) -> None:
 
 
 def test_body_excerpt_is_at_most_2_kib() -> None:
-    from checks.http import EXCERPT_BYTES
+    from patrol.checks.http import EXCERPT_BYTES
 
     class Big(Handler):
         def do_GET(self) -> None:
@@ -501,7 +501,7 @@ def test_each_run_opens_a_new_connection_and_forgets_cookies() -> None:
 def test_https_certificate_is_read_from_the_request_connection(
     ca: CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
-    from checks import tls_info
+    from patrol.checks import tls_info
 
     built: list[Any] = []
     real = tls_info.client_context
@@ -625,7 +625,7 @@ def test_insecure_still_reports_a_certificate_for_another_host(ca: CA, tmp_path:
     (("*.0.2.1",), "192.0.2.1", False),
 ])
 def test_hostname_matching_follows_rfc_6125(names, host, match) -> None:
-    from checks.tls_info import CertInfo, matches_host
+    from patrol.checks.tls_info import CertInfo, matches_host
 
     cert = CertInfo("CN=x", "CN=ca", "x", whole_second(), whole_second(), names)
     assert matches_host(cert, host) is match

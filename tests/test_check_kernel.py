@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from checks.base import CheckError, Status
+from patrol.checks.base import CheckError, Status
 from tests.conftest import unavailable
 from tests.helpers import build
 
@@ -83,7 +83,7 @@ def test_journal_source_follows_its_cursor() -> None:
         calls.append(list(argv))
         return SimpleNamespace(returncode=0, stdout=next(outputs), stderr="")
 
-    from checks import kernel_log
+    from patrol.checks import kernel_log
 
     readers = {"journal": kernel_log.journal_reader(run, 5.0, lambda: 1_700_000_000.0)}
     check, ctx = build("kernel", source="journal",
@@ -127,7 +127,7 @@ def test_ignore_rejects_a_broken_regex_and_drops_matching_lines() -> None:
 
 
 def test_dmesg_raw_format_is_parsed() -> None:
-    from checks.kernel_log import parse_dmesg_raw
+    from patrol.checks.kernel_log import parse_dmesg_raw
 
     done = subprocess.run(["dmesg", "-r"], capture_output=True, text=True, check=False)
     if done.returncode != 0:

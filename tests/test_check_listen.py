@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from checks.base import Status
+from patrol.checks.base import Status
 from tests.config_problems import config_problems
 from tests.helpers import build
 
@@ -118,7 +118,7 @@ def test_port_entries_are_validated_with_file_and_line(tmp_path: Path) -> None:
 
 
 def test_a_socket_without_a_visible_owner_says_how_to_see_it() -> None:
-    from checks.listen import Socket
+    from patrol.checks.listen import Socket
 
     sockets = [Socket("tcp", "0.0.0.0", 2222, None)]
     check, ctx = build("listen", learn=False, world={"sockets": lambda: sockets})

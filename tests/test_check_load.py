@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from checks.base import CheckError, Status
-from checks.load import LoadCheck
+from patrol.checks.base import CheckError, Status
+from patrol.checks.load import LoadCheck
 from tests.helpers import run
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from checks.base import CheckError, Status
-from checks.log_tail import LogTail
+from patrol.checks.base import CheckError, Status
+from patrol.checks.log_tail import LogTail
 from tests.helpers import build
 
 

@@ -8,8 +8,8 @@ from collections import namedtuple
 import psutil
 import pytest
 
-from checks.base import CheckError, Status
-from checks.memory import MemoryCheck
+from patrol.checks.base import CheckError, Status
+from patrol.checks.memory import MemoryCheck
 from tests.helpers import run
 
 GiB = 1024**3

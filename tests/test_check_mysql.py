@@ -11,8 +11,8 @@ from typing import Any, Self
 import pymysql
 import pytest
 
-from checks.base import Status
-from checks.units import format_limit
+from patrol.checks.base import Status
+from patrol.contract.units import format_limit
 from tests.conftest import free_port
 from tests.helpers import build
 

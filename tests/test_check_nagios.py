@@ -13,8 +13,8 @@ import psutil
 import pytest
 from pydantic import ValidationError
 
-from checks.base import CheckError, Status
-from checks.perfdata import PerfDatum, measurement_name, parse_output, parse_perfdata
+from patrol.checks.base import CheckError, Status
+from patrol.checks.perfdata import PerfDatum, measurement_name, parse_output, parse_perfdata
 from tests.conftest import free_port, require_command
 from tests.helpers import build, run
 
@@ -113,7 +113,7 @@ def test_empty_command_is_rejected() -> None:
 
 
 def test_plugin_status_is_authoritative_and_thresholds_are_rejected() -> None:
-    from checks.thresholds import problems
+    from patrol.checks.thresholds import problems
 
     check, _ = build("nagios", command=["true"], warning=5)
     message = (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.base import CheckError, Status
+from patrol.checks.base import CheckError, Status
 from tests.conftest import require_command, unavailable
 from tests.helpers import build
 

@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from checks.base import CheckError, Status
-from checks.dsn import endpoint, password, redact
-from checks.units import format_limit, format_ratio
+from patrol.checks.base import CheckError, Status
+from patrol.checks.dsn import endpoint, password, redact
+from patrol.contract.units import format_limit, format_ratio
 from tests.conftest import free_port
 from tests.helpers import build
 

@@ -15,8 +15,8 @@ import psutil
 import pytest
 from pydantic import ValidationError
 
-from checks.base import Status
-from checks.process import ProcessCheck, ProcessConfig
+from patrol.checks.base import Status
+from patrol.checks.process import ProcessCheck, ProcessConfig
 from tests.helpers import build, run
 
 MiB = 1024**2

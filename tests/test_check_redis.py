@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import redis
 
-from checks.base import CheckError, Status
-from checks.units import format_limit
+from patrol.checks.base import CheckError, Status
+from patrol.contract.units import format_limit
 from tests.conftest import free_port
 from tests.helpers import build
 

@@ -7,7 +7,7 @@ from collections import namedtuple
 import psutil
 import pytest
 
-from checks.base import Status
+from patrol.checks.base import Status
 from tests.helpers import build
 
 GiB, MiB = 1024**3, 1024**2

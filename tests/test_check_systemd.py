@@ -8,8 +8,8 @@ import subprocess
 import pytest
 from pydantic import ValidationError
 
-from checks.base import CheckError, Status
-from checks.systemd import PROPERTIES, SystemdConfig, parse_show
+from patrol.checks.base import CheckError, Status
+from patrol.checks.systemd import PROPERTIES, SystemdConfig, parse_show
 from tests.helpers import build, run
 
 ACTIVE = """Id=nginx.service

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import ValidationError
 
-from checks.base import Status
+from patrol.checks.base import Status
 from tests.conftest import free_port
 from tests.helpers import build, run
 

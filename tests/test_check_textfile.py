@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.base import CheckError, Status
+from patrol.checks.base import CheckError, Status
 from tests.helpers import build
 
 NOW = 1_700_000_000.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.base import Status
+from patrol.checks.base import Status
 from tests.certs import CA, issue, make_ca, whole_second
 from tests.helpers import run
 
@@ -98,7 +98,7 @@ def test_real_clock_counts_down_from_validity(ca: CA, tmp_path: Path) -> None:
     ids=["missing", "not-a-certificate", "corrupt-pem"],
 )
 def test_unreadable_file_is_unknown(tmp_path: Path, content: bytes | None, message: str) -> None:
-    from checks.base import CheckError
+    from patrol.checks.base import CheckError
 
     path = tmp_path / "server.pem"
     if content is not None:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from checks.base import CheckError, Status
+from patrol.checks.base import CheckError, Status
 from tests.conftest import require_command
 from tests.helpers import build
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from checks.base import Status
+from patrol.checks.base import Status
 from tests.helpers import build
 
 
@@ -80,7 +80,7 @@ def test_no_zombies_is_ok_and_says_so() -> None:
 def test_a_parent_with_a_secret_on_its_command_line_is_redacted_on_the_way_out() -> None:
     """The parent's command line is evidence and may hold a password; the agent's
     central redaction (applied to every event) must blank it."""
-    from agent.diagnostics import redact
+    from patrol.agent.diagnostics import redact
 
     code = ("import subprocess, sys; child = subprocess.Popen(['true']); "
             "print(child.pid, flush=True); sys.stdin.read()")

@@ -19,10 +19,10 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from collector.alertmanager import example_payload
-from collector.api import create_app
-from collector.model import TicketStatus
-from collector.priority import iso_utc
+from patrol.collector.ingest.alertmanager import example_payload
+from patrol.collector.ingest.api import create_app
+from patrol.collector.model import TicketStatus
+from patrol.collector.policy.priority import iso_utc
 from tests.collector_fixtures import (
     AGENT_TOKEN,
     DAY,
@@ -516,7 +516,7 @@ def _beat(api: Api, checks: list[Any], *, last_run: float) -> Any:
 
 def test_heartbeats_that_say_nothing_new_still_keep_the_host_alive(api: Api) -> None:
     """Unchanged heartbeats are answered from memory and their times written in groups
-    (collector/heartbeats.py): the watchdog still sees the host and its checks alive,
+    (collector/ingest/heartbeats.py): the watchdog still sees the host and its checks alive,
     a host it marked unreachable is marked back by its next heartbeat, and a change
     is reconciled at once."""
     w = api.world

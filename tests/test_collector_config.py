@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.cli import main as cli
+from patrol.cli import main as cli
 
 TOKEN_A = "agent-token-0123456789abcdef"
 
@@ -75,8 +75,8 @@ def test_policy_and_maintenance_mistakes_are_reported_with_lines(tmp_path: Path,
 
 def test_config_windows_reach_the_store_and_api_windows_survive_a_restart(
         tmp_path: Path) -> None:
-    from collector.config import load_collector_config
-    from collector.service import CollectorService
+    from patrol.collector.config import load_collector_config
+    from patrol.collector.service import CollectorService
 
     path = tmp_path / "collector.yaml"
     path.write_text(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.collector_http import CollectorConnection
+from patrol.agent.collector_http import CollectorConnection
 from tests.certs import issue, make_ca
 
 TIMEOUT = (2.0, 5.0)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main as cli
-from agent.config import ConfigError, load_config, parse_listen
-from checks.config import Secret
+from patrol.agent.config import ConfigError, load_config, parse_listen
+from patrol.checks.config import Secret
+from patrol.cli import main as cli
 
 
 def write(tmp_path: Path, text: str, name: str = "agent.yaml") -> Path:
@@ -110,7 +110,7 @@ def test_every_problem_is_reported_at_once_with_file_line_and_advice(tmp_path: P
     ],
 )
 def test_single_mistakes(tmp_path: Path, snippet: str, expected: str) -> None:
-    from checks.registry import known_types
+    from patrol.checks.registry import known_types
 
     path = write(tmp_path, "checks:\n" + snippet)
     assert problems(path) == [expected.format(f=path, types=", ".join(known_types()))]

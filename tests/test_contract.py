@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from checks import registry
-from checks.base import CheckError, Measurement, MeasurementSpec, Result, Status
-from checks.config import CheckConfig
+from patrol.checks import registry
+from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, Status
+from patrol.checks.config import CheckConfig
 from tests.helpers import build
 
 TYPES = registry.known_types()
@@ -93,8 +93,8 @@ def test_importing_a_check_module_imports_no_driver(check_type: str) -> None:
 
 
 def test_importing_the_registry_imports_no_check() -> None:
-    code = "import sys, checks.registry; print(sorted(m for m in sys.modules " \
-           "if m.startswith('checks.') and m != 'checks.registry'))"
+    code = "import sys, patrol.checks.registry; print(sorted(m for m in sys.modules " \
+           "if m.startswith('patrol.checks.') and m != 'patrol.checks.registry'))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, check=True, timeout=60)
     assert done.stdout.strip() == "[]"
@@ -111,7 +111,7 @@ def test_missing_driver_is_reported_at_load_time_with_the_extra_to_install(
         registry.load("postgres")
     assert str(info.value) == ("type 'postgres' needs the Python module 'psycopg', which is "
                                "not installed; pip install 'patrol-inspect[postgres]'")
-    from agent.config import load_config
+    from patrol.agent.config import load_config
 
     path = tmp_path / "agent.yaml"
     path.write_text("checks:\n  - name: pg\n    type: postgres\n    dsn: postgresql://x\n"
@@ -234,14 +234,14 @@ def test_runs_against_a_real_target_and_emits_only_declared_measurements(
 def test_plugin_checks_from_the_entry_point_group_are_loaded(monkeypatch) -> None:
     from importlib.metadata import EntryPoint
 
-    fake = EntryPoint("zfs", "checks.cpu:CpuCheck", "patrol.checks")
+    fake = EntryPoint("zfs", "patrol.checks.cpu:CpuCheck", "patrol.checks")
     monkeypatch.setattr(registry, "entry_points", lambda group: [fake])
     assert "zfs" in registry.known_types()
-    assert registry.table()["zfs"] == "checks.cpu:CpuCheck"
+    assert registry.table()["zfs"] == "patrol.checks.cpu:CpuCheck"
     # Built-ins win over a plugin that reuses their name.
     clash = EntryPoint("cpu", "evil:Check", "patrol.checks")
     monkeypatch.setattr(registry, "entry_points", lambda group: [clash])
-    assert registry.table()["cpu"] == "checks.cpu:CpuCheck"
+    assert registry.table()["cpu"] == "patrol.checks.cpu:CpuCheck"
 
 
 def test_entry_points_are_scanned_once_until_refreshed(monkeypatch) -> None:
@@ -251,7 +251,7 @@ def test_entry_points_are_scanned_once_until_refreshed(monkeypatch) -> None:
 
     def scan(group: str) -> list[EntryPoint]:
         scans.append(group)
-        return [EntryPoint("zfs", "checks.cpu:CpuCheck", group)]
+        return [EntryPoint("zfs", "patrol.checks.cpu:CpuCheck", group)]
 
     monkeypatch.setattr(registry, "entry_points", scan)
     for _ in range(3):  # a config load resolves every check: one scan, not one per check
@@ -270,23 +270,24 @@ FLAG = re.compile(r"^1 (when|if) ")
 @pytest.mark.parametrize("check_type", TYPES)
 def test_flag_measurements_have_an_expectation_for_ticket_bodies(check_type: str) -> None:
     """A 0/1 measurement has no levels on the wire; without a sentence in
-    collector/expectations.py a ticket would show ``up | 0 | -``."""
-    from collector import expectations
+    collector/tickets/expectations.py a ticket would show ``up | 0 | -``."""
+    from patrol.collector.tickets import expectations
 
     for spec in registry.load(check_type).MEASUREMENTS:
         if FLAG.match(spec.description):
             assert expectations.expected(check_type, spec.name), (
-                f"say what healthy {check_type} {spec.name} is in collector/expectations.py")
+                f"say what healthy {check_type} {spec.name} is in "
+                "collector/tickets/expectations.py")
 
 
 @pytest.mark.parametrize("check_type", TYPES)
 def test_real_run_renders_a_body_with_levels_or_expectations(
         check_type: str, targets: dict[str, Any], request: pytest.FixtureRequest) -> None:
-    from agent.events import build_event
-    from agent.state import CheckInfo, CheckView, Transition
-    from collector.body import render_body, verify_command
-    from collector.correlate import decide
-    from collector.policy_config import PolicyConfig
+    from patrol.agent.events import build_event
+    from patrol.agent.state import CheckInfo, CheckView, Transition
+    from patrol.collector.policy.correlate import decide
+    from patrol.collector.policy.settings import PolicyConfig
+    from patrol.collector.tickets.body import render_body, verify_command
 
     check, ctx = build(check_type, name="probe", **_real_options(check_type, targets, request))
     try:

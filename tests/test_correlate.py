@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from collector.categories import category_for
-from collector.correlate import decide, priority_of
-from collector.grouping import (
+from patrol.collector.model import Priority, Ticket, TicketStatus
+from patrol.collector.policy.categories import category_for
+from patrol.collector.policy.correlate import decide, priority_of
+from patrol.collector.policy.grouping import (
     AddMember,
     CreateGroup,
     JoinGroup,
@@ -21,7 +22,7 @@ from collector.grouping import (
     plan_member_back,
     plan_regrade,
 )
-from collector.lifecycle import (
+from patrol.collector.policy.lifecycle import (
     CancelRecovery,
     ChangeSeverity,
     Close,
@@ -34,9 +35,8 @@ from collector.lifecycle import (
     StateChanges,
     Suppress,
 )
-from collector.model import Priority, Ticket, TicketStatus
-from collector.policy_config import LifecycleConfig, PolicyConfig
-from collector.wire import AgentRef, Event, MeasurementValue
+from patrol.collector.policy.settings import LifecycleConfig, PolicyConfig
+from patrol.contract.wire import AgentRef, Event, MeasurementValue
 
 P1, P2, P3, P4 = Priority.P1, Priority.P2, Priority.P3, Priority.P4
 T0 = 1698400800.0  # 2023-10-27T10:00:00Z, when the ticket was opened

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agent import starter_config, units
-from agent.cli import main
-from agent.config import load_config
-from collector.config import load_collector_config
+from patrol import install_units as units
+from patrol import starter_config
+from patrol.agent.config import load_config
+from patrol.cli import main
+from patrol.collector.config import load_collector_config
 from tests.conftest import require_command
 
 SYSTEMD_DIR = Path(__file__).resolve().parent.parent / "deploy" / "systemd"

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from agent.diagnostics import capture
-from agent.diagnostics.budget import fit, json_size
-from checks.base import Result, Status
-from checks.config import Secret
+from patrol.agent.diagnostics import capture
+from patrol.agent.diagnostics.budget import fit, json_size
+from patrol.checks.base import Result, Status
+from patrol.checks.config import Secret
 
 RESULT = Result(Status.CRITICAL, "something broke on testhost")
 

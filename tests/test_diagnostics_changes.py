@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.diagnostics.changes import recent_changes, recent_files
+from patrol.agent.diagnostics.changes import recent_changes, recent_files
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC).timestamp()
 HOUR = 3600.0

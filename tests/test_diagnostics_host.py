@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from agent.diagnostics.host import HostFactsCache, host_facts, os_pretty_name
+from patrol.agent.diagnostics.host import HostFactsCache, host_facts, os_pretty_name
 
 BOOT = 1_795_000_000.0  # 2026-11-18T11:06:40Z
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agent.diagnostics.processes import snapshot, top_processes
+from patrol.agent.diagnostics.processes import snapshot, top_processes
 
 START = 1_795_000_000.0  # 2026-11-18T11:06:40Z
 GIB = 1024**3

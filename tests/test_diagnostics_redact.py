@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from agent.diagnostics.redact import MASK, is_secret_name, redact, redact_text
-from checks.config import Secret
+from patrol.agent.diagnostics.redact import MASK, is_secret_name, redact, redact_text
+from patrol.checks.config import Secret
 
 TEXT_CASES = [
     # URLs and DSNs
@@ -206,7 +206,7 @@ def test_long_pathological_text_is_redacted_in_linear_time(text: str) -> None:
 
 
 def test_query_parameters_of_the_default_list_and_configured_names_are_masked() -> None:
-    from agent.diagnostics.redact import Policy
+    from patrol.agent.diagnostics.redact import Policy
 
     policy = Policy.build(names=["X-Tenant-Seal", "pin"])
     text = ("GET https://h/x?key=k1&sig=s2&signature=s3&page=2&pin=p4 "
@@ -223,7 +223,7 @@ def test_log_records_pass_through_the_policy() -> None:
     import io
     import logging
 
-    from agent.diagnostics.redact import Policy, install_log_redaction
+    from patrol.agent.diagnostics.redact import Policy, install_log_redaction
 
     logger = logging.getLogger("patrol.test.redact")
     written_to = io.StringIO()

@@ -16,19 +16,19 @@ from typing import Any, ClassVar
 
 import pytest
 
-from collector.dispatch import Dispatcher, fingerprint
-from collector.engine import Engine
-from collector.routing import Route, RouteMatch, TicketingSettings, destinations
-from collector.dispatch_leases import LEASE
-from collector.wire import Event
-from tests.collector_fixtures import store_for
-from tests.test_wire import EVENT
-from ticketing_bridge.protocol import (
+from patrol.collector.dispatch.dispatcher import Dispatcher, fingerprint
+from patrol.collector.dispatch.leases import LEASE
+from patrol.collector.dispatch.routing import Route, RouteMatch, TicketingSettings, destinations
+from patrol.collector.engine import Engine
+from patrol.contract.wire import Event
+from patrol.ticketing_bridge.protocol import (
     ExternalRef,
     PermanentError,
     RemoteStatus,
     TemporaryError,
 )
+from tests.collector_fixtures import store_for
+from tests.test_wire import EVENT
 
 
 class Desk:
@@ -188,8 +188,9 @@ def test_permanent_errors_show_on_the_ticket_and_never_retry_alone(world) -> Non
     assert engine.dispatcher.run_once() == {}
     assert engine.dispatcher.backlog() == [
         {"helpdesk": "desk", "state": "failed", "count": 1, "oldest_age_seconds": 3600.0}]
-    from collector.metrics import build_registry
     from prometheus_client import generate_latest
+
+    from patrol.collector.metrics import build_registry
 
     text = generate_latest(build_registry(engine)).decode()
     assert 'patrol_collector_dispatch_backlog{helpdesk="desk",state="failed"} 1.0' in text
@@ -213,7 +214,7 @@ def test_actions_reach_the_helpdesk_in_order_even_when_the_open_is_retried(world
 
 def test_recovery_verified_resolves_and_a_rebreach_reopens_in_the_helpdesk(world) -> None:
     engine, desk, now = world
-    from collector.watchdog import Watchdog
+    from patrol.collector.watchdog.timers import Watchdog
 
     engine.ingest([breach()])
     drain(engine)
@@ -272,7 +273,7 @@ def test_closed_in_the_helpdesk_while_the_check_fails(world, policy, wont_fix, e
 
 
 def test_routes_pick_helpdesks_projects_and_assignees() -> None:
-    from collector.model import Priority, Ticket, TicketStatus
+    from patrol.collector.model import Priority, Ticket, TicketStatus
 
     def ticket(**changes: Any) -> Ticket:
         base = dict(dedup_key="db-01/pg", title="t", host="db-01", check="pg-conn",
@@ -297,7 +298,7 @@ def test_operator_actions_reach_the_helpdesk_on_every_store(world) -> None:
     """Issue 7: on PostgreSQL these answered 500 ("could not determine data type")."""
     from fastapi.testclient import TestClient
 
-    from collector.api import create_app
+    from patrol.collector.ingest.api import create_app
 
     engine, desk, _ = world
     client = TestClient(create_app(engine, ["agent-token"], ["operator-token"], 65536))
@@ -387,8 +388,9 @@ def test_a_stalled_replicas_row_is_taken_over_and_its_late_outcome_refused(world
     assert stalled.lease_counters == {("desk", "lost"): 1}
     assert survivor.lease_counters == {("desk", "taken_over"): 1}
     assert stalled.counters == {} and survivor.counters == {("desk", "delivered"): 1}
-    from collector.metrics import build_registry
     from prometheus_client import generate_latest
+
+    from patrol.collector.metrics import build_registry
 
     engine.dispatcher = stalled
     text = generate_latest(build_registry(engine)).decode()

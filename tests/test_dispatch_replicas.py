@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import requests
 
-from collector.dispatch_leases import LEASE
+from patrol.collector.dispatch.leases import LEASE
 from tests.procs import AGENT_TOKEN, OPERATOR_TOKEN, CollectorProcess, event_payload
 from tests.slow_helpdesk import SlowHelpdesk, serving
 

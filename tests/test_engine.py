@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from collector.model import Priority, TicketStatus
-from collector.policy_config import LifecycleConfig, PolicyConfig
-from collector.priority import iso_utc
-from collector.tickets import act
+from patrol.collector.model import Priority, TicketStatus
+from patrol.collector.policy.priority import iso_utc
+from patrol.collector.policy.settings import LifecycleConfig, PolicyConfig
+from patrol.collector.tickets.actions import act
 from tests.collector_fixtures import (
     DAY,
     HOUR,

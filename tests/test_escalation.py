@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.cli import main as cli
-from collector.api import create_app
-from collector.dispatch import Dispatcher
-from collector.model import Priority, TicketStatus
-from collector.policy_config import PolicyConfig
-from collector.routing import Route, TicketingSettings
-from collector.tickets import act
+from patrol.cli import main as cli
+from patrol.collector.dispatch.dispatcher import Dispatcher
+from patrol.collector.dispatch.routing import Route, TicketingSettings
+from patrol.collector.ingest.api import create_app
+from patrol.collector.model import Priority, TicketStatus
+from patrol.collector.policy.settings import PolicyConfig
+from patrol.collector.tickets.actions import act
+from patrol.ticketing_bridge.webhook import Webhook
 from tests.collector_fixtures import MINUTE, OPERATOR_TOKEN, World, event, store_for
 from tests.conftest import free_port
-from ticketing_bridge.webhook import Webhook
 
 TEMPLATE = {"action": "{action}", "number": "{number}", "priority": "{priority}",
             "text": "{text}"}

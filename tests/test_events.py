@@ -1,4 +1,4 @@
-"""Agent state -> collector.wire payloads, and the emitter that queues them."""
+"""Agent state -> patrol.contract.wire payloads, and the emitter that queues them."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.events import Emitter, build_event, build_heartbeat
-from agent.outbox import Outbox
-from agent.state import CheckInfo, CheckView, Transition
-from checks.base import Measurement, Result, Status
-from collector.wire import Event, EventBatch, Heartbeat
+from patrol.agent.events import Emitter, build_event, build_heartbeat
+from patrol.agent.outbox import Outbox
+from patrol.agent.state import CheckInfo, CheckView, Transition
+from patrol.checks.base import Measurement, Result, Status
+from patrol.contract.wire import Event, EventBatch, Heartbeat
 from tests.helpers import build
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

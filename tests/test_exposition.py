@@ -8,12 +8,12 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-import agent.version
-from agent.exposition import StateCollector, build_registry
-from agent.state import CheckInfo, StateTable
-from agent.version import AGENT_VERSION
-from checks.base import Measurement, Result, Status
-from checks.config import Sustain
+import patrol.agent.version
+from patrol.agent.exposition import StateCollector, build_registry
+from patrol.agent.state import CheckInfo, StateTable
+from patrol.agent.version import AGENT_VERSION
+from patrol.checks.base import Measurement, Result, Status
+from patrol.checks.config import Sustain
 from tests.conftest import require_command
 
 NOW = 1_700_000_000.5
@@ -211,10 +211,9 @@ def test_invalid_agent_label_names_are_refused() -> None:
 
 
 def test_version_falls_back_when_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The version comes from the package metadata (collector/wire.py, shared by agent
+    """The version comes from the package metadata (patrol/contract/wire.py, shared by agent
     and collector); a checkout that was never installed says so instead of crashing."""
-    import collector.wire as wire
-
+    import patrol.contract.wire as wire
     def missing(name: str) -> str:
         assert name == "patrol-inspect"
         raise wire.PackageNotFoundError(name)
@@ -223,7 +222,7 @@ def test_version_falls_back_when_not_installed(monkeypatch: pytest.MonkeyPatch) 
     assert wire._installed_version() == "0+unknown"
     monkeypatch.setattr(wire, "version", lambda name: "1.2.3")
     assert wire._installed_version() == "1.2.3"
-    assert agent.version.AGENT_VERSION == wire.PATROL_VERSION
+    assert patrol.agent.version.AGENT_VERSION == wire.PATROL_VERSION
 
 
 def big_table(checks: int = 20, measurements: int = 5) -> StateTable:

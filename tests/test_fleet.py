@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from collector.dispatch import Dispatcher
-from collector.model import Priority, TicketStatus
-from collector.policy_config import LifecycleConfig, PolicyConfig
-from collector.routing import Route, RouteMatch, TicketingSettings
+from patrol.collector.dispatch.dispatcher import Dispatcher
+from patrol.collector.dispatch.routing import Route, RouteMatch, TicketingSettings
+from patrol.collector.model import Priority, TicketStatus
+from patrol.collector.policy.settings import LifecycleConfig, PolicyConfig
 from tests.collector_fixtures import HOUR, MINUTE, World, event, store_for
 from tests.test_dispatch import Desk
 

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import requests
 
-from collector.dispatch import Dispatcher
-from collector.model import TicketStatus
-from collector.routing import Route, TicketingSettings
+from patrol.collector.dispatch.dispatcher import Dispatcher
+from patrol.collector.dispatch.routing import Route, TicketingSettings
+from patrol.collector.model import TicketStatus
+from patrol.ticketing_bridge.redmine import Redmine
 from tests.collector_fixtures import MINUTE, Clock, World, event, store_for
-from ticketing_bridge.redmine import Redmine
 
 pytest.register_assert_rewrite("tests.helpdesk_servers")
 from tests.helpdesk_servers import HelpdeskServer  # noqa: E402

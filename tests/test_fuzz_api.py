@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from collector.api import create_app
+from patrol.collector.ingest.api import create_app
 from tests.collector_fixtures import AGENT_TOKEN, OPERATOR_TOKEN, World, store_for
 
 EXAMPLES = int(os.environ.get("PATROL_FUZZ_EXAMPLES", "50"))

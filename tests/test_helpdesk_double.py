@@ -15,9 +15,9 @@ import pytest
 import requests
 import yaml
 
+from patrol.ticketing_bridge.protocol import Destination, PermanentError, TemporaryError, TicketView
+from patrol.ticketing_bridge.webhook import Webhook
 from tests.helpdesk_double_process import HelpdeskDouble
-from ticketing_bridge.protocol import Destination, PermanentError, TemporaryError, TicketView
-from ticketing_bridge.webhook import Webhook
 
 pytestmark = pytest.mark.slow
 

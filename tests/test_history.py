@@ -9,13 +9,13 @@ import tracemalloc
 
 import pytest
 
-from agent.events import Emitter
-from agent.history import POINTS, MeasurementHistory
-from agent.outbox import Outbox
-from agent.state import CheckInfo, CheckView, Transition
-from checks.base import Measurement, Result, Status
-from collector.store.history import DAY, HOUR
-from collector.wire import Event, MeasurementSeries, MeasurementValue
+from patrol.agent.events import Emitter
+from patrol.agent.history import POINTS, MeasurementHistory
+from patrol.agent.outbox import Outbox
+from patrol.agent.state import CheckInfo, CheckView, Transition
+from patrol.checks.base import Measurement, Result, Status
+from patrol.collector.store.history import DAY, HOUR
+from patrol.contract.wire import Event, MeasurementSeries, MeasurementValue
 from tests.collector_fixtures import T0, event, heartbeat, snapshot
 from tests.helpers import build
 

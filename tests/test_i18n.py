@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from collector import i18n
-from collector.config import ConfigError, load_collector_config
-from collector.reports import html
-from collector.reports.make import daily_report, retro_report
+from patrol.collector import i18n
+from patrol.collector.config import ConfigError, load_collector_config
+from patrol.collector.reports import html
+from patrol.collector.reports.make import daily_report, retro_report
 from tests.collector_fixtures import T0, event
 
 pytest_plugins = ["tests.store_worlds"]
-TEMPLATES = Path(i18n.__file__).parent / "templates"
+TEMPLATES = Path(i18n.__file__).parent / "web" / "templates"
 
 
 def test_the_daily_report_in_chinese_has_chinese_headings_and_dates(any_world):

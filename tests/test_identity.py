@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.api import create_app
-from collector.identity import digest
+from patrol.collector.access.identity import digest
+from patrol.collector.ingest.api import create_app
 from tests.collector_fixtures import (
     AGENT_TOKEN,
     OPERATOR_TOKEN,

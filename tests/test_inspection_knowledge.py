@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from collector.categories import category_for
-from collector.knowledge import GENERIC, first_actions
+from patrol.collector.policy.categories import category_for
+from patrol.collector.tickets.knowledge import GENERIC, first_actions
 
 CATEGORIES = {
     "net_interface": "network", "dns": "network", "clock": "configuration",
@@ -17,7 +17,7 @@ CATEGORIES = {
 
 @pytest.mark.parametrize(("check_type", "category"), sorted(CATEGORIES.items()))
 def test_new_types_have_first_actions_and_a_category(check_type: str, category: str) -> None:
-    from checks import registry
+    from patrol.checks import registry
 
     assert check_type in registry.known_types()
     actions = first_actions(check_type)

@@ -17,7 +17,7 @@ NEW_IN_AGENT_PROFILE = ["file-descriptors", "zombies", "kernel-log", "network-li
 
 
 def _patrol(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent.cli", *argv], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "patrol.cli", *argv], capture_output=True,
                           text=True, cwd=ROOT, timeout=300, check=False)
 
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.events import metrics_address
-from agent.version import AGENT_VERSION
-from collector.api import create_app
-from collector.wire import AgentRef
+from patrol.agent.events import metrics_address
+from patrol.agent.version import AGENT_VERSION
+from patrol.collector.ingest.api import create_app
+from patrol.contract.wire import AgentRef
 from tests.collector_fixtures import (
     AGENT_TOKEN,
     OPERATOR_TOKEN,

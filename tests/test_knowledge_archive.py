@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from collector import helpdesk_sync
-from collector.knowledge import load_operator_knowledge
-from collector.routing import TicketingSettings
-from collector.tickets import act
-from collector.yamlsource import ConfigError
-from ticketing_bridge.protocol import RemoteStatus
+from patrol.collector.dispatch import helpdesk_sync
+from patrol.collector.dispatch.routing import TicketingSettings
+from patrol.collector.tickets.actions import act
+from patrol.collector.tickets.knowledge import load_operator_knowledge
+from patrol.contract.yamlsource import ConfigError
+from patrol.ticketing_bridge.protocol import RemoteStatus
 from tests.collector_fixtures import MINUTE, T0, event
 from tests.websetup import OPERATOR_TOKEN, make_app
 
@@ -98,7 +98,7 @@ def test_mistakes_in_the_operators_knowledge_file_are_named_with_file_and_line(t
 
 
 def test_the_collector_config_checks_the_knowledge_file_at_start(tmp_path):
-    from collector.config import load_collector_config
+    from patrol.collector.config import load_collector_config
 
     (tmp_path / "knowledge.yaml").write_text("first_actions:\n  disk: soon\n")
     config = tmp_path / "collector.yaml"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from ticketing_bridge.protocol import Destination
-from ticketing_bridge.redmine import Redmine
-from ticketing_bridge.rt import RequestTracker
+from patrol.ticketing_bridge.protocol import Destination
+from patrol.ticketing_bridge.redmine import Redmine
+from patrol.ticketing_bridge.rt import RequestTracker
 
 pytest.register_assert_rewrite("tests.helpdesk_servers")
 from tests.helpdesk_servers import HelpdeskServer, ticket_view  # noqa: E402

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from collector.leader import AlwaysLeader, PostgresLeadership, leadership_for
+from patrol.collector.watchdog.leader import AlwaysLeader, PostgresLeadership, leadership_for
 
 
 def test_one_holder_per_schema_and_the_lead_frees_when_the_session_ends(

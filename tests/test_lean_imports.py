@@ -25,10 +25,10 @@ def heavy_modules_after(code: str) -> str:
 def test_the_default_agent_profile_imports_no_heavy_optional_library() -> None:
     code = (
         "import sys\n"
-        "import agent.cli as cli\n"
+        "import patrol.cli as cli\n"
         "cli._parser()\n"
-        "from agent.agent import Agent\n"
-        "from agent.config import load_config\n"
+        "from patrol.agent.agent import Agent\n"
+        "from patrol.agent.config import load_config\n"
         "Agent('configs/agent.yaml', load_config('configs/agent.yaml'))\n"
     )
     assert heavy_modules_after(code) == "[]"
@@ -39,9 +39,9 @@ def test_delivering_to_a_collector_loads_no_http_library() -> None:
     ~4 MiB PSS and ~35 ms of start-up to every agent that has a collector."""
     code = (
         "import sys\n"
-        "from agent.outbox import Outbox\n"
-        "from agent.pusher import Pusher, Target\n"
-        "from agent.events import Emitter\n"
+        "from patrol.agent.outbox import Outbox\n"
+        "from patrol.agent.pusher import Pusher, Target\n"
+        "from patrol.agent.events import Emitter\n"
         "import tempfile\n"
         "d = tempfile.mkdtemp()\n"
         "outbox = Outbox(d, ['https://collector.example:9732'])\n"
@@ -64,8 +64,8 @@ def test_the_agent_schedules_without_apscheduler_asyncio_or_multiprocessing(tmp_
     shipped.write_text(yaml.safe_dump(profile))
     code = (
         "import sys\n"
-        "from agent.agent import Agent\n"
-        "from agent.config import load_config\n"
+        "from patrol.agent.agent import Agent\n"
+        "from patrol.agent.config import load_config\n"
         "for path in sys.argv[1:]:\n"
         "    agent = Agent(path, load_config(path))\n"
         "    agent.start(serve=False)\n"

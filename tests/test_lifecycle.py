@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from collector.correlate import decide
-from collector.lifecycle import (
+from patrol.collector.model import Priority, Ticket, TicketStatus
+from patrol.collector.policy.correlate import decide
+from patrol.collector.policy.lifecycle import (
     Action,
     CancelRecovery,
     ChangeSeverity,
@@ -26,9 +27,8 @@ from collector.lifecycle import (
     stale_checks,
     tick,
 )
-from collector.model import Priority, Ticket, TicketStatus
-from collector.policy_config import PolicyConfig
-from collector.wire import AgentRef, Event
+from patrol.collector.policy.settings import PolicyConfig
+from patrol.contract.wire import AgentRef, Event
 
 T0 = 1698400800.0  # 2023-10-27T10:00:00Z
 NOW = T0 + 10000.0

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from collector.maintenance import MaintenanceWindow, active_windows, ended_since
+from patrol.collector.policy.maintenance import MaintenanceWindow, active_windows, ended_since
 
 
 def _at(text: str) -> float:

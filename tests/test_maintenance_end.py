@@ -10,9 +10,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from collector.alertmanager import example_payload
-from collector.api import create_app
-from collector.model import TicketStatus
+from patrol.collector.ingest.alertmanager import example_payload
+from patrol.collector.ingest.api import create_app
+from patrol.collector.model import TicketStatus
 from tests.collector_fixtures import (
     AGENT_TOKEN,
     MINUTE,

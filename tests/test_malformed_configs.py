@@ -39,7 +39,7 @@ ENV = {k: v for k, v in os.environ.items() if k != "PATROL_CORPUS_UNSET_TOKEN"}
 
 
 def _patrol(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent.cli", *argv], cwd=ROOT, env=ENV,
+    return subprocess.run([sys.executable, "-m", "patrol.cli", *argv], cwd=ROOT, env=ENV,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from agent.identity import agent_id
-from agent.outbox import Outbox
+from patrol.agent.identity import agent_id
+from patrol.agent.outbox import Outbox
 
 A, B = "https://a.example:8443", "https://b.example:8443"
 

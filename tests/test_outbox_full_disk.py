@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import Outbox
+from patrol.agent.outbox import Outbox
 from tests.small_disk import SmallDisk, small_disk
 from tests.test_outbox import A, Clock
 

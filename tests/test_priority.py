@@ -5,19 +5,19 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from collector.model import Priority, Ticket, TicketStatus
-from collector.policy_config import PolicyConfig, PriorityConfig, SlaConfig, parse_duration
-from collector.priority import (
+from patrol.collector.model import Priority, Ticket, TicketStatus
+from patrol.collector.policy.priority import (
     Decision,
     Escalation,
     approx,
-    projected_full,
     prioritize,
+    projected_full,
     sla,
     sla_watch,
     time_until_full,
 )
-from collector.wire import MeasurementValue
+from patrol.collector.policy.settings import PolicyConfig, PriorityConfig, SlaConfig, parse_duration
+from patrol.contract.wire import MeasurementValue
 
 P1, P2, P3, P4 = Priority.P1, Priority.P2, Priority.P3, Priority.P4
 T0 = 1698400800.0  # 2023-10-27T10:00:00Z

@@ -1,6 +1,6 @@
 """The pusher against a real HTTP collector stand-in on 127.0.0.1.
 
-The stand-in validates every payload with ``collector.wire``, is idempotent on
+The stand-in validates every payload with ``patrol.contract.wire``, is idempotent on
 ``event_id`` like the real collector, and can be told to answer 503, 429 with
 ``Retry-After``, 401, or to be down (port closed).
 """
@@ -27,15 +27,15 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
-from agent.delivery_metrics import DeliveryCollector
-from agent.events import Emitter
-from agent.identity import agent_id
-from agent.outbox import Outbox
-from agent.pusher import Pusher, Target, retry_after_seconds
-from agent.state import CheckInfo, CheckView, StateTable, Transition
-from checks.base import Result, Status
-from checks.config import Sustain
-from collector.wire import EventBatch, Heartbeat
+from patrol.agent.delivery_metrics import DeliveryCollector
+from patrol.agent.events import Emitter
+from patrol.agent.identity import agent_id
+from patrol.agent.outbox import Outbox
+from patrol.agent.pusher import Pusher, Target, retry_after_seconds
+from patrol.agent.state import CheckInfo, CheckView, StateTable, Transition
+from patrol.checks.base import Result, Status
+from patrol.checks.config import Sustain
+from patrol.contract.wire import EventBatch, Heartbeat
 from tests.certs import ServerCert, issue, make_ca
 from tests.conftest import free_port
 
@@ -314,9 +314,9 @@ def test_heartbeats_coalesce_while_the_collector_is_down(collector, make):
     time.sleep(0.2)
     assert outbox.counts()[("heartbeat", "pending")] == 1
     collector.up()
-    assert collector.wait(lambda: collector.heartbeats)
+    assert collector.wait(lambda: collector.ingest.heartbeats)
     time.sleep(0.3)
-    assert [h.checks[0].summary for h in collector.heartbeats] == ["run 19"]
+    assert [h.checks[0].summary for h in collector.ingest.heartbeats] == ["run 19"]
 
 
 @pytest.mark.slow
@@ -331,8 +331,8 @@ def test_heartbeat_carries_the_table_every_interval(collector, make):
         heartbeat=lambda: holder["emitter"].heartbeat(table.snapshot(), 0.2))
     holder["emitter"] = emitter
     pusher.start()
-    assert collector.wait(lambda: len(collector.heartbeats) >= 3, timeout=2)
-    beat = collector.heartbeats[-1]
+    assert collector.wait(lambda: len(collector.ingest.heartbeats) >= 3, timeout=2)
+    beat = collector.ingest.heartbeats[-1]
     assert [(c.check, c.status) for c in beat.checks] == [("disk", "OK"), ("cpu", "CRITICAL")]
     assert beat.source == "web-01" and beat.interval_seconds == 0.2
     times = [t for t, path, _ in collector.requests if path == "/api/v1/heartbeats"]
@@ -380,12 +380,12 @@ def test_stop_gives_up_on_a_hung_collector_within_two_seconds(make):
 _KILLED_AGENT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from agent.events import Emitter
-    from agent.identity import agent_id
-    from agent.outbox import Outbox
-    from agent.pusher import Pusher, Target
-    from agent.state import CheckInfo, CheckView, Transition
-    from checks.base import Result, Status
+    from patrol.agent.events import Emitter
+    from patrol.agent.identity import agent_id
+    from patrol.agent.outbox import Outbox
+    from patrol.agent.pusher import Pusher, Target
+    from patrol.agent.state import CheckInfo, CheckView, Transition
+    from patrol.checks.base import Result, Status
 
     state, url = Path(sys.argv[1]), sys.argv[2]
     outbox = Outbox(state, [url])

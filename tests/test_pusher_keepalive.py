@@ -11,8 +11,8 @@ from collections import Counter
 
 import pytest
 
-from agent.outbox import Outbox
-from agent.pusher import IDLE_SECONDS, Pusher, Target
+from patrol.agent.outbox import Outbox
+from patrol.agent.pusher import IDLE_SECONDS, Pusher, Target
 from tests.procs import AGENT_TOKEN, CollectorProcess, event_payload
 from tests.test_faults import recorded_events
 

@@ -67,9 +67,15 @@ def test_installed_wheel_runs_check_and_validate_outside_the_checkout(
 
     # The code that ran is the installed copy, not the checkout.
     where = subprocess.run([str(bin_dir / "python"), "-c",
-                            "import agent, collector; print(agent.__file__, collector.__file__)"],
+                            "import patrol.agent, patrol.collector; "
+                            "print(patrol.agent.__file__, patrol.collector.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path, env=clean_env())
     assert str(ROOT) not in where.stdout and "site-packages" in where.stdout
+    # Nothing generic lands at the top of site-packages: everything is under patrol.
+    for generic in ("agent", "checks", "collector", "ticketing_bridge"):
+        found = subprocess.run([str(bin_dir / "python"), "-c", f"import {generic}"],
+                               capture_output=True, text=True, cwd=tmp_path, env=clean_env())
+        assert found.returncode != 0 and "ModuleNotFoundError" in found.stderr, generic
 
 
 def test_wheel_ships_templates_schemas_configs_and_units(
@@ -86,7 +92,10 @@ def test_wheel_ships_templates_schemas_configs_and_units(
     assert checked.returncode == 0, checked.stdout
     pages = subprocess.run(
         [str(bin_dir / "python"), "-c",
-         "from collector.web import templates; print(templates.get_template('fleet.html'))"],
+         "from patrol.collector.web.pages import templates; "
+         "from patrol.contract.publish_schema import SCHEMA_DIR; "
+         "assert (SCHEMA_DIR / 'event-v1.json').is_file(); "
+         "print(templates.get_template('fleet.html'))"],
         capture_output=True, text=True, cwd=tmp_path, env=clean_env())
     assert pages.returncode == 0 and "fleet.html" in pages.stdout, pages.stderr
 

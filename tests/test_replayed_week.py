@@ -38,15 +38,14 @@ import pytest
 import requests
 import yaml
 
-from checks.units import parse_duration
-from collector.dispatch import fingerprint
-from collector.model import TicketStatus
-from collector.store import open_store
-from collector.wire import CheckSnapshot
+from patrol.collector.dispatch.dispatcher import fingerprint
+from patrol.collector.model import TicketStatus
+from patrol.collector.store import open_store
+from patrol.contract.units import parse_duration
+from patrol.contract.wire import CheckSnapshot
 from tests.collector_fixtures import HOUR, MINUTE, T0, at, event, event_json, heartbeat, store_for
 from tests.helpdesk_double_process import HelpdeskDouble
 from tests.host_load import HostLoad
-from tests.test_maintenance_end import alert  # an Alertmanager webhook body
 from tests.procs import (
     ROOT,
     AgentProcess,
@@ -54,9 +53,10 @@ from tests.procs import (
     free_port,
     start_patrol_up,
 )
+from tests.test_maintenance_end import alert  # an Alertmanager webhook body
 from tests.test_restarts import HOST, restart, settled
-from tests.week_world import WeekWorld
 from tests.time_scale import scale_agent, scale_policy
+from tests.week_world import WeekWorld
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ ALL_STATUSES = ("new", "in_progress", "pending", "resolved", "closed")
 def shipped_up_configs(tmp_path: Path, factor: float) -> tuple[Path, Path]:
     """configs/agent.yaml and configs/collector.yaml as shipped, with free ports, state
     in ``tmp_path``, and every period divided by ``factor``. The heartbeat ``patrol up``
-    sends (15 s: agent/up.py) is scaled like everything else."""
+    sends (15 s: patrol/up.py) is scaled like everything else."""
     agent = yaml.safe_load((ROOT / "configs" / "agent.yaml").read_text())
     agent["agent"].update(listen=f"127.0.0.1:{free_port()}", state_dir=str(tmp_path / "state"),
                           heartbeat_interval="15s")
@@ -116,7 +116,7 @@ def explained_by_load(agent: dict[str, Any], load: HostLoad) -> set[str]:
 def test_patrol_up_on_an_idle_healthy_host_opens_no_ticket_in_a_simulated_hour(
         tmp_path: Path) -> None:
     agent_path, collector_path = shipped_up_configs(tmp_path, UP_FACTOR)
-    problems = subprocess.run([sys.executable, "-m", "agent.cli", "validate", str(agent_path),
+    problems = subprocess.run([sys.executable, "-m", "patrol.cli", "validate", str(agent_path),
                                str(collector_path)], cwd=ROOT, capture_output=True, text=True)
     assert problems.returncode == 0, problems.stdout + problems.stderr
     agent = yaml.safe_load(agent_path.read_text())
@@ -136,7 +136,7 @@ def test_patrol_up_on_an_idle_healthy_host_opens_no_ticket_in_a_simulated_hour(
             assert reported[check] and reported[check] > started, (check, reported)
 
         listing = subprocess.run(
-            [sys.executable, "-m", "agent.cli", "tickets", "list",
+            [sys.executable, "-m", "patrol.cli", "tickets", "list",
              *[f"--status={s}" for s in ALL_STATUSES]],
             cwd=tmp_path, capture_output=True, text=True,  # finds state/up.json there
             env={k: v for k, v in os.environ.items() if not k.startswith("PATROL_")})

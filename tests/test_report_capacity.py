@@ -8,9 +8,9 @@ from datetime import date
 
 import pytest
 
-from collector.reports import html
-from collector.reports.make import daily_report
-from collector.store.history import HOUR, Sample
+from patrol.collector.reports import html
+from patrol.collector.reports.make import daily_report
+from patrol.collector.store.history import HOUR, Sample
 from tests.collector_fixtures import T0
 
 pytest_plugins = ["tests.store_worlds"]

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from collector.policy_config import PolicyConfig, SlaConfig
-from collector.reports.make import daily_report, retro_report
-from collector.reports.source import tickets_since
-from collector.store import TicketStore
+from patrol.collector.policy.settings import PolicyConfig, SlaConfig
+from patrol.collector.reports.make import daily_report, retro_report
+from patrol.collector.reports.source import tickets_since
+from patrol.collector.store import TicketStore
 from tests.collector_fixtures import MINUTE, T0, World, event, store_for
 from tests.report_seed import NOW, Seeded, seeded_story
 

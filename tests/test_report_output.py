@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.reports import html
-from collector.reports.locate import NoStore, locate
-from collector.reports.make import daily_report, retro_report
+from patrol.collector.reports import html
+from patrol.collector.reports.locate import NoStore, locate
+from patrol.collector.reports.make import daily_report, retro_report
 from tests.collector_fixtures import World
 from tests.report_seed import NOW, Seeded, seed, seeded_story
 
@@ -188,7 +188,7 @@ def test_json_keys_are_a_stable_schema(seeded, kind, expected):
 
 
 def test_patrol_report_as_a_process_writes_json_and_html(tmp_path):
-    from collector.store import open_store
+    from patrol.collector.store import open_store
 
     url = f"sqlite:///{tmp_path}/patrol.db"
     store = open_store(url)
@@ -198,7 +198,7 @@ def test_patrol_report_as_a_process_writes_json_and_html(tmp_path):
         store.close()
     out = tmp_path / "retro.json"
     done = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "report", "retro", "--from", "2023-10-27",
+        [sys.executable, "-m", "patrol.cli", "report", "retro", "--from", "2023-10-27",
          "--to", "2023-10-27", "--format", "json", "--out", str(out), "--store", url],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
@@ -210,7 +210,7 @@ def test_patrol_report_as_a_process_writes_json_and_html(tmp_path):
     assert report["sla"]["total"]["respond"] == {"met": 4, "breached": 3, "pending": 0,
                                                  "compliance": pytest.approx(4 / 7)}
     done = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "report", "daily", "--date", "2023-10-27",
+        [sys.executable, "-m", "patrol.cli", "report", "daily", "--date", "2023-10-27",
          "--store", url], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("<!doctype html>")
@@ -219,7 +219,7 @@ def test_patrol_report_as_a_process_writes_json_and_html(tmp_path):
 
 def test_patrol_report_says_what_is_wrong(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "report", "retro", "--from", "2023-10-21"],
+        [sys.executable, "-m", "patrol.cli", "report", "retro", "--from", "2023-10-21"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 2
@@ -227,7 +227,7 @@ def test_patrol_report_says_what_is_wrong(tmp_path):
 
 
 def test_a_bad_date_is_named(tmp_path, capsys):
-    from agent.cli import main
+    from patrol.cli import main
 
     assert main(["report", "retro", "--from", "27/10/2023", "--store",
                  f"sqlite:///{tmp_path}/p.db"]) == 2

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from collector.reports import present
-from collector.reports.period import Period, parse_day
+from patrol.collector.reports import present
+from patrol.collector.reports.period import Period, parse_day
 
 
 @pytest.mark.parametrize(("seconds", "text"), [

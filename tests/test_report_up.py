@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def _report(cwd: Path, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", "agent.cli", "report", *args,
+    done = subprocess.run([sys.executable, "-m", "patrol.cli", "report", *args,
                            "--format", "json"], cwd=cwd, capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from collector.store import open_store
+from patrol.collector.store import open_store
 from tests.procs import AgentProcess, CollectorProcess, read_outbox
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,9 @@ import threading
 import time
 from typing import ClassVar
 
-from agent.runner import CheckRunner
-from checks.base import CheckError, MeasurementSpec, Result, RunContext, Status
-from checks.config import CheckConfig
+from patrol.agent.runner import CheckRunner
+from patrol.checks.base import CheckError, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig
 
 
 class Scripted:

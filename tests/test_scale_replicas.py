@@ -39,7 +39,8 @@ from tests.scale_workload import Workload
 
 pytestmark = pytest.mark.slow
 TAKEOVER = 30.0  # "a dead replica's work is taken over within seconds" (DESIGN.md)
-LEASE_TODAY = 120.0  # collector/dispatch.py LEASE: how long a dead replica's rows wait now
+# collector/dispatch/dispatcher.py LEASE: how long a dead replica's rows wait now
+LEASE_TODAY = 120.0
 
 
 @pytest.fixture(params=["postgresql-3-replicas", "sqlite-1-replica"])

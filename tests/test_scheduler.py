@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import scheduler as sched
-from agent.config import ConfigError, load_config
-from checks.config import CheckConfig
+from patrol.agent import scheduler as sched
+from patrol.agent.config import ConfigError, load_config
+from patrol.checks.config import CheckConfig
 
 
 def config(**options) -> CheckConfig:

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from agent.exposition import build_registry
-from agent.server import AgentServer, accepts_text, tls_context
-from agent.state import CheckInfo, StateTable
-from checks.base import Measurement, Result, Status
-from checks.config import Sustain
+from patrol.agent.exposition import build_registry
+from patrol.agent.server import AgentServer, accepts_text, tls_context
+from patrol.agent.state import CheckInfo, StateTable
+from patrol.checks.base import Measurement, Result, Status
+from patrol.checks.config import Sustain
 from tests.certs import issue, make_ca
 
 TOKEN = "s3cret-token-value"
@@ -270,7 +270,7 @@ def test_other_methods_are_405(running: Running, method: str) -> None:
 def test_requests_are_not_logged_noisily_and_never_with_the_token(
     running: Running, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="agent.server")
+    caplog.set_level(logging.DEBUG, logger="patrol.agent.server")
     requests.get(running.url + "/api/v1/status", headers=bearer(TOKEN), timeout=5)
     requests.get(running.url + "/api/v1/status", headers=bearer("guess"), timeout=5)
     assert "GET /api/v1/status 200" in caplog.text  # logged, at DEBUG

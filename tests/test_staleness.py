@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from collector.model import Priority, TicketStatus
-from collector.wire import CheckSnapshot
+from patrol.collector.model import Priority, TicketStatus
+from patrol.contract.wire import CheckSnapshot
 from tests.collector_fixtures import HOUR, MINUTE, T0, World, at, heartbeat
 
 pytest_plugins = ["tests.store_worlds"]  # any_world: SQLite and PostgreSQL

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.state import CheckInfo, CheckView, StateTable, advance
-from checks.base import Result, Status
-from checks.config import Sustain
+from patrol.agent.state import CheckInfo, CheckView, StateTable, advance
+from patrol.checks.base import Result, Status
+from patrol.checks.config import Sustain
 
 OK, WARN, CRIT, UNK = Status.OK, Status.WARNING, Status.CRITICAL, Status.UNKNOWN
 
@@ -46,7 +46,7 @@ def test_hard_state_follows_sustain(statuses, sustain, expected) -> None:
 
 def test_capture_only_when_leaving_ok_or_worsening() -> None:
     seq = replay([WARN, CRIT, WARN, OK], Sustain())
-    from agent.state import Transition
+    from patrol.agent.state import Transition
 
     captures = [Transition("c", *t).capture for _, t in seq if t]
     assert captures == [True, True, False, False]

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collector.model import Priority, Ticket, TicketStatus, TimelineEntry
-from collector.store import (
+from patrol.collector.model import Priority, Ticket, TicketStatus, TimelineEntry
+from patrol.collector.store import (
     ConcurrentUpdate,
     ConstraintViolation,
     DuplicateTicket,
@@ -23,7 +23,7 @@ from collector.store import (
     TicketStore,
     open_store,
 )
-from collector.store.migrations import LATEST
+from patrol.collector.store.migrations import LATEST
 
 T0 = datetime(2023, 10, 27, 9, 0, tzinfo=UTC).timestamp()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.store import TicketStore
+from patrol.collector.store import TicketStore
 from tests.collector_fixtures import T0, store_for
 from tests.test_store_contract import create, ticket
 

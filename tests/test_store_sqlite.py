@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.model import Priority, Ticket, TicketStatus
-from collector.store import StoreError, open_store, sqlite_path
-from collector.store.migrations import LATEST, MIGRATIONS
+from patrol.collector.model import Priority, Ticket, TicketStatus
+from patrol.collector.store import StoreError, open_store, sqlite_path
+from patrol.collector.store.migrations import LATEST, MIGRATIONS
 
 
 def _ticket() -> Ticket:

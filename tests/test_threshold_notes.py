@@ -7,10 +7,10 @@ from collections import namedtuple
 
 import pytest
 
-from checks.base import Measurement, MeasurementSpec, Status
-from checks.config import CheckConfig
-from checks.thresholds import Evaluator, Levels, limit_note, limit_text, problems
-from checks.units import format_limit, format_number, format_ratio
+from patrol.checks.base import Measurement, MeasurementSpec, Status
+from patrol.checks.config import CheckConfig
+from patrol.checks.thresholds import Evaluator, Levels, limit_note, limit_text, problems
+from patrol.contract.units import format_limit, format_number, format_ratio
 from tests.helpers import build
 
 GiB = 1024**3

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from checks.base import Measurement, MeasurementSpec, Status
-from checks.config import CheckConfig
-from checks.thresholds import Evaluator
+from patrol.checks.base import Measurement, MeasurementSpec, Status
+from patrol.checks.config import CheckConfig
+from patrol.checks.thresholds import Evaluator
 
 SPECS = (
     MeasurementSpec("used_ratio", "space used", True, 0.85, 0.95, primary=True),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.wire import MeasurementSeries, MeasurementValue
+from patrol.contract.wire import MeasurementSeries, MeasurementValue
 from tests import chromium
 from tests.collector_fixtures import HOUR, T0, World, event, heartbeat, snapshot, store_for
 from tests.conftest import require_command

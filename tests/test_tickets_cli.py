@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main as cli
-from collector.config import CollectorConfig, CollectorSettings
-from collector.service import CollectorService
-from collector.wire import Event
+from patrol.cli import main as cli
+from patrol.collector.config import CollectorConfig, CollectorSettings
+from patrol.collector.service import CollectorService
+from patrol.contract.wire import Event
 from tests.conftest import free_port
 from tests.test_wire import EVENT
 
@@ -107,7 +107,7 @@ def test_show_into_a_closed_pipe_ends_without_a_traceback(collector: CollectorSe
 
     number = collector.store.list_tickets()[0].number
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "tickets", "--url", collector.url, "--token",
+        [sys.executable, "-m", "patrol.cli", "tickets", "--url", collector.url, "--token",
          OPERATOR, "show", number], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # before the ticket arrives: every write then fails

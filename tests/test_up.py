@@ -90,7 +90,7 @@ policy:
     log = tmp_path / "up.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "up", "--config", str(tmp_path / "agent.yaml"),
+            [sys.executable, "-m", "patrol.cli", "up", "--config", str(tmp_path / "agent.yaml"),
              "--collector-config", str(tmp_path / "collector.yaml")],
             stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     try:

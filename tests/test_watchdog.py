@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.api import create_app
-from collector.model import TicketStatus
+from patrol.collector.ingest.api import create_app
+from patrol.collector.model import TicketStatus
 from tests.collector_fixtures import (
     AGENT_TOKEN,
     MINUTE,

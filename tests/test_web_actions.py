@@ -10,8 +10,8 @@ import warnings
 
 import pytest
 
-from collector.api import create_app
-from collector.model import TicketStatus
+from patrol.collector.ingest.api import create_app
+from patrol.collector.model import TicketStatus
 from tests.collector_fixtures import AGENT_TOKEN, OPERATOR_TOKEN, World, event, event_json
 
 with warnings.catch_warnings():

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from collector.api import create_app
-from collector.store import open_store
+from patrol.collector.ingest.api import create_app
+from patrol.collector.store import open_store
 from tests.cdp import Browser
 from tests.collector_fixtures import AGENT_TOKEN, OPERATOR_TOKEN, World, event, event_json
 from tests.served import served

@@ -10,11 +10,19 @@ from pathlib import Path
 import pytest
 from markupsafe import Markup
 
-from collector import web
+from patrol.collector.web import pages as web
+from patrol.contract.markup import to_html
 from tests.websetup import (
-    AGENT_TOKEN, HOUR, NOW, OPERATOR_TOKEN, XSS, Seeded, make_app, make_ticket, seed,
+    AGENT_TOKEN,
+    HOUR,
+    NOW,
+    OPERATOR_TOKEN,
+    XSS,
+    Seeded,
+    make_app,
+    make_ticket,
+    seed,
 )
-from ticketing_bridge.markup import to_html
 
 with warnings.catch_warnings():  # starlette nags about its httpx transport; not ours
     warnings.simplefilter("ignore")
@@ -102,7 +110,7 @@ def test_grid_and_list_refresh_every_30s_but_detail_does_not(client, seeded):
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_grid_with_no_hosts_says_so(request, tmp_path, backend):
-    from collector.store import open_store
+    from patrol.collector.store import open_store
 
     store = open_store(f"sqlite:///{tmp_path / 'empty.db'}" if backend == "sqlite"
                        else request.getfixturevalue("pg_schema_url"))
@@ -293,7 +301,7 @@ def test_body_filter_is_the_helpdesk_renderer_marked_safe_for_jinja():
 
 
 def test_unsafe_links_in_a_body_or_runbook_stay_text(client, seeded):
-    """One URL rule (ticketing_bridge.markdown_tree.safe_url) for body links and the
+    """One URL rule (patrol.contract.markdown_tree.safe_url) for body links and the
     runbook field: http(s) and mailto only; site paths and ``//host`` stay text too."""
     with seeded.store.transaction() as tx:
         ticket = tx.create_ticket(make_ticket(

@@ -1,12 +1,12 @@
-"""collector.webview: the words and colours the pages show, as pure functions."""
+"""collector.web.view: the words and colours the pages show, as pure functions."""
 
 from __future__ import annotations
 
 import pytest
 
-from collector.model import TicketStatus
-from collector.web import local_path
-from collector.webview import (
+from patrol.collector.model import TicketStatus
+from patrol.collector.web.pages import local_path
+from patrol.collector.web.view import (
     Clock,
     ago,
     build_grid,

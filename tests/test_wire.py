@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from collector.publish_schema import SCHEMA_DIR, rendered
-from collector.wire import SEVERITY_OF_STATUS, Event, Heartbeat, dedup_key
+from patrol.contract.publish_schema import SCHEMA_DIR, rendered
+from patrol.contract.wire import SEVERITY_OF_STATUS, Event, Heartbeat, dedup_key
 
 EVENT = {
     "event_id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
@@ -85,5 +85,6 @@ def test_pagerduty_projection_fields_and_severity_mapping() -> None:
 def test_published_schema_files_match_the_models() -> None:
     for name, text in rendered().items():
         path = SCHEMA_DIR / name
-        assert path.exists(), f"run python -m collector.publish_schema to publish {name}"
-        assert path.read_text() == text, f"{name} is stale: python -m collector.publish_schema"
+        assert path.exists(), f"run python -m patrol.contract.publish_schema to publish {name}"
+        assert path.read_text() == text, \
+            f"{name} is stale: python -m patrol.contract.publish_schema"

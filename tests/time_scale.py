@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from checks.units import parse_duration
+from patrol.contract.units import parse_duration
 
 # Keys whose value is a period between things happening, in the agent's config.
 AGENT_PERIODS = frozenset({"interval", "heartbeat_interval", "for", "lookback"})

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from collector import web
-from collector.auth import TokenBook
-from collector.body import render_body, verify_command
-from collector.model import Priority, Ticket, TicketStatus, TimelineEntry
-from collector.store import TicketStore, open_store
+from patrol.collector.access.auth import TokenBook
+from patrol.collector.model import Priority, Ticket, TicketStatus, TimelineEntry
+from patrol.collector.store import TicketStore, open_store
+from patrol.collector.tickets.body import render_body, verify_command
+from patrol.collector.web import pages as web
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 OPERATOR_TOKEN = "op-secret-token"
@@ -130,7 +130,7 @@ def login_link(base: str, store: TicketStore, path: str, now: float = NOW) -> st
     fresh browser reaches a page that needs a login."""
     from urllib.parse import urlencode
 
-    from collector.sessions import Sessions
+    from patrol.collector.access.sessions import Sessions
 
     code = Sessions(store).issue_login_code("operator", now)
     return f"{base}/login?{urlencode({'code': code, 'next': path})}"

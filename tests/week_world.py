@@ -17,16 +17,16 @@ from typing import Any
 import yaml
 from fastapi.testclient import TestClient
 
-from collector.api import create_app
-from collector.dispatch import Dispatcher, fingerprint
-from collector.engine import Engine
-from collector.policy_config import PolicyConfig
-from collector.routing import Route, TicketingSettings
-from collector.watchdog import Watchdog
-from collector.wire import Heartbeat
+from patrol.collector.dispatch.dispatcher import Dispatcher, fingerprint
+from patrol.collector.dispatch.routing import Route, TicketingSettings
+from patrol.collector.engine import Engine
+from patrol.collector.ingest.api import create_app
+from patrol.collector.policy.settings import PolicyConfig
+from patrol.collector.watchdog.timers import Watchdog
+from patrol.contract.wire import Heartbeat
+from patrol.ticketing_bridge.webhook import Webhook
 from tests.collector_fixtures import AGENT_TOKEN, OPERATOR_TOKEN, World
 from tests.helpdesk_double_process import GENERIC_TEMPLATE, HelpdeskDouble
-from ticketing_bridge.webhook import Webhook
 
 GROUP_HOLD = 10.0
 AGENT = {"Authorization": f"Bearer {AGENT_TOKEN}"}

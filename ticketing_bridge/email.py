@@ -36,20 +36,25 @@ import smtplib
 import ssl
 import time
 import uuid
-from html import escape
 from email.message import EmailMessage
 from email.utils import formatdate
+from html import escape
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
 import requests
 from pydantic import ConfigDict, Field, model_validator
 
-from ticketing_bridge.markup import to_html, to_text
-from ticketing_bridge.protocol import (
-    Destination, ExternalRef, PermanentError, RemoteStatus, TemporaryError, TicketView,
+from patrol.contract.markup import to_html, to_text
+from patrol.ticketing_bridge.protocol import (
+    Destination,
+    ExternalRef,
+    PermanentError,
+    RemoteStatus,
+    TemporaryError,
+    TicketView,
 )
-from ticketing_bridge.settings import AdapterSettings, Secret
+from patrol.ticketing_bridge.settings import AdapterSettings, Secret
 
 log = logging.getLogger("patrol.ticketing.email")
 

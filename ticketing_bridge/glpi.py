@@ -41,15 +41,15 @@ from typing import Any, ClassVar
 import requests
 from pydantic import Field
 
-from ticketing_bridge.http import HttpClient
-from ticketing_bridge.protocol import (
+from patrol.ticketing_bridge.http import HttpClient
+from patrol.ticketing_bridge.protocol import (
     Destination,
     ExternalRef,
     PermanentError,
     RemoteStatus,
     TicketView,
 )
-from ticketing_bridge.settings import AdapterSettings, Secret
+from patrol.ticketing_bridge.settings import AdapterSettings, Secret
 
 PRIORITIES = {"P1": {"urgency": 5, "impact": 5, "priority": 5},
               "P2": {"urgency": 4, "impact": 4, "priority": 4},
@@ -138,7 +138,7 @@ class Glpi:
 
     @staticmethod
     def _html(markdown: str) -> str:
-        from ticketing_bridge import markup
+        from patrol.contract import markup
         return markup.to_html(markdown)
 
     def _priority(self, view: TicketView) -> dict[str, int]:

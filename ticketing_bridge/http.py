@@ -28,8 +28,8 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
-from ticketing_bridge.protocol import PermanentError, TemporaryError
-from ticketing_bridge.settings import AdapterSettings
+from patrol.ticketing_bridge.protocol import PermanentError, TemporaryError
+from patrol.ticketing_bridge.settings import AdapterSettings
 
 # connect, read. The read timeout is long because the dispatcher keeps a slow call's
 # lease renewed: giving up early on a helpdesk that is slow but working would only

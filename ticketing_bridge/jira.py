@@ -43,15 +43,15 @@ from typing import Annotated, Any, ClassVar, Literal
 import requests
 from pydantic import BeforeValidator, Field, model_validator
 
-from ticketing_bridge.http import HttpClient
-from ticketing_bridge.protocol import (
+from patrol.ticketing_bridge.http import HttpClient
+from patrol.ticketing_bridge.protocol import (
     Destination,
     ExternalRef,
     PermanentError,
     RemoteStatus,
     TicketView,
 )
-from ticketing_bridge.settings import AdapterSettings, Secret
+from patrol.ticketing_bridge.settings import AdapterSettings, Secret
 
 PRIORITIES = {"P1": "Highest", "P2": "High", "P3": "Medium", "P4": "Low"}
 WONT_FIX = ("Won't Do", "Won't Fix", "Declined", "Duplicate", "Cannot Reproduce")
@@ -110,7 +110,7 @@ class Jira:
     # -- formatting -----------------------------------------------------------------------
 
     def _doc(self, markdown: str) -> Any:
-        from ticketing_bridge import markup
+        from patrol.contract import markup
         return markup.to_adf(markdown) if self.config.api_version == 3 \
             else markup.to_jira_wiki(markdown)
 

@@ -42,8 +42,8 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
-from ticketing_bridge.markup import to_text
-from ticketing_bridge.protocol import PermanentError, TemporaryError, TicketView
+from patrol.contract.markup import to_text
+from patrol.ticketing_bridge.protocol import PermanentError, TemporaryError, TicketView
 
 PD_SEVERITIES = ("critical", "error", "warning", "info")
 CHAT_LIMIT = 3000

@@ -38,9 +38,9 @@ from typing import Any, ClassVar
 import requests
 from pydantic import Field
 
-from ticketing_bridge import markup
-from ticketing_bridge.http import HttpClient
-from ticketing_bridge.protocol import (
+from patrol.contract import markup
+from patrol.ticketing_bridge.http import HttpClient
+from patrol.ticketing_bridge.protocol import (
     Attachment,
     Destination,
     ExternalRef,
@@ -49,7 +49,7 @@ from ticketing_bridge.protocol import (
     TicketView,
     is_patrol_note,
 )
-from ticketing_bridge.settings import AdapterSettings, Secret
+from patrol.ticketing_bridge.settings import AdapterSettings, Secret
 
 PRIORITIES = {"P1": "Immediate", "P2": "Urgent", "P3": "High", "P4": "Normal"}
 SUBJECT_MAX = 255

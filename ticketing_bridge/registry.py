@@ -8,15 +8,15 @@ from difflib import get_close_matches
 from importlib.metadata import entry_points
 
 BUILTINS: dict[str, str] = {
-    "redmine": "ticketing_bridge.redmine:Redmine",
-    "rt": "ticketing_bridge.rt:RequestTracker",
-    "jira": "ticketing_bridge.jira:Jira",
-    "servicenow": "ticketing_bridge.servicenow:ServiceNow",
-    "zendesk": "ticketing_bridge.zendesk:Zendesk",
-    "zammad": "ticketing_bridge.zammad:Zammad",
-    "glpi": "ticketing_bridge.glpi:Glpi",
-    "email": "ticketing_bridge.email:Email",
-    "webhook": "ticketing_bridge.webhook:Webhook",
+    "redmine": "patrol.ticketing_bridge.redmine:Redmine",
+    "rt": "patrol.ticketing_bridge.rt:RequestTracker",
+    "jira": "patrol.ticketing_bridge.jira:Jira",
+    "servicenow": "patrol.ticketing_bridge.servicenow:ServiceNow",
+    "zendesk": "patrol.ticketing_bridge.zendesk:Zendesk",
+    "zammad": "patrol.ticketing_bridge.zammad:Zammad",
+    "glpi": "patrol.ticketing_bridge.glpi:Glpi",
+    "email": "patrol.ticketing_bridge.email:Email",
+    "webhook": "patrol.ticketing_bridge.webhook:Webhook",
 }
 
 

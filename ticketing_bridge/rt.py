@@ -46,9 +46,9 @@ from urllib.parse import quote
 import requests
 from pydantic import Field, model_validator
 
-from ticketing_bridge import markup
-from ticketing_bridge.http import HttpClient, token_or_basic
-from ticketing_bridge.protocol import (
+from patrol.contract import markup
+from patrol.ticketing_bridge.http import HttpClient, token_or_basic
+from patrol.ticketing_bridge.protocol import (
     Attachment,
     Destination,
     ExternalRef,
@@ -57,7 +57,7 @@ from ticketing_bridge.protocol import (
     TicketView,
     is_patrol_note,
 )
-from ticketing_bridge.settings import AdapterSettings, Secret
+from patrol.ticketing_bridge.settings import AdapterSettings, Secret
 
 PRIORITIES = {"P1": 90, "P2": 70, "P3": 50, "P4": 30}
 NOBODY = "Nobody"

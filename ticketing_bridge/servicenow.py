@@ -42,15 +42,15 @@ from typing import Any, ClassVar
 import requests
 from pydantic import Field, model_validator
 
-from ticketing_bridge.http import HttpClient, token_or_basic
-from ticketing_bridge.protocol import (
+from patrol.ticketing_bridge.http import HttpClient, token_or_basic
+from patrol.ticketing_bridge.protocol import (
     Destination,
     ExternalRef,
     PermanentError,
     RemoteStatus,
     TicketView,
 )
-from ticketing_bridge.settings import AdapterSettings, Secret
+from patrol.ticketing_bridge.settings import AdapterSettings, Secret
 
 PRIORITIES = {"P1": {"impact": "1", "urgency": "1"}, "P2": {"impact": "1", "urgency": "2"},
               "P3": {"impact": "2", "urgency": "2"}, "P4": {"impact": "3", "urgency": "2"}}
@@ -122,7 +122,7 @@ class ServiceNow:
 
     @staticmethod
     def _text(markdown: str) -> str:
-        from ticketing_bridge import markup
+        from patrol.contract import markup
         return markup.to_text(markdown)
 
     # -- protocol -------------------------------------------------------------------------

@@ -46,13 +46,17 @@ from typing import Any, ClassVar, Literal
 import requests
 from pydantic import Field, model_validator
 
-from ticketing_bridge import presets
-from ticketing_bridge.http import HttpClient, idempotency_key
-from ticketing_bridge.markup import to_html, to_text
-from ticketing_bridge.protocol import (
-    Destination, ExternalRef, PermanentError, RemoteStatus, TicketView,
+from patrol.contract.markup import to_html, to_text
+from patrol.ticketing_bridge import presets
+from patrol.ticketing_bridge.http import HttpClient, idempotency_key
+from patrol.ticketing_bridge.protocol import (
+    Destination,
+    ExternalRef,
+    PermanentError,
+    RemoteStatus,
+    TicketView,
 )
-from ticketing_bridge.settings import PRIORITIES, AdapterSettings, Secret
+from patrol.ticketing_bridge.settings import PRIORITIES, AdapterSettings, Secret
 
 PLACEHOLDERS = ("action", "text", "helpdesk", "number", "fingerprint", "title", "body",
                 "body_text", "body_html", "priority", "severity", "status", "category",

@@ -37,15 +37,15 @@ from typing import Any, ClassVar
 import requests
 from pydantic import Field
 
-from ticketing_bridge.http import HttpClient
-from ticketing_bridge.protocol import (
+from patrol.ticketing_bridge.http import HttpClient
+from patrol.ticketing_bridge.protocol import (
     Destination,
     ExternalRef,
     PermanentError,
     RemoteStatus,
     TicketView,
 )
-from ticketing_bridge.settings import AdapterSettings, Secret
+from patrol.ticketing_bridge.settings import AdapterSettings, Secret
 
 PRIORITIES = {"P1": 3, "P2": 3, "P3": 2, "P4": 1}
 STATES = {"new": "open", "open": "acknowledged", "pending reminder": "acknowledged",
@@ -86,7 +86,7 @@ class Zammad:
                            f"{self.config.url.rstrip('/')}/#ticket/zoom/{ticket_id}")
 
     def _note(self, markdown: str, subject: str | None = None) -> dict[str, Any]:
-        from ticketing_bridge import markup
+        from patrol.contract import markup
         note: dict[str, Any] = {"body": markup.to_html(markdown), "type": "note",
                                 "internal": True, "content_type": "text/html"}
         if subject:

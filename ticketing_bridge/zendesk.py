@@ -42,15 +42,15 @@ from typing import Any, ClassVar
 import requests
 from pydantic import Field
 
-from ticketing_bridge.http import HttpClient, idempotency_key
-from ticketing_bridge.protocol import (
+from patrol.ticketing_bridge.http import HttpClient, idempotency_key
+from patrol.ticketing_bridge.protocol import (
     Destination,
     ExternalRef,
     PermanentError,
     RemoteStatus,
     TicketView,
 )
-from ticketing_bridge.settings import AdapterSettings, Secret
+from patrol.ticketing_bridge.settings import AdapterSettings, Secret
 
 PRIORITIES = {"P1": "urgent", "P2": "high", "P3": "normal", "P4": "low"}
 STATES = {"new": "open", "open": "open", "pending": "acknowledged", "hold": "acknowledged",
@@ -91,7 +91,7 @@ class Zendesk:
 
     @staticmethod
     def _note(markdown: str) -> dict[str, Any]:
-        from ticketing_bridge import markup
+        from patrol.contract import markup
         return {"html_body": markup.to_html(markdown), "public": False}
 
     def _group(self, dest: Destination) -> int | None:

@@ -29,11 +29,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from agent.diagnostics.budget import fit
-from agent.diagnostics.changes import recent_changes
-from agent.diagnostics.host import HostFactsCache, iso
-from agent.diagnostics.processes import top_processes
-from agent.diagnostics.redact import redact
+from patrol.agent.diagnostics.budget import fit
+from patrol.agent.diagnostics.changes import recent_changes
+from patrol.agent.diagnostics.host import HostFactsCache, iso
+from patrol.agent.diagnostics.processes import top_processes
+from patrol.agent.diagnostics.redact import redact
 
 Collector = Callable[[], Any]
 ALWAYS = ("host", "recent_changes")

@@ -33,7 +33,7 @@ from typing import Any
 
 import psutil
 
-from agent.diagnostics.host import iso
+from patrol.agent.diagnostics.host import iso
 
 Runner = Callable[[Sequence[str], float], str]
 """Runs an argv list with a timeout in seconds and returns stdout; raises on failure."""

@@ -25,7 +25,7 @@ _FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
 
 
 def _agent_version() -> str:
-    from agent.version import AGENT_VERSION
+    from patrol.agent.version import AGENT_VERSION
 
     return AGENT_VERSION
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from agent.diagnostics.host import iso
+from patrol.agent.diagnostics.host import iso
 
 CMDLINE_CHARS = 300
 _ATTRS = ["pid", "name", "username", "cpu_times", "memory_info", "cmdline", "create_time",

@@ -44,7 +44,7 @@ def add_arguments(sub: Any) -> None:
 def _days(args: Any, now: float) -> tuple[date, date]:
     """The report's first and last day (the same for daily); ValueError for bad input,
     raised before any store is touched."""
-    from collector.reports.period import Period, day_of, parse_day
+    from patrol.collector.reports.period import Period, day_of, parse_day
 
     today = day_of(now)
     if args.report == "daily":
@@ -58,8 +58,8 @@ def _days(args: Any, now: float) -> tuple[date, date]:
 
 def _open(args: Any) -> tuple[Any, Any]:
     """The store to read and the source that named it."""
-    from collector.reports.locate import NoStore, locate
-    from collector.store import open_store, sqlite_path
+    from patrol.collector.reports.locate import NoStore, locate
+    from patrol.collector.store import open_store, sqlite_path
 
     source = locate(args.store, args.config)
     if not source.store.startswith(("postgresql://", "postgres://")):
@@ -70,7 +70,7 @@ def _open(args: Any) -> tuple[Any, Any]:
 
 
 def _build(args: Any, now: float) -> dict[str, Any]:
-    from collector.reports.make import daily_report, retro_report
+    from patrol.collector.reports.make import daily_report, retro_report
 
     first, last = _days(args, now)
     store, source = _open(args)
@@ -84,9 +84,9 @@ def _build(args: Any, now: float) -> dict[str, Any]:
 
 
 def main(args: Any, clock: Callable[[], float] = time.time) -> int:
-    from collector.config import ConfigError
-    from collector.reports.locate import NoStore
-    from collector.store.base import StoreError
+    from patrol.collector.config import ConfigError
+    from patrol.collector.reports.locate import NoStore
+    from patrol.collector.store.base import StoreError
 
     try:
         report = _build(args, clock())
@@ -97,7 +97,7 @@ def main(args: Any, clock: Callable[[], float] = time.time) -> int:
     except (NoStore, StoreError, ValueError) as exc:
         print(f"patrol: {exc}", file=sys.stderr)
         return 2
-    from collector.reports import html
+    from patrol.collector.reports import html
 
     if args.format == "json":
         text = html.to_json(report)

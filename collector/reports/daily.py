@@ -26,11 +26,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from collector.lifecycle import heartbeat_lost
-from collector.model import Priority
-from collector.policy_config import PolicyConfig
-from collector.reports.facts import TicketFacts
-from collector.reports.period import Period
+from patrol.collector.model import Priority
+from patrol.collector.policy.lifecycle import heartbeat_lost
+from patrol.collector.policy.settings import PolicyConfig
+from patrol.collector.reports.facts import TicketFacts
+from patrol.collector.reports.period import Period
 
 SCHEMA = 1
 TOP_RISKS = 10

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from collector.model import Ticket, TimelineEntry
+from patrol.collector.model import Ticket, TimelineEntry
 
 PATROL = "patrol"
 RESPONSE_KINDS = frozenset({"acknowledged", "resolved", "closed", "reopened"})

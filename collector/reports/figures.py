@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from collector.reports.facts import TicketFacts
+from patrol.collector.reports.facts import TicketFacts
 
 Key = Callable[[TicketFacts], str]
 

@@ -2,7 +2,7 @@
 no JavaScript, nothing fetched from anywhere, so the file can be mailed, archived or
 opened offline and looks the same everywhere.
 
-The templates (``collector/templates/report_*.html``) only lay out the report dict
+The templates (``collector/web/templates/report_*.html``) only lay out the report dict
 and the charts drawn here from it; every figure comes from :mod:`.retro` /
 :mod:`.daily`. Jinja2 autoescapes: titles and summaries come from agents.
 """
@@ -15,10 +15,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from collector.model import Priority
-from collector.reports import charts, present
+from patrol.collector.model import Priority
+from patrol.collector.reports import charts, present
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
 PRIORITIES = [p.value for p in Priority]
 
 
@@ -29,7 +29,7 @@ def _environment(language: str = "en") -> Any:
     form the web pages use."""
     import jinja2
 
-    from collector import i18n
+    from patrol.collector import i18n
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True,

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.policy_config import PolicyConfig
+from patrol.collector.policy.settings import PolicyConfig
 
 UP_FILE = Path("state") / "up.json"
 UP_DEFAULT_CONFIG = Path("configs") / "collector.yaml"
@@ -33,7 +33,7 @@ class Source:
 
 
 def _from_config(path: Path, found_by: str) -> Source:
-    from collector.config import load_collector_config
+    from patrol.collector.config import load_collector_config
 
     config = load_collector_config(path)
     return Source(config.collector.store, config.policy, found_by,

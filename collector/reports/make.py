@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from collector.policy_config import PolicyConfig
-from collector.reports import capacity, daily, retro
-from collector.reports.period import DAY_SECONDS, Period
-from collector.reports.source import tickets_since
-from collector.store.base import TicketReads
+from patrol.collector.policy.settings import PolicyConfig
+from patrol.collector.reports import capacity, daily, retro
+from patrol.collector.reports.period import DAY_SECONDS, Period
+from patrol.collector.reports.source import tickets_since
+from patrol.collector.store.base import TicketReads
 
 # A daily report lists the tickets resolved that day and those open at its end,
 # whenever they were opened; tickets opened longer ago than this before the day are

@@ -7,7 +7,7 @@ reads 2900.0.
 
 from __future__ import annotations
 
-from collector.priority import iso_utc
+from patrol.collector.policy.priority import iso_utc
 
 DASH = "–"
 METRICS = {  # trend metric -> (label, kind, whether a rise is good)

@@ -16,10 +16,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from collector.model import Priority
-from collector.reports import figures, sla
-from collector.reports.facts import TicketFacts
-from collector.reports.period import Period
+from patrol.collector.model import Priority
+from patrol.collector.reports import figures, sla
+from patrol.collector.reports.facts import TicketFacts
+from patrol.collector.reports.period import Period
 
 SCHEMA = 1
 TOP = 10

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from collector.model import Priority
-from collector.reports.facts import TicketFacts
+from patrol.collector.model import Priority
+from patrol.collector.reports.facts import TicketFacts
 
 Verdict = Literal["met", "breached", "pending"]
 DEADLINES = ("respond", "resolve")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from collector.model import Ticket, TicketStatus
-from collector.reports.facts import TicketFacts, facts_of
-from collector.store.base import TicketReads
+from patrol.collector.model import Ticket, TicketStatus
+from patrol.collector.reports.facts import TicketFacts, facts_of
+from patrol.collector.store.base import TicketReads
 
 PAGE = 500
 OPEN = [s.value for s in TicketStatus if s.is_open]

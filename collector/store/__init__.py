@@ -17,7 +17,7 @@ every commit, say so in the URL: ``postgresql://...?options=-csynchronous_commit
 
 from __future__ import annotations
 
-from collector.store.base import (
+from patrol.collector.store.base import (
     ConcurrentUpdate,
     ConstraintViolation,
     DuplicateTicket,
@@ -64,11 +64,11 @@ def open_store(url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> TicketStore:
     """
     store: TicketStore
     if url.startswith(("postgresql://", "postgres://")):
-        from collector.store.postgres import PostgresStore
+        from patrol.collector.store.postgres import PostgresStore
 
         store = PostgresStore(url, pool_size=pool_size)
     else:
-        from collector.store.sqlite import SqliteStore
+        from patrol.collector.store.sqlite import SqliteStore
 
         store = SqliteStore(sqlite_path(url))
     try:

@@ -31,7 +31,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from collector.model import Ticket, TimelineEntry
+from patrol.collector.model import Ticket, TimelineEntry
 
 
 class StoreError(Exception):

@@ -22,7 +22,7 @@ store):
 - A non-finite number inside JSON (diagnostics, thresholds, a stored measurement)
   becomes null: JSON has no other spelling for "no number". A non-finite plain float
   bound to a column becomes NULL too, because SQLite stores NaN as NULL anyway.
-  The API refuses a non-finite *measurement* value outright (see collector/api.py).
+  The API refuses a non-finite *measurement* value outright (see collector/ingest/api.py).
 
 Cost: the common clean value is checked, not rebuilt. A string is scanned only when it
 is not ASCII or holds a NUL; JSON is encoded first and walked only if its text shows a

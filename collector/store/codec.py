@@ -13,8 +13,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from collector.model import Priority, Ticket, TicketStatus, TimelineEntry
-from collector.store.clean import json_text
+from patrol.collector.model import Priority, Ticket, TicketStatus, TimelineEntry
+from patrol.collector.store.clean import json_text
 
 Dump = Callable[[Any], Any]
 Load = Callable[[Any], Any]

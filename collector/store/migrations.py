@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from collector.store.base import StoreError
-from collector.store.history import migration_sql as history_sql
+from patrol.collector.store.base import StoreError
+from patrol.collector.store.history import migration_sql as history_sql
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from collector.model import Ticket
-from collector.store import codec, migrations
-from collector.store.base import ConcurrentUpdate, ConstraintViolation, StoreError
-from collector.store.clean import clean_params, json_text
-from collector.store.sql import _INSERT, _JSON_AT_CREATE, SqlReads, SqlTransaction
+from patrol.collector.model import Ticket
+from patrol.collector.store import codec, migrations
+from patrol.collector.store.base import ConcurrentUpdate, ConstraintViolation, StoreError
+from patrol.collector.store.clean import clean_params, json_text
+from patrol.collector.store.sql import _INSERT, _JSON_AT_CREATE, SqlReads, SqlTransaction
 
 POOL_TIMEOUT = 30.0
 _MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(7283, 1)"  # two-int keyspace: no key clash

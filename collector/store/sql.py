@@ -17,13 +17,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from collector.model import Ticket, TicketStatus, TimelineEntry
-from collector.store import codec
-from collector.store.base import ConcurrentUpdate, ConstraintViolation, DuplicateTicket, StoreError
-from collector.store.clean import clean_text
-from collector.store.credentials import CredentialReads, CredentialWrites
-from collector.store.dispatch import DispatchReads, DispatchWrites
-from collector.store.history import HistoryReads, HistoryWrites
+from patrol.collector.model import Ticket, TicketStatus, TimelineEntry
+from patrol.collector.store import codec
+from patrol.collector.store.base import (
+    ConcurrentUpdate,
+    ConstraintViolation,
+    DuplicateTicket,
+    StoreError,
+)
+from patrol.collector.store.clean import clean_text
+from patrol.collector.store.credentials import CredentialReads, CredentialWrites
+from patrol.collector.store.dispatch import DispatchReads, DispatchWrites
+from patrol.collector.store.history import HistoryReads, HistoryWrites
 
 _OPEN = tuple(s.value for s in TicketStatus if s.is_open)
 _OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in _OPEN) + ")"
@@ -424,7 +429,7 @@ class SqlTransaction(SqlReads, DispatchWrites, CredentialWrites, HistoryWrites):
 
     def touch_hosts(self, beats: Sequence[tuple[float, str]],
                     runs: Sequence[tuple[Any, ...]]) -> list[str]:
-        """Heartbeats that changed nothing but times (collector/heartbeats.py): per host
+        """Heartbeats that changed nothing but times (collector/ingest/heartbeats.py): per host
         (last_heartbeat, host), per check (last_run, next_due, host, check). Returns
         the hosts marked unreachable meanwhile, whose next heartbeat must say so."""
         self._run_many("UPDATE hosts SET last_heartbeat = ? WHERE host = ?", beats)

@@ -28,10 +28,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from collector.store import codec, migrations
-from collector.store.base import ConstraintViolation, StoreError
-from collector.store.clean import clean_params
-from collector.store.sql import SqlReads, SqlTransaction
+from patrol.collector.store import codec, migrations
+from patrol.collector.store.base import ConstraintViolation, StoreError
+from patrol.collector.store.clean import clean_params
+from patrol.collector.store.sql import SqlReads, SqlTransaction
 
 BUSY_TIMEOUT_MS = 5000
 CHECKPOINT_INTERVAL = 2.0  # seconds between background WAL checkpoints

@@ -1,0 +1,272 @@
+"""The agents' ingest routes, ``POST /api/v1/events`` and ``POST /api/v1/heartbeats``:
+the only code that answers them, success and error alike, and what /openapi.json says
+about them (:func:`openapi_paths`).
+
+Why not FastAPI routes: these two requests are most of the collector's traffic, and
+through FastAPI each one builds a Request, solves the route's dependencies, validates the
+body through a TypeAdapter and encodes the answer with ``jsonable_encoder``: measured at
+about 0.5 ms of CPU per request, more than the engine's own work for a heartbeat. This
+ASGI middleware answers them itself with the same steps in a fixed order, each written
+once:
+
+1. authentication: :func:`collector.access.auth.require_principal` (401 without a valid token,
+   403 for an operator's), the same function every other route uses, and after parsing
+   :func:`collector.access.auth.require_host` (403 when a host-bound agent credential reports
+   another host);
+2. the body limit: :class:`collector.ingest.api.BodyLimit` sits outside this middleware, so an
+   oversized body is a 413 before it is read;
+3. a JSON media type (``application/json`` or ``application/*+json``), else 415;
+4. ``json.loads``, then the cleaning rule of :mod:`collector.store.clean` (NUL and lone
+   surrogates to U+FFFD, NaN to null) on a body whose bytes show something to clean;
+5. the wire models' ``model_validate``: a refusal is a 422 listing one
+   ``field.path: reason`` line per problem (:func:`problems`, shared with FastAPI's
+   handler for the other routes);
+6. the engine, in the threadpool: a store failure is a 503 with ``Retry-After``
+   (:func:`store_unavailable`), any other failure to process a valid payload a 422
+   (:func:`unprocessable`). The agent's outbox retries a 5xx forever, holding back
+   everything queued behind it, so only a failure that retrying can cure may be one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import HTTPException
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from patrol.collector.access.auth import AGENT, require_host, require_principal
+from patrol.collector.store import StoreError
+from patrol.collector.store.clean import clean_json, needs_cleaning
+from patrol.contract.wire import MAX_DEPTH, Event, EventBatch, Heartbeat
+
+log = logging.getLogger("patrol.collector.api")
+
+EVENTS = "/api/v1/events"
+HEARTBEATS = "/api/v1/heartbeats"
+RETRY_AFTER_SECONDS = 5
+INVALID = "invalid payload"
+
+
+class Unprocessable(Exception):
+    """A valid payload the collector failed to process, not because of the store."""
+
+
+class Refused(Exception):
+    """A request answered with ``status`` and ``body`` (a 4xx the client must fix)."""
+
+    def __init__(self, status: int, body: dict[str, Any],
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(body.get("error", ""))
+        self.status, self.body, self.headers = status, body, headers
+
+
+def process(work: Callable[[Any], Any], payload: Any) -> Any:
+    """``work(payload)``; a failure other than the store's becomes Unprocessable."""
+    try:
+        return work(payload)
+    except StoreError:
+        raise
+    except Exception as exc:
+        log.exception("could not process a payload; refusing it with 422 so that the "
+                      "agent moves on to the next one")
+        raise Unprocessable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def unprocessable(exc: Unprocessable) -> JSONResponse:
+    return JSONResponse({"error": "the collector could not process this payload",
+                         "problems": [str(exc)]}, status_code=422)
+
+
+def store_unavailable(exc: StoreError) -> JSONResponse:
+    """503 for a store failure: not the client's fault, and worth retrying (the store
+    may be restarting, failing over, or out of connections). The details go to the
+    log, not to the client: they may name tables and values."""
+    log.warning("ticket store failed, answering 503: %s", exc)
+    return JSONResponse({"error": "the ticket store is unavailable; retry later"},
+                        status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def problems(errors: list[Any]) -> list[str]:
+    """One ``field.path: reason`` line per validation error (pydantic's or FastAPI's)."""
+    lines = []
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        message = error.get("msg")
+        if error.get("type") == "float_type" and error.get("input", 0) is None:
+            message = "Input should be a finite number (null, NaN and Infinity are not)"
+        lines.append(f"{'.'.join(loc) or 'body'}: {message}")
+    return lines
+
+
+def parse_events(payload: dict[str, Any]) -> list[Event]:
+    """One event or ``{"events": [...]}``; raises pydantic's ValidationError."""
+    model = EventBatch if "events" in payload else Event
+    parsed = model.model_validate(payload)
+    return list(parsed.events) if isinstance(parsed, EventBatch) else [parsed]
+
+
+def json_media(value: bytes | None) -> bool:
+    """``application/json`` or a structured ``application/*+json`` type."""
+    if value is None:
+        return False
+    media = value.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+def parsed_body(body: bytes) -> dict[str, Any]:
+    """The JSON object in ``body``, cleaned; Refused (422) for anything else."""
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        raise Refused(400, {"error": "cannot parse the body: JSON nested deeper than the "
+                                     f"parser allows (the wire allows {MAX_DEPTH} levels)"}
+                      ) from None
+    except ValueError as exc:  # JSONDecodeError is a ValueError
+        raise Refused(422, {"error": INVALID, "problems": [f"body: not JSON ({exc})"]}
+                      ) from None
+    if not isinstance(payload, dict):
+        raise Refused(422, {"error": INVALID,
+                            "problems": ["body: Input should be a JSON object"]})
+    if needs_cleaning(body):
+        try:
+            payload = clean_json(payload)
+        except RecursionError:
+            raise Refused(422, {"error": INVALID, "problems": [
+                f"body: nested deeper than {MAX_DEPTH} levels; flatten it"]}) from None
+    return payload
+
+
+def _route_path(scope: Any) -> str:
+    """The request's path below the app's mount point (``--root-path`` behind a proxy:
+    Starlette keeps the prefix in ``path``)."""
+    path, root = scope.get("path") or "", scope.get("root_path") or ""
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+class IngestFastPath:
+    """ASGI middleware answering the ingest routes; ``engine`` is the
+    :class:`collector.engine.Engine`. Every other request goes to ``app``."""
+
+    def __init__(self, app: Any, engine: Any) -> None:
+        self.app = app
+        self.engine = engine
+        self.routes: dict[str, Callable[[dict[str, Any]], tuple[Callable[..., Any], Any]]] = {
+            EVENTS: lambda payload: (self._ingest, parse_events(payload)),
+            HEARTBEATS: lambda payload: (engine.heartbeat, Heartbeat.model_validate(payload)),
+        }
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        route = self.routes.get(_route_path(scope)) if scope["type"] == "http" and \
+            scope.get("method") == "POST" else None
+        if route is None:
+            return await self.app(scope, receive, send)
+        try:
+            principal = require_principal(Request(scope), AGENT)
+        except HTTPException as exc:
+            return await JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                                      headers=exc.headers)(scope, receive, send)
+        content_type = next((v for k, v in scope.get("headers") or () if k == b"content-type"),
+                            None)
+        body = await self._body(receive)
+        if body is None:
+            return None  # the client went away
+        try:
+            if not json_media(content_type):
+                raise Refused(415, {"error": "send the payload as application/json"})
+            try:
+                work, argument = route(parsed_body(body))
+            except ValidationError as exc:
+                raise Refused(422, {"error": INVALID, "problems": problems(exc.errors())}
+                              ) from None
+            # A credential bound to hosts may report only those (403 otherwise).
+            require_host(principal, [argument.source] if work == self.engine.heartbeat
+                         else [event.source for event in argument])
+            # A heartbeat that says nothing new is answered here, without the thread
+            # hand-off that cost more than its work (collector/ingest/heartbeats.py).
+            result = self.engine.heartbeat_unchanged(argument) \
+                if work == self.engine.heartbeat else None
+            if result is None:
+                result = await run_in_threadpool(process, work, argument)
+        except Refused as exc:
+            response = JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+        except HTTPException as exc:
+            response = JSONResponse({"error": exc.detail}, status_code=exc.status_code,
+                                    headers=exc.headers)
+        except StoreError as exc:
+            response = store_unavailable(exc)
+        except Unprocessable as exc:
+            response = unprocessable(exc)
+        else:
+            response = JSONResponse(result, status_code=202)
+        await response(scope, receive, send)
+        return None
+
+    @staticmethod
+    async def _body(receive: Any) -> bytes | None:
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _ingest(self, events: list[Event]) -> dict[str, Any]:
+        return {"results": [o.as_dict() for o in self.engine.ingest(events)]}
+
+
+def _error(description: str, example: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/IngestError"}, "example": example}}}
+
+
+INGEST_ERROR_SCHEMA = {
+    "type": "object", "required": ["error"], "title": "IngestError",
+    "properties": {"error": {"type": "string"},
+                   "problems": {"type": "array", "items": {"type": "string"}}},
+}
+RESPONSES = {
+    "401": _error("no valid bearer token", {"error": "a valid bearer token is required"}),
+    "403": _error("a token that is not an agent's", {
+        "error": "this needs an agent token; an operator token cannot do it"}),
+    "413": _error("a body over the collector's limit", {
+        "error": "payload of 2000000 bytes is over the 1048576-byte limit; send smaller "
+                 "batches"}),
+    "415": _error("not a JSON media type", {"error": "send the payload as application/json"}),
+    "422": _error("a payload the models refuse (one line per problem), or one the "
+                  "collector cannot process; retrying it cannot help",
+                  {"error": INVALID, "problems": ["events.1.severity: Input should be "
+                                                  "'critical', 'error', 'warning' or 'info'"]}),
+    "503": _error("the ticket store is unavailable; retry after Retry-After seconds",
+                  {"error": "the ticket store is unavailable; retry later"}),
+}
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The OpenAPI path items of the ingest routes, as this module serves them."""
+    def operation(summary: str, schema: dict[str, Any], answer: str) -> dict[str, Any]:
+        return {"post": {
+            "tags": ["ingest"], "summary": summary, "security": [{"bearer": []}],
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": schema}}},
+            "responses": {"202": {"description": answer, "content": {"application/json": {
+                "schema": {"type": "object"}}}}, **RESPONSES}}}
+
+    return {
+        EVENTS: operation(
+            "One event, or {\"events\": [...]}; a repeated event_id is a no-op",
+            {"oneOf": [{"$ref": "#/components/schemas/EventBatch"},
+                       {"$ref": "#/components/schemas/Event"}]},
+            "one result per event, in the order sent: event_id, outcome, ticket, note"),
+        HEARTBEATS: operation(
+            "The agent's full current state", {"$ref": "#/components/schemas/Heartbeat"},
+            "host, checks, and the events reconciled from the heartbeat"),
+    }

@@ -1,0 +1,32 @@
+"""Wire payloads -> the store's measurement history (rollup samples, breach series).
+
+Kept out of the engine so the engine gains two calls, not the rules: which values of a
+heartbeat are samples (each check's latest run, timed by its ``last_run``) and which
+series of a breach event are kept (those it carried, with the event's levels).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from patrol.collector.store.history import Sample
+from patrol.contract.wire import Event, Heartbeat
+
+
+def samples_of(beat: Heartbeat) -> list[Sample]:
+    """One sample per measurement of every check that has run; a check that has not
+    run yet (no ``last_run``) measured nothing."""
+    return [Sample(c.check, m.name, m.item, c.last_run.timestamp(), m.value)
+            for c in beat.checks if c.last_run is not None for m in c.measurements]
+
+
+def record_event_history(tx: Any, event: Event) -> None:
+    """Keep a breach event's series (and its values as rollup samples)."""
+    at = event.observed_at.timestamp()
+    if event.measurements:
+        tx.record_samples(event.source, [Sample(event.check, m.name, m.item, at, m.value)
+                                         for m in event.measurements])
+    if event.history and event.action == "trigger":
+        tx.record_breach_series(event.dedup_key, event.source, event.check, at,
+                                [(s.name, s.item, s.points) for s in event.history],
+                                event.thresholds)
