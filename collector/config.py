@@ -8,33 +8,29 @@ never close a ticket.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from patrol.collector.dispatch.routing import TicketingSettings
 from patrol.collector.policy.maintenance import MaintenanceWindow
 from patrol.collector.policy.settings import PolicyConfig, Seconds
 from patrol.contract.explain import problems_from
+from patrol.contract.netconfig import ListenSettings
 from patrol.contract.yamlsource import (
     ConfigError,
     Problem,
     SourceList,
     SourceMap,
     duplicate_problems,
-    parse_listen,
-    pem_file,
     plain,
     read_tree,
-    tls_pair,
 )
 
 DEFAULT_LISTEN = "127.0.0.1:9732"
 TOP_LEVEL_KEYS = ("collector", "policy", "maintenance", "ticketing")
-_SIZE = re.compile(r"^(\d+)\s*(KiB|MiB|B)?$")
 
 
 def _secret_text(raw: object) -> str:
@@ -51,17 +47,13 @@ def _secret_text(raw: object) -> str:
     return raw
 
 
-class CollectorSettings(BaseModel):
-    """The ``collector:`` block."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class CollectorSettings(ListenSettings):
+    """The ``collector:`` block (``listen``, ``tls_cert``, ``tls_key``: :class:`ListenSettings`)."""
 
     listen: str = DEFAULT_LISTEN
     store: str = "sqlite:///state/collector.db"
     agent_tokens: list[str] = Field(default_factory=list)
     operator_tokens: list[str] = Field(default_factory=list)
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     watchdog_interval: Seconds = Field(default=10.0, gt=0, le=3600)
     # Received events (kept so a retried POST is recognised) and delivered helpdesk
@@ -71,12 +63,6 @@ class CollectorSettings(BaseModel):
     language: Literal["en", "zh-CN"] = "en"
     # The operator's own first actions per check type (collector/tickets/knowledge.py).
     knowledge_file: Path | None = None
-
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str) -> str:
-        parse_listen(value)
-        return value
 
     @field_validator("store")
     @classmethod
@@ -102,22 +88,12 @@ class CollectorSettings(BaseModel):
                                  "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
         return tokens
 
-    @field_validator("tls_cert", "tls_key")
-    @classmethod
-    def _readable(cls, value: Path | None) -> Path | None:
-        return pem_file(value)
-
     @model_validator(mode="after")
     def _distinct(self) -> CollectorSettings:
         if set(self.agent_tokens) & set(self.operator_tokens):
             raise ValueError("agent_tokens and operator_tokens must differ; an agent token "
                              "must never be able to act on tickets")
-        tls_pair(self.tls_cert, self.tls_key)
         return self
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return parse_listen(self.listen)
 
 
 @dataclass(frozen=True)

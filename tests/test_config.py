@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from patrol.agent.config import ConfigError, load_config, parse_listen
+from patrol.agent.config import ConfigError, load_config
 from patrol.checks.config import Secret
 from patrol.cli import main as cli
+from patrol.contract.netconfig import parse_listen
 
 
 def write(tmp_path: Path, text: str, name: str = "agent.yaml") -> Path:
