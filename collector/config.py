@@ -19,6 +19,7 @@ from patrol.collector.policy.maintenance import MaintenanceWindow
 from patrol.collector.policy.settings import PolicyConfig, Seconds
 from patrol.contract.explain import problems_from
 from patrol.contract.netconfig import ListenSettings
+from patrol.contract.secrets import resolve_secret
 from patrol.contract.yamlsource import (
     ConfigError,
     Problem,
@@ -31,20 +32,6 @@ from patrol.contract.yamlsource import (
 
 DEFAULT_LISTEN = "127.0.0.1:9732"
 TOP_LEVEL_KEYS = ("collector", "policy", "maintenance", "ticketing")
-
-
-def _secret_text(raw: object) -> str:
-    """Tokens may be written ``file:/path``; ``${VAR}`` is expanded by the loader."""
-    if not isinstance(raw, str):
-        raise ValueError("expected a token string, ${ENV_VAR} or file:/path")
-    if raw.startswith("file:"):
-        path = Path(raw[len("file:"):])
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read token file {path}: {exc.strerror}; "
-                             "create it or fix the path") from None
-    return raw
 
 
 class CollectorSettings(ListenSettings):
@@ -80,7 +67,7 @@ class CollectorSettings(ListenSettings):
             value = [value]
         if not isinstance(value, list):
             raise ValueError("expected a list of tokens")
-        tokens = [_secret_text(v) for v in value]
+        tokens = [resolve_secret(v) for v in value]  # file:/path or inline
         tokens = [t for t in tokens if t]  # ${VAR:-} with VAR unset means "none"
         for token in tokens:
             if len(token) < 16:
