@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -81,6 +82,23 @@ def _to_seconds(raw: Any) -> float:
 
 Duration = Annotated[float, BeforeValidator(_to_seconds)]
 Size = Annotated[float, BeforeValidator(parse_size)]
+
+
+def _to_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(
+            f"{value!r} is not a valid regular expression: {exc}; "
+            "Python re syntax, e.g. 'ERROR|FATAL' or '\\bOOM\\b'"
+        ) from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_to_regex)]
+"""A Python regular expression, compiled once when the config is read so a typo is a
+config error at FILE:LINE, not a crash at the first run. The one wording for every
+check option that takes a pattern."""
 
 
 class Secret:

@@ -306,3 +306,27 @@ def test_patrol_validate_command_rejects_inverted_disk_levels(tmp_path: Path) ->
         "so the warning level can never fire; used_ratio is worse when higher: set warning "
         "below critical",
     ]
+
+
+def test_a_bad_regex_reads_the_same_in_every_option_that_takes_one(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        checks:
+          - {name: a, type: log, path: /var/log/syslog, pattern: "error(["}
+          - {name: b, type: log, path: /var/log/syslog, pattern: ok, ignore: "error(["}
+          - {name: c, type: http, url: "http://127.0.0.1/", body_match: "error(["}
+          - {name: d, type: process, pattern: "error(["}
+          - name: e
+            type: kernel
+            ignore:
+              - ok
+              - "error(["
+    """)
+    said = ("'error([' is not a valid regular expression: unterminated character set at "
+            "position 6; Python re syntax, e.g. 'ERROR|FATAL' or '\\bOOM\\b'")
+    assert problems(path) == [
+        f"{path}:2: check 'a', option 'pattern': {said}",
+        f"{path}:3: check 'b', option 'ignore': {said}",
+        f"{path}:4: check 'c', option 'body_match': {said}",
+        f"{path}:5: check 'd', option 'pattern': {said}",
+        f"{path}:10: check 'e', option 'ignore.1': {said}",
+    ]
