@@ -14,9 +14,10 @@ import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -43,6 +44,15 @@ DEFAULT_LISTEN = "127.0.0.1:9731"
 TOP_LEVEL_KEYS = ("agent", "checks", "include")
 
 
+def _empty_is_none(value: Secret | None) -> Secret | None:
+    # ${PATROL_TOKEN:-} with the variable unset means "no token", not "".
+    return value if value is None or value.reveal() else None
+
+
+Token = Annotated[SecretValue | None, AfterValidator(_empty_is_none)]
+"""A bearer token (inline, ``${VAR}`` or ``file:``); empty means none."""
+
+
 class DiagnosticsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,7 +66,7 @@ class CollectorEndpoint(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str
-    token: SecretValue | None = None
+    token: Token = None
     ca_file: CaBundle | None = None
 
     @field_validator("url")
@@ -67,11 +77,6 @@ class CollectorEndpoint(BaseModel):
             raise ValueError(f"{value!r} is not a collector base URL; write it like "
                              "https://collector.example:9732 (no path)")
         return value.rstrip("/")
-
-    @field_validator("token")
-    @classmethod
-    def _empty_token_is_none(cls, value: Secret | None) -> Secret | None:
-        return value if value is None or value.reveal() else None
 
 
 def _endpoint_list(value: object) -> object:
@@ -88,7 +93,7 @@ class AgentSettings(ListenSettings):
     state_dir: Path = Path("state")
     interval: Duration = 60.0
     timeout: Duration = 10.0
-    token: SecretValue | None = None
+    token: Token = None
     workers: int = Field(default=8, ge=1, le=64)
     jitter: Duration | None = None
     diagnostics: DiagnosticsSettings = DiagnosticsSettings()
@@ -121,12 +126,6 @@ class AgentSettings(ListenSettings):
                 raise ValueError(f"label name {key!r} is not valid; use letters, digits and "
                                  "underscores, not starting with __, and not 'version'")
         return value
-
-    @field_validator("token")
-    @classmethod
-    def _empty_token_is_none(cls, value: Secret | None) -> Secret | None:
-        # ${PATROL_TOKEN:-} with the variable unset means "no token", not "".
-        return value if value is None or value.reveal() else None
 
 
 @dataclass(frozen=True)
