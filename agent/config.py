@@ -27,7 +27,7 @@ from pydantic import (
 
 from patrol.checks import registry, thresholds
 from patrol.checks.config import LABEL_NAME, CheckConfig, Duration, Secret, SecretValue, Size
-from patrol.contract.explain import problems_from
+from patrol.contract.explain import problems_from, validated
 from patrol.contract.netconfig import CaBundle, ListenSettings
 from patrol.contract.yamlsource import (
     ConfigError,
@@ -256,12 +256,7 @@ def load_config(path: str | Path) -> AgentConfig:
         agent_node = SourceMap()
         problems.append(Problem(str(path), tree.lines["agent"], "expected a mapping of agent "
                                 "settings", section="agent"))
-    duplicate_problems(agent_node, problems, None, "agent")
-    try:
-        agent = AgentSettings.model_validate(plain(agent_node))
-    except ValidationError as exc:
-        problems.extend(problems_from(exc, AgentSettings, agent_node, section="agent"))
-        agent = None
+    agent = validated(AgentSettings, agent_node, problems, section="agent")
 
     entries = _check_entries(tree, problems)
     include = tree.get("include")

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from patrol.collector.dispatch.routing import TicketingSettings
 from patrol.collector.policy.maintenance import MaintenanceWindow
 from patrol.collector.policy.settings import PolicyConfig, Seconds
-from patrol.contract.explain import problems_from
+from patrol.contract.explain import validated
 from patrol.contract.netconfig import ListenSettings
 from patrol.contract.secrets import resolve_secret
 from patrol.contract.yamlsource import (
@@ -25,8 +25,6 @@ from patrol.contract.yamlsource import (
     Problem,
     SourceList,
     SourceMap,
-    duplicate_problems,
-    plain,
     read_tree,
 )
 
@@ -113,12 +111,7 @@ def load_collector_config(path: str | Path) -> CollectorConfig:
         problems.append(Problem(str(path), tree.lines.get("collector", 1),
                                 "expected a mapping of collector settings", section="collector"))
         raise ConfigError(problems)
-    duplicate_problems(node, problems, None, "collector")
-    settings = None
-    try:
-        settings = CollectorSettings.model_validate(plain(node))
-    except ValidationError as exc:
-        problems.extend(problems_from(exc, CollectorSettings, node, section="collector"))
+    settings = validated(CollectorSettings, node, problems, section="collector")
     policy = _policy(tree, problems)
     windows = _maintenance(tree, problems)
     ticketing, helpdesks = _ticketing(tree, problems)
@@ -152,12 +145,7 @@ def _ticketing(tree: SourceMap, problems: list[Problem]) -> tuple[TicketingSetti
     from patrol.ticketing_bridge import registry
 
     node = tree.get("ticketing", SourceMap())
-    duplicate_problems(node, problems, None, "ticketing")
-    try:
-        settings = TicketingSettings.model_validate(plain(node))
-    except ValidationError as exc:
-        problems.extend(problems_from(exc, TicketingSettings, node, section="ticketing"))
-        settings = None
+    settings = validated(TicketingSettings, node, problems, section="ticketing")
     helpdesks: dict[str, Any] = {}
     entries = node.get("helpdesks", SourceMap())
     for name, entry in (entries.items() if isinstance(entries, SourceMap) else ()):
@@ -172,10 +160,10 @@ def _ticketing(tree: SourceMap, problems: list[Problem]) -> tuple[TicketingSetti
             problems.append(Problem(node.file, entry.lines.get("type", entry.line),
                                     str(exc), section=section, option="type"))
             continue
-        try:
-            helpdesks[name] = cls.Config.model_validate(plain(entry))
-        except ValidationError as exc:
-            problems.extend(problems_from(exc, cls.Config, entry, section=section))
+        # Duplicate keys inside were reported with the whole ticketing block.
+        config = validated(cls.Config, entry, problems, section=section, duplicates=False)
+        if config is not None:
+            helpdesks[name] = config
     if settings is None:
         return TicketingSettings(), {}
     routes = node.get("routes")
@@ -207,13 +195,8 @@ def _page_problems(tree: SourceMap, policy: PolicyConfig, ticketing: TicketingSe
 
 
 def _policy(tree: SourceMap, problems: list[Problem]) -> PolicyConfig:
-    node = tree.get("policy", SourceMap())
-    duplicate_problems(node, problems, None, "policy")
-    try:
-        return PolicyConfig.model_validate(plain(node))
-    except ValidationError as exc:
-        problems.extend(problems_from(exc, PolicyConfig, node, section="policy"))
-        return PolicyConfig()
+    policy = validated(PolicyConfig, tree.get("policy", SourceMap()), problems, section="policy")
+    return policy or PolicyConfig()
 
 
 def _maintenance(tree: SourceMap, problems: list[Problem]) -> list[MaintenanceWindow]:
@@ -228,11 +211,8 @@ def _maintenance(tree: SourceMap, problems: list[Problem]) -> list[MaintenanceWi
     for index, entry in enumerate(node):
         name = entry.get("name") if isinstance(entry, dict) else None
         section = f"maintenance '{name}'" if name else f"maintenance #{index + 1}"
-        duplicate_problems(entry, problems, None, section)
-        try:
-            window = MaintenanceWindow.model_validate(plain(entry))
-        except ValidationError as exc:
-            problems.extend(problems_from(exc, MaintenanceWindow, entry, section=section))
+        window = validated(MaintenanceWindow, entry, problems, section=section)
+        if window is None:
             continue
         if window.name in names:
             problems.append(Problem(tree.file, node.lines[index], "duplicate window name; "
