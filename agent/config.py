@@ -14,20 +14,21 @@ import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from patrol.checks import registry, thresholds
 from patrol.checks.config import LABEL_NAME, CheckConfig, Duration, Secret, SecretValue, Size
-from patrol.contract.explain import problems_from
+from patrol.contract.explain import problems_from, validated
+from patrol.contract.netconfig import CaBundle, ListenSettings
 from patrol.contract.yamlsource import (
     ConfigError,
     Problem,
@@ -35,15 +36,21 @@ from patrol.contract.yamlsource import (
     SourceMap,
     duplicate_problems,
     line_of,
-    parse_listen,
-    pem_file,
     plain,
     read_tree,
-    tls_pair,
 )
 
 DEFAULT_LISTEN = "127.0.0.1:9731"
 TOP_LEVEL_KEYS = ("agent", "checks", "include")
+
+
+def _empty_is_none(value: Secret | None) -> Secret | None:
+    # ${PATROL_TOKEN:-} with the variable unset means "no token", not "".
+    return value if value is None or value.reveal() else None
+
+
+Token = Annotated[SecretValue | None, AfterValidator(_empty_is_none)]
+"""A bearer token (inline, ``${VAR}`` or ``file:``); empty means none."""
 
 
 class DiagnosticsSettings(BaseModel):
@@ -59,8 +66,8 @@ class CollectorEndpoint(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str
-    token: SecretValue | None = None
-    ca_file: Path | None = None
+    token: Token = None
+    ca_file: CaBundle | None = None
 
     @field_validator("url")
     @classmethod
@@ -71,28 +78,14 @@ class CollectorEndpoint(BaseModel):
                              "https://collector.example:9732 (no path)")
         return value.rstrip("/")
 
-    @field_validator("token")
-    @classmethod
-    def _empty_token_is_none(cls, value: Secret | None) -> Secret | None:
-        return value if value is None or value.reveal() else None
-
-    @field_validator("ca_file")
-    @classmethod
-    def _readable(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} does not exist; give the path of a PEM CA bundle")
-        return value
-
 
 def _endpoint_list(value: object) -> object:
     """``collector:`` may be one endpoint mapping or a list of them."""
     return [value] if isinstance(value, dict) else value
 
 
-class AgentSettings(BaseModel):
-    """The ``agent:`` block."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class AgentSettings(ListenSettings):
+    """The ``agent:`` block (``listen``, ``tls_cert``, ``tls_key``: :class:`ListenSettings`)."""
 
     listen: str = DEFAULT_LISTEN
     hostname: str = Field(default_factory=socket.gethostname)
@@ -100,9 +93,7 @@ class AgentSettings(BaseModel):
     state_dir: Path = Path("state")
     interval: Duration = 60.0
     timeout: Duration = 10.0
-    token: SecretValue | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
+    token: Token = None
     workers: int = Field(default=8, ge=1, le=64)
     jitter: Duration | None = None
     diagnostics: DiagnosticsSettings = DiagnosticsSettings()
@@ -127,12 +118,6 @@ class AgentSettings(BaseModel):
             raise ValueError("the same collector url is listed twice; list each once")
         return value
 
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str) -> str:
-        parse_listen(value)
-        return value
-
     @field_validator("labels")
     @classmethod
     def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
@@ -141,26 +126,6 @@ class AgentSettings(BaseModel):
                 raise ValueError(f"label name {key!r} is not valid; use letters, digits and "
                                  "underscores, not starting with __, and not 'version'")
         return value
-
-    @field_validator("token")
-    @classmethod
-    def _empty_token_is_none(cls, value: Secret | None) -> Secret | None:
-        # ${PATROL_TOKEN:-} with the variable unset means "no token", not "".
-        return value if value is None or value.reveal() else None
-
-    @field_validator("tls_cert", "tls_key")
-    @classmethod
-    def _readable(cls, value: Path | None) -> Path | None:
-        return pem_file(value)
-
-    @model_validator(mode="after")
-    def _tls_pair(self) -> AgentSettings:
-        tls_pair(self.tls_cert, self.tls_key)
-        return self
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return parse_listen(self.listen)
 
 
 @dataclass(frozen=True)
@@ -291,12 +256,7 @@ def load_config(path: str | Path) -> AgentConfig:
         agent_node = SourceMap()
         problems.append(Problem(str(path), tree.lines["agent"], "expected a mapping of agent "
                                 "settings", section="agent"))
-    duplicate_problems(agent_node, problems, None, "agent")
-    try:
-        agent = AgentSettings.model_validate(plain(agent_node))
-    except ValidationError as exc:
-        problems.extend(problems_from(exc, AgentSettings, agent_node, section="agent"))
-        agent = None
+    agent = validated(AgentSettings, agent_node, problems, section="agent")
 
     entries = _check_entries(tree, problems)
     include = tree.get("include")

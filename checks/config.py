@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
 )
 
+from patrol.contract.secrets import resolve_secret
 from patrol.contract.units import is_duration, parse_duration, parse_percent, parse_size
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$"
@@ -83,11 +84,29 @@ Duration = Annotated[float, BeforeValidator(_to_seconds)]
 Size = Annotated[float, BeforeValidator(parse_size)]
 
 
+def _to_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(
+            f"{value!r} is not a valid regular expression: {exc}; "
+            "Python re syntax, e.g. 'ERROR|FATAL' or '\\bOOM\\b'"
+        ) from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_to_regex)]
+"""A Python regular expression, compiled once when the config is read so a typo is a
+config error at FILE:LINE, not a crash at the first run. The one wording for every
+check option that takes a pattern."""
+
+
 class Secret:
     """A string that never shows itself in repr, logs, metrics or JSON.
 
     Written in YAML as ``${ENV_VAR}`` (expanded by the loader) or ``file:/path``
-    (read here, trailing newline stripped), or inline where an operator insists.
+    (read by :func:`patrol.contract.secrets.resolve_secret`), or inline where an
+    operator insists.
     """
 
     __slots__ = ("_value",)
@@ -111,19 +130,7 @@ class Secret:
 
 
 def _to_secret(raw: Any) -> Secret:
-    if isinstance(raw, Secret):
-        return raw
-    if not isinstance(raw, str):
-        raise ValueError("expected a string, ${ENV_VAR} or file:/path/to/secret")
-    if raw.startswith("file:"):
-        path = Path(raw[len("file:"):])
-        try:
-            return Secret(path.read_text(encoding="utf-8").rstrip("\n"))
-        except OSError as exc:
-            raise ValueError(
-                f"cannot read secret file {path}: {exc.strerror}; create it or fix the path"
-            ) from None
-    return Secret(raw)
+    return raw if isinstance(raw, Secret) else Secret(resolve_secret(raw))
 
 
 SecretValue = Annotated[Secret, PlainValidator(_to_secret), PlainSerializer(lambda s: "***")]

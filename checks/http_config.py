@@ -9,7 +9,6 @@ shows in JSON or logs).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -22,7 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from patrol.checks.config import CheckConfig, Secret, SecretValue
+from patrol.checks.config import CheckConfig, Regex, Secret, SecretValue
+from patrol.contract.netconfig import CaBundle
 
 SECRET_HEADER = re.compile(r"auth|token|secret|key|password|cookie|session", re.IGNORECASE)
 _STATUS = re.compile(r"^\s*(?:([1-5])xx|(\d{3})(?:\s*-\s*(\d{3}))?)\s*$", re.IGNORECASE)
@@ -69,10 +69,10 @@ class HttpConfig(CheckConfig):
     method: Literal["GET", "HEAD", "POST"] = "GET"
     body: str | None = None
     expect_status: list[int | str] = Field(default_factory=lambda: ["200-399"], min_length=1)
-    body_match: str | None = None
-    body_not_match: str | None = None
+    body_match: Regex | None = None
+    body_not_match: Regex | None = None
     headers: Headers = Field(default_factory=dict)
-    ca_file: Path | None = None
+    ca_file: CaBundle | None = None
     insecure: bool = False
     follow_redirects: bool = True
 
@@ -91,23 +91,6 @@ class HttpConfig(CheckConfig):
         for item in values:
             parse_status(item)
         return values
-
-    @field_validator("body_match", "body_not_match")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"{value!r} is not a regular expression ({exc})") from None
-        return value
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"CA file {value} does not exist")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> HttpConfig:

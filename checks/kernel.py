@@ -24,11 +24,11 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from patrol.checks import kernel_log
 from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.config import CheckConfig, Duration, Regex
 from patrol.checks.systemd import run_command
 from patrol.checks.thresholds import limit_text
 from patrol.contract.units import format_duration
@@ -57,19 +57,9 @@ class KernelConfig(CheckConfig):
 
     source: Literal["auto", "kmsg", "journal", "dmesg"] = "auto"
     lookback: Duration = Field(default=3600.0, le=30 * 86400)
-    ignore: list[str] = Field(default_factory=list)
+    ignore: list[Regex] = Field(default_factory=list)
     userspace: bool = False
     max_lines: int = Field(default=50, ge=1, le=500)
-
-    @field_validator("ignore")
-    @classmethod
-    def _regexes(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
-        return value
 
 
 class KernelCheck:

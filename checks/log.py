@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
-from patrol.checks.config import CheckConfig, Size
+from patrol.checks.config import CheckConfig, Regex, Size
 from patrol.checks.log_tail import LogTail
 from patrol.contract.units import format_bytes
 
@@ -35,31 +35,13 @@ KEEP_LINES = 20
 LINE_CHARS = 500
 
 
-def _regex(value: str | None) -> str | None:
-    if value is None:
-        return value
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(
-            f"{value!r} is not a valid regular expression: {exc}; "
-            "Python re syntax, e.g. 'ERROR|FATAL' or '\\bOOM\\b'"
-        ) from None
-    return value
-
-
 class LogConfig(CheckConfig):
     path: str = Field(min_length=1)
-    pattern: str = Field(min_length=1)
-    ignore: str | None = None
+    pattern: Regex = Field(min_length=1)
+    ignore: Regex | None = None
     encoding: str = "utf-8"
     start_at_end: bool = True
     max_read: Size = Field(default=64 * 1024 * 1024, gt=0)
-
-    @field_validator("pattern", "ignore")
-    @classmethod
-    def _valid_regex(cls, value: str | None) -> str | None:
-        return _regex(value)
 
     @field_validator("encoding")
     @classmethod

@@ -32,10 +32,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import psutil
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
-from patrol.checks.config import CheckConfig
+from patrol.checks.config import CheckConfig, Regex
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_bytes
 
@@ -46,20 +46,10 @@ _SHOWN = 10  # matching processes listed in the result's diagnostics
 
 class ProcessConfig(CheckConfig):
     process_name: str | None = Field(default=None, min_length=1)
-    pattern: str | None = Field(default=None, min_length=1)
+    pattern: Regex | None = Field(default=None, min_length=1)
     user: str | None = None
     min: int = Field(default=1, ge=0)
     max: int | None = Field(default=None, ge=0)
-
-    @field_validator("pattern")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
-        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ProcessConfig:

@@ -8,60 +8,37 @@ never close a ticket.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from patrol.collector.dispatch.routing import TicketingSettings
 from patrol.collector.policy.maintenance import MaintenanceWindow
 from patrol.collector.policy.settings import PolicyConfig, Seconds
-from patrol.contract.explain import problems_from
+from patrol.contract.explain import validated
+from patrol.contract.netconfig import ListenSettings
+from patrol.contract.secrets import resolve_secret
 from patrol.contract.yamlsource import (
     ConfigError,
     Problem,
     SourceList,
     SourceMap,
-    duplicate_problems,
-    parse_listen,
-    pem_file,
-    plain,
     read_tree,
-    tls_pair,
 )
 
 DEFAULT_LISTEN = "127.0.0.1:9732"
 TOP_LEVEL_KEYS = ("collector", "policy", "maintenance", "ticketing")
-_SIZE = re.compile(r"^(\d+)\s*(KiB|MiB|B)?$")
 
 
-def _secret_text(raw: object) -> str:
-    """Tokens may be written ``file:/path``; ``${VAR}`` is expanded by the loader."""
-    if not isinstance(raw, str):
-        raise ValueError("expected a token string, ${ENV_VAR} or file:/path")
-    if raw.startswith("file:"):
-        path = Path(raw[len("file:"):])
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read token file {path}: {exc.strerror}; "
-                             "create it or fix the path") from None
-    return raw
-
-
-class CollectorSettings(BaseModel):
-    """The ``collector:`` block."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class CollectorSettings(ListenSettings):
+    """The ``collector:`` block (``listen``, ``tls_cert``, ``tls_key``: :class:`ListenSettings`)."""
 
     listen: str = DEFAULT_LISTEN
     store: str = "sqlite:///state/collector.db"
     agent_tokens: list[str] = Field(default_factory=list)
     operator_tokens: list[str] = Field(default_factory=list)
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     watchdog_interval: Seconds = Field(default=10.0, gt=0, le=3600)
     # Received events (kept so a retried POST is recognised) and delivered helpdesk
@@ -71,12 +48,6 @@ class CollectorSettings(BaseModel):
     language: Literal["en", "zh-CN"] = "en"
     # The operator's own first actions per check type (collector/tickets/knowledge.py).
     knowledge_file: Path | None = None
-
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str) -> str:
-        parse_listen(value)
-        return value
 
     @field_validator("store")
     @classmethod
@@ -94,7 +65,7 @@ class CollectorSettings(BaseModel):
             value = [value]
         if not isinstance(value, list):
             raise ValueError("expected a list of tokens")
-        tokens = [_secret_text(v) for v in value]
+        tokens = [resolve_secret(v) for v in value]  # file:/path or inline
         tokens = [t for t in tokens if t]  # ${VAR:-} with VAR unset means "none"
         for token in tokens:
             if len(token) < 16:
@@ -102,22 +73,12 @@ class CollectorSettings(BaseModel):
                                  "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
         return tokens
 
-    @field_validator("tls_cert", "tls_key")
-    @classmethod
-    def _readable(cls, value: Path | None) -> Path | None:
-        return pem_file(value)
-
     @model_validator(mode="after")
     def _distinct(self) -> CollectorSettings:
         if set(self.agent_tokens) & set(self.operator_tokens):
             raise ValueError("agent_tokens and operator_tokens must differ; an agent token "
                              "must never be able to act on tickets")
-        tls_pair(self.tls_cert, self.tls_key)
         return self
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return parse_listen(self.listen)
 
 
 @dataclass(frozen=True)
@@ -150,12 +111,7 @@ def load_collector_config(path: str | Path) -> CollectorConfig:
         problems.append(Problem(str(path), tree.lines.get("collector", 1),
                                 "expected a mapping of collector settings", section="collector"))
         raise ConfigError(problems)
-    duplicate_problems(node, problems, None, "collector")
-    settings = None
-    try:
-        settings = CollectorSettings.model_validate(plain(node))
-    except ValidationError as exc:
-        problems.extend(problems_from(exc, CollectorSettings, node, section="collector"))
+    settings = validated(CollectorSettings, node, problems, section="collector")
     policy = _policy(tree, problems)
     windows = _maintenance(tree, problems)
     ticketing, helpdesks = _ticketing(tree, problems)
@@ -189,12 +145,7 @@ def _ticketing(tree: SourceMap, problems: list[Problem]) -> tuple[TicketingSetti
     from patrol.ticketing_bridge import registry
 
     node = tree.get("ticketing", SourceMap())
-    duplicate_problems(node, problems, None, "ticketing")
-    try:
-        settings = TicketingSettings.model_validate(plain(node))
-    except ValidationError as exc:
-        problems.extend(problems_from(exc, TicketingSettings, node, section="ticketing"))
-        settings = None
+    settings = validated(TicketingSettings, node, problems, section="ticketing")
     helpdesks: dict[str, Any] = {}
     entries = node.get("helpdesks", SourceMap())
     for name, entry in (entries.items() if isinstance(entries, SourceMap) else ()):
@@ -209,10 +160,10 @@ def _ticketing(tree: SourceMap, problems: list[Problem]) -> tuple[TicketingSetti
             problems.append(Problem(node.file, entry.lines.get("type", entry.line),
                                     str(exc), section=section, option="type"))
             continue
-        try:
-            helpdesks[name] = cls.Config.model_validate(plain(entry))
-        except ValidationError as exc:
-            problems.extend(problems_from(exc, cls.Config, entry, section=section))
+        # Duplicate keys inside were reported with the whole ticketing block.
+        config = validated(cls.Config, entry, problems, section=section, duplicates=False)
+        if config is not None:
+            helpdesks[name] = config
     if settings is None:
         return TicketingSettings(), {}
     routes = node.get("routes")
@@ -244,13 +195,8 @@ def _page_problems(tree: SourceMap, policy: PolicyConfig, ticketing: TicketingSe
 
 
 def _policy(tree: SourceMap, problems: list[Problem]) -> PolicyConfig:
-    node = tree.get("policy", SourceMap())
-    duplicate_problems(node, problems, None, "policy")
-    try:
-        return PolicyConfig.model_validate(plain(node))
-    except ValidationError as exc:
-        problems.extend(problems_from(exc, PolicyConfig, node, section="policy"))
-        return PolicyConfig()
+    policy = validated(PolicyConfig, tree.get("policy", SourceMap()), problems, section="policy")
+    return policy or PolicyConfig()
 
 
 def _maintenance(tree: SourceMap, problems: list[Problem]) -> list[MaintenanceWindow]:
@@ -265,11 +211,8 @@ def _maintenance(tree: SourceMap, problems: list[Problem]) -> list[MaintenanceWi
     for index, entry in enumerate(node):
         name = entry.get("name") if isinstance(entry, dict) else None
         section = f"maintenance '{name}'" if name else f"maintenance #{index + 1}"
-        duplicate_problems(entry, problems, None, section)
-        try:
-            window = MaintenanceWindow.model_validate(plain(entry))
-        except ValidationError as exc:
-            problems.extend(problems_from(exc, MaintenanceWindow, entry, section=section))
+        window = validated(MaintenanceWindow, entry, problems, section=section)
+        if window is None:
             continue
         if window.name in names:
             problems.append(Problem(tree.file, node.lines[index], "duplicate window name; "

@@ -117,7 +117,7 @@ def test_no_readable_source_is_unknown_and_says_how_to_enable_one() -> None:
 
 
 def test_ignore_rejects_a_broken_regex_and_drops_matching_lines() -> None:
-    with pytest.raises(Exception, match="not a regular expression"):
+    with pytest.raises(Exception, match="not a valid regular expression"):
         build("kernel", ignore=["(unclosed"])
     lines = [SimpleNamespace(seconds=10.0, facility=0, text="Buffer I/O error on dev loop7")]
     check, ctx = build("kernel", ignore=[r"dev loop\d+"], source="dmesg",

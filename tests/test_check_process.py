@@ -137,7 +137,8 @@ def test_recycled_pid_is_a_new_process():
              "or pattern: (a regular expression on the command line, like pgrep -f)")),
         ({"process_name": "a", "pattern": "b"}, "set exactly one of process_name:"),
         ({"pattern": "([a-z"},
-         "'([a-z' is not a regular expression: unterminated character set at position 1"),
+         "'([a-z' is not a valid regular expression: unterminated character set at position 1; "
+         "Python re syntax, e.g. 'ERROR|FATAL' or '\\bOOM\\b'"),
         ({"process_name": "a", "min": 3, "max": 2}, "max: 2 is below min: 3; no count can pass"),
     ],
     ids=["neither", "both", "bad-regex", "max-below-min"],

@@ -63,8 +63,8 @@ def test_policy_and_maintenance_mistakes_are_reported_with_lines(tmp_path: Path,
         "    hosts: ['*']\n")
     assert cli(["validate", str(path)]) == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"{path}:5: policy, option 'lifecycle.verify_for': expected a duration such as 300, "
-        "'5m' or '4h', got 'soon'; fix the value",
+        f"{path}:5: policy, option 'lifecycle.verify_for': 'soon' is not a duration; write "
+        "it like 30s, 5m, 1h30m or 14d",
         f"{path}:6: policy, option 'grouping.lable': unknown option; did you mean 'label'?",
         f"{path}:8: maintenance 'x': give exactly one schedule: start and end (one-off), "
         "cron and duration, or weekly; got none",

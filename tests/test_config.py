@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from patrol.agent.config import ConfigError, load_config, parse_listen
+from patrol.agent.config import ConfigError, load_config
 from patrol.checks.config import Secret
 from patrol.cli import main as cli
+from patrol.contract.netconfig import parse_listen
 
 
 def write(tmp_path: Path, text: str, name: str = "agent.yaml") -> Path:
@@ -304,4 +305,28 @@ def test_patrol_validate_command_rejects_inverted_disk_levels(tmp_path: Path) ->
         f"{path}:5: check 'data', option 'warning': warning 95% is not below critical 85%, "
         "so the warning level can never fire; used_ratio is worse when higher: set warning "
         "below critical",
+    ]
+
+
+def test_a_bad_regex_reads_the_same_in_every_option_that_takes_one(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        checks:
+          - {name: a, type: log, path: /var/log/syslog, pattern: "error(["}
+          - {name: b, type: log, path: /var/log/syslog, pattern: ok, ignore: "error(["}
+          - {name: c, type: http, url: "http://127.0.0.1/", body_match: "error(["}
+          - {name: d, type: process, pattern: "error(["}
+          - name: e
+            type: kernel
+            ignore:
+              - ok
+              - "error(["
+    """)
+    said = ("'error([' is not a valid regular expression: unterminated character set at "
+            "position 6; Python re syntax, e.g. 'ERROR|FATAL' or '\\bOOM\\b'")
+    assert problems(path) == [
+        f"{path}:2: check 'a', option 'pattern': {said}",
+        f"{path}:3: check 'b', option 'ignore': {said}",
+        f"{path}:4: check 'c', option 'body_match': {said}",
+        f"{path}:5: check 'd', option 'pattern': {said}",
+        f"{path}:10: check 'e', option 'ignore.1': {said}",
     ]

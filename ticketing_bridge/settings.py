@@ -3,7 +3,7 @@ Patrol's priority, category and status map onto the helpdesk's own fields.
 
 Secrets (``token``, ``password``) are pydantic ``SecretStr``: never shown in repr or
 logs. ``${ENV_VAR}`` is expanded by the collector's config loader; ``file:/path`` is
-read here.
+read by :func:`patrol.contract.secrets.resolve_secret`, as everywhere in Patrol.
 """
 
 from __future__ import annotations
@@ -13,16 +13,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
+from patrol.contract.secrets import resolve_secret
+
 
 def _secret(raw: Any) -> Any:
-    if isinstance(raw, str) and raw.startswith("file:"):
-        path = Path(raw[len("file:"):])
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read secret file {path}: {exc.strerror}; create it "
-                             "or fix the path") from None
-    return raw
+    # Anything but text (a SecretStr passed in code) is left for SecretStr to judge.
+    return resolve_secret(raw) if isinstance(raw, str) else raw
 
 
 Secret = Annotated[SecretStr, BeforeValidator(_secret)]

@@ -45,8 +45,9 @@ from patrol.collector.policy.lifecycle import (
     StateChanges,
     Suppress,
 )
-from patrol.collector.policy.priority import Decision, approx, prioritize, projected_full, sla
+from patrol.collector.policy.priority import Decision, prioritize, projected_full, sla
 from patrol.collector.policy.settings import PolicyConfig
+from patrol.contract.units import approx_duration
 from patrol.contract.wire import Event
 
 
@@ -119,7 +120,7 @@ def _on_trigger(event: Event, active: Ticket | None, latest: Ticket | None, now:
         if in_maintenance:
             return [_suppress(event, windows)]
         respond_by, resolve_by = sla(decision.priority, now, config.sla)
-        reason = (f"failed again {approx(now - ended)} after it was resolved: "
+        reason = (f"failed again {approx_duration(now - ended)} after it was resolved: "
                   f"{event.summary}")
         return [Reopen(last.id, now, reason, event.severity, decision.priority,
                        respond_by, resolve_by), *_state_change(last, now, config)]
@@ -149,5 +150,5 @@ def decide(event: Event, active: Ticket | None, latest: Ticket | None, now: floa
         return [Ignore(f"resolve for {event.dedup_key}, which has no open ticket")]
     if active.recovered_at is not None:
         return [Ignore(f"{event.dedup_key} is already recovering "
-                       f"({approx(now - active.recovered_at)} so far)")]
+                       f"({approx_duration(now - active.recovered_at)} so far)")]
     return [MarkRecovering(active.id, now), *_state_change(active, now, config)]

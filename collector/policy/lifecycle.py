@@ -23,8 +23,8 @@ from typing import Any
 
 from patrol.collector.model import Priority, Ticket, TicketStatus
 from patrol.collector.policy.flapping import is_flapping, verify_period
-from patrol.collector.policy.priority import approx
 from patrol.collector.policy.settings import PolicyConfig
+from patrol.contract.units import approx_duration
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class FlapAnnotate:
 
     @property
     def text(self) -> str:
-        return (f"flapping: {self.changes} state changes within {approx(self.window)}; "
+        return (f"flapping: {self.changes} state changes within {approx_duration(self.window)}; "
                 "kept open, verification period doubled")
 
 
@@ -170,11 +170,11 @@ def tick(ticket: Ticket, now: float, config: PolicyConfig) -> list[Action]:
         period = verify_period(ticket, lifecycle)
         if now - ticket.recovered_at >= period:
             out.append(Resolve(ticket.id, now, f"verified: the check stayed OK for "
-                                               f"{approx(now - ticket.recovered_at)}"))
+                                               f"{approx_duration(now - ticket.recovered_at)}"))
     elif (ticket.status is TicketStatus.RESOLVED and ticket.resolved_at is not None
           and now - ticket.resolved_at >= lifecycle.close_after):
-        out.append(Close(ticket.id, now, f"no recurrence for "
-                                         f"{approx(now - ticket.resolved_at)} after resolve"))
+        quiet = approx_duration(now - ticket.resolved_at)
+        out.append(Close(ticket.id, now, f"no recurrence for {quiet} after resolve"))
     return out
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from patrol.collector.model import Priority, Ticket, TicketStatus
 from patrol.collector.policy.settings import PriorityConfig, SlaConfig
+from patrol.contract.units import approx_duration
 
 RESPOND_NEAR, RESPOND_PASSED, RESOLVE_NEAR, RESOLVE_PASSED = 1, 2, 3, 4
 LEVELS = {RESPOND_NEAR: "respond-by near", RESPOND_PASSED: "respond-by passed",
@@ -52,22 +53,6 @@ class Escalation:
     deadline: str  # "respond" or "resolve"
     due_at: float
     text: str
-
-
-def _half_up(value: float) -> int:
-    return int(value + 0.5)
-
-
-def approx(seconds: float) -> str:
-    """A rough human duration: ``"45s"``, ``"40m"``, ``"2h"``, ``"3d"``."""
-    seconds = max(0.0, seconds)
-    if seconds < 59.5:
-        return f"{_half_up(seconds)}s"
-    if _half_up(seconds / 60) < 60:
-        return f"{_half_up(seconds / 60)}m"
-    if _half_up(seconds / 3600) < 48:
-        return f"{_half_up(seconds / 3600)}h"
-    return f"{_half_up(seconds / 86400)}d"
 
 
 def iso_utc(epoch: float) -> str:
@@ -107,7 +92,7 @@ def prioritize(severity: str, tier: str | None, scope: int, urgency_seconds: flo
         if urgency_seconds < config.urgency_p2_below:
             priority = min(priority, Priority.P2)
             effect += ", at least P2"
-        factors.append(f"{resource} full in ~{approx(urgency_seconds)} ({effect})")
+        factors.append(f"{resource} full in ~{approx_duration(urgency_seconds)} ({effect})")
     return Decision(priority, "; ".join(factors))
 
 
@@ -180,9 +165,10 @@ def sla_watch(ticket: Ticket, now: float, config: SlaConfig) -> list[Escalation]
         near_at = due - (1 - config.near_ratio) * target
         if now >= due and ticket.escalation < near_level + 1:
             # A watchdog that wakes after the deadline reports only the breach.
-            text = f"{deadline}-by {iso_utc(due)} passed {approx(now - due)} ago; {state}"
+            text = f"{deadline}-by {iso_utc(due)} passed {approx_duration(now - due)} ago; {state}"
             out.append(Escalation(ticket.id, near_level + 1, deadline, due, text))
         elif near_at <= now < due and ticket.escalation < near_level:
-            text = f"{deadline}-by {iso_utc(due)} is near ({approx(due - now)} left); {state}"
+            left = approx_duration(due - now)
+            text = f"{deadline}-by {iso_utc(due)} is near ({left} left); {state}"
             out.append(Escalation(ticket.id, near_level, deadline, due, text))
     return out

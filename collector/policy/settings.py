@@ -10,37 +10,19 @@ meant to be embedded in the collector config as is::
       escalation: {bump_priority_on_breach: true, page: pagerduty}
 
 Durations are seconds (float) or strings like ``"90s"``, ``"15m"``, ``"4h"``,
-``"7d"``, ``"1h30m"``. The collector must not import ``checks/``, so this parses them
-itself rather than reuse ``checks.config.Duration``.
+``"7d"``, ``"1h30m"``, parsed by the shared contract
+(:func:`patrol.contract.units.parse_duration`) like every duration in the agent's config.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from patrol.collector.model import Priority
 from patrol.collector.policy.categories import CATEGORIES, DEFAULT_CATEGORIES
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number or a ``"1h30m"`` string; ``ValueError`` says what is wrong."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 300, '5m' or '4h', got a boolean")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        parts = _DURATION.findall(text)
-        if text and "".join(n + u for n, u in parts) == text:
-            return float(sum(float(n) * _UNITS[u] for n, u in parts))
-    raise ValueError(f"expected a duration such as 300, '5m' or '4h', got {value!r}")
-
+from patrol.contract.units import parse_duration
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 

@@ -8,6 +8,7 @@ reads 2900.0.
 from __future__ import annotations
 
 from patrol.collector.policy.priority import iso_utc
+from patrol.contract.units import padded_duration
 
 DASH = "–"
 METRICS = {  # trend metric -> (label, kind, whether a rise is good)
@@ -23,21 +24,9 @@ METRICS = {  # trend metric -> (label, kind, whether a rise is good)
 
 
 def duration(seconds: float | None) -> str:
-    """``"45s"``, ``"48m 20s"``, ``"3h 05m"``, ``"2d 04h"``; a dash for None."""
-    if seconds is None:
-        return DASH
-    whole = round(abs(seconds))
-    sign = "-" if seconds < 0 and whole else ""
-    if whole < 60:
-        return f"{sign}{whole}s"
-    if whole < 3600:
-        minutes, rest = divmod(whole, 60)
-        return f"{sign}{minutes}m {rest:02d}s" if rest else f"{sign}{minutes}m"
-    if whole < 48 * 3600:
-        hours, rest = divmod(whole, 3600)
-        return f"{sign}{hours}h {rest // 60:02d}m"
-    days, rest = divmod(whole, 86400)
-    return f"{sign}{days}d {rest // 3600:02d}h"
+    """``"45s"``, ``"48m 20s"``, ``"3h 05m"``, ``"2d 04h"`` (the contract's
+    :func:`~patrol.contract.units.padded_duration`); a dash for None."""
+    return DASH if seconds is None else padded_duration(seconds)
 
 
 def percent(ratio: float | None) -> str:

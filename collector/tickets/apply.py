@@ -29,7 +29,7 @@ from patrol.collector.policy.lifecycle import (
     StateChanges,
     Suppress,
 )
-from patrol.collector.policy.priority import approx
+from patrol.contract.units import approx_duration
 
 log = logging.getLogger("patrol.collector")
 
@@ -174,7 +174,7 @@ class Applier:
         ticket = self._get(action.ticket_id)
         since = ticket.recovered_at
         ticket.recovered_at = None
-        held = f" after {approx(action.at - since)}" if since is not None else ""
+        held = f" after {approx_duration(action.at - since)}" if since is not None else ""
         self.timeline(ticket, "verification_failed",
                       f"verification failed: the check broke again{held}; ticket stays open")
         self._touch(ticket)

@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from patrol.contract.units import format_bytes, format_rate, humanize_duration
+from patrol.contract.units import format_bytes, format_limit, format_rate, humanize_duration
 
 # Keys whose numbers name something (a process, a port, a line): no separators.
 _ID_KEYS = frozenset({
@@ -119,12 +119,8 @@ def limit(name: str, value: Any, unit: str | None = None) -> str:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return measured(name, value)
     unit = unit or ("ratio" if name.endswith("_ratio") else None)
-    if unit == "ratio":
-        return f"{round(value * 100, 4):g}%"
-    if unit == "seconds":
+    if unit == "seconds":  # spelled out, as every duration in a ticket body
         return humanize_duration(value)
-    if unit == "bytes":
-        return format_bytes(value)
-    if unit == "bytes_per_second":
-        return format_rate(value)
+    if unit in ("ratio", "bytes", "bytes_per_second"):
+        return format_limit(value, unit)  # as the agent's summary quoted it
     return measured(name, value)

@@ -12,7 +12,7 @@ from typing import Any
 
 from patrol.collector.model import Ticket
 from patrol.collector.policy.lifecycle import heartbeat_lost, stale_checks
-from patrol.collector.policy.priority import approx
+from patrol.contract.units import approx_duration
 from patrol.contract.wire import Event
 
 # The longest an agent waits between delivery attempts to a collector it found down
@@ -45,11 +45,11 @@ def unreachable_events(engine: Any, now: float, started: float) -> list[Event]:
         with engine.store.transaction() as tx:
             tx.set_host_reachable(name, False)
         engine.forget_heartbeat(name)  # its next heartbeat marks it back (full path)
-        silent = approx(now - host["last_heartbeat"])
+        silent = approx_duration(now - host["last_heartbeat"])
         events.append(engine.synthetic(
             name, "heartbeat", "heartbeat", "CRITICAL",
             f"{name} is unreachable: no heartbeat for {silent} "
-            f"(expected every {approx(host['interval'])})", host.get("labels") or {},
+            f"(expected every {approx_duration(host['interval'])})", host.get("labels") or {},
             since=now))
     return events
 
@@ -97,7 +97,7 @@ def stale_events(engine: Any, now: float, snapshot: list[Ticket],
 
 def _silence(state: dict[str, Any], now: float) -> str:
     last = state.get("last_run")
-    text = "no result yet" if last is None else f"last result {approx(now - last)} ago"
+    text = "no result yet" if last is None else f"last result {approx_duration(now - last)} ago"
     if state.get("next_due") is not None:
-        text += f", its run due {approx(now - state['next_due'])} ago did not report"
+        text += f", its run due {approx_duration(now - state['next_due'])} ago did not report"
     return text

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from patrol.collector.model import Priority, Ticket, TicketStatus
-from patrol.collector.policy.priority import LEVELS, approx, breached, iso_utc
+from patrol.collector.policy.priority import LEVELS, breached, iso_utc
 from patrol.collector.tickets.body import SECTION_ORDER
+from patrol.contract.units import approx_duration
 
 STATUSES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 # CSS classes (patrol.css colours them: OK green, WARNING amber, CRITICAL red,
@@ -34,7 +35,7 @@ def ago(then: float | None, now: float) -> str:
         return "never"
     if then > now:
         return "just now"
-    return f"{approx(now - then)} ago"
+    return f"{approx_duration(now - then)} ago"
 
 
 def when(epoch: float | None) -> str:
@@ -63,13 +64,13 @@ def sla_clock(kind: str, deadline: float, now: float, met_at: float | None,
     done = {"respond": "responded", "resolve": "resolved"}[kind]
     if met_at is not None:
         if met_at > deadline:
-            return Clock(f"{done} {approx(met_at - deadline)} late", False, when(deadline))
+            return Clock(f"{done} {approx_duration(met_at - deadline)} late", False, when(deadline))
         return Clock(f"{done} in time", False, when(deadline))
     if not still_running:
         return Clock("no longer applies", False, when(deadline))
     if now > deadline:
-        return Clock(f"{kind} overdue by {approx(now - deadline)}", True, when(deadline))
-    return Clock(f"{kind} in {approx(deadline - now)}", False, when(deadline))
+        return Clock(f"{kind} overdue by {approx_duration(now - deadline)}", True, when(deadline))
+    return Clock(f"{kind} in {approx_duration(deadline - now)}", False, when(deadline))
 
 
 def respond_clock(ticket: Ticket, now: float) -> Clock:
@@ -122,7 +123,7 @@ def escalation_text(ticket: Ticket) -> str:
 
 
 def ticket_row(ticket: Ticket, now: float) -> TicketRow:
-    return TicketRow(ticket, approx(now - ticket.opened_at), respond_clock(ticket, now),
+    return TicketRow(ticket, approx_duration(now - ticket.opened_at), respond_clock(ticket, now),
                      resolve_clock(ticket, now), markers(ticket), escalation_text(ticket))
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import types
 import typing
 from difflib import get_close_matches
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from patrol.contract.yamlsource import Problem, line_of
+from patrol.contract.yamlsource import Problem, duplicate_problems, line_of, plain
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def known_keys(model: type[BaseModel]) -> list[str]:
@@ -137,3 +139,23 @@ def problems_from(
             )
         )
     return out
+
+
+def validated(
+    model: type[Model],
+    node: Any,
+    problems: list[Problem],
+    *,
+    section: str | None = None,
+    duplicates: bool = True,
+) -> Model | None:
+    """``node`` (a mapping of the YAML tree) as ``model``, or None with every reason
+    added to ``problems``: duplicate keys first (unless ``duplicates`` is False because
+    an enclosing node already reported them), then each pydantic error at its line."""
+    if duplicates:
+        duplicate_problems(node, problems, None, section)
+    try:
+        return model.model_validate(plain(node))
+    except ValidationError as exc:
+        problems.extend(problems_from(exc, model, node, section=section))
+        return None

@@ -69,17 +69,36 @@ def parse_percent(value: str) -> float:
         raise ValueError(f"{value!r} is not a percentage; write it like 85%") from None
 
 
+# Durations are worded four ways, each where a reader needs it; all of them are here so a
+# change of wording happens in one place:
+#
+#   format_duration    check summaries, limits   "850ms", "4.5s", "12m", "3d 4h"
+#   humanize_duration  ticket bodies             "850 ms", "4 min 47 s", "2 h 5 min"
+#   approx_duration    collector reasons, pages  "45s", "40m", "2h", "3d" (one unit)
+#   padded_duration    reports                   "45s", "48m 20s", "3h 05m", "2d 04h"
+
+_SPANS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def _split(whole: int) -> list[tuple[int, str]]:
+    """(count, unit) from the largest unit that is not zero down to seconds:
+    ``7380`` -> ``[(2, "h"), (3, "m"), (0, "s")]``; ``[]`` for 0."""
+    parts: list[tuple[int, str]] = []
+    for unit, size in _SPANS:
+        count, whole = divmod(whole, size)
+        if count or parts:
+            parts.append((count, unit))
+    return parts
+
+
 def format_duration(seconds: float) -> str:
-    """Short human form for summaries: ``"3d 4h"``, ``"12m"``, ``"850ms"``."""
+    """Short human form for summaries: ``"3d 4h"``, ``"12m"``, ``"850ms"``: the two
+    largest units that are not zero, whole minutes at the least."""
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"
     if seconds < 60:
         return f"{seconds:.1f}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{int(count)}{unit}")
+    parts = [f"{count}{unit}" for count, unit in _split(int(seconds)) if count and unit != "s"]
     return " ".join(parts[:2])
 
 
@@ -95,14 +114,45 @@ def humanize_duration(seconds: float) -> str:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 10:
         return f"{seconds:.1f}".rstrip("0").rstrip(".") + " s"
-    whole = round(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        count, whole = divmod(whole, size)
-        if count or parts:
-            parts.append((count, unit))
+    parts = [(count, "min" if unit == "m" else unit) for count, unit in _split(round(seconds))]
     shown = parts[:2] if len(parts) > 1 and parts[1][0] else parts[:1]
     return " ".join(f"{count} {unit}" for count, unit in shown)
+
+
+def _half_up(value: float) -> int:
+    return int(value + 0.5)
+
+
+def approx_duration(seconds: float) -> str:
+    """A rough duration in one unit, rounded half up, for sentences such as "failed
+    again 3h after it was resolved": ``"45s"``, ``"40m"``, ``"2h"``, ``"3d"``. Hours up
+    to 47 (a day and a half reads better as "36h" than "2d"); negative is ``"0s"``."""
+    seconds = max(0.0, seconds)
+    if seconds < 59.5:
+        return f"{_half_up(seconds)}s"
+    if _half_up(seconds / 60) < 60:
+        return f"{_half_up(seconds / 60)}m"
+    if _half_up(seconds / 3600) < 48:
+        return f"{_half_up(seconds / 3600)}h"
+    return f"{_half_up(seconds / 86400)}d"
+
+
+def padded_duration(seconds: float) -> str:
+    """Two units with the second zero-padded, as report tables align them: ``"45s"``,
+    ``"48m 20s"``, ``"3h 05m"``, ``"47h 59m"``, ``"2d 04h"``; signed (``"-21m 12s"``)
+    because a report shows changes."""
+    whole = round(abs(seconds))
+    sign = "-" if seconds < 0 and whole else ""
+    if whole < 60:
+        return f"{sign}{whole}s"
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{sign}{minutes}m {rest:02d}s" if rest else f"{sign}{minutes}m"
+    if whole < 48 * 3600:
+        hours, rest = divmod(whole, 3600)
+        return f"{sign}{hours}h {rest // 60:02d}m"
+    days, rest = divmod(whole, 86400)
+    return f"{sign}{days}d {rest // 3600:02d}h"
 
 
 def format_bytes(value: float) -> str:

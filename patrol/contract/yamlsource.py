@@ -6,8 +6,8 @@ copy-paste into a threshold nobody set. This loader builds :class:`SourceMap` /
 records duplicate keys instead of dropping them, so the validator can report every
 problem at once as ``file:line``.
 
-It lives in ``collector/`` because both ends validate YAML the same way and the
-arrows allow ``agent -> collector`` (as for the wire schema) but never the reverse.
+It is part of the shared contract because the agent's and the collector's configs
+are read the same way, and neither side may import the other.
 """
 
 from __future__ import annotations
@@ -255,28 +255,3 @@ class ConfigError(Exception):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:9731`` for IPv6) -> (host, port)."""
-    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:\[\]]*):(\d+)", value.strip())
-    if not match:
-        raise ValueError(f"{value!r} is not HOST:PORT; write it like 127.0.0.1:9731")
-    host = match.group(1) or match.group(3) or "0.0.0.0"
-    port = int(match.group(2) or match.group(4))
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port {port} is out of range; use 1-65535")
-    return host, port
-
-
-def pem_file(value: Path | None) -> Path | None:
-    """Validator body for a certificate or key path: it must exist now, not at the
-    first TLS handshake."""
-    if value is not None and not value.is_file():
-        raise ValueError(f"{value} does not exist; give the path of a PEM file")
-    return value
-
-
-def tls_pair(cert: Path | None, key: Path | None) -> None:
-    """A certificate without its key (or the reverse) is a mistake, not plain HTTP."""
-    if (cert is None) != (key is None):
-        raise ValueError("tls_cert and tls_key go together; set both or neither")
