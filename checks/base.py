@@ -22,6 +22,13 @@ its time and size budgets and redacts secrets centrally; it must return JSON-abl
 
 "Could not find out" is UNKNOWN (raise :class:`CheckError`, or any exception: the
 runner maps it); "the thing is broken" (port refused, unit failed) is CRITICAL.
+
+Patrol's contract suite (``tests/test_contract.py``) runs every registered type once
+against a real target. A plugin supplies its target in the ``patrol.check_targets``
+entry-point group, under its type name: a function taking a :class:`ContractLab` and
+returning the check's options (without ``name``/``type``), for example
+``{"path": str(lab.directory)}``. A plugin without one is reported as skipped, not
+failed (see :func:`patrol.checks.registry.contract_target`).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -193,3 +201,36 @@ class Check(Protocol):
     REQUIRES: ClassVar[tuple[str, ...]]
 
     def run(self, ctx: RunContext) -> Result: ...
+
+
+class ContractLab(Protocol):
+    """What the contract suite offers a check's target on the test host, all on
+    loopback. The service methods skip the test (fail it in CI) when the service is
+    missing, so a target asks only for what its check needs."""
+
+    @property
+    def directory(self) -> Path:
+        """A scratch folder holding ``app.log`` (one line, ``start``) and ``node.prom``
+        (the gauge ``backup_age 12``)."""
+
+    @property
+    def tcp_port(self) -> int:
+        """A port listening on 127.0.0.1 (accepts, says nothing)."""
+
+    @property
+    def http_url(self) -> str:
+        """``http://127.0.0.1:PORT/``, answering 200 ``hello patrol`` to GET."""
+
+    @property
+    def certificate(self) -> Path:
+        """A PEM server certificate issued by a throwaway CA."""
+
+    def postgres_dsn(self) -> str: ...
+
+    def mysql(self) -> dict[str, Any]:
+        """``host``, ``port`` and ``user`` of a MariaDB/MySQL that needs no password."""
+
+    def redis_url(self) -> str: ...
+
+    def sntp_port(self) -> int:
+        """An SNTP responder on 127.0.0.1."""

@@ -9,6 +9,12 @@ Third-party checks register in the ``patrol.checks`` entry-point group::
     [project.entry-points."patrol.checks"]
     zfs = "patrol_zfs:ZfsCheck"
 
+and may name, in the ``patrol.check_targets`` group, a target for Patrol's contract
+suite (a function of a :class:`~patrol.checks.base.ContractLab` returning options)::
+
+    [project.entry-points."patrol.check_targets"]
+    zfs = "patrol_zfs:contract_target"
+
 The entry-point scan reads the metadata of every installed distribution (~5 ms),
 and a config load resolves every check through :func:`table`, so the scan is
 cached for the process. A plugin installed while the agent runs is seen after
@@ -20,7 +26,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from difflib import get_close_matches
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -120,3 +126,17 @@ def load(check_type: str) -> type:
         if importlib.util.find_spec(module) is None:
             raise MissingDriver(check_type, module)
     return cls
+
+
+TARGETS_GROUP = "patrol.check_targets"
+
+
+def contract_target(check_type: str) -> Callable[..., Mapping[str, Any]] | None:
+    """The test target a plugin declares for ``check_type`` in ``patrol.check_targets``,
+    or None when it declares none (the contract suite reports that, rather than fail).
+    Built-in types keep theirs beside Patrol's tests (``tests/check_targets.py``)."""
+    for ep in entry_points(group=TARGETS_GROUP):
+        if ep.name == check_type:
+            target: Callable[..., Mapping[str, Any]] = ep.load()
+            return target
+    return None

@@ -28,6 +28,7 @@ from tests.helpdesk_servers import HelpdeskServer  # noqa: E402
 pytest_plugins = ["tests.helpdesk_servers"]
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
+FAILPOINTS = ROOT / "tests" / "failpoints"  # a sitecustomize that SIGKILLs after an open
 
 
 class Up:
@@ -231,7 +232,8 @@ def test_a_collector_killed_between_created_and_stored_leaves_one_issue(
     port, _, stop_service = service_port
     host = f"db-crash-{os.getpid()}-{int(time.time())}"
     configure(tmp_path, port, host, "redmine", redmine_entry(redmine_server))
-    crashing = Up(tmp_path, "crash", env={"PATROL_FAILPOINT": "after-helpdesk-open"})
+    armed = os.pathsep.join(filter(None, [str(FAILPOINTS), os.environ.get("PYTHONPATH")]))
+    crashing = Up(tmp_path, "crash", env={"PYTHONPATH": armed})  # see tests/failpoints/
     try:
         stop_service()
         crashing.wait(lambda: crashing.proc.poll() is not None, 30)

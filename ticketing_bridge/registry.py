@@ -1,11 +1,30 @@
 """Which helpdesk ``type:`` is which adapter: a table, plus the ``patrol.ticketing``
-entry-point group for third-party adapters. Importing this imports no adapter."""
+entry-point group for third-party adapters. Importing this imports no adapter.
+
+A plugin may also name, in the ``patrol.ticketing_targets`` group under its type, a
+helpdesk for Patrol's adapter contract suite (``tests/test_adapter_contract.py``)::
+
+    [project.entry-points."patrol.ticketing"]
+    otrs = "patrol_otrs:Otrs"
+    [project.entry-points."patrol.ticketing_targets"]
+    otrs = "patrol_otrs.testing:contract_target"
+
+``contract_target(lab)`` gets a scratch folder as ``lab.directory`` and returns a
+context manager yielding the target's fields (``settings``, ``texts``, ``destination``,
+``searchable``, ``reads_back``, ...; see ``tests/adapter_targets.py``), its helpdesk (a
+fake server, say) running until the block ends. A plugin without one is reported as
+skipped by the suite, not failed.
+"""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from difflib import get_close_matches
 from importlib.metadata import entry_points
+from typing import Any
+
+TARGETS_GROUP = "patrol.ticketing_targets"
 
 BUILTINS: dict[str, str] = {
     "redmine": "patrol.ticketing_bridge.redmine:Redmine",
@@ -38,3 +57,13 @@ def load(helpdesk_type: str) -> type:
         raise UnknownHelpdesk(helpdesk_type, sorted(table()))
     module, _, attr = spec.partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def contract_target(helpdesk_type: str) -> Callable[..., Any] | None:
+    """The contract-suite target a plugin names for ``helpdesk_type`` in
+    ``patrol.ticketing_targets``, or None when it names none."""
+    for ep in entry_points(group=TARGETS_GROUP):
+        if ep.name == helpdesk_type:
+            target: Callable[..., Any] = ep.load()
+            return target
+    return None

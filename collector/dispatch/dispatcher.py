@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import random
-import signal
 import threading
 import uuid
 from collections import Counter
@@ -57,9 +55,6 @@ from patrol.ticketing_bridge.protocol import (
 
 log = logging.getLogger("patrol.collector.dispatch")
 MAX_BACKOFF = 300.0
-# Fault injection for the crash test: SIGKILL this process right after a helpdesk
-# confirmed a new ticket and before its reference is stored (the worst moment).
-FAILPOINT = "PATROL_FAILPOINT"
 
 
 def fingerprint(ticket: Ticket) -> str:
@@ -279,8 +274,6 @@ class Dispatcher:
             adopted = ref is not None
             if ref is None:
                 ref = adapter.open(view, dest)
-                if os.environ.get(FAILPOINT) == "after-helpdesk-open":
-                    os.kill(os.getpid(), signal.SIGKILL)
                 ticket_chart.attach_chart(adapter, ref, self.store, ticket, self.clock())
 
             def record(tx: Any, now: float) -> None:

@@ -319,12 +319,11 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
 
     app.include_router(inventory_router)
 
-    try:
-        from patrol.collector.web.pages import router
-    except ImportError:  # the web pages are optional for API-only deployments
-        router = None
-    if router is not None:
-        app.include_router(router)
+    # The web pages need only core dependencies (Jinja2, FastAPI): a failing import is
+    # a broken install and stops start-up, never a collector silently without its UI.
+    from patrol.collector.web.pages import router as pages_router
+
+    app.include_router(pages_router)
 
     # The ingest routes are answered by collector/ingest/fastpath.py, which also describes
     # them; the wire models are added by hand (the bodies are validated after cleaning,
