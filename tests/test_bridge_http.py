@@ -46,3 +46,44 @@ def test_token_wins_over_basic_auth_and_basic_auth_needs_no_token() -> None:
         {"Authorization": "Bearer abc"}, None)
     assert token_or_basic(None, "token", "root", SecretStr("pw")) == ({}, ("root", "pw"))
     assert token_or_basic(None, "token", None, None) == ({}, ("", ""))
+
+
+def _truncating_server() -> tuple[Any, str]:
+    """A helpdesk that starts a chunked answer and dies in the middle of it, as a proxy
+    restarting mid-response does; a real socket, so requests sees what it would see."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n40\r\n{\"issue\": {\"id\"")
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_an_answer_that_breaks_off_is_an_unknown_outcome_retried_later() -> None:
+    """Not a crash of the dispatcher and not a permanent failure: the helpdesk may have
+    created the ticket, so the retry waits long enough for ``find`` to adopt it."""
+    from patrol.ticketing_bridge.http import UNKNOWN_OUTCOME_WAIT, HttpClient
+    from patrol.ticketing_bridge.protocol import TemporaryError
+
+    listener, url = _truncating_server()
+    try:
+        client = HttpClient(url, name="redmine")
+        with pytest.raises(TemporaryError, match="answer broke off") as info:
+            client.json("POST", "/issues.json", json={"issue": {}})
+        assert info.value.retry_after == UNKNOWN_OUTCOME_WAIT
+    finally:
+        listener.close()

@@ -124,6 +124,13 @@ class HttpClient:
                                  f"{read:g} s", None, UNKNOWN_OUTCOME_WAIT) from exc
         except requests.Timeout as exc:
             raise TemporaryError(f"{self.name}: {method} {path} timed out") from exc
+        except (requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:
+            # The request was answered but the answer broke off (a proxy or helpdesk that
+            # died mid-response): the helpdesk may have done it, as with a read timeout.
+            raise TemporaryError(f"{self.name}: {method} {path} sent, but the answer broke "
+                                 f"off ({type(exc).__name__})", None,
+                                 UNKNOWN_OUTCOME_WAIT) from exc
         except requests.ConnectionError as exc:
             raise TemporaryError(f"{self.name}: cannot connect to {self.base_url}") from exc
         if response.status_code in expect:
