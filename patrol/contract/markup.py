@@ -1,4 +1,4 @@
-"""Ticket bodies (Markdown, see :mod:`patrol.contract.markdown_tree`) in each
+"""Ticket bodies (Markdown, see :mod:`patrol.contract.markup_tree`) in each
 helpdesk's markup.
 
 =================  =========================================  ============================
@@ -33,7 +33,8 @@ import re
 from html import escape
 from typing import Any
 
-from patrol.contract.markdown_tree import (
+from patrol.contract.markup_adf import to_adf
+from patrol.contract.markup_tree import (
     Block,
     Code,
     Heading,
@@ -46,10 +47,10 @@ from patrol.contract.markdown_tree import (
     Text,
     parse,
     plain,
+    safe_url,
 )
-from patrol.contract.markup_adf import to_adf
 
-__all__ = ["to_adf", "to_html", "to_jira_wiki", "to_text", "to_textile"]
+__all__ = ["safe_url", "to_adf", "to_html", "to_jira_wiki", "to_text", "to_textile"]
 
 # --- HTML -------------------------------------------------------------------------
 
@@ -196,12 +197,12 @@ def _wiki_lists(block: ListBlock, prefix: str, inline: Any) -> list[str]:
 def _strip_edges(nodes: tuple[Inline, ...]) -> tuple[Inline, ...]:
     """Bold content without leading/trailing spaces: both markups need the marker
     next to a non-space character."""
-    nodes = list(nodes)
-    if nodes and isinstance(nodes[0], Text):
-        nodes[0] = Text(nodes[0].text.lstrip())
-    if nodes and isinstance(nodes[-1], Text):
-        nodes[-1] = Text(nodes[-1].text.rstrip())
-    return tuple(n for n in nodes if not (isinstance(n, Text) and not n.text))
+    edged = list(nodes)
+    if edged and isinstance(edged[0], Text):
+        edged[0] = Text(edged[0].text.lstrip())
+    if edged and isinstance(edged[-1], Text):
+        edged[-1] = Text(edged[-1].text.rstrip())
+    return tuple(n for n in edged if not (isinstance(n, Text) and not n.text))
 
 
 # --- Textile (Redmine) ------------------------------------------------------------
