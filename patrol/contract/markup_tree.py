@@ -159,16 +159,19 @@ _MARKDOWN.block.ruler.at("list", _list_within_depth,
 
 
 def _merge(nodes: list[Inline]) -> tuple[Inline, ...]:
-    """Adjacent text nodes joined, empty ones dropped: renderers see whole runs."""
+    """Adjacent text nodes joined (once per run, so linear), empty ones dropped:
+    renderers see whole runs."""
     out: list[Inline] = []
-    for node in nodes:
+    run: list[str] = []
+    for node in (*nodes, None):
         if isinstance(node, Text):
-            if not node.text:
-                continue
-            if out and isinstance(out[-1], Text):
-                out[-1] = Text(out[-1].text + node.text)
-                continue
-        out.append(node)
+            run.append(node.text)
+            continue
+        if text := "".join(run):
+            out.append(Text(text))
+        run = []
+        if node is not None:
+            out.append(node)
     return tuple(out)
 
 
@@ -193,40 +196,41 @@ def _bare_urls(nodes: tuple[Inline, ...]) -> tuple[Inline, ...]:
 
 
 def _inline(token: Token) -> tuple[Inline, ...]:
-    """An ``inline`` token's children as inline nodes, built with an explicit stack."""
-    # a frame: what closes it ("strong", "link", "splice" or "literal"), its nodes, and
-    # the link's URL or the literal markers
-    stack: list[tuple[str, list[Inline], str]] = [("root", [], "")]
+    """An ``inline`` token's children as inline nodes. Only bold and links open a
+    frame (at most three deep: a link in bold in a link cannot happen, bold in bold is
+    one bold); literal markers and spliced bold cost nothing, so hostile nesting
+    stays linear."""
+    frames: list[tuple[str, list[Inline]]] = [("", [])]  # (the link's URL or "", nodes)
+    bold: list[bool] = []  # for each open "**": did it open a frame?
     for child in token.children or ():
-        kind, nodes, _ = stack[-1]
+        nodes = frames[-1][1]
         if child.type in ("text", "text_special"):
             nodes.append(Text(child.content))
         elif child.type == "code_inline":
             nodes.append(Code(child.content))
         elif child.type in ("softbreak", "hardbreak"):
             nodes.append(Break())
-        elif child.type == "strong_open" and child.markup == "**":
-            # bold inside bold is just bold: the tree stays shallow
-            bold = any(frame[0] == "strong" for frame in stack)
-            stack.append(("splice" if bold else "strong", [], ""))
-        elif child.type in ("strong_open", "em_open"):  # __x__, *x*, _x_: text
-            stack.append(("literal", [], child.markup))
+        elif child.type in ("strong_open", "strong_close") and child.markup == "**":
+            if child.type == "strong_open":
+                bold.append(not any(bold))
+                if bold[-1]:
+                    frames.append(("", []))
+            elif bold.pop():
+                inner = frames.pop()[1]
+                frames[-1][1].append(Strong(_merge(inner)))
+        elif child.type in ("strong_open", "strong_close", "em_open", "em_close"):
+            nodes.append(Text(child.markup))  # __x__, *x*, _x_: text, markers kept
         elif child.type == "link_open":
-            stack.append(("link", [], str(child.attrGet("href") or "")))
-        elif child.type.endswith("_close") and len(stack) > 1:
-            kind, inner, extra = stack.pop()
-            parent = stack[-1][1]
-            if kind == "strong":
-                parent.append(Strong(_merge(inner)))
-            elif kind == "link" and safe_url(extra):
-                parent.append(Link(_merge(inner) or (Text(extra),), extra))
-            elif kind == "literal":
-                parent += [Text(extra), *inner, Text(extra)]
-            else:  # splice, or a link markdown-it let through with an empty URL
-                parent += inner
+            frames.append((str(child.attrGet("href") or ""), []))
+        elif child.type == "link_close":
+            url, inner = frames.pop()
+            if safe_url(url):
+                frames[-1][1].append(Link(_merge(inner) or (Text(url),), url))
+            else:  # markdown-it lets an empty URL through: the label alone
+                frames[-1][1].extend(inner)
         else:
             nodes.append(Text(child.content))
-    return _bare_urls(_merge(stack[0][1]))
+    return _bare_urls(_merge(frames[0][1]))
 
 
 def _flat(block: Block) -> tuple[Inline, ...]:
