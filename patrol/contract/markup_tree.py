@@ -22,8 +22,8 @@ keep their markers as text: bodies never write them, and in diagnostics they are
 names such as ``__init__.py`` or globs such as ``*.log``.
 
 Links are kept only for ``http``, ``https`` and ``mailto`` URLs (:func:`safe_url`,
-also the web page's rule for a ticket's runbook link), percent-encoded by
-markdown-it (so a ``"`` in a URL is ``%22``); any other link (``javascript:``,
+also the web page's rule for a ticket's runbook link), a ``[text](url)`` link's URL
+percent-encoded by markdown-it (so a ``"`` in it is ``%22``); any other link (``javascript:``,
 ``data:``, relative paths that mean nothing in a helpdesk, ``//host``) stays literal
 text. Nesting is bounded (markdown-it's ``maxNesting``; bold inside bold is one
 bold), so hostile input cannot make the renderers recurse deeply.
@@ -176,7 +176,9 @@ def _merge(nodes: list[Inline]) -> tuple[Inline, ...]:
 
 
 def _bare_urls(nodes: tuple[Inline, ...]) -> tuple[Inline, ...]:
-    """Bare ``http(s)://`` URLs in text (outside links and code) made links."""
+    """Bare ``http(s)://`` URLs in text (outside links and code) made links, the URL as
+    written (the pattern leaves out spaces, quotes and angle brackets; renderers escape
+    the rest), so label and URL stay equal and text and Jira show the URL once."""
     out: list[Inline] = []
     for node in nodes:
         if isinstance(node, Strong):
@@ -186,8 +188,7 @@ def _bare_urls(nodes: tuple[Inline, ...]) -> tuple[Inline, ...]:
             for match in _BARE_URL.finditer(node.text):
                 if not safe_url(match[0]):
                     continue
-                out += [Text(node.text[pos:match.start()]),
-                        Link((Text(match[0]),), _MARKDOWN.normalizeLink(match[0]))]
+                out += [Text(node.text[pos:match.start()]), Link((Text(match[0]),), match[0])]
                 pos = match.end()
             out.append(Text(node.text[pos:]))
         else:
