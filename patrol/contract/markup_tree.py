@@ -179,11 +179,14 @@ def _bare_urls(nodes: tuple[Inline, ...]) -> tuple[Inline, ...]:
     """Bare ``http(s)://`` URLs in text (outside links and code) made links, the URL as
     written (the pattern leaves out spaces, quotes and angle brackets; renderers escape
     the rest), so label and URL stay equal and text and Jira show the URL once."""
+    if not any(isinstance(node, Strong) or (isinstance(node, Text) and "://" in node.text)
+               for node in nodes):
+        return nodes  # most runs: nothing to split, already merged
     out: list[Inline] = []
     for node in nodes:
         if isinstance(node, Strong):
             out.append(Strong(_bare_urls(node.children)))
-        elif isinstance(node, Text):
+        elif isinstance(node, Text) and "://" in node.text:
             pos = 0
             for match in _BARE_URL.finditer(node.text):
                 if not safe_url(match[0]):
