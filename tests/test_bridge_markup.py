@@ -330,6 +330,7 @@ def test_html_never_passes_markup_through(markdown) -> None:
     ("## Problem", "<h2>Problem</h2>"),
     ("#### largest_directories ##", "<h4>largest_directories</h4>"),
     ("####### seven", "<p>####### seven</p>"),
+    ("#\n\n## ##", "<p>#</p>\n<p>##</p>"),
     ("- one\n- **two**: 2", "<ul><li>one</li><li><strong>two</strong>: 2</li></ul>"),
     ("1. first\n2. second", "<ol><li>first</li><li>second</li></ol>"),
     ("run `df -h /var` now", "<p>run <code>df -h /var</code> now</p>"),
@@ -337,6 +338,7 @@ def test_html_never_passes_markup_through(markdown) -> None:
 ], ids=["javascript", "relative-path", "mailto", "quote-in-url", "bare-url", "escapes",
         "line-break", "ordered-start", "long-fence", "javascript-no-parens",
         "scheme-relative", "query-escaped", "h2", "closing-hashes", "not-a-heading",
+        "empty-heading",
         "bullets", "ordered", "code-span", "code-span-with-tick"])
 def test_html_inline_and_links(markdown, html) -> None:
     assert to_html(markdown) == html

@@ -276,7 +276,11 @@ def _blocks(tokens: list[Token], i: int, end: str) -> tuple[list[Block], int]:
     while i < len(tokens) and tokens[i].type != end:
         token = tokens[i]
         if token.type == "heading_open":
-            blocks.append(Heading(int(token.tag[1:]), _inline(tokens[i + 1])))
+            title = _inline(tokens[i + 1])
+            # a lone "#" (a diagnostics value, a comment line) is an empty heading to
+            # CommonMark; an empty heading tells a reader nothing, the "#" does
+            blocks.append(Heading(int(token.tag[1:]), title) if title
+                          else Paragraph((Text(token.markup),)))
             i += 3
         elif token.type == "paragraph_open":
             blocks.append(Paragraph(_inline(tokens[i + 1])))
