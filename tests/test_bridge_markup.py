@@ -238,15 +238,24 @@ def test_nested_lists_in_adf_are_list_items_children() -> None:
      "&#35;123 a&#124;b"),
     ("<pre>x</pre> &amp; <script>", "&lt;pre&gt;x&lt;/pre&gt; &amp;amp; &lt;script&gt;"),
     ("CPU(s) and time(s)", "CPU&#40;s) and time(s)"),
-    ("h2. not a heading", "h2. not a heading"),
+    # Redmine (RedCloth3 block_textile_prefix) would make these a heading, a quote, a
+    # footnote: the dot becomes an entity, the reader still sees "h2. ..."
+    ("h2. not a heading", "h2&#46; not a heading"),
+    ("bq. not a quote\nh1. second line", "bq&#46; not a quote\nh1. second line"),
+    ("fn1. not a footnote", "fn1&#46; not a footnote"),
+    ("p(x). padded and p. plain", "p(x)&#46; padded and p. plain"),
+    ("ph2. Done. e.g. this", "ph2. Done. e.g. this"),
     ("`a@b|c` and `</pre> &amp;`", "@a&#64;b&#124;c@ and @&lt;/pre> &amp;amp;@"),
-    ("**  spaced  **", "*spaced*"),
+    # CommonMark: "**" followed by a space opens nothing, so this is not bold; the
+    # markers stay text (bold content never has edge spaces for Textile to trip on)
+    ("**  spaced  **", "&#42;&#42;  spaced  &#42;&#42;"),
     ("[a \"b\"](https://x.example/a b)",
      '&#91;a &#34;b&#34;&#93;("https://x.example/a":https://x.example/a b)'),
     ("[a \"b\"](https://x.example/p)", '"a &#34;b&#34;":https://x.example/p'),
 ], ids=["span-markers-at-word-start", "span-markers-inside-words", "always-escaped",
-        "html-and-entities", "abbreviation", "block-prefix-in-paragraph", "code-span",
-        "bold-trimmed", "url-with-space-links-only-the-url", "link-label"])
+        "html-and-entities", "abbreviation", "block-prefix-in-paragraph", "quote-prefix",
+        "footnote-prefix", "padded-paragraph-prefix", "not-a-prefix", "code-span",
+        "spaced-markers-are-text", "url-with-space-links-only-the-url", "link-label"])
 def test_textile_escaping(markdown, textile) -> None:
     assert to_textile(markdown) == textile
 
@@ -266,8 +275,12 @@ def test_textile_code_block_is_raw_except_a_closing_tag() -> None:
     ("[a|b](https://x.example/p|q]) [t](https://x.example/)",
      "[a\\|b|https://x.example/p%7Cq%5D] [t|https://x.example/]"),
     ("**bold** line\nnext", "*bold* line\nnext"),
+    # a heading or quote signature at any line's start in a paragraph
+    ("h1. not a heading\nbq. nor a quote\n h3. nor this", "h1&#46; not a heading\n"
+     "bq&#46; nor a quote\nh3&#46; nor this"),
+    ("th1. fine h2. fine", "th1. fine h2. fine"),
 ], ids=["span-markers-at-word-start", "span-markers-inside-words", "always-escaped",
-        "backslash", "code-span", "links", "line-break"])
+        "backslash", "code-span", "links", "line-break", "block-prefixes", "not-prefixes"])
 def test_jira_escaping(markdown, jira) -> None:
     assert to_jira_wiki(markdown) == jira
 
@@ -301,7 +314,9 @@ def test_html_never_passes_markup_through(markdown) -> None:
     ("[x](javascript:alert(1))", "<p>[x](javascript:alert(1))</p>"),
     ("[t](/tickets/1)", "<p>[t](/tickets/1)</p>"),
     ("[m](mailto:ops@example.com)", '<p><a href="mailto:ops@example.com">m</a></p>'),
-    ('[q](https://a"onmouseover="x)', '<p><a href="https://a&quot;onmouseover=&quot;x">q</a></p>'),
+    # a quote in a URL is percent-encoded (as a browser would send it), so it cannot
+    # end the attribute
+    ('[q](https://a"onmouseover="x)', '<p><a href="https://a%22onmouseover=%22x">q</a></p>'),
     ("see https://example.org/x.", '<p>see <a href="https://example.org/x">'
                                    "https://example.org/x</a>.</p>"),
     (r"a \*literal\* \| pipe", "<p>a *literal* | pipe</p>"),
@@ -315,6 +330,7 @@ def test_html_never_passes_markup_through(markdown) -> None:
     ("## Problem", "<h2>Problem</h2>"),
     ("#### largest_directories ##", "<h4>largest_directories</h4>"),
     ("####### seven", "<p>####### seven</p>"),
+    ("#\n\n## ##", "<p>#</p>\n<p>##</p>"),
     ("- one\n- **two**: 2", "<ul><li>one</li><li><strong>two</strong>: 2</li></ul>"),
     ("1. first\n2. second", "<ol><li>first</li><li>second</li></ol>"),
     ("run `df -h /var` now", "<p>run <code>df -h /var</code> now</p>"),
@@ -322,6 +338,7 @@ def test_html_never_passes_markup_through(markdown) -> None:
 ], ids=["javascript", "relative-path", "mailto", "quote-in-url", "bare-url", "escapes",
         "line-break", "ordered-start", "long-fence", "javascript-no-parens",
         "scheme-relative", "query-escaped", "h2", "closing-hashes", "not-a-heading",
+        "empty-heading",
         "bullets", "ordered", "code-span", "code-span-with-tick"])
 def test_html_inline_and_links(markdown, html) -> None:
     assert to_html(markdown) == html

@@ -301,7 +301,7 @@ def test_body_filter_is_the_helpdesk_renderer_marked_safe_for_jinja():
 
 
 def test_unsafe_links_in_a_body_or_runbook_stay_text(client, seeded):
-    """One URL rule (patrol.contract.markdown_tree.safe_url) for body links and the
+    """One URL rule (patrol.contract.markup.safe_url) for body links and the
     runbook field: http(s) and mailto only; site paths and ``//host`` stay text too."""
     with seeded.store.transaction() as tx:
         ticket = tx.create_ticket(make_ticket(

@@ -49,8 +49,7 @@ from patrol.collector.model import Priority, TicketStatus
 from patrol.collector.tickets import chart as ticket_chart
 from patrol.collector.tickets.actions import TicketRefused, act
 from patrol.collector.web import view as webview
-from patrol.contract.markdown_tree import safe_url
-from patrol.contract.markup import to_html
+from patrol.contract.markup import safe_url, to_html
 
 HERE = Path(__file__).resolve().parent
 REFRESH_SECONDS = 30

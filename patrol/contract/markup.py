@@ -1,4 +1,4 @@
-"""Ticket bodies (Markdown, see :mod:`patrol.contract.markdown_tree`) in each
+"""Ticket bodies (Markdown, see :mod:`patrol.contract.markup_tree`) in each
 helpdesk's markup.
 
 =================  =========================================  ============================
@@ -18,10 +18,13 @@ Decisions per markup, checked against the renderers' sources:
   span markers (``* _ - + ^ ~ % ? =``) only open markup after a non-word character,
   so they are escaped only there: ``db-01`` and ``used_ratio`` stay readable in the
   source Redmine mails and shows in its editor. ``@ | ! " [ ] { } # < > &`` are always
-  escaped (``#`` also stops ``#123`` becoming an issue link). ``<pre>`` content is
-  HTML-escaped by Redmine itself, so code blocks are written raw.
+  escaped (``#`` also stops ``#123`` becoming an issue link). A paragraph starting
+  like a block signature (``h2. ``, ``bq. ``, ``fn1. ``, ``p(x). ``) would become that
+  block (RedCloth3's ``block_textile_prefix``), so its dot is ``&#46;``. ``<pre>``
+  content is HTML-escaped by Redmine itself, so code blocks are written raw.
 - Jira wiki: the same word-start rule for span markers, ``\\`` before the others;
-  a literal backslash is ``&#92;`` (``\\\\`` is a line break in Jira). ``{code}`` (or
+  a literal backslash is ``&#92;`` (``\\\\`` is a line break in Jira), and the dot
+  of a line starting ``h1. `` .. ``h6. `` or ``bq. `` is ``&#46;``. ``{code}`` (or
   ``{noformat}`` when the code contains ``{code``) is left unprocessed by Jira; a
   fence's language is kept only when Jira knows it (else Jira shows an error panel).
 - ADF: see :mod:`patrol.contract.markup_adf` (checked against Atlassian's schema).
@@ -33,7 +36,8 @@ import re
 from html import escape
 from typing import Any
 
-from patrol.contract.markdown_tree import (
+from patrol.contract.markup_adf import to_adf
+from patrol.contract.markup_tree import (
     Block,
     Code,
     Heading,
@@ -46,10 +50,10 @@ from patrol.contract.markdown_tree import (
     Text,
     parse,
     plain,
+    safe_url,
 )
-from patrol.contract.markup_adf import to_adf
 
-__all__ = ["to_adf", "to_html", "to_jira_wiki", "to_text", "to_textile"]
+__all__ = ["safe_url", "to_adf", "to_html", "to_jira_wiki", "to_text", "to_textile"]
 
 # --- HTML -------------------------------------------------------------------------
 
@@ -196,12 +200,12 @@ def _wiki_lists(block: ListBlock, prefix: str, inline: Any) -> list[str]:
 def _strip_edges(nodes: tuple[Inline, ...]) -> tuple[Inline, ...]:
     """Bold content without leading/trailing spaces: both markups need the marker
     next to a non-space character."""
-    nodes = list(nodes)
-    if nodes and isinstance(nodes[0], Text):
-        nodes[0] = Text(nodes[0].text.lstrip())
-    if nodes and isinstance(nodes[-1], Text):
-        nodes[-1] = Text(nodes[-1].text.rstrip())
-    return tuple(n for n in nodes if not (isinstance(n, Text) and not n.text))
+    edged = list(nodes)
+    if edged and isinstance(edged[0], Text):
+        edged[0] = Text(edged[0].text.lstrip())
+    if edged and isinstance(edged[-1], Text):
+        edged[-1] = Text(edged[-1].text.rstrip())
+    return tuple(n for n in edged if not (isinstance(n, Text) and not n.text))
 
 
 # --- Textile (Redmine) ------------------------------------------------------------
@@ -213,6 +217,11 @@ _textile_text = _escaper(_TEXTILE_ALWAYS, "&#{code};")
 # "@" would end it, a "|" split a table cell
 _TEXTILE_CODE = {"@": "&#64;", "|": "&#124;", "&": "&amp;", "<": "&lt;"}
 _ABBR = re.compile(r"(?<=[A-Z0-9])\(")
+# RedCloth3's BLOCK_RE, /^(([a-z]+)(\d*))(#{A}#{C})\.(?::(\S+))? (.*)$/, for the tags it
+# has handlers for; attributes (A, C) start with one of <>=()-^~{[ (or an entity we
+# wrote for one) and run to the dot
+_TEXTILE_SIGNATURE = re.compile(
+    r"^((?:p|bq|h[1-6]|fn\d*)(?:[<>=()^~&\[{-][^\s.]*)?)\.(?=(?::\S+)? )")
 
 
 def _textile_inline(nodes: tuple[Inline, ...]) -> str:
@@ -241,7 +250,7 @@ def _textile_block(block: Block) -> str:
     if isinstance(block, Heading):
         return f"h{block.level}. {_textile_inline(block.children)}"
     if isinstance(block, Paragraph):
-        return _textile_inline(block.children)
+        return _TEXTILE_SIGNATURE.sub(r"\1&#46;", _textile_inline(block.children), count=1)
     if isinstance(block, ListBlock):
         return "\n".join(_wiki_lists(block, "", _textile_inline))
     if isinstance(block, Table):
@@ -266,6 +275,10 @@ _jira_text = _escaper(_JIRA_ALWAYS, "\\{char}")
 # languages Jira's {code} macro knows; another name would render an error panel
 _JIRA_LANGUAGES = frozenset({"bash", "c", "cpp", "css", "go", "html", "java", "javascript",
                              "json", "perl", "php", "python", "ruby", "sql", "xml", "yaml"})
+
+
+# Jira's block signatures at a line's start: headings and a one-line quote
+_JIRA_SIGNATURE = re.compile(r"^(\s*(?:h[1-6]|bq))\.(?=\s)", re.IGNORECASE | re.MULTILINE)
 
 
 def _jira_url(url: str) -> str:
@@ -295,7 +308,7 @@ def _jira_block(block: Block) -> str:
     if isinstance(block, Heading):
         return f"h{block.level}. {_jira_inline(block.children)}"
     if isinstance(block, Paragraph):
-        return _jira_inline(block.children)
+        return _JIRA_SIGNATURE.sub(r"\1&#46;", _jira_inline(block.children))
     if isinstance(block, ListBlock):
         return "\n".join(_wiki_lists(block, "", _jira_inline))
     if isinstance(block, Table):

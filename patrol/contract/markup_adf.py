@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from patrol.contract.markdown_tree import (
+from patrol.contract.markup_tree import (
     Block,
     Break,
     Code,
