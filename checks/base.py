@@ -29,11 +29,18 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 if TYPE_CHECKING:
     from patrol.checks.config import CheckConfig
     from patrol.checks.thresholds import Evaluator
+
+
+#: The annotation of a check's ``Config`` attribute: ``Config: ClassVar[ConfigClass]``.
+#: Inside a check class body the name ``type`` is the check's own ``type`` attribute (its
+#: ``type:`` name in YAML, kept for plugin authors), not the builtin, so
+#: ``type[CheckConfig]`` cannot be spelled there; this alias is spelled outside it.
+ConfigClass: TypeAlias = "type[CheckConfig]"
 
 
 class Status(enum.IntEnum):
@@ -188,7 +195,7 @@ class Check(Protocol):
     """Structural type of a check class instance (see module docstring)."""
 
     type: ClassVar[str]
-    Config: ClassVar[type[CheckConfig]]
+    Config: ClassVar[ConfigClass]
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]]
     REQUIRES: ClassVar[tuple[str, ...]]
 

@@ -75,7 +75,7 @@ def format_duration(seconds: float) -> str:
         return f"{seconds * 1000:.0f}ms"
     if seconds < 60:
         return f"{seconds:.1f}s"
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         count, seconds = divmod(seconds, size)
         if count:
@@ -96,7 +96,7 @@ def humanize_duration(seconds: float) -> str:
     if seconds < 10:
         return f"{seconds:.1f}".rstrip("0").rstrip(".") + " s"
     whole = round(seconds)
-    parts = []
+    parts: list[tuple[int, str]] = []
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
         count, whole = divmod(whole, size)
         if count or parts:
