@@ -174,7 +174,9 @@ def _knowledge_file(settings: CollectorSettings, path: Path,
     from patrol.collector.tickets.knowledge import load_operator_knowledge
 
     where = settings.knowledge_file
-    if where is not None and not where.is_absolute():
+    if where is None:  # the caller asks only when there is one
+        return settings
+    if not where.is_absolute():
         where = path.parent / where
     try:
         load_operator_knowledge(where)
@@ -204,15 +206,15 @@ def _ticketing(tree: SourceMap, problems: list[Problem]) -> tuple[TicketingSetti
                                     "at least 'type'", section=section))
             continue
         try:
-            cls = registry.load(str(entry.get("type")))
+            model = registry.config_model(str(entry.get("type")))
         except registry.UnknownHelpdesk as exc:
             problems.append(Problem(node.file, entry.lines.get("type", entry.line),
                                     str(exc), section=section, option="type"))
             continue
         try:
-            helpdesks[name] = cls.Config.model_validate(plain(entry))
+            helpdesks[name] = model.model_validate(plain(entry))
         except ValidationError as exc:
-            problems.extend(problems_from(exc, cls.Config, entry, section=section))
+            problems.extend(problems_from(exc, model, entry, section=section))
     if settings is None:
         return TicketingSettings(), {}
     routes = node.get("routes")

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import HTTPException
@@ -92,7 +92,7 @@ def store_unavailable(exc: StoreError) -> JSONResponse:
                         status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-def problems(errors: list[Any]) -> list[str]:
+def problems(errors: Sequence[Any]) -> list[str]:
     """One ``field.path: reason`` line per validation error (pydantic's or FastAPI's)."""
     lines = []
     for error in errors:
