@@ -29,11 +29,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, cast, runtime_checkable
 
 if TYPE_CHECKING:
     from patrol.checks.config import CheckConfig
     from patrol.checks.thresholds import Evaluator
+    from patrol.contract.wire import CheckStatus
 
 
 #: The annotation of a check's ``Config`` attribute: ``Config: ClassVar[ConfigClass]``.
@@ -58,8 +59,9 @@ class Status(enum.IntEnum):
     UNKNOWN = 3
 
     @property
-    def label(self) -> str:
-        return self.name
+    def label(self) -> CheckStatus:
+        """The name, as the wire schema's status (the member names are its values)."""
+        return cast("CheckStatus", self.name)
 
     @property
     def rank(self) -> int:
@@ -198,5 +200,9 @@ class Check(Protocol):
     Config: ClassVar[ConfigClass]
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]]
     REQUIRES: ClassVar[tuple[str, ...]]
+
+    def __init__(self, config: Any) -> None:
+        """``config``: an instance of the class's ``Config``; a check may take more
+        keyword arguments (the world: clocks, paths, runners), all with defaults."""
 
     def run(self, ctx: RunContext) -> Result: ...

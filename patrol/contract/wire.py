@@ -41,7 +41,7 @@ CheckStatus = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
 
 # Check status -> PagerDuty severity. UNKNOWN ("could not find out") is an error of
 # the inspection itself, less than a confirmed outage.
-SEVERITY_OF_STATUS: dict[str, str] = {
+SEVERITY_OF_STATUS: dict[str, Severity] = {
     "OK": "info", "WARNING": "warning", "CRITICAL": "critical", "UNKNOWN": "error",
 }
 
