@@ -270,8 +270,8 @@ class Dispatcher:
         with self._lock:
             self.lease_counters[(helpdesk, event)] += 1
 
-    def _perform(self, adapter: Any, row: dict[str, Any]
-                 ) -> Callable[[Any, float], None] | None:
+    def _perform(self, adapter: Helpdesk, row: dict[str, Any]
+                 ) -> Callable[[Transaction, float], None] | None:
         """Make the call; for a new ticket, what to store with the outcome."""
         ticket = self.store.get_ticket_by_id(row["ticket_id"])
         if ticket is None:  # tickets are never deleted
@@ -290,14 +290,15 @@ class Dispatcher:
                 if os.environ.get(FAILPOINT) == "after-helpdesk-open":
                     os.kill(os.getpid(), signal.SIGKILL)
                 ticket_chart.attach_chart(adapter, ref, self.store, ticket, self.clock())
+            there = ref  # (``ref`` is assigned again below; the closure keeps this one)
 
             def record(tx: Transaction, now: float) -> None:
-                tx.save_link(ticket.stored_id, name, ref.id, ref.url, asdict(dest))
-                where = f" ({ref.url})" if ref.url else ""
+                tx.save_link(ticket.stored_id, name, there.id, there.url, asdict(dest))
+                where = f" ({there.url})" if there.url else ""
                 how = "found the existing ticket" if adopted else "opened"
                 tx.add_timeline(ticket.stored_id, TimelineEntry(
-                    now, "helpdesk", f"{how} in {name} as #{ref.id}{where}",
-                    data={"helpdesk": name, "external_id": ref.id, "url": ref.url}))
+                    now, "helpdesk", f"{how} in {name} as #{there.id}{where}",
+                    data={"helpdesk": name, "external_id": there.id, "url": there.url}))
             return record
         if link is None:
             raise PermanentError(f"no ticket in {name} to {action}: opening it failed")
