@@ -8,6 +8,7 @@ one stays in force (a typo during an incident must not blind the host).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -133,7 +134,7 @@ class Agent:
         for configured in self.config.checks:
             name = configured.config.name
             sched.add_check(self.scheduler, configured.config,
-                            lambda name=name: self.run_check(name),
+                            functools.partial(self.run_check, name),
                             settings.interval, settings.jitter)
 
     def healthy(self) -> bool:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from patrol.checks import registry, thresholds
+from patrol.checks.base import Check
 from patrol.checks.config import LABEL_NAME, CheckConfig, Duration, Secret, SecretValue, Size
 from patrol.contract.explain import problems_from, validated
 from patrol.contract.netconfig import CaBundle, ListenSettings
@@ -133,7 +134,7 @@ class ConfiguredCheck:
     """A validated check entry and where it was written."""
 
     config: CheckConfig
-    cls: type | None
+    cls: type[Check] | None
     file: str
     line: int
     missing_driver: str | None = None
@@ -194,10 +195,10 @@ def _validate_check(entry: Any, file: str, line: int, problems: list[Problem]
         base = {k: v for k, v in plain(entry).items() if k in CheckConfig.model_fields
                 or k == "for"}
         try:
-            config = CheckConfig.model_validate(base)
+            common = CheckConfig.model_validate(base)
         except ValidationError:
-            config = CheckConfig.model_construct(name=label, type=check_type)
-        return ConfiguredCheck(config, None, file, line, missing_driver=str(exc))
+            common = CheckConfig.model_construct(name=label, type=check_type)
+        return ConfiguredCheck(common, None, file, line, missing_driver=str(exc))
     except registry.UnknownCheckType as exc:
         problems.append(Problem(file, entry.lines["type"], f"unknown check type "
                                 f"'{check_type}'; " + str(exc).split("; ", 1)[1],
@@ -278,7 +279,7 @@ def load_config(path: str | Path) -> AgentConfig:
     for entry, file, line in entries:
         name = entry.get("name") if isinstance(entry, SourceMap) else None
         duplicate = isinstance(name, str) and name in seen
-        if duplicate:
+        if duplicate and isinstance(name, str):  # (duplicate implies a str name)
             first_file, first_line = seen[name]
             problems.append(Problem(file, line, f"duplicate check name (first defined at "
                                     f"{first_file}:{first_line}); give each check a unique name",

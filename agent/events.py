@@ -102,8 +102,8 @@ def build_event(
         dedup_key=dedup_key(hostname, view.info.name),
         action="resolve" if new is Status.OK else "trigger",
         severity=SEVERITY_OF_STATUS[new.name],
-        status=new.name,
-        previous_status=transition.old.name,
+        status=new.label,
+        previous_status=transition.old.label,
         summary=_summary(view, hostname),
         source=hostname,
         check=view.info.name,
@@ -193,7 +193,7 @@ def build_heartbeat(
     reported OK with "not run yet"."""
     checks = [
         CheckSnapshot(
-            check=v.info.name, type=v.info.type, status=v.status.name,
+            check=v.info.name, type=v.info.type, status=v.status.label,
             summary=_summary(v, hostname) if v.result else "not run yet",
             since=_utc(v.since), last_run=_utc(v.last_run),
             labels={**agent_labels, **v.info.labels}, **schedule_of(v),

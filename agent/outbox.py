@@ -108,7 +108,8 @@ class Row:
 class Backlog(NamedTuple):
     """Undelivered rows (dead letters included) and the age of the oldest, in seconds."""
 
-    count: int
+    # Hides tuple.count on purpose: callers read backlog().count.
+    count: int  # type: ignore[assignment]
     oldest_age_seconds: float
 
 
@@ -358,7 +359,7 @@ class Outbox:
                 "ORDER BY kind = 'heartbeat', sequence, id LIMIT ?",
                 (*args, limit + len(self._acked))).fetchall()
             rows = [values for values in rows if values[0] not in self._acked][:limit]
-            due = []
+            due: list[Any] = []
             for values in rows:
                 if values[-1] > now:
                     return due

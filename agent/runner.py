@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from patrol.agent.diagnostics.redact import Policy
-from patrol.checks.base import CheckError, Measurement, Result, RunContext, Status
+from patrol.checks.base import Check, CheckError, Measurement, Result, RunContext, Status
 from patrol.checks.config import CheckConfig, Secret
 from patrol.checks.thresholds import Evaluator
 from patrol.contract.units import format_duration
@@ -73,7 +73,7 @@ class CheckRunner:
     def __init__(
         self,
         config: CheckConfig,
-        cls: type | None,
+        cls: type[Check] | None,
         hostname: str,
         default_timeout: float,
         unavailable: str | None = None,

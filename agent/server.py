@@ -47,6 +47,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -228,7 +229,8 @@ class _Server(ThreadingHTTPServer):
                 ready = {key.fileobj for key, _ in selector.select()}
                 if self._wake_r in ready:
                     return
-                self._handle_request_noblock()  # accept and hand to a thread
+                # socketserver's one-request step (private; typeshed leaves it out)
+                self._handle_request_noblock()  # type: ignore[attr-defined]
 
     def wake(self) -> None:
         """Make :meth:`serve` return (from any thread)."""
@@ -283,7 +285,7 @@ def accepts_text(accept: str) -> bool:
     return False
 
 
-def tls_context(cert: str, key: str) -> ssl.SSLContext:
+def tls_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
     """Server context: TLS 1.2 or newer, the certificate chain from ``cert``."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -306,8 +308,8 @@ class AgentServer:
         token: str | None,
         agent_info: Mapping[str, Any],
         healthy: Callable[[], bool],
-        tls_cert: str | None = None,
-        tls_key: str | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
     ) -> None:
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("TLS needs both tls_cert and tls_key, or neither")

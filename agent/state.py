@@ -125,7 +125,7 @@ def advance(
         hard = result.status  # already hard: follow escalation and de-escalation
     else:
         sustained = (
-            now - breach_started >= sustain.seconds
+            now - (view.breach_started or now) >= sustain.seconds  # breach_started, a float here
             if sustain.seconds
             else failing_runs >= sustain.count
         )

@@ -37,11 +37,19 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, cast, runtime_checkable
 
 if TYPE_CHECKING:
     from patrol.checks.config import CheckConfig
     from patrol.checks.thresholds import Evaluator
+    from patrol.contract.wire import CheckStatus
+
+
+#: The annotation of a check's ``Config`` attribute: ``Config: ClassVar[ConfigClass]``.
+#: Inside a check class body the name ``type`` is the check's own ``type`` attribute (its
+#: ``type:`` name in YAML, kept for plugin authors), not the builtin, so
+#: ``type[CheckConfig]`` cannot be spelled there; this alias is spelled outside it.
+ConfigClass: TypeAlias = "type[CheckConfig]"
 
 
 class Status(enum.IntEnum):
@@ -59,8 +67,9 @@ class Status(enum.IntEnum):
     UNKNOWN = 3
 
     @property
-    def label(self) -> str:
-        return self.name
+    def label(self) -> CheckStatus:
+        """The name, as the wire schema's status (the member names are its values)."""
+        return cast("CheckStatus", self.name)
 
     @property
     def rank(self) -> int:
@@ -196,9 +205,13 @@ class Check(Protocol):
     """Structural type of a check class instance (see module docstring)."""
 
     type: ClassVar[str]
-    Config: ClassVar[type[CheckConfig]]
+    Config: ClassVar[ConfigClass]
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]]
     REQUIRES: ClassVar[tuple[str, ...]]
+
+    def __init__(self, config: Any) -> None:
+        """``config``: an instance of the class's ``Config``; a check may take more
+        keyword arguments (the world: clocks, paths, runners), all with defaults."""
 
     def run(self, ctx: RunContext) -> Result: ...
 

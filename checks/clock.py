@@ -23,7 +23,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from patrol.checks import clock_sources, sntp
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig, Duration
 from patrol.checks.systemd import run_command
 from patrol.checks.thresholds import limit_note
@@ -64,7 +72,7 @@ class ClockCheck:
     daemon's offset and the direct query)."""
 
     type: ClassVar[str] = "clock"
-    Config: ClassVar[type[CheckConfig]] = ClockConfig
+    Config: ClassVar[ConfigClass] = ClockConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("offset_seconds", "the time service's estimate of how far the "
                         "system clock is off (absolute)", True, 0.1, 1.0, primary=True),
@@ -102,7 +110,7 @@ class ClockCheck:
             return None, []
         names = [self.config.source] if self.config.source != "auto" else [
             n for n in readers if n != "timesyncd" or self._systemd_running()]
-        tried = []
+        tried: list[str] = []
         for name in names:
             try:
                 return readers[name](), tried

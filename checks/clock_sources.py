@@ -17,11 +17,11 @@ into a :class:`ClockState`. Formats, as the tools document them:
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-Runner = Callable[[Sequence[str], float], Any]
+Runner = Callable[[Sequence[str], float], subprocess.CompletedProcess[str]]
 _DURATION = re.compile(r"^([+-]?\d+(?:\.\d+)?)(us|µs|ms|s|min)$")
 _DURATION_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0}
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field
 
-from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
 from patrol.checks.config import CheckConfig, Duration
 
 # Fields of psutil.cpu_times() that are already counted inside user/nice on Linux.
@@ -38,7 +38,7 @@ class CpuCheck:
     """Busy ratio of all cores; warning 80 %, critical 95 % by default."""
 
     type: ClassVar[str] = "cpu"
-    Config: ClassVar[type[CheckConfig]] = CpuConfig
+    Config: ClassVar[ConfigClass] = CpuConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "used_ratio", "share of CPU time busy (not idle, not iowait), all cores",
@@ -75,7 +75,10 @@ class CpuCheck:
         if total <= 0:
             return 0.0, 0.0, 0.0
         busy = total - idle - iowait
-        clamp = lambda x: max(0.0, min(1.0, x / total))  # noqa: E731
+
+        def clamp(x: float) -> float:
+            return max(0.0, min(1.0, x / total))
+
         return clamp(busy), clamp(iowait), clamp(steal)
 
     def run(self, ctx: RunContext) -> Result:

@@ -34,6 +34,7 @@ from pydantic import Field, model_validator
 from patrol.checks import disk_usage
 from patrol.checks.base import (
     CheckError,
+    ConfigClass,
     Measurement,
     MeasurementSpec,
     Result,
@@ -102,7 +103,7 @@ class DiskCheck:
     """Space (warning 85 %, critical 95 %) and inodes (same) per mount point."""
 
     type: ClassVar[str] = "disk"
-    Config: ClassVar[type[CheckConfig]] = DiskConfig
+    Config: ClassVar[ConfigClass] = DiskConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("used_ratio", "share of space used, as df's Use% (reserve counts as used)",
                         True, 0.85, 0.95, primary=True),

@@ -24,15 +24,23 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig
-from patrol.checks.systemd import run_command
+from patrol.checks.systemd import Runner, run_command
 from patrol.checks.thresholds import limit_note
 
 MDSTAT = Path("/proc/mdstat")
@@ -118,7 +126,7 @@ class DiskHealthCheck:
     or uncorrectable sector, NVMe media error: warning; wear 80/95 %; 55/65 °C."""
 
     type: ClassVar[str] = "disk_health"
-    Config: ClassVar[type[CheckConfig]] = DiskHealthConfig
+    Config: ClassVar[ConfigClass] = DiskHealthConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("smart_passed", "1 when the drive's SMART self-assessment passes",
                         False, None, 0, primary=True),
@@ -148,7 +156,7 @@ class DiskHealthCheck:
     def __init__(
         self,
         config: DiskHealthConfig,
-        run: Callable[[Sequence[str], float], Any] = run_command,
+        run: Runner = run_command,
         which: Callable[[str], str | None] = shutil.which,
         mdstat: Path = MDSTAT,
     ) -> None:
@@ -160,7 +168,7 @@ class DiskHealthCheck:
     def _smartctl(self, argv: list[str]) -> dict[str, Any]:
         done = self._run(["smartctl", "--json", *argv], self.config.timeout or 30.0)
         try:
-            report = json.loads(done.stdout or "{}")
+            report: dict[str, Any] = json.loads(done.stdout or "{}")
         except json.JSONDecodeError as exc:
             raise OSError(f"smartctl printed no JSON ({exc}); smartmontools 7 or later "
                           "is needed") from None

@@ -26,7 +26,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from patrol.checks import dns_wire
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig, Duration
 from patrol.checks.thresholds import limit_note
 from patrol.checks.worst_item import worst_item
@@ -124,7 +132,7 @@ class DnsCheck:
     500 ms, critical 2 s."""
 
     type: ClassVar[str] = "dns"
-    Config: ClassVar[type[CheckConfig]] = DnsConfig
+    Config: ClassVar[ConfigClass] = DnsConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("resolved", "1 when the query got answers, 0 when it failed",
                         False, None, 0, primary=True),

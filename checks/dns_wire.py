@@ -14,6 +14,7 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28}
 RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
@@ -115,7 +116,7 @@ def parse_reply(data: bytes, name: str, qtype: int, query_id: int) -> tuple[DnsA
     return DnsAnswer(rcode, tuple(wanted), tuple(chain)), bool(flags & 0x0200)
 
 
-def _exchange_tcp(address: tuple, family: int, packet: bytes, timeout: float) -> bytes:
+def _exchange_tcp(address: tuple[Any, ...], family: int, packet: bytes, timeout: float) -> bytes:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(address)

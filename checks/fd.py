@@ -21,7 +21,15 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field
 
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_number, format_ratio
@@ -71,7 +79,7 @@ class FdCheck:
     own limit (same defaults)."""
 
     type: ClassVar[str] = "fd"
-    Config: ClassVar[type[CheckConfig]] = FdConfig
+    Config: ClassVar[ConfigClass] = FdConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("used_ratio", "system-wide file handles allocated / fs.file-max",
                         True, 0.80, 0.90, primary=True),

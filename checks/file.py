@@ -22,7 +22,15 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig, Size
 from patrol.checks.thresholds import limit_text
 from patrol.contract.units import format_bytes, format_duration
@@ -58,7 +66,7 @@ class FileCheck:
     """Age and size of one file (or the newest file matching a glob)."""
 
     type: ClassVar[str] = "file"
-    Config: ClassVar[type[CheckConfig]] = FileConfig
+    Config: ClassVar[ConfigClass] = FileConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("age_seconds", "seconds since the file was last modified", primary=True),
         MeasurementSpec("size_bytes", "size of the file"),

@@ -59,8 +59,8 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from patrol.checks import tls_info
-from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
-from patrol.checks.config import CheckConfig, Secret
+from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import Secret
 from patrol.checks.http_config import HttpConfig, parse_status
 from patrol.checks.tcp import seconds_text
 from patrol.checks.thresholds import limit_note
@@ -110,7 +110,8 @@ def _adapter_class() -> type:
             return host, pool
 
         def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-            super().cert_verify(conn, url, verify, cert)
+            # types-requests leaves HTTPAdapter.cert_verify unannotated.
+            super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
             conn.ca_certs = conn.ca_cert_dir = None  # the context holds the trust store
 
     return Adapter
@@ -159,7 +160,7 @@ class HttpCheck:
     certificate expiry warning 14 d, critical 7 d."""
 
     type: ClassVar[str] = "http"
-    Config: ClassVar[type[CheckConfig]] = HttpConfig
+    Config: ClassVar[ConfigClass] = HttpConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("response_seconds", "request sent to last body byte, redirects "
                         "included", True, 1.0, 5.0, primary=True),

@@ -64,11 +64,15 @@ Headers = Annotated[
 ]
 
 
+def _success_or_redirect() -> list[int | str]:
+    return ["200-399"]
+
+
 class HttpConfig(CheckConfig):
     url: str
     method: Literal["GET", "HEAD", "POST"] = "GET"
     body: str | None = None
-    expect_status: list[int | str] = Field(default_factory=lambda: ["200-399"], min_length=1)
+    expect_status: list[int | str] = Field(default_factory=_success_or_redirect, min_length=1)
     body_match: Regex | None = None
     body_not_match: Regex | None = None
     headers: Headers = Field(default_factory=dict)
@@ -78,7 +82,9 @@ class HttpConfig(CheckConfig):
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _http_url(cls, value: str) -> str:
+        # Not named _url: pydantic lets a subclass's validator of the same name replace
+        # CheckConfig._url, which would stop checking ``runbook`` on http checks.
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{value!r} is not an http(s) URL; write it like https://host/health")

@@ -27,7 +27,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from patrol.checks import kernel_log
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig, Duration, Regex
 from patrol.checks.systemd import run_command
 from patrol.checks.thresholds import limit_text
@@ -68,7 +76,7 @@ class KernelCheck:
     critical."""
 
     type: ClassVar[str] = "kernel"
-    Config: ClassVar[type[CheckConfig]] = KernelConfig
+    Config: ClassVar[ConfigClass] = KernelConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("oom_kills", "processes the OOM killer killed since the last run",
                         True, 1, None),

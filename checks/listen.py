@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field, field_validator
 
-from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
 from patrol.checks.config import CheckConfig
 from patrol.checks.thresholds import limit_note
 
@@ -124,7 +124,7 @@ class ListenCheck:
     """An unexpected listener is a warning, a missing expected one critical."""
 
     type: ClassVar[str] = "listen"
-    Config: ClassVar[type[CheckConfig]] = ListenConfig
+    Config: ClassVar[ConfigClass] = ListenConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("listeners", "distinct listening protocol/port pairs watched"),
         MeasurementSpec("unexpected_listeners", "listeners neither expected, allowed nor "

@@ -14,7 +14,15 @@ from typing import ClassVar
 
 import psutil
 
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig
 from patrol.checks.thresholds import limit_note
 
@@ -27,7 +35,7 @@ class LoadCheck:
     """5-minute load per core; warning 1.5, critical 3.0 by default."""
 
     type: ClassVar[str] = "load"
-    Config: ClassVar[type[CheckConfig]] = LoadConfig
+    Config: ClassVar[ConfigClass] = LoadConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("load1_per_core", "1-minute load average divided by logical CPUs"),
         MeasurementSpec("load5_per_core", "5-minute load average divided by logical CPUs",

@@ -26,7 +26,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig, Regex, Size
 from patrol.checks.log_tail import LogTail
 from patrol.contract.units import format_bytes
@@ -62,7 +70,7 @@ class LogCheck:
     """New lines matching ``pattern`` (and not ``ignore``) per run."""
 
     type: ClassVar[str] = "log"
-    Config: ClassVar[type[CheckConfig]] = LogConfig
+    Config: ClassVar[ConfigClass] = LogConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "matches", "new lines matching the pattern since the previous run",

@@ -64,20 +64,21 @@ class LogTail:
             self._fh.close()
         self._fh = None
 
-    def _open(self) -> None:
+    def _open(self) -> BinaryIO:
         fh = open(self.path, "rb")  # noqa: SIM115 - kept open across reads on purpose
         st = os.fstat(fh.fileno())
         self.close()
         self._fh, self._identity = fh, (st.st_dev, st.st_ino)
         self._offset, self._pending = 0, b""
+        return fh
 
     def read(self) -> Chunk:
         chunk = Chunk()
         if self._fh is None:
-            self._open()
+            fh = self._open()
             chunk.first = True
             if self.start_at_end:
-                self._offset = os.fstat(self._fh.fileno()).st_size  # type: ignore[union-attr]
+                self._offset = os.fstat(fh.fileno()).st_size
                 return chunk
             self._drain(chunk, self.max_bytes)
             return chunk

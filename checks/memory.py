@@ -12,7 +12,15 @@ from typing import Any, ClassVar
 
 import psutil
 
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_bytes
@@ -26,7 +34,7 @@ class MemoryCheck:
     """RAM used (excluding reclaimable cache); warning 90 %, critical 95 % by default."""
 
     type: ClassVar[str] = "memory"
-    Config: ClassVar[type[CheckConfig]] = MemoryConfig
+    Config: ClassVar[ConfigClass] = MemoryConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "used_ratio", "share of RAM not available to new work: (total - available) / total",

@@ -38,7 +38,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from patrol.checks import tls_info
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig, Duration, SecretValue
 from patrol.checks.dsn import one_line, redact, tally
 from patrol.checks.thresholds import limit_text
@@ -95,7 +103,9 @@ def _preferred_connection() -> type:
         def _create_ssl_ctx(self, sslp: Any) -> Any:
             if not sslp:  # preferred mode asks for a context with no options
                 return tls_info.unverified_context()
-            return super()._create_ssl_ctx(sslp)
+            # A private PyMySQL hook (the only way to give "preferred" mode a context),
+            # so types-PyMySQL does not declare it.
+            return super()._create_ssl_ctx(sslp)  # type: ignore[misc]
 
     return Connection
 
@@ -104,7 +114,7 @@ class MysqlCheck:
     """Connections used vs ``max_connections`` (warning 80 %, critical 90 %)."""
 
     type: ClassVar[str] = "mysql"
-    Config: ClassVar[type[CheckConfig]] = MysqlConfig
+    Config: ClassVar[ConfigClass] = MysqlConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "used_ratio", "Threads_connected / max_connections", True, 0.80, 0.90, primary=True,

@@ -26,7 +26,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig, SecretValue
 from patrol.checks.perfdata import measurement_name, parse_output
 
@@ -67,7 +75,7 @@ class NagiosCheck:
     """Runs one plugin; status from its exit code, measurements from its perfdata."""
 
     type: ClassVar[str] = "nagios"
-    Config: ClassVar[type[CheckConfig]] = NagiosConfig
+    Config: ClassVar[ConfigClass] = NagiosConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = ()
     REQUIRES: ClassVar[tuple[str, ...]] = ()
     DIAGNOSTICS: ClassVar[tuple[str, ...]] = ()

@@ -28,7 +28,15 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field
 
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig
 from patrol.checks.thresholds import limit_note
 from patrol.checks.worst_item import worst_item
@@ -75,7 +83,7 @@ class NetInterfaceCheck:
     1 %, critical 5 %; half duplex: warning."""
 
     type: ClassVar[str] = "net_interface"
-    Config: ClassVar[type[CheckConfig]] = NetInterfaceConfig
+    Config: ClassVar[ConfigClass] = NetInterfaceConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("link_up", "1 when the link is usable, 0 when down",
                         False, None, 0, primary=True),

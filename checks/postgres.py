@@ -22,7 +22,15 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from patrol.checks import dsn as dsnlib
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig, Duration, SecretValue
 from patrol.checks.thresholds import limit_text
 from patrol.contract.units import format_duration, format_number, format_ratio
@@ -60,7 +68,7 @@ class PostgresCheck:
     """Connections used vs usable slots (warning 80 %, critical 90 %), by state."""
 
     type: ClassVar[str] = "postgres"
-    Config: ClassVar[type[CheckConfig]] = PostgresConfig
+    Config: ClassVar[ConfigClass] = PostgresConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "used_ratio", "client connections / (max_connections - reserved slots)",

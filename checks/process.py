@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field, model_validator
 
-from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
 from patrol.checks.config import CheckConfig, Regex
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_bytes
@@ -67,7 +67,7 @@ class ProcessCheck:
     """Count of matching processes (CRITICAL outside ``min``..``max``), their RSS and CPU."""
 
     type: ClassVar[str] = "process"
-    Config: ClassVar[type[CheckConfig]] = ProcessConfig
+    Config: ClassVar[ConfigClass] = ProcessConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("count", "matching processes (min:/max: options make the "
                         "structural rule; thresholds flag too many)", primary=True),

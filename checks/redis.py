@@ -20,7 +20,15 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from patrol.checks import dsn as dsnlib
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig, Duration, SecretValue
 from patrol.checks.thresholds import limit_text
 from patrol.contract.units import format_bytes, format_number, format_ratio
@@ -38,7 +46,7 @@ class RedisCheck:
     """Clients used vs ``maxclients`` (warning 80 %, critical 90 %), memory, blocked."""
 
     type: ClassVar[str] = "redis"
-    Config: ClassVar[type[CheckConfig]] = RedisConfig
+    Config: ClassVar[ConfigClass] = RedisConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "used_ratio", "connected_clients / maxclients", True, 0.80, 0.90, primary=True,

@@ -30,7 +30,10 @@ from collections.abc import Callable, Mapping
 from difflib import get_close_matches
 from functools import lru_cache
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from patrol.checks.base import Check
 
 BUILTINS: dict[str, str] = {
     "cpu": "patrol.checks.cpu:CpuCheck",
@@ -111,7 +114,7 @@ def known_types() -> list[str]:
     return sorted(table())
 
 
-def load(check_type: str) -> type:
+def load(check_type: str) -> type[Check]:
     """Import and return the check class for ``check_type``.
 
     Raises :class:`UnknownCheckType` or :class:`MissingDriver` (both carry a message
@@ -121,7 +124,8 @@ def load(check_type: str) -> type:
     if spec is None:
         raise UnknownCheckType(check_type, known_types())
     module_name, _, attr = spec.partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
+    # A plugin's class is taken at its word: it is a Check (base.py says what that is).
+    cls: type[Check] = getattr(importlib.import_module(module_name), attr)
     for module in getattr(cls, "REQUIRES", ()):
         if importlib.util.find_spec(module) is None:
             raise MissingDriver(check_type, module)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import psutil
 
-from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
 from patrol.checks.config import CheckConfig
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_bytes, format_rate
@@ -32,7 +32,7 @@ class SwapCheck:
     """Swap used; warning 50 %, critical 80 % by default."""
 
     type: ClassVar[str] = "swap"
-    Config: ClassVar[type[CheckConfig]] = SwapConfig
+    Config: ClassVar[ConfigClass] = SwapConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("used_ratio", "share of swap space in use", True, 0.50, 0.80,
                         primary=True),

@@ -29,7 +29,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig, Duration
 from patrol.contract.units import format_duration
 
@@ -40,10 +48,10 @@ _SUFFIXES = (".service", ".socket", ".timer", ".mount", ".automount", ".path", "
 _UNIT_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.\\@-")
 _TEXT_LIMIT = 4096
 
-Runner = Callable[[Sequence[str], float], subprocess.CompletedProcess]
+Runner = Callable[[Sequence[str], float], subprocess.CompletedProcess[str]]
 
 
-def run_command(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess:
+def run_command(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` (no shell) in the C locale, capturing text output."""
     env = {**os.environ, "LC_ALL": "C", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
@@ -118,7 +126,7 @@ class SystemdCheck:
     """Each unit active (CRITICAL when failed, stopped or missing); restart count."""
 
     type: ClassVar[str] = "systemd"
-    Config: ClassVar[type[CheckConfig]] = SystemdConfig
+    Config: ClassVar[ConfigClass] = SystemdConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("active", "1 when the unit is active (or reloading), else 0",
                         higher_is_worse=False),

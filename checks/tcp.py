@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
 from patrol.checks.config import CheckConfig
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_duration
@@ -66,7 +66,7 @@ class TcpCheck:
     """Connect time to a TCP port; warning 500 ms, critical 2 s by default."""
 
     type: ClassVar[str] = "tcp"
-    Config: ClassVar[type[CheckConfig]] = TcpConfig
+    Config: ClassVar[ConfigClass] = TcpConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "connect_seconds", "time to complete the TCP handshake",

@@ -34,7 +34,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig, Duration
 from patrol.checks.thresholds import limit_text
 from patrol.contract.units import format_duration
@@ -86,7 +94,7 @@ class TextfileCheck:
     """One series from a Prometheus text exposition file."""
 
     type: ClassVar[str] = "textfile"
-    Config: ClassVar[type[CheckConfig]] = TextfileConfig
+    Config: ClassVar[ConfigClass] = TextfileConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("value", "the series' value (thresholds point up)", primary=True),
         MeasurementSpec("value_below", "the series' value (thresholds point down)",

@@ -14,7 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig
 from patrol.checks.thresholds import limit_note
 from patrol.checks.tls_info import describe_expiry, load_file
@@ -35,7 +43,7 @@ class TlsCertCheck:
     """Seconds until the certificate expires; warning 14 d, critical 7 d by default."""
 
     type: ClassVar[str] = "tls_cert"
-    Config: ClassVar[type[CheckConfig]] = TlsCertConfig
+    Config: ClassVar[ConfigClass] = TlsCertConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "expiry_seconds", "seconds until the (leaf) certificate expires; negative once expired",

@@ -28,15 +28,23 @@ import contextlib
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from patrol.checks.base import CheckError, Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import (
+    CheckError,
+    ConfigClass,
+    Measurement,
+    MeasurementSpec,
+    Result,
+    RunContext,
+    Status,
+)
 from patrol.checks.config import CheckConfig
-from patrol.checks.systemd import run_command
+from patrol.checks.systemd import Runner, run_command
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_duration
 
@@ -129,7 +137,7 @@ class UpdatesCheck:
     older than 7 days: warning."""
 
     type: ClassVar[str] = "updates"
-    Config: ClassVar[type[CheckConfig]] = UpdatesConfig
+    Config: ClassVar[ConfigClass] = UpdatesConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("security_updates", "pending updates from security archives",
                         True, 1, None, primary=True),
@@ -146,7 +154,7 @@ class UpdatesCheck:
     def __init__(
         self,
         config: UpdatesConfig,
-        run: Callable[[Sequence[str], float], Any] = run_command,
+        run: Runner = run_command,
         which: Callable[[str], str | None] = shutil.which,
         apt_lists: Path = APT_LISTS,
         reboot_flag: Path = REBOOT_REQUIRED,

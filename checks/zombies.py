@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import psutil
 from pydantic import Field
 
-from patrol.checks.base import Measurement, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
 from patrol.checks.config import CheckConfig, Duration
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_duration
@@ -50,7 +50,7 @@ class ZombiesCheck:
     """Zombies older than ``min_age``; warning 5, critical 50 by default."""
 
     type: ClassVar[str] = "zombies"
-    Config: ClassVar[type[CheckConfig]] = ZombiesConfig
+    Config: ClassVar[ConfigClass] = ZombiesConfig
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("zombies", "defunct processes older than min_age", True, 5, 50,
                         primary=True),

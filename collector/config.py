@@ -130,7 +130,9 @@ def _knowledge_file(settings: CollectorSettings, path: Path,
     from patrol.collector.tickets.knowledge import load_operator_knowledge
 
     where = settings.knowledge_file
-    if where is not None and not where.is_absolute():
+    if where is None:  # the caller asks only when there is one
+        return settings
+    if not where.is_absolute():
         where = path.parent / where
     try:
         load_operator_knowledge(where)
@@ -155,13 +157,13 @@ def _ticketing(tree: SourceMap, problems: list[Problem]) -> tuple[TicketingSetti
                                     "at least 'type'", section=section))
             continue
         try:
-            cls = registry.load(str(entry.get("type")))
+            model = registry.config_model(str(entry.get("type")))
         except registry.UnknownHelpdesk as exc:
             problems.append(Problem(node.file, entry.lines.get("type", entry.line),
                                     str(exc), section=section, option="type"))
             continue
         # Duplicate keys inside were reported with the whole ticketing block.
-        config = validated(cls.Config, entry, problems, section=section, duplicates=False)
+        config = validated(model, entry, problems, section=section, duplicates=False)
         if config is not None:
             helpdesks[name] = config
     if settings is None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.collector.ingest.heartbeats import QuietHeartbeats
 from patrol.collector.ingest.history import record_event_history, samples_of
@@ -42,6 +42,11 @@ from patrol.collector.tickets.archive import last_fix
 from patrol.collector.tickets.body import render_body, verify_command
 from patrol.collector.tickets.fleet import FleetNotices
 from patrol.contract.wire import SEVERITY_OF_STATUS, AgentRef, Event, Heartbeat
+
+if TYPE_CHECKING:
+    from patrol.collector.dispatch.dispatcher import Dispatcher
+    from patrol.collector.store.base import TicketStore, Transaction
+    from patrol.collector.watchdog.timers import Watchdog
 
 log = logging.getLogger("patrol.collector")
 RETRIES = 20
@@ -66,7 +71,7 @@ class Outcome:
 class Engine:
     """Owns the store and the policy; every method is safe to call from many threads."""
 
-    def __init__(self, store: Any, policy: PolicyConfig | None = None,
+    def __init__(self, store: TicketStore, policy: PolicyConfig | None = None,
                  clock: Callable[[], float] = time.time,
                  agent_config_path: str = "/etc/patrol/agent.yaml") -> None:
         self.store = store
@@ -78,17 +83,18 @@ class Engine:
                          "reopened": 0, "resolved": 0, "retries": 0}
         self._lock = threading.Lock()
         self._windows: tuple[float, list[MaintenanceWindow]] = (0.0, [])
-        self.dispatcher: Any = None  # dispatch.dispatcher.Dispatcher, when helpdesks exist
+        self.dispatcher: Dispatcher | None = None  # when helpdesks exist
+        self.watchdog: Watchdog | None = None  # set by the service: /metrics reads it
         self.quiet = QuietHeartbeats(store)
 
-    def notify(self, tx: Any, ticket: Ticket, action: str, text: str, now: float) -> None:
+    def notify(self, tx: Transaction, ticket: Ticket, action: str, text: str, now: float) -> None:
         """Queue helpdesk work for a ticket change, in the caller's transaction; a
         fleet incident reaches the helpdesk as one ticket (:mod:`collector.tickets.fleet`)."""
         if self.dispatcher is not None:
             FleetNotices(self.dispatcher, self.policy.grouping.label).notify(
                 tx, ticket, action, text, now)
 
-    def applier(self, tx: Any, now: float, event: Event | None) -> Applier:
+    def applier(self, tx: Transaction, now: float, event: Event | None) -> Applier:
         return Applier(tx, now, lambda tx_, ticket, pending=(): self._render(
             tx_, ticket, event, pending), self.notify)
 
@@ -140,10 +146,10 @@ class Engine:
             if done is not None:
                 for index, outcome in zip(order, done, strict=True):
                     outcomes[index] = outcome
-                return outcomes  # type: ignore[return-value]
+                return outcomes  # type: ignore[return-value]  # every index is filled
         for index in order:
             outcomes[index] = self._with_retries(self._ingest_one, events[index])
-        return outcomes  # type: ignore[return-value]
+        return outcomes  # type: ignore[return-value]  # every index is filled
 
     def _batch_with_retries(self, batch: list[Event]) -> list[Outcome] | None:
         """The batch as one unit of work, retried a few times; None if it never got
@@ -221,7 +227,7 @@ class Engine:
             self.dispatcher.wakeup.set()  # committed now: visible to the workers
         return [outcome for outcome, _ in results]
 
-    def _apply_event(self, tx: Any, event: Event, now: float,
+    def _apply_event(self, tx: Transaction, event: Event, now: float,
                      maintenance: list[MaintenanceWindow], zone: str | None,
                      known: bool) -> tuple[Outcome, Applier]:
         """Decide and apply one recorded event inside the unit of work. ``known`` False
@@ -274,7 +280,7 @@ class Engine:
             ticket.diagnostics = dict(event.diagnostics)
         return (ticket.measurements, ticket.diagnostics) != before
 
-    def _render(self, tx: Any, ticket: Ticket, event: Event | None,
+    def _render(self, tx: Transaction, ticket: Ticket, event: Event | None,
                 pending: Sequence[TimelineEntry] = ()) -> str:
         past = [t for t in tx.past_tickets(ticket.host, ticket.check, limit=6)
                 if t.id != ticket.id][:5]
@@ -285,32 +291,31 @@ class Engine:
                            parent.number if parent is not None else None,
                            last_fix=last_fix(tx, ticket), language=self.language)
 
-    def _back_to_group(self, tx: Any, actions: list[Action],
+    def _back_to_group(self, tx: Transaction, actions: list[Action],
                        tickets: tuple[Ticket | None, ...], event: Event,
-                       now: float) -> list[Action | LeaveGroup]:
+                       now: float) -> Sequence[Action | LeaveGroup]:
         reopened = {a.ticket_id for a in actions if isinstance(a, Reopen)}
         member = next((t for t in tickets if t is not None and t.id in reopened
                        and t.parent_id is not None), None)
-        if member is None:
+        if member is None or member.parent_id is None:
             return []
         return plan_member_back(member, tx.get_ticket_by_id(member.parent_id), event,
                                 self.policy, now)
 
-    def _regrade(self, tx: Any, applier: Applier, event: Event) -> None:
+    def _regrade(self, tx: Transaction, applier: Applier, event: Event) -> None:
         """A member's severity changed: its group ticket follows the worst member."""
         changed = next((t for t in applier.tickets.values()
                         if t.dedup_key == event.dedup_key and t.parent_id is not None), None)
-        if changed is None:
+        if changed is None or changed.parent_id is None:
             return
         parent = tx.get_ticket_by_id(changed.parent_id)
         if parent is None:
             return
         parent = applier.track(parent)
-        members = [applier.tickets.get(m.id, m)  # type: ignore[arg-type]
-                   for m in tx.children(parent.id)]
+        members = [applier.tickets.get(m.stored_id, m) for m in tx.children(parent.stored_id)]
         applier.apply(plan_regrade(parent, members, event, self.policy))
 
-    def _group(self, tx: Any, applier: Applier, event: Event, now: float) -> None:
+    def _group(self, tx: Transaction, applier: Applier, event: Event, now: float) -> None:
         """Several hosts of one group failing the same check -> one parent ticket
         (decided by :func:`collector.policy.grouping.plan_group`, applied like any action)."""
         grouping = self.policy.grouping
@@ -320,7 +325,7 @@ class Engine:
         parent = tx.open_group(group_key(event.check, grouping.label, value))
         if parent is not None:
             parent = applier.track(parent)
-        firing = [applier.tickets.get(t.id, t) for t in  # type: ignore[arg-type]
+        firing = [applier.tickets.get(t.stored_id, t) for t in
                   tx.list_tickets(status=["new", "in_progress", "pending"], check=event.check,
                                   limit=1000) if not t.is_group]
         applier.apply(plan_group(event, applier.opened[-1], firing, parent, self.policy,
@@ -418,6 +423,7 @@ class Engine:
         return Event(
             event_id="syn-" + hashlib.sha256(identity.encode()).hexdigest()[:28],
             dedup_key=f"{host}/{check}", action="resolve" if status == "OK" else "trigger",
+            # status: a check status as str from the callers; Event validates it
             severity=SEVERITY_OF_STATUS[status], status=status,  # type: ignore[arg-type]
             summary=summary[:1024] or f"{check} is {status} on {host}", source=host,
             check=check, type=check_type,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gettext
 import io
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -49,7 +50,7 @@ def translations(language: str = "en") -> gettext.NullTranslations:
     return gettext.GNUTranslations(compiled)
 
 
-def gettext_for(language: str = "en"):  # type: ignore[no-untyped-def]
+def gettext_for(language: str = "en") -> Callable[[str], str]:
     """``_`` for ``language``."""
     return translations(language).gettext
 

@@ -12,16 +12,20 @@ scrape time, so they are never stale. The watchdog's (when the service wired it 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from patrol.collector.watchdog.duties import DUTIES
 
+if TYPE_CHECKING:
+    from patrol.collector.dispatch.dispatcher import Dispatcher
+    from patrol.collector.engine import Engine
+
 
 class EngineCollector:
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def describe(self) -> list[Metric]:
@@ -64,7 +68,7 @@ class EngineCollector:
                                 value=sum(not h.get("reachable", True) for h in hosts))
 
 
-def _dispatch_metrics(dispatcher: Any) -> Iterator[Metric]:
+def _dispatch_metrics(dispatcher: Dispatcher) -> Iterator[Metric]:
     """The helpdesk outbox: backlog by state (``failed`` = refused for good, needs a
     person), its oldest row's age, and delivery outcomes."""
     backlog = GaugeMetricFamily("patrol_collector_dispatch_backlog",
@@ -121,7 +125,7 @@ def _watchdog_metrics(watchdog: Any) -> Iterator[Metric]:
     yield last
 
 
-def build_registry(engine: Any) -> CollectorRegistry:
+def build_registry(engine: Engine) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(engine))
     return registry

@@ -26,7 +26,7 @@ class Priority(enum.StrEnum):
     def rank(self) -> int:
         return int(self.value[1])
 
-    def __lt__(self, other: object) -> bool:  # type: ignore[override]
+    def __lt__(self, other: object) -> bool:
         if not isinstance(other, Priority):
             return NotImplemented
         return self.rank < other.rank
@@ -102,6 +102,14 @@ class Ticket:
     body: str = ""
     id: int | None = None
     version: int = 0
+
+    @property
+    def stored_id(self) -> int:
+        """``id`` of a ticket the store has written (``create_ticket`` sets it), for the
+        store's ``ticket_id`` parameters; ValueError for a ticket not stored yet."""
+        if self.id is None:
+            raise ValueError(f"ticket for {self.dedup_key!r} has not been stored yet")
+        return self.id
 
     @property
     def active(self) -> bool:

@@ -10,13 +10,16 @@ import logging
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.collector.config import CollectorConfig
 from patrol.collector.engine import Engine
 from patrol.collector.policy.settings import PolicyConfig
 from patrol.collector.watchdog.leader import leadership_for
 from patrol.collector.watchdog.timers import Watchdog
+
+if TYPE_CHECKING:
+    from patrol.collector.dispatch.dispatcher import Dispatcher
 
 log = logging.getLogger("patrol.collector")
 
@@ -116,7 +119,7 @@ class CollectorService:
         self.config = config
         return notes
 
-    def _swap_dispatcher(self, dispatcher: Any) -> None:
+    def _swap_dispatcher(self, dispatcher: Dispatcher) -> None:
         """Retire the running dispatcher (its in-flight deliveries finish first, so the
         new one never re-sends a row the old one still holds) and start ``dispatcher``."""
         old = self.dispatcher
@@ -134,7 +137,7 @@ class CollectorService:
         if dispatcher is not None and self.server is not None:
             self._start_delivery(dispatcher)
 
-    def _start_delivery(self, dispatcher: Any) -> None:
+    def _start_delivery(self, dispatcher: Dispatcher) -> None:
         stop = threading.Event()
         thread = threading.Thread(target=dispatcher.serve, args=(stop,),
                                   name="collector-dispatch", daemon=True)

@@ -422,9 +422,11 @@ def test_http_redirect_to_https_checks_final_certificate(
          "/nonexistent/ca.pem does not exist; give the path of a PEM CA bundle"),
         ({"url": "http://h/", "method": "PUT"}, "method"),
         ({"url": "http://h/", "headers": {"X-Count": 3}}, "must be strings"),
+        # Every check's common options are still checked beside the url's own validator.
+        ({"url": "http://h/", "runbook": "wiki/web"}, "'wiki/web' is not a URL"),
     ],
     ids=["scheme", "status-pattern", "status-range", "regex", "head-body", "ca-file",
-         "method", "header-type"],
+         "method", "header-type", "runbook"],
 )
 def test_config_errors(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,50 @@ def test_sdist_installs_with_pipx_and_brings_the_units(release: tuple[Path, Path
     unit = (root / "etc/systemd/system/patrol-agent.service").read_text()
     command = unit.split("ExecStart=", 1)[1].split()[0]
     assert command.startswith(str(home)) and Path(command).name == "patrol"
+
+
+PLUGIN = """\
+from typing import ClassVar
+
+from patrol.checks.base import Check, ConfigClass, MeasurementSpec, Result, RunContext, Status
+from patrol.checks.config import CheckConfig
+
+
+class ZfsConfig(CheckConfig):
+    pool: str
+
+
+class ZfsCheck:
+    type: ClassVar[str] = "zfs"
+    Config: ClassVar[ConfigClass] = ZfsConfig
+    MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = ()
+    REQUIRES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: ZfsConfig) -> None:
+        self.config = config
+
+    def run(self, ctx: RunContext) -> Result:
+        return Result(Status.OK, len(self.config.pool))
+
+
+registered: type[Check] = ZfsCheck
+"""
+
+
+def test_wheel_ships_the_types_a_plugin_author_checks_against(
+        release: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """py.typed at the package root: mypy in a plugin's project reads Patrol's
+    annotations from the installed wheel (here it catches a summary that is not a str)
+    instead of treating patrol.* as untyped."""
+    wheel, _, bin_dir = release
+    assert "patrol/py.typed" in zipfile.ZipFile(wheel).namelist()
+    (tmp_path / "zfs_check.py").write_text(PLUGIN)
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--python-executable", str(bin_dir / "python"),
+         "--strict", "--no-incremental", "zfs_check.py"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=clean_env())
+    assert checked.stdout.splitlines() == [
+        'zfs_check.py:21: error: Argument 2 to "Result" has incompatible type "int"; '
+        'expected "str"  [arg-type]',
+        "Found 1 error in 1 file (checked 1 source file)",
+    ], checked.stdout + checked.stderr

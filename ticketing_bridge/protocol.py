@@ -123,9 +123,18 @@ def is_patrol_note(text: str) -> bool:
 
 @runtime_checkable
 class Helpdesk(Protocol):
-    """An adapter instance for one configured helpdesk."""
+    """An adapter instance for one configured helpdesk.
+
+    The class also has ``Config``, its pydantic settings model (a subclass of
+    :class:`~patrol.ticketing_bridge.settings.AdapterSettings`, usually nested in the
+    class); :func:`patrol.ticketing_bridge.registry.config_model` reads it.
+    """
 
     type: ClassVar[str]
+
+    def __init__(self, config: Any, name: str) -> None:
+        """``config``: an instance of the class's ``Config`` (or a mapping for it);
+        ``name``: the helpdesk's name in the collector config."""
 
     def open(self, view: TicketView, dest: Destination) -> ExternalRef: ...
 

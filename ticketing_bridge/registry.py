@@ -22,7 +22,11 @@ import importlib
 from collections.abc import Callable
 from difflib import get_close_matches
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from patrol.ticketing_bridge.protocol import Helpdesk
+    from patrol.ticketing_bridge.settings import AdapterSettings
 
 TARGETS_GROUP = "patrol.ticketing_targets"
 
@@ -51,7 +55,22 @@ def table() -> dict[str, str]:
     return {**found, **BUILTINS}
 
 
-def load(helpdesk_type: str) -> type:
+def load(helpdesk_type: str) -> type[Helpdesk]:
+    """The adapter class for ``helpdesk_type``; UnknownHelpdesk if none has that name."""
+    adapter: type[Helpdesk] = _class(helpdesk_type)
+    return adapter
+
+
+def config_model(helpdesk_type: str) -> type[AdapterSettings]:
+    """The adapter's ``Config`` settings model. Read here rather than declared on
+    :class:`~patrol.ticketing_bridge.protocol.Helpdesk`: type checkers take a nested class
+    for a read-only attribute and a protocol's class attribute for a settable one, so no
+    adapter written the usual way would match such a protocol."""
+    model: type[AdapterSettings] = _class(helpdesk_type).Config
+    return model
+
+
+def _class(helpdesk_type: str) -> Any:
     spec = table().get(helpdesk_type)
     if spec is None:
         raise UnknownHelpdesk(helpdesk_type, sorted(table()))

@@ -161,14 +161,14 @@ def service_events(runner: Runner, since: float, timeout: float,
         events.append({"time": iso(when), "epoch": when, "unit": unit, "event": event})
     events.sort(key=lambda e: e["epoch"], reverse=True)
     units: dict[str, dict[str, Any]] = {}
-    for event in reversed(events):
-        row = units.setdefault(event["unit"], {"unit": event["unit"], "started": 0,
-                                               "stopped": 0, "failed": 0,
-                                               "restart scheduled": 0})
-        row[event["event"]] += 1
-        row["last"] = event["time"]
-    for event in events:
-        del event["epoch"]
+    for seen in reversed(events):
+        row = units.setdefault(seen["unit"], {"unit": seen["unit"], "started": 0,
+                                              "stopped": 0, "failed": 0,
+                                              "restart scheduled": 0})
+        row[seen["event"]] += 1
+        row["last"] = seen["time"]
+    for seen in events:
+        del seen["epoch"]
     ordered = sorted(units.values(), key=lambda u: (u["last"], u["unit"]), reverse=True)
     return {"source": "journal", "units": ordered, "events": events[:limit]}
 

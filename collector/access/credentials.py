@@ -4,14 +4,17 @@ only its hash is kept."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.collector.access.identity import AGENT, digest, live, new_token
+
+if TYPE_CHECKING:
+    from patrol.collector.store.base import TicketStore
 
 DEFAULT_GRACE_SECONDS = 86400.0
 
 
-def issue(store: Any, kind: str, name: str, hosts: list[str], by: str, now: float,
+def issue(store: TicketStore, kind: str, name: str, hosts: list[str], by: str, now: float,
           expires_at: float | None = None) -> dict[str, Any]:
     """A new credential; ``hosts`` (globs) matter for agents only (default: the name)."""
     bound = (hosts or [name]) if kind == AGENT else []
@@ -22,7 +25,7 @@ def issue(store: Any, kind: str, name: str, hosts: list[str], by: str, now: floa
             "expires_at": expires_at}
 
 
-def rotate(store: Any, kind: str, name: str, by: str, now: float,
+def rotate(store: TicketStore, kind: str, name: str, by: str, now: float,
            grace_seconds: float = DEFAULT_GRACE_SECONDS) -> dict[str, Any] | None:
     """A new token for ``name`` (same hosts); the old ones keep working for
     ``grace_seconds`` so agents can be switched over without a gap. None if ``name``
@@ -39,13 +42,13 @@ def rotate(store: Any, kind: str, name: str, by: str, now: float,
             "previous_valid_until": now + grace_seconds}
 
 
-def revoke(store: Any, kind: str, name: str, now: float) -> int:
+def revoke(store: TicketStore, kind: str, name: str, now: float) -> int:
     """End every token of ``name`` now; how many were live."""
     with store.transaction() as tx:
         return tx.revoke_credentials(kind, name, now)
 
 
-def listing(store: Any, now: float) -> list[dict[str, Any]]:
+def listing(store: TicketStore, now: float) -> list[dict[str, Any]]:
     """Every credential without its hash, and whether it works now."""
     return [{**{k: v for k, v in c.items() if k != "token_sha256"}, "live": live(c, now)}
             for c in store.credentials() if c["kind"] != "login_code"]

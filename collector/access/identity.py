@@ -25,7 +25,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from patrol.collector.store.base import TicketStore
 
 AGENT = "agent"
 OPERATOR = "operator"
@@ -73,7 +76,7 @@ class IdentityBook:
     """Resolves tokens to principals: shared tokens first, then the store."""
 
     def __init__(self, agent_tokens: Iterable[str], operator_tokens: Iterable[str],
-                 store: Any = None, clock: Callable[[], float] = time.time) -> None:
+                 store: TicketStore | None = None, clock: Callable[[], float] = time.time) -> None:
         self._shared = [(digest(t).encode(), AGENT) for t in agent_tokens] + [
             (digest(t).encode(), OPERATOR) for t in operator_tokens]
         self.store = store
@@ -102,6 +105,8 @@ class IdentityBook:
         if cached is not None and cached[0] > now:
             expires = cached[2]
             return cached[1] if expires is None or expires > self._clock() else None
+        if self.store is None:  # principal() asks only when there is one
+            return None
         row = self.store.credential_by_hash(hashed)
         principal = None
         if row is not None and hmac.compare_digest(row["token_sha256"], hashed) \

@@ -25,9 +25,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from patrol.collector.access.identity import LOGIN_CODE, digest, live, new_token
+
+if TYPE_CHECKING:
+    from patrol.collector.store.base import TicketStore
 
 COOKIE = "patrol_session"
 SESSION_SECONDS = 12 * 3600
@@ -45,7 +48,7 @@ class Session:
 class Sessions:
     """Starts, finds and ends web sessions in ``store``."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: TicketStore) -> None:
         self.store = store
         self._key: bytes | None = None
 
@@ -84,7 +87,8 @@ class Sessions:
 
     @staticmethod
     def check_csrf(session: Session, given: str | None) -> bool:
-        return bool(given) and hmac.compare_digest(session.csrf.encode(), given.encode())
+        return given is not None and bool(given) and \
+            hmac.compare_digest(session.csrf.encode(), given.encode())
 
     # -- one-time login codes --------------------------------------------------------
 

@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.collector.dispatch import helpdesk_sync
 from patrol.collector.dispatch.leases import LEASE, Claim, Leases
@@ -52,6 +52,10 @@ from patrol.ticketing_bridge.protocol import (
     TemporaryError,
     TicketView,
 )
+
+if TYPE_CHECKING:
+    from patrol.collector.store.base import TicketStore, Transaction
+    from patrol.ticketing_bridge.protocol import Helpdesk
 
 log = logging.getLogger("patrol.collector.dispatch")
 MAX_BACKOFF = 300.0
@@ -91,8 +95,9 @@ class Dispatcher:
     its last renewal.
     """
 
-    def __init__(self, store: Any, settings: TicketingSettings, helpdesks: dict[str, Any],
-                 limits: dict[str, int], clock: Callable[[], float],
+    def __init__(self, store: TicketStore, settings: TicketingSettings,
+                 helpdesks: dict[str, Helpdesk], limits: dict[str, int],
+                 clock: Callable[[], float],
                  lease: float = LEASE) -> None:
         self.store = store
         self.settings = settings
@@ -119,7 +124,7 @@ class Dispatcher:
 
     # -- writing the outbox (inside the engine's transaction) ---------------------------
 
-    def enqueue(self, tx: Any, ticket: Ticket, action: str, text: str, now: float) -> None:
+    def enqueue(self, tx: Transaction, ticket: Ticket, action: str, text: str, now: float) -> None:
         """Queue ``action`` for every helpdesk this ticket goes to."""
         if ticket.id is None:
             return
@@ -146,7 +151,8 @@ class Dispatcher:
             busy = self.leases.busy()
             names = list(self.helpdesks)
             self._first = (self._first + 1) % max(1, len(names))
-            now, rows = self.clock(), []
+            now = self.clock()
+            rows: list[dict[str, Any]] = []
             with self.store.transaction() as tx:
                 for name in names[self._first:] + names[:self._first]:
                     room = min(free - len(rows), self.limits[name] - busy[name])
@@ -259,13 +265,15 @@ class Dispatcher:
         with self._lock:
             self.lease_counters[(helpdesk, event)] += 1
 
-    def _perform(self, adapter: Any, row: dict[str, Any]
-                 ) -> Callable[[Any, float], None] | None:
+    def _perform(self, adapter: Helpdesk, row: dict[str, Any]
+                 ) -> Callable[[Transaction, float], None] | None:
         """Make the call; for a new ticket, what to store with the outcome."""
         ticket = self.store.get_ticket_by_id(row["ticket_id"])
+        if ticket is None:  # tickets are never deleted
+            raise LookupError(f"ticket id {row['ticket_id']} of dispatch row {row['id']} is gone")
         view = view_of(ticket, self.settings.base_url)
         name, action = row["helpdesk"], row["action"]
-        link = self.store.link(ticket.id, name)
+        link = self.store.link(ticket.stored_id, name)
         if action == "open":
             if link is not None:
                 return None  # already created (a retried row after a crash)
@@ -275,14 +283,15 @@ class Dispatcher:
             if ref is None:
                 ref = adapter.open(view, dest)
                 ticket_chart.attach_chart(adapter, ref, self.store, ticket, self.clock())
+            there = ref  # (``ref`` is assigned again below; the closure keeps this one)
 
-            def record(tx: Any, now: float) -> None:
-                tx.save_link(ticket.id, name, ref.id, ref.url, asdict(dest))
-                where = f" ({ref.url})" if ref.url else ""
+            def record(tx: Transaction, now: float) -> None:
+                tx.save_link(ticket.stored_id, name, there.id, there.url, asdict(dest))
+                where = f" ({there.url})" if there.url else ""
                 how = "found the existing ticket" if adopted else "opened"
-                tx.add_timeline(ticket.id, TimelineEntry(
-                    now, "helpdesk", f"{how} in {name} as #{ref.id}{where}",
-                    data={"helpdesk": name, "external_id": ref.id, "url": ref.url}))
+                tx.add_timeline(ticket.stored_id, TimelineEntry(
+                    now, "helpdesk", f"{how} in {name} as #{there.id}{where}",
+                    data={"helpdesk": name, "external_id": there.id, "url": there.url}))
             return record
         if link is None:
             raise PermanentError(f"no ticket in {name} to {action}: opening it failed")

@@ -10,15 +10,24 @@ replica's pass is not queued twice.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.collector.dispatch.routing import TicketingSettings
 from patrol.collector.model import Ticket, TicketStatus, TimelineEntry
 from patrol.collector.tickets.archive import archive
-from patrol.ticketing_bridge.protocol import ExternalRef, PermanentError, TemporaryError
+from patrol.ticketing_bridge.protocol import (
+    ExternalRef,
+    PermanentError,
+    RemoteStatus,
+    TemporaryError,
+)
+
+if TYPE_CHECKING:
+    from patrol.collector.store.base import TicketStore
+    from patrol.ticketing_bridge.protocol import Helpdesk
 
 
-def sync_once(store: Any, settings: TicketingSettings, helpdesks: dict[str, Any],
+def sync_once(store: TicketStore, settings: TicketingSettings, helpdesks: dict[str, Helpdesk],
               clock: Callable[[], float]) -> int:
     """Read the status of every linked, still active ticket; returns changes made."""
     changes = 0
@@ -32,28 +41,30 @@ def sync_once(store: Any, settings: TicketingSettings, helpdesks: dict[str, Any]
             remote = adapter.status(ref)
         except (TemporaryError, PermanentError) as exc:
             with store.transaction() as tx:
-                tx.set_link_state(ticket.id, ref.helpdesk, link["remote_state"],
+                tx.set_link_state(ticket.stored_id, ref.helpdesk, link["remote_state"],
                                   link["remote_assignee"], clock(), str(exc))
             continue
         changes += _reconcile(store, settings, clock(), ticket, link, remote)
     return changes
 
 
-def _reconcile(store: Any, settings: TicketingSettings, now: float, ticket: Ticket,
-               link: dict[str, Any], remote: Any) -> int:
+def _reconcile(store: TicketStore, settings: TicketingSettings, now: float, ticket: Ticket,
+               link: dict[str, Any], remote: RemoteStatus) -> int:
     """Apply what the helpdesk says to the ticket, re-read and locked in one unit of
     work (the engine may have changed it since the pass read it); 1 if it changed."""
     name = link["helpdesk"]
     changed = 0
     with store.transaction() as tx:
-        fresh = tx.get_ticket_by_id(ticket.id)
-        tx.set_link_state(fresh.id, name, remote.state, remote.assignee, now)
+        fresh = tx.get_ticket_by_id(ticket.stored_id)
+        if fresh is None:  # tickets are never deleted
+            raise LookupError(f"ticket {ticket.number} vanished during helpdesk sync")
+        tx.set_link_state(fresh.stored_id, name, remote.state, remote.assignee, now)
         who = f" by {remote.assignee}" if remote.assignee else ""
         if remote.state == "acknowledged" and fresh.acknowledged_at is None \
                 and fresh.status.is_open:
             fresh.acknowledged_at = now
             fresh.status = TicketStatus.IN_PROGRESS
-            tx.add_timeline(fresh.id, TimelineEntry(
+            tx.add_timeline(fresh.stored_id, TimelineEntry(
                 now, "acknowledged", f"taken in {name}{who}", author=remote.assignee
                 or name))
             tx.update_ticket(fresh)
@@ -67,8 +78,8 @@ def _reconcile(store: Any, settings: TicketingSettings, now: float, ticket: Tick
                     return 0  # another replica's sync pass already asked for it
                 text = (f"Patrol: {fresh.check} still reports {fresh.check_status} on "
                         f"{fresh.host}; reopening. Resolve it once the check recovers.")
-                tx.enqueue_dispatch(fresh.id, name, "reopen", {"text": text}, now)
-                tx.add_timeline(fresh.id, TimelineEntry(
+                tx.enqueue_dispatch(fresh.stored_id, name, "reopen", {"text": text}, now)
+                tx.add_timeline(fresh.stored_id, TimelineEntry(
                     now, "helpdesk", f"closed in {name}{who} while the check still "
                     "fails: reopening it there"))
             else:
@@ -82,7 +93,7 @@ def _reconcile(store: Any, settings: TicketingSettings, now: float, ticket: Tick
                 if note:  # a person's resolution note, read back: archived
                     archive(tx, fresh, note, getattr(remote, "note_author", None)
                             or remote.assignee or name, now)
-                tx.add_timeline(fresh.id, TimelineEntry(
+                tx.add_timeline(fresh.stored_id, TimelineEntry(
                     now, "closed" if failing else "resolved",
                     f"{why}{who}" + (" while the check still fails" if failing else "")))
                 tx.update_ticket(fresh)

@@ -16,7 +16,10 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from patrol.collector.store.base import TicketStore
 
 log = logging.getLogger("patrol.collector.dispatch")
 LEASE = 10.0  # seconds; a dead replica's rows are taken over this long after its last renewal
@@ -36,7 +39,7 @@ class Claim:
 class Leases:
     """Held claims by row id, renewed in the background while any are held."""
 
-    def __init__(self, store: Any, clock: Callable[[], float], lease: float,
+    def __init__(self, store: TicketStore, clock: Callable[[], float], lease: float,
                  on_lost: Callable[[Claim], None]) -> None:
         self.store = store
         self.clock = clock

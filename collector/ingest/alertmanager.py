@@ -22,10 +22,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from patrol.contract.wire import AgentRef, Event, Timestamp, dedup_key
+from patrol.contract.wire import AgentRef, CheckStatus, Event, Severity, Timestamp, dedup_key
 
 _SEVERITY_ALIASES = {"page": "critical", "crit": "critical", "err": "error",
                      "warn": "warning", "none": "info"}
+_SEVERITIES: tuple[Severity, ...] = ("critical", "error", "warning", "info")
 
 
 class Alert(BaseModel):
@@ -62,10 +63,10 @@ def _host(labels: dict[str, str]) -> str:
     return labels.get("job") or "prometheus"
 
 
-def _severity(labels: dict[str, str]) -> str:
+def _severity(labels: dict[str, str]) -> Severity:
     raw = labels.get("severity", "").lower()
     raw = _SEVERITY_ALIASES.get(raw, raw)
-    return raw if raw in ("critical", "error", "warning", "info") else "warning"
+    return next((known for known in _SEVERITIES if known == raw), "warning")
 
 
 def to_events(payload: AlertmanagerPayload, sequence_start: int = 0,
@@ -79,8 +80,8 @@ def to_events(payload: AlertmanagerPayload, sequence_start: int = 0,
         host = _host(labels)
         severity = _severity(labels)
         firing = alert.status == "firing"
-        status = ("CRITICAL" if severity in ("critical", "error") else "WARNING") if firing \
-            else "OK"
+        status: CheckStatus = ("CRITICAL" if severity in ("critical", "error") else "WARNING") \
+            if firing else "OK"
         moment = alert.startsAt if firing else (alert.endsAt or now)
         identity = f"{alert.fingerprint or sorted(labels.items())}|{alert.status}|" \
                    f"{moment.isoformat()}"

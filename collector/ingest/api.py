@@ -247,7 +247,7 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         ticket = engine.store.get_ticket(number)
         if ticket is None:
             raise HTTPException(404, f"no ticket {number}")
-        out = ticket_json(ticket, engine.store.timeline(ticket.id))
+        out = ticket_json(ticket, engine.store.timeline(ticket.stored_id))
         out["helpdesks"] = [
             {k: link[k] for k in ("helpdesk", "external_id", "url", "remote_state",
                                   "remote_assignee", "error")}
@@ -271,7 +271,7 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
             raise HTTPException(404, f"no ticket {number}") from None
         except TicketRefused as exc:
             raise HTTPException(409, str(exc)) from None
-        return ticket_json(ticket, engine.store.timeline(ticket.id))
+        return ticket_json(ticket, engine.store.timeline(ticket.stored_id))
 
     @app.get("/api/v1/maintenance", tags=["maintenance"], dependencies=as_operator)
     def list_windows(request: Request) -> dict[str, Any]:
@@ -348,6 +348,7 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
         document_errors(document)
         return document
 
+    # FastAPI's documented way to customise the document is to replace the method.
     app.openapi = openapi  # type: ignore[method-assign]
     return app
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 from pydantic import ValidationError
@@ -44,6 +44,9 @@ from patrol.collector.access.auth import AGENT, require_host, require_principal
 from patrol.collector.store import StoreError
 from patrol.collector.store.clean import clean_json, needs_cleaning
 from patrol.contract.wire import MAX_DEPTH, Event, EventBatch, Heartbeat
+
+if TYPE_CHECKING:
+    from patrol.collector.engine import Engine
 
 log = logging.getLogger("patrol.collector.api")
 
@@ -92,7 +95,7 @@ def store_unavailable(exc: StoreError) -> JSONResponse:
                         status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-def problems(errors: list[Any]) -> list[str]:
+def problems(errors: Sequence[Any]) -> list[str]:
     """One ``field.path: reason`` line per validation error (pydantic's or FastAPI's)."""
     lines = []
     for error in errors:
@@ -154,7 +157,7 @@ class IngestFastPath:
     """ASGI middleware answering the ingest routes; ``engine`` is the
     :class:`collector.engine.Engine`. Every other request goes to ``app``."""
 
-    def __init__(self, app: Any, engine: Any) -> None:
+    def __init__(self, app: Any, engine: Engine) -> None:
         self.app = app
         self.engine = engine
         self.routes: dict[str, Callable[[dict[str, Any]], tuple[Callable[..., Any], Any]]] = {

@@ -30,10 +30,13 @@ import hashlib
 import logging
 import threading
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.collector.store import StoreError
 from patrol.contract.wire import Heartbeat
+
+if TYPE_CHECKING:
+    from patrol.collector.store.base import TicketStore
 
 log = logging.getLogger("patrol.collector")
 
@@ -56,7 +59,7 @@ def digest(beat: Heartbeat) -> str:
 class QuietHeartbeats:
     """Per host, the digest of its last full pass; the times of heartbeats kept since."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: TicketStore) -> None:
         self.store = store
         self._lock = threading.Lock()
         self._known: dict[str, tuple[str, float]] = {}  # host -> (digest, full pass at)

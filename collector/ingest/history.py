@@ -7,10 +7,13 @@ series of a breach event are kept (those it carried, with the event's levels).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from patrol.collector.store.history import Sample
 from patrol.contract.wire import Event, Heartbeat
+
+if TYPE_CHECKING:
+    from patrol.collector.store.base import Transaction
 
 
 def samples_of(beat: Heartbeat) -> list[Sample]:
@@ -20,7 +23,7 @@ def samples_of(beat: Heartbeat) -> list[Sample]:
             for c in beat.checks if c.last_run is not None for m in c.measurements]
 
 
-def record_event_history(tx: Any, event: Event) -> None:
+def record_event_history(tx: Transaction, event: Event) -> None:
     """Keep a breach event's series (and its values as rollup samples)."""
     at = event.observed_at.timestamp()
     if event.measurements:

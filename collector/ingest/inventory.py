@@ -17,13 +17,16 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 
 from patrol.collector.access.auth import OPERATOR, require
 from patrol.collector.model import Ticket
 from patrol.contract.wire import PATROL_VERSION
+
+if TYPE_CHECKING:
+    from patrol.collector.store.base import TicketStore
 
 router = APIRouter()
 
@@ -42,7 +45,7 @@ def _ticket_brief(ticket: Ticket) -> dict[str, Any]:
             "status": str(ticket.status), "check": ticket.check}
 
 
-def hosts_inventory(store: Any, now: float, collector_version: str = PATROL_VERSION
+def hosts_inventory(store: TicketStore, now: float, collector_version: str = PATROL_VERSION
                     ) -> dict[str, Any]:
     """Every host with its labels, agent version, heartbeat, checks and open tickets."""
     checks: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -70,7 +73,7 @@ def hosts_inventory(store: Any, now: float, collector_version: str = PATROL_VERS
     return {"collector_version": collector_version, "hosts": hosts}
 
 
-def prometheus_targets(store: Any) -> list[dict[str, Any]]:
+def prometheus_targets(store: TicketStore) -> list[dict[str, Any]]:
     """``http_sd_configs`` target groups: one per reachable agent that announced where
     its /metrics is, labelled with its Patrol labels and host name."""
     groups = []

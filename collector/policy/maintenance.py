@@ -27,13 +27,16 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from patrol.collector.policy.settings import Seconds
+
+if TYPE_CHECKING:
+    from patrol.collector.store.base import TicketStore
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -233,7 +236,7 @@ def ended_since(windows: Iterable[MaintenanceWindow], last: float, now: float,
     return sorted(ended, key=lambda pair: pair[1])
 
 
-def host_zone(store: Any, host: str, windows: Iterable[MaintenanceWindow]) -> str | None:
+def host_zone(store: TicketStore, host: str, windows: Iterable[MaintenanceWindow]) -> str | None:
     """``host``'s announced zone if a ``timezone: host`` window needs it, else None
     (so the common case costs no store read)."""
     if not any(w.timezone == HOST_ZONE for w in windows):

@@ -82,11 +82,11 @@ class SlaConfig(_Settings):
     the deadline has elapsed (0.8: 12 min into a P1's 15-minute respond target).
     """
 
-    respond: dict[Priority, Seconds] = Field(default_factory=lambda: {
-        Priority.P1: 900, Priority.P2: 1800, Priority.P3: 3600, Priority.P4: 86400})
-    resolve: dict[Priority, Seconds] = Field(default_factory=lambda: {
+    respond: dict[Priority, Seconds] = Field(default_factory=lambda: dict[Priority, float]({
+        Priority.P1: 900, Priority.P2: 1800, Priority.P3: 3600, Priority.P4: 86400}))
+    resolve: dict[Priority, Seconds] = Field(default_factory=lambda: dict[Priority, float]({
         Priority.P1: 4 * 3600, Priority.P2: 86400, Priority.P3: 3 * 86400,
-        Priority.P4: 7 * 86400})
+        Priority.P4: 7 * 86400}))
     near_ratio: float = Field(default=0.8, gt=0, lt=1)
 
     @field_validator("respond", "resolve")

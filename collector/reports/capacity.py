@@ -45,7 +45,7 @@ def forecast(rollups: Iterable[Mapping[str, Any]], as_of: float, top: int = 10
         if row["name"] in MEASUREMENTS and row["bucket"] < as_of:
             key = (row["host"], row["check_name"], row["item"], row["name"])
             series.setdefault(key, []).append((row["last_at"], row["last"]))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (host, check, item, name), points in sorted(series.items()):
         if len(points) < MIN_HOURS:
             continue

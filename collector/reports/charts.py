@@ -26,13 +26,16 @@ DPI = 100
 def _figure() -> tuple[Any, Any]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=SIZE, dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     axes.spines[["top", "right"]].set_visible(False)
     axes.tick_params(labelsize=8)
-    axes.yaxis.get_major_locator().set_params(integer=True)  # no "0.5 tickets" ticks
+    locator = axes.yaxis.get_major_locator()
+    assert isinstance(locator, MaxNLocator)  # the default AutoLocator is one
+    locator.set_params(integer=True)  # no "0.5 tickets" ticks
     return figure, axes
 
 

@@ -67,8 +67,9 @@ def recurring(facts: Iterable[TicketFacts], key: Key, top: int,
     for item in facts:
         tickets[key(item)] += 1
         reopens[key(item)] += item.reopens
-    rows = [{"key": k, "incidents": tickets[k] + reopens[k], "tickets": tickets[k],
-             "reopens": reopens[k]} for k in tickets]
+    rows: list[dict[str, Any]] = [
+        {"key": k, "incidents": tickets[k] + reopens[k], "tickets": tickets[k],
+         "reopens": reopens[k]} for k in tickets]
     rows = [r for r in rows if r["incidents"] >= at_least]
     rows.sort(key=lambda r: (-r["incidents"], r["key"]))
     return rows[:top]

@@ -34,7 +34,9 @@ def _environment(language: str = "en") -> Any:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, extensions=["jinja2.ext.i18n"])
-    env.install_gettext_translations(i18n.translations(language), newstyle=True)
+    # install_gettext_translations is added by the jinja2.ext.i18n extension at run time
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        i18n.translations(language), newstyle=True)
     when = present.when if language == "en" else (
         lambda epoch: present.DASH if epoch is None else i18n.moment(epoch, language))
     env.filters.update(duration=present.duration, percent=present.percent, when=when,

@@ -56,7 +56,7 @@ def noisy(population: Sequence[TicketFacts], within: float, top: int) -> dict[st
     per_check: dict[str, list[TicketFacts]] = defaultdict(list)
     for f in population:
         per_check[f.ticket.check].append(f)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for check, items in per_check.items():
         noise = [f for f in items if is_noisy(f, within)]
         if noise:

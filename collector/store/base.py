@@ -24,14 +24,23 @@ one non-closed ticket exists per (dedup_key, is_group); ``active_ticket(key)`` n
 returns a group ticket, ``open_group(key)`` only returns one.
 
 Times are epoch float seconds (UTC).
+
+Beside tickets the store holds the helpdesk outbox (:mod:`.dispatch`), credentials and
+web sessions (:mod:`.credentials`) and measurement history (:mod:`.history`); their
+members are declared here so that callers are checked against one contract, and
+documented where they are implemented.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from patrol.collector.model import Ticket, TimelineEntry
+
+if TYPE_CHECKING:
+    from patrol.collector.store.history import Sample
 
 
 class StoreError(Exception):
@@ -87,9 +96,10 @@ class TicketReads(Protocol):
     def children(self, parent_id: int) -> list[Ticket]:
         """Tickets whose ``parent_id`` is this group ticket, oldest first."""
 
-    def open_tickets(self) -> list[Ticket]:
+    def open_tickets(self, light: bool = False) -> list[Ticket]:
         """Every ticket not closed (resolved included: its close timer still runs),
-        oldest first. For the watchdogs."""
+        oldest first. For the watchdogs. ``light`` leaves out the body, diagnostics and
+        measurements (the timers need none of them)."""
 
     def count_open(self) -> int:
         """How many tickets :meth:`open_tickets` would return."""
@@ -100,6 +110,38 @@ class TicketReads(Protocol):
 
     def maintenance_windows(self) -> list[dict[str, Any]]:
         """Every stored window spec as given to ``add_maintenance``, plus its ``id``."""
+
+    def events_since(self, since: float) -> list[dict[str, Any]]:
+        """Events received at or after ``since``, oldest first: dedup_key and payload."""
+
+    # -- the helpdesk outbox and links (store/dispatch.py) ---------------------------------
+    def dispatch_rows(self, ticket_id: int | None = None,
+                      state: str | None = None) -> list[dict[str, Any]]: ...
+
+    def dispatch_backlog(self, now: float) -> list[dict[str, Any]]: ...
+
+    def links(self, ticket_id: int | None = None) -> list[dict[str, Any]]: ...
+
+    def link(self, ticket_id: int, helpdesk: str) -> dict[str, Any] | None: ...
+
+    # -- credentials, web sessions, collector keys (store/credentials.py) ------------------
+    def credential_by_hash(self, token_sha256: str) -> dict[str, Any] | None: ...
+
+    def credentials(self, kind: str | None = None) -> list[dict[str, Any]]: ...
+
+    def web_session(self, session_sha256: str) -> dict[str, Any] | None: ...
+
+    def collector_key(self, name: str) -> str | None: ...
+
+    # -- measurement history (store/history.py) --------------------------------------------
+    def rollups(self, size: str, start: float, end: float, host: str | None = None,
+                check: str | None = None) -> list[dict[str, Any]]: ...
+
+    def breach_series(self, dedup_key: str, before: float | None = None
+                      ) -> list[dict[str, Any]]: ...
+
+    def resolutions(self, check_type: str | None = None, limit: int = 200
+                    ) -> list[dict[str, Any]]: ...
 
 
 class Transaction(TicketReads, Protocol):
@@ -158,6 +200,89 @@ class Transaction(TicketReads, Protocol):
 
     def prune_events(self, before: float) -> int:
         """Forget events received before ``before``; how many were removed."""
+
+    # -- batched ingest (store/sql.py documents each) --------------------------------------
+    def record_events(self, rows: Sequence[tuple[str, str, float, dict[str, Any]]]
+                      ) -> set[str]: ...
+
+    def keys_with_tickets(self, keys: Sequence[str]) -> set[str]: ...
+
+    def prefetch_past(self, pairs: Iterable[tuple[str, str]]) -> None: ...
+
+    def reserve_serials(self, opened_at: float, count: int) -> None: ...
+
+    def known_vacant(self, dedup_key: str) -> None: ...
+
+    def touch_hosts(self, beats: Sequence[tuple[float, str]],
+                    runs: Sequence[tuple[Any, ...]]) -> list[str]: ...
+
+    # -- the helpdesk outbox and links (store/dispatch.py) ---------------------------------
+    def enqueue_dispatch(self, ticket_id: int, helpdesk: str, action: str,
+                         payload: dict[str, Any], now: float) -> None: ...
+
+    def claim_dispatch(self, now: float, limit: int, lease: float, owner: str = "", *,
+                       helpdesk: str | None = None,
+                       other_than: Sequence[str] = ()) -> list[dict[str, Any]]: ...
+
+    def renew_dispatch(self, dispatch_id: int, token: str, until: float) -> bool: ...
+
+    def release_leases(self, now: float) -> int: ...
+
+    def complete_dispatch(self, dispatch_id: int, now: float, token: str) -> bool: ...
+
+    def retry_dispatch(self, dispatch_id: int, next_at: float, error: str,
+                       token: str) -> bool: ...
+
+    def fail_dispatch(self, dispatch_id: int, now: float, error: str, token: str) -> bool: ...
+
+    def prune_dispatch(self, before: float) -> int: ...
+
+    def requeue_failed(self, helpdesk: str | None, now: float) -> int: ...
+
+    def save_link(self, ticket_id: int, helpdesk: str, external_id: str, url: str | None,
+                  destination: dict[str, Any]) -> None: ...
+
+    def set_link_state(self, ticket_id: int, helpdesk: str, remote_state: str | None,
+                       assignee: str | None, now: float, error: str | None = None) -> None: ...
+
+    def cancel_unsent_open(self, ticket_id: int, helpdesk: str) -> bool: ...
+
+    def unsent_dispatch(self, ticket_id: int, helpdesk: str) -> list[dict[str, Any]]: ...
+
+    def amend_unsent_dispatch(self, dispatch_id: int, payload: dict[str, Any],
+                              action: str | None = None) -> bool: ...
+
+    # -- credentials, web sessions, collector keys (store/credentials.py) ------------------
+    def add_credential(self, kind: str, name: str, token_sha256: str, hosts: list[str],
+                       created_at: float, created_by: str,
+                       expires_at: float | None = None) -> int: ...
+
+    def expire_credentials(self, kind: str, name: str, at: float) -> int: ...
+
+    def revoke_credentials(self, kind: str, name: str, at: float) -> int: ...
+
+    def revoke_credential(self, credential_id: int, at: float) -> bool: ...
+
+    def add_web_session(self, session_sha256: str, operator: str, csrf: str,
+                        created_at: float, expires_at: float) -> None: ...
+
+    def end_web_session(self, session_sha256: str, at: float) -> bool: ...
+
+    def prune_web_sessions(self, before: float) -> int: ...
+
+    def ensure_collector_key(self, name: str, value: str) -> str: ...
+
+    # -- measurement history (store/history.py) --------------------------------------------
+    def record_samples(self, host: str, samples: Iterable[Sample]) -> None: ...
+
+    def record_breach_series(self, dedup_key: str, host: str, check: str, observed_at: float,
+                             series: Iterable[tuple[str, str, list[Any]]],
+                             levels: Mapping[str, Any]) -> None: ...
+
+    def archive_resolution(self, ticket_number: str, host: str, check: str, check_type: str,
+                           category: str, note: str, author: str, at: float) -> None: ...
+
+    def prune_history(self, now: float) -> int: ...
 
 
 class TicketStore(TicketReads, Protocol):

@@ -124,7 +124,8 @@ class HistoryReads:
                 check: str | None = None) -> list[dict[str, Any]]:
         """Rollup rows (``size`` "hour" or "day") with ``bucket`` in [start, end), each
         with its ``avg``; ordered by host, check, measurement, item and time."""
-        where, params = ["bucket >= ?", "bucket < ?"], [start, end]
+        where = ["bucket >= ?", "bucket < ?"]
+        params: list[Any] = [start, end]
         for column, value in (("host", host), ("check_name", check)):
             if value is not None:
                 where.append(f"{column} = ?")

@@ -91,7 +91,8 @@ class SqlReads(DispatchReads, CredentialReads, HistoryReads):
                      priority: list[str] | None = None, host: str | None = None,
                      check: str | None = None, limit: int = 100,
                      offset: int = 0) -> list[Ticket]:
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
         for name, values in (("status", status), ("priority", priority)):
             if values is not None:
                 where.append(f"{name} IN ({', '.join('?' for _ in values)})" if values

@@ -82,8 +82,11 @@ class SqliteTransaction(SqlTransaction):
         except sqlite3.Error as exc:
             raise _fail(exc, self._path) from exc
 
-    _dump = staticmethod(_dump)
-    _load = staticmethod(json.loads)
+    def _dump(self, value: Any) -> Any:
+        return _dump(value)
+
+    def _load(self, value: Any) -> Any:
+        return json.loads(value)
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
@@ -157,8 +160,11 @@ class SqliteStore(SqlReads):
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
         return self._tx(self._connection())._rows(sql, params)
 
-    _dump = staticmethod(_dump)
-    _load = staticmethod(json.loads)
+    def _dump(self, value: Any) -> Any:
+        return _dump(value)
+
+    def _load(self, value: Any) -> Any:
+        return json.loads(value)
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteTransaction]:

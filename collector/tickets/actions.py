@@ -7,11 +7,14 @@ unless the operator forces it (a won't-fix decision), and that is recorded.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from patrol.collector.model import Ticket, TicketStatus, TimelineEntry
 from patrol.collector.store.base import ConcurrentUpdate
 from patrol.collector.tickets.archive import archive
+
+if TYPE_CHECKING:
+    from patrol.collector.engine import Engine
 
 TicketAction = Literal["acknowledge", "comment", "resolve", "close"]
 
@@ -59,7 +62,7 @@ def _apply(ticket: Ticket, action: str, author: str, text: str, force: bool,
     raise TicketRefused(f"unknown action {action!r}")
 
 
-def act(engine: Any, number: str, action: str, author: str, text: str = "",
+def act(engine: Engine, number: str, action: str, author: str, text: str = "",
         force: bool = False) -> Ticket:
     """Apply an operator action atomically; raises LookupError or TicketRefused."""
     for _ in range(20):
@@ -69,11 +72,13 @@ def act(engine: Any, number: str, action: str, author: str, text: str = "",
                     else tx.get_ticket(number)
                 if found is None:
                     raise LookupError(number)
-                ticket = tx.get_ticket_by_id(found.id)
+                ticket = tx.get_ticket_by_id(found.stored_id)
+                if ticket is None:  # tickets are never deleted
+                    raise LookupError(number)
                 entry = _apply(ticket, action, author, text, force, engine.clock())
                 if action in ("resolve", "close"):
                     archive(tx, ticket, text, author, entry.at)  # a person's note only
-                tx.add_timeline(ticket.id, entry)
+                tx.add_timeline(ticket.stored_id, entry)
                 tx.update_ticket(ticket)
                 outward = {"comment": "comment", "resolve": "resolve", "close": "resolve",
                            "acknowledge": "comment"}[action]

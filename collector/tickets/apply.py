@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.collector.model import Ticket, TicketStatus, TimelineEntry
 from patrol.collector.policy.grouping import AddMember, CreateGroup, LeaveGroup
@@ -31,6 +31,9 @@ from patrol.collector.policy.lifecycle import (
 )
 from patrol.contract.units import approx_duration
 
+if TYPE_CHECKING:
+    from patrol.collector.store.base import Transaction
+
 log = logging.getLogger("patrol.collector")
 
 
@@ -42,7 +45,7 @@ class Applier:
     written for it (a ticket not yet created has no stored timeline).
     """
 
-    def __init__(self, tx: Any, now: float, render: Callable[..., str],
+    def __init__(self, tx: Transaction, now: float, render: Callable[..., str],
                  notify: Callable[..., None] | None = None) -> None:
         self.tx = tx
         self.now = now
@@ -63,17 +66,18 @@ class Applier:
         return self.tickets.setdefault(ticket.id, ticket)
 
     def _get(self, ticket_id: int | None) -> Ticket:
-        if ticket_id is None or ticket_id not in self.tickets:
-            found = self.tx.get_ticket_by_id(ticket_id) if ticket_id is not None else None
-            if found is None:
-                raise LookupError(f"ticket id {ticket_id} vanished during the unit of work")
-            self.tickets[ticket_id] = found
-        return self.tickets[ticket_id]
+        if ticket_id is not None and ticket_id in self.tickets:
+            return self.tickets[ticket_id]
+        found = self.tx.get_ticket_by_id(ticket_id) if ticket_id is not None else None
+        if found is None or ticket_id is None:
+            raise LookupError(f"ticket id {ticket_id} vanished during the unit of work")
+        self.tickets[ticket_id] = found
+        return found
 
     def timeline(self, ticket: Ticket, kind: str, text: str, **data: Any) -> None:
-        self.tx.add_timeline(ticket.id, TimelineEntry(self.now, kind, text, data=data))
+        self.tx.add_timeline(ticket.stored_id, TimelineEntry(self.now, kind, text, data=data))
 
-    def apply(self, actions: Iterable[Action]) -> None:
+    def apply(self, actions: Iterable[Action | CreateGroup | AddMember | LeaveGroup]) -> None:
         for action in actions:
             handler = getattr(self, f"_on_{type(action).__name__}")
             handler(action)
@@ -92,12 +96,12 @@ class Applier:
 
     def announce(self, ticket: Ticket, action: str, text: str = "") -> None:
         """A change the ticket's helpdesks should hear about."""
-        self.notices.append((ticket.id, action, text))  # type: ignore[arg-type]
+        self.notices.append((ticket.stored_id, action, text))
 
     def _touch(self, ticket: Ticket, rerender: bool = False) -> None:
-        self.dirty.add(ticket.id)  # type: ignore[arg-type]
+        self.dirty.add(ticket.stored_id)
         if rerender:
-            self.rerender.add(ticket.id)  # type: ignore[arg-type]
+            self.rerender.add(ticket.stored_id)
 
     # -- one handler per action type --------------------------------------------------
 
@@ -116,7 +120,7 @@ class Applier:
         ticket = self.tx.create_ticket(ticket)
         self.track(ticket)
         self.opened.append(ticket)
-        self.tx.add_timeline(ticket.id, opening)
+        self.tx.add_timeline(ticket.stored_id, opening)
         self.announce(ticket, "open")
         self.outcome = "opened"
 
@@ -217,7 +221,7 @@ class Applier:
         # Written at once: a new ticket for the same key may be opened next in this
         # unit of work, and only one ticket per key may be active.
         self.tx.update_ticket(ticket)
-        self.dirty.discard(ticket.id)  # type: ignore[arg-type]
+        self.dirty.discard(ticket.stored_id)
         self.outcome = "closed" if self.outcome == "ignored" else self.outcome
 
     def _on_CreateGroup(self, action: CreateGroup) -> None:
@@ -246,6 +250,8 @@ class Applier:
         parent.title = action.title
         parent.last_seen = self.now
         if action.priority is not None:
+            # grouping sets the deadlines whenever it sets a priority
+            assert action.respond_by is not None and action.resolve_by is not None
             parent.priority = action.priority
             parent.respond_by, parent.resolve_by = action.respond_by, action.resolve_by
             self.timeline(parent, "priority", f"priority {action.old_priority} -> "

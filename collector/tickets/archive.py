@@ -13,9 +13,12 @@ so a helpdesk note can set it without a form field.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.collector.model import Ticket
+
+if TYPE_CHECKING:
+    from patrol.collector.store.base import TicketReads, Transaction
 
 _CAUSE = re.compile(r"^\s*(?:root\s+)?cause\s*:\s*([A-Za-z][\w-]{0,40})\s*$",
                     re.IGNORECASE | re.MULTILINE)
@@ -28,7 +31,7 @@ def root_cause(note: str, default: str) -> str:
     return found.group(1).lower() if found else default
 
 
-def archive(tx: Any, ticket: Ticket, note: str, author: str, at: float) -> bool:
+def archive(tx: Transaction, ticket: Ticket, note: str, author: str, at: float) -> bool:
     """Archive a person's resolution of ``ticket``; False (nothing kept) without a note."""
     text = note.strip()
     if not text or ticket.is_group:
@@ -38,9 +41,9 @@ def archive(tx: Any, ticket: Ticket, note: str, author: str, at: float) -> bool:
     return True
 
 
-def last_fix(store: Any, ticket: Ticket) -> dict[str, Any] | None:
+def last_fix(store: TicketReads, ticket: Ticket) -> dict[str, Any] | None:
     """The latest archived fix for ``ticket``'s check type, the same host's first (a
     reopened ticket's own earlier fix included: it is the most telling one)."""
     rows = store.resolutions(ticket.check_type, limit=50)
     same_host = [r for r in rows if r["host"] == ticket.host]
-    return (same_host or rows or [None])[0]
+    return (same_host or rows)[0] if rows else None

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from patrol.collector.model import Ticket
 from patrol.collector.reports import charts
 from patrol.collector.store.history import DAY, HOUR
 from patrol.ticketing_bridge.protocol import Attachment, BridgeError, ExternalRef, TakesAttachments
+
+if TYPE_CHECKING:
+    from patrol.collector.store.base import TicketReads
+    from patrol.ticketing_bridge.protocol import Helpdesk
 
 log = logging.getLogger("patrol.collector.chart")
 FILENAME = "patrol-chart.png"
@@ -38,7 +42,7 @@ def _label(name: str, item: str) -> str:
     return f"{name} {item}" if item else name
 
 
-def data_for(store: Any, ticket: Ticket, now: float) -> ChartData | None:
+def data_for(store: TicketReads, ticket: Ticket, now: float) -> ChartData | None:
     """What to draw for ``ticket``, or None when the store holds no history for it."""
     if ticket.is_group:
         return None
@@ -78,7 +82,7 @@ def _scaled(data: ChartData) -> tuple[ChartData, str]:
                      pct(data.warning), pct(data.critical), "%", data.breach_at), "%"
 
 
-def chart_png(store: Any, ticket: Ticket, now: float) -> bytes | None:
+def chart_png(store: TicketReads, ticket: Ticket, now: float) -> bytes | None:
     """The ticket's chart as PNG bytes, or None when there is nothing to draw."""
     data = data_for(store, ticket, now)
     if data is None:
@@ -90,12 +94,12 @@ def chart_png(store: Any, ticket: Ticket, now: float) -> bytes | None:
     return None if figure is None else charts.png(figure)
 
 
-def available(store: Any, ticket: Ticket, now: float) -> bool:
+def available(store: TicketReads, ticket: Ticket, now: float) -> bool:
     """Whether the ticket page should show a chart (cheaper than drawing it)."""
     return data_for(store, ticket, now) is not None
 
 
-def attach_chart(adapter: Any, ref: ExternalRef, store: Any, ticket: Ticket,
+def attach_chart(adapter: Helpdesk, ref: ExternalRef, store: TicketReads, ticket: Ticket,
                  now: float) -> bool:
     """Attach the chart to a just-opened helpdesk ticket when the adapter takes files.
 
@@ -119,7 +123,7 @@ def attach_chart(adapter: Any, ref: ExternalRef, store: Any, ticket: Ticket,
 HOST_DAYS = 7
 
 
-def check_png(store: Any, host: str, check: str, now: float) -> bytes | None:
+def check_png(store: TicketReads, host: str, check: str, now: float) -> bytes | None:
     """A host page's chart of one check: the hourly averages of the last week, one line
     per item of its main measurement (a ratio when it has one, so one axis fits)."""
     rows = store.rollups("hour", now - HOST_DAYS * DAY, now + HOUR, host=host, check=check)

@@ -28,11 +28,15 @@ engineer's helpdesk holds ONE ticket per incident, always current:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.collector.dispatch.routing import destinations
 from patrol.collector.model import Ticket, TimelineEntry
 from patrol.collector.tickets.body import measured
+
+if TYPE_CHECKING:
+    from patrol.collector.dispatch.dispatcher import Dispatcher
+    from patrol.collector.store.base import Transaction
 
 UPDATE = "priority"  # the dispatch action that carries an update: priority + a note
 # Notices the applier raises for this module only; never forwarded as they are.
@@ -46,7 +50,7 @@ class FleetNotices:
     ``group_label``: the grouping label; a ticket carrying it could still join a
     group, so its open is held."""
 
-    def __init__(self, dispatcher: Any, group_label: str) -> None:
+    def __init__(self, dispatcher: Dispatcher, group_label: str) -> None:
         self.dispatcher = dispatcher
         self.group_label = group_label
 
@@ -54,7 +58,7 @@ class FleetNotices:
     def hold(self) -> float:
         return float(self.dispatcher.settings.group_hold)
 
-    def notify(self, tx: Any, ticket: Ticket, action: str, text: str, now: float) -> None:
+    def notify(self, tx: Transaction, ticket: Ticket, action: str, text: str, now: float) -> None:
         """Queue helpdesk work for ``action`` on ``ticket`` in the caller's transaction."""
         if ticket.id is None:
             return
@@ -80,59 +84,60 @@ class FleetNotices:
         elif action not in INTERNAL:
             self.dispatcher.enqueue(tx, ticket, action, text, now)
 
-    def _merge(self, tx: Any, member: Ticket, parent: Ticket, now: float) -> None:
+    def _merge(self, tx: Transaction, member: Ticket, parent: Ticket, now: float) -> None:
         """Withdraw the member's unsent opens; close the copies already sent."""
         keep = {d.helpdesk for d in destinations(member, self.dispatcher.settings.routes)}
         reached = sorted({row["helpdesk"] for row in tx.dispatch_rows(member.id)
                           if row["action"] == "open" and row["state"] != "failed"
                           and row["helpdesk"] not in keep})
         for helpdesk in reached:
-            if tx.cancel_unsent_open(member.id, helpdesk):
+            if tx.cancel_unsent_open(member.stored_id, helpdesk):
                 continue
             text = (f"Patrol: merged into fleet incident {parent.number} ({parent.title}). "
                     f"Patrol follows {member.host} there; this ticket is closed here so "
                     "that the incident has one open ticket.")
-            tx.enqueue_dispatch(member.id, helpdesk, "resolve", {"text": text}, now)
-            tx.add_timeline(member.id, TimelineEntry(
+            tx.enqueue_dispatch(member.stored_id, helpdesk, "resolve", {"text": text}, now)
+            tx.add_timeline(member.stored_id, TimelineEntry(
                 now, "helpdesk", f"merged into {parent.number}: closing it in {helpdesk}",
                 data={"helpdesk": helpdesk, "parent": parent.number}))
         self.dispatcher.wakeup.set()
 
-    def _resolve_parent(self, tx: Any, parent: Ticket, text: str, now: float) -> None:
+    def _resolve_parent(self, tx: Transaction, parent: Ticket, text: str, now: float) -> None:
         """The resolve replaces an update still waiting: it says the last word."""
         for helpdesk in self._opened(tx, parent):
             queued = self._queued_update(tx, parent, helpdesk)
             if queued is None or not tx.amend_unsent_dispatch(
                     queued["id"], {"text": text}, action="resolve"):
-                tx.enqueue_dispatch(parent.id, helpdesk, "resolve", {"text": text}, now)
+                tx.enqueue_dispatch(parent.stored_id, helpdesk, "resolve", {"text": text}, now)
         self.dispatcher.wakeup.set()
 
     @staticmethod
-    def _opened(tx: Any, ticket: Ticket) -> list[str]:
+    def _opened(tx: Transaction, ticket: Ticket) -> list[str]:
         """The helpdesks where the ticket is, or is being, opened."""
         return sorted({row["helpdesk"] for row in tx.dispatch_rows(ticket.id)
                        if row["action"] == "open" and row["state"] != "failed"})
 
     @staticmethod
-    def _queued_update(tx: Any, parent: Ticket, helpdesk: str) -> dict[str, Any] | None:
-        queued = [row for row in tx.unsent_dispatch(parent.id, helpdesk)
+    def _queued_update(tx: Transaction, parent: Ticket, helpdesk: str) -> dict[str, Any] | None:
+        queued = [row for row in tx.unsent_dispatch(parent.stored_id, helpdesk)
                   if row["action"] == UPDATE and row["payload"].get("fleet")]
         return queued[-1] if queued else None
 
-    def _update_parent(self, tx: Any, parent: Ticket, now: float) -> None:
+    def _update_parent(self, tx: Transaction, parent: Ticket, now: float) -> None:
         if not parent.status.is_open:
             return
-        members = tx.children(parent.id)
+        members = tx.children(parent.stored_id)
         if members and all(not m.status.is_open for m in members):
             return  # the parent resolves next; its resolve says so
         payload = {"text": update_text(parent, members), "fleet": True}
         for helpdesk in self._opened(tx, parent):
-            if any(row["action"] == "open" for row in tx.unsent_dispatch(parent.id, helpdesk)):
+            if any(row["action"] == "open"
+                   for row in tx.unsent_dispatch(parent.stored_id, helpdesk)):
                 continue  # the open is still to be sent, and renders the parent as it is
             queued = self._queued_update(tx, parent, helpdesk)
             if queued is not None and tx.amend_unsent_dispatch(queued["id"], payload):
                 continue
-            tx.enqueue_dispatch(parent.id, helpdesk, UPDATE, payload, now + self.hold)
+            tx.enqueue_dispatch(parent.stored_id, helpdesk, UPDATE, payload, now + self.hold)
 
 
 def update_text(parent: Ticket, members: list[Ticket]) -> str:

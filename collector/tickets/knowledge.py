@@ -217,8 +217,9 @@ def load_operator_knowledge(path: str | Path) -> dict[str, tuple[str, ...]]:
                                 "'first_actions' must map check types to lists of actions",
                                 option="first_actions"))
         section = None
-    for check_type, actions in (section or {}).items():
-        line = section.lines[check_type]
+    entries = section if section is not None else SourceMap()
+    for check_type, actions in entries.items():
+        line = entries.lines[check_type]
         if not isinstance(actions, SourceList) or not actions:
             problems.append(Problem(str(path), line, f"'{check_type}' needs a list of actions "
                                     "(one sentence each)", option=str(check_type)))

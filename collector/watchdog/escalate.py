@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.collector.model import Priority, Ticket
 from patrol.collector.policy.priority import RESOLVE_PASSED, RESPOND_PASSED, Escalation, sla_watch
 from patrol.ticketing_bridge.protocol import Destination
+
+if TYPE_CHECKING:
+    from patrol.collector.engine import Engine
+    from patrol.collector.store.base import Transaction
 
 log = logging.getLogger("patrol.collector.watchdog")
 
@@ -44,7 +48,7 @@ def notice(ticket: Ticket, escalation: Escalation) -> str:
             f"{escalation.text}")
 
 
-def escalate(tx: Any, ticket: Ticket, now: float, engine: Any) -> int:
+def escalate(tx: Transaction, ticket: Ticket, now: float, engine: Engine) -> int:
     """Apply the levels ``ticket`` newly reached at ``now``; how many there were."""
     policy = engine.policy
     escalations = sla_watch(ticket, now, policy.sla)
@@ -65,14 +69,14 @@ def escalate(tx: Any, ticket: Ticket, now: float, engine: Any) -> int:
             applier.timeline(ticket, "priority", change, old_priority=str(old),
                              new_priority=str(ticket.priority))
             applier.announce(ticket, "priority", f"Patrol: {change}")
-            applier.rerender.add(ticket.id)  # type: ignore[arg-type]
+            applier.rerender.add(ticket.stored_id)
         if _pages(escalation, policy.escalation):
             paged.append(text)
         log.warning("%s %s: %s", ticket.number, ticket.priority, escalation.text)
     ticket.escalation = escalations[-1].level
-    applier.dirty.add(ticket.id)  # type: ignore[arg-type]
+    applier.dirty.add(ticket.stored_id)
     applier.finish()
-    if paged:
+    if paged and policy.escalation.page is not None:  # (paged implies a page helpdesk)
         _page(tx, ticket, policy.escalation.page, paged, now, engine)
     return len(escalations)
 
@@ -83,8 +87,8 @@ def _pages(escalation: Escalation, settings: Any) -> bool:
     return settings.page_from == "near" or escalation.level in BREACHES
 
 
-def _page(tx: Any, ticket: Ticket, helpdesk: str, texts: list[str], now: float,
-          engine: Any) -> None:
+def _page(tx: Transaction, ticket: Ticket, helpdesk: str, texts: list[str], now: float,
+          engine: Engine) -> None:
     """Send ``texts`` to the paging helpdesk, opening the ticket there first."""
     dispatcher = engine.dispatcher
     if dispatcher is None or helpdesk not in dispatcher.helpdesks:
@@ -93,9 +97,9 @@ def _page(tx: Any, ticket: Ticket, helpdesk: str, texts: list[str], now: float,
     if any(row["helpdesk"] == helpdesk and row["action"] == "open"
            for row in tx.dispatch_rows(ticket.id)):
         return  # the ticket is there (routed, or paged before): notify told it already
-    tx.enqueue_dispatch(ticket.id, helpdesk, "open",
+    tx.enqueue_dispatch(ticket.stored_id, helpdesk, "open",
                         {"destination": asdict(Destination(helpdesk))}, now)
     for text in texts:
-        tx.enqueue_dispatch(ticket.id, helpdesk, "comment", {"text": text}, now)
+        tx.enqueue_dispatch(ticket.stored_id, helpdesk, "comment", {"text": text}, now)
     dispatcher.wakeup.set()
 

@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.collector.model import TimelineEntry
 from patrol.collector.policy.maintenance import MaintenanceWindow, active_windows, ended_since
 from patrol.contract.wire import Event
 
+if TYPE_CHECKING:
+    from patrol.collector.engine import Engine
 
-def still_firing_at_window_end(engine: Any, since: float, now: float) -> int:
+
+def still_firing_at_window_end(engine: Engine, since: float, now: float) -> int:
     """Ticket what is still failing under windows that ended in ``(since, now]``;
     how many keys were ingested again."""
     windows = engine.windows()
@@ -55,13 +58,15 @@ def still_firing_at_window_end(engine: Any, since: float, now: float) -> int:
     for outcome in engine.ingest(events):
         if outcome.ticket and outcome.outcome in ("opened", "reopened"):
             ticket = engine.store.get_ticket(outcome.ticket)
+            if ticket is None:  # just opened, and tickets are never deleted
+                continue
             with engine.store.transaction() as tx:
-                tx.add_timeline(ticket.id, TimelineEntry(
+                tx.add_timeline(ticket.stored_id, TimelineEntry(
                     now, "maintenance", "ticketed when the maintenance window ended"))
     return len(events)
 
 
-def _agent_checks(engine: Any, hosts: dict[str, dict[str, Any]],
+def _agent_checks(engine: Engine, hosts: dict[str, dict[str, Any]],
                   now: float) -> dict[str, Event]:
     """Failing checks of the grid, as events carrying their host's labels."""
     return {f"{s['host']}/{s['check']}": engine.synthetic(
@@ -70,7 +75,7 @@ def _agent_checks(engine: Any, hosts: dict[str, dict[str, Any]],
         for s in engine.store.check_states() if s["status"] != "OK"}
 
 
-def _event_sources(engine: Any, began: float) -> dict[str, Event]:
+def _event_sources(engine: Engine, began: float) -> dict[str, Event]:
     """The latest event per dedup_key received since ``began``, if it is a trigger."""
     latest: dict[str, dict[str, Any]] = {}
     for row in engine.store.events_since(began):  # oldest first: the last one wins

@@ -8,12 +8,15 @@ its last heartbeat announced them (the hosts table): a stale check on a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.collector.model import Ticket
 from patrol.collector.policy.lifecycle import heartbeat_lost, stale_checks
 from patrol.contract.units import approx_duration
 from patrol.contract.wire import Event
+
+if TYPE_CHECKING:
+    from patrol.collector.engine import Engine
 
 # The longest an agent waits between delivery attempts to a collector it found down
 # (agent/pusher.py's backoff cap).
@@ -29,7 +32,7 @@ def counted_from(moment: float, started: float) -> float:
     return moment if moment >= started else started + AGENT_RECONNECT_SECONDS
 
 
-def unreachable_events(engine: Any, now: float, started: float) -> list[Event]:
+def unreachable_events(engine: Engine, now: float, started: float) -> list[Event]:
     """A CRITICAL ``heartbeat`` event per host that went silent (marked unreachable
     here, so it is reported once; its next heartbeat marks it back).
 
@@ -54,7 +57,7 @@ def unreachable_events(engine: Any, now: float, started: float) -> list[Event]:
     return events
 
 
-def stale_events(engine: Any, now: float, snapshot: list[Ticket],
+def stale_events(engine: Engine, now: float, snapshot: list[Ticket],
                  started: float) -> list[Event]:
     """A WARNING ``stale:<check>`` event per check gone silent on a reachable host, and
     an OK one for each open stale ticket whose check reports again. Results due while

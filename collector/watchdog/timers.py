@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.collector.model import Ticket, TicketStatus
 from patrol.collector.policy.lifecycle import Resolve, tick
@@ -43,6 +43,11 @@ from patrol.collector.watchdog.leader import AlwaysLeader, Leadership
 from patrol.collector.watchdog.maintenance_end import still_firing_at_window_end
 from patrol.collector.watchdog.silence import stale_events, unreachable_events
 
+if TYPE_CHECKING:
+    from patrol.collector.dispatch.dispatcher import Dispatcher
+    from patrol.collector.engine import Engine
+    from patrol.collector.store.base import Transaction
+
 log = logging.getLogger("patrol.collector.watchdog")
 
 
@@ -50,7 +55,7 @@ PRUNE_EVERY = 3600.0
 
 
 class Watchdog:
-    def __init__(self, engine: Any, retention: float = 30 * 86400,
+    def __init__(self, engine: Engine, retention: float = 30 * 86400,
                  leadership: Leadership | None = None) -> None:
         self.engine = engine
         self.retention = retention
@@ -86,7 +91,7 @@ class Watchdog:
         self.passes += 1
         return counts
 
-    def sync(self, dispatcher: Any) -> int:
+    def sync(self, dispatcher: Dispatcher) -> int:
         """The helpdesk read-back, led and contained like the watchdog's own duties."""
         if not self.leader:
             return 0
@@ -135,7 +140,7 @@ class Watchdog:
 
     # -- per-ticket steps ----------------------------------------------------------------
 
-    def _fresh(self, tx: Any, ticket: Ticket) -> Ticket | None:
+    def _fresh(self, tx: Transaction, ticket: Ticket) -> Ticket | None:
         fresh = tx.open_group(ticket.dedup_key) if ticket.is_group else \
             tx.active_ticket(ticket.dedup_key)
         return fresh if fresh is not None and fresh.id == ticket.id else None
@@ -171,8 +176,8 @@ class Watchdog:
         except ConcurrentUpdate:
             return 0
 
-    def _group_actions(self, tx: Any, parent: Ticket, now: float) -> list[Any]:
-        members = tx.children(parent.id)
+    def _group_actions(self, tx: Transaction, parent: Ticket, now: float) -> list[Any]:
+        members = tx.children(parent.stored_id)
         if parent.status.is_open and members and all(
                 m.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED) for m in members):
             return [Resolve(parent.id, now, f"all {len(members)} member tickets resolved")]

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 import jinja2
@@ -50,6 +50,9 @@ from patrol.collector.tickets import chart as ticket_chart
 from patrol.collector.tickets.actions import TicketRefused, act
 from patrol.collector.web import view as webview
 from patrol.contract.markup import safe_url, to_html
+
+if TYPE_CHECKING:
+    from patrol.collector.store.base import TicketStore
 
 HERE = Path(__file__).resolve().parent
 REFRESH_SECONDS = 30
@@ -443,7 +446,7 @@ def _png(request: Request, png: bytes | None, what: str) -> Response:
                     headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=60"})
 
 
-def _helpdesks(store: Any, ticket_id: int) -> list[dict[str, Any]]:
+def _helpdesks(store: TicketStore, ticket_id: int) -> list[dict[str, Any]]:
     """Where the ticket lives in helpdesks: the external ticket (a link when its URL is
     safe), or what is still queued or was refused for it."""
     out: dict[str, dict[str, Any]] = {}

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1  # Final: the type checker reads it as Literal[1]
 
 
 def _installed_version() -> str:
@@ -41,7 +41,7 @@ CheckStatus = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
 
 # Check status -> PagerDuty severity. UNKNOWN ("could not find out") is an error of
 # the inspection itself, less than a confirmed outage.
-SEVERITY_OF_STATUS: dict[str, str] = {
+SEVERITY_OF_STATUS: dict[str, Severity] = {
     "OK": "info", "WARNING": "warning", "CRITICAL": "critical", "UNKNOWN": "error",
 }
 

@@ -45,7 +45,7 @@ class Problem:
         return f"{self.file}:{self.line}: {prefix}{self.message}"
 
 
-class SourceMap(dict):
+class SourceMap(dict[Any, Any]):
     """A mapping node: ``lines[key]`` is the 1-based line of each key."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -56,7 +56,7 @@ class SourceMap(dict):
         self.duplicates: list[tuple[Any, int, int]] = []  # (key, line, first line)
 
 
-class SourceList(list):
+class SourceList(list[Any]):
     """A sequence node: ``lines[i]`` is the 1-based line of item ``i``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
