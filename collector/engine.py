@@ -26,7 +26,7 @@ from typing import Any
 from patrol.collector.ingest.heartbeats import QuietHeartbeats
 from patrol.collector.ingest.history import record_event_history, samples_of
 from patrol.collector.model import Ticket, TimelineEntry
-from patrol.collector.policy.correlate import decide
+from patrol.collector.policy.correlate import decide, opens
 from patrol.collector.policy.grouping import NO_GROUP, GroupView, group_key
 from patrol.collector.policy.maintenance import MaintenanceWindow, active_windows, host_zone
 from patrol.collector.policy.settings import PolicyConfig
@@ -231,7 +231,7 @@ class Engine:
             tx.known_vacant(event.dedup_key)
         windows = active_windows(maintenance, event.source, event.labels,
                                  event.check, now, zone)
-        group = self._group_view(tx, event, active, latest, bool(windows))
+        group = self._group_view(tx, event, active, latest, now, bool(windows))
         steps = decide(event, active, latest, now, self.policy,
                        in_maintenance=bool(windows), windows=[w.name for w in windows],
                        group=group)
@@ -274,7 +274,7 @@ class Engine:
                            last_fix=last_fix(tx, ticket), language=self.language)
 
     def _group_view(self, tx: Any, event: Event, active: Ticket | None,
-                    latest: Ticket | None, in_maintenance: bool) -> GroupView:
+                    latest: Ticket | None, now: float, in_maintenance: bool) -> GroupView:
         """The group tickets ``event`` can touch (:class:`GroupView`), read only where
         the decision may need them: a trigger that can open a ticket (not in
         maintenance) needs its group's open ticket and the check's firing tickets; one
@@ -290,19 +290,20 @@ class Engine:
                 tx.children(parent.id) if parent is not None else ()))
         if in_maintenance:  # nothing opens or reopens
             return NO_GROUP
-        last = active if active is not None else latest
-        parent = tx.get_ticket_by_id(last.parent_id) \
-            if last is not None and last.parent_id is not None else None
+        if not opens(event, active, latest, now, self.policy):  # a reopen
+            last = active if active is not None else latest
+            return GroupView(parent=tx.get_ticket_by_id(last.parent_id)) \
+                if last is not None and last.parent_id is not None else NO_GROUP
         grouping = self.policy.grouping
         value = event.labels.get(grouping.label)
         if not value:
-            return GroupView(parent=parent)
+            return NO_GROUP
         # The group ticket first: reading it takes the group's key lock (PostgreSQL),
         # so the firing tickets read next include every member committed before us.
         open_group = tx.open_group(group_key(event.check, grouping.label, value))
         firing = tx.list_tickets(status=["new", "in_progress", "pending"],
                                  check=event.check, limit=1000)
-        return GroupView(open_group, tuple(t for t in firing if not t.is_group), parent)
+        return GroupView(open_group, tuple(t for t in firing if not t.is_group))
 
     # -- heartbeats ---------------------------------------------------------------------
 

@@ -129,7 +129,7 @@ class Ticket:
     parent_id: int | None = field(default=None, metadata=shown("parent_id"))
     # An earlier, closed ticket for the same problem.
     previous_id: int | None = field(default=None, metadata=shown("previous_id"))
-    # SLA watchdog level reached (collector.policy.priority: 1-4).
+    # SLA watchdog level reached: 0 none, 1-4 (collector.policy.priority).
     escalation: int = field(default=0, metadata=shown("escalation"))
     runbook: str | None = field(default=None, metadata=shown(
         "runbook", body=("Suggested first actions", "Runbook")))

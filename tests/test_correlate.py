@@ -9,7 +9,7 @@ import pytest
 
 from patrol.collector.model import Priority, Ticket, TicketStatus
 from patrol.collector.policy.categories import category_for
-from patrol.collector.policy.correlate import decide, priority_of
+from patrol.collector.policy.correlate import decide, opens, priority_of
 from patrol.collector.policy.grouping import (
     AddMember,
     CreateGroup,
@@ -339,6 +339,23 @@ def test_plan_regrade_follows_the_worst_open_member() -> None:
 
 
 # -- grouping inside decide(): the steps come back in applying order ------------------
+
+
+@pytest.mark.parametrize(("event", "active", "latest"), [
+    (_event(), None, None),
+    (_event(), _ticket(), _ticket()),
+    (_event(), None, _ticket(**RESOLVED_1H)),
+    (_event(), None, _ticket(**CLOSED_25H)),
+    (_event("resolve", "info", "OK"), _ticket(), _ticket()),
+], ids=["first-failure", "open-ticket-repeats", "resolved-reopens", "closed-long-ago-opens",
+        "resolve"])
+def test_opens_says_beforehand_whether_decide_opens_a_ticket(
+        event: Event, active: Ticket | None, latest: Ticket | None) -> None:
+    """The engine reads a group's tickets only when the event opens one: what
+    ``opens`` answers must be what ``decide`` then does."""
+    steps = decide(event, active, latest, NOW, CONFIG)
+    assert opens(event, active, latest, NOW, CONFIG) is any(
+        isinstance(s, OpenTicket) for s in steps)
 
 
 def test_decide_opens_the_ticket_then_the_group_it_completes() -> None:

@@ -99,6 +99,27 @@ def _ended_at(ticket: Ticket) -> float | None:
     return ticket.resolved_at if ticket.resolved_at is not None else ticket.closed_at
 
 
+def _reopenable(active: Ticket | None, latest: Ticket | None, now: float,
+                config: PolicyConfig) -> Ticket | None:
+    """The ticket a trigger reopens: the key's last one, if it ended (resolved, or
+    closed without being resolved) at most ``reopen_window`` ago."""
+    last = active if active is not None else latest
+    ended = _ended_at(last) if last is not None else None
+    if last is None or ended is None or now - ended > config.lifecycle.reopen_window:
+        return None
+    return last
+
+
+def opens(event: Event, active: Ticket | None, latest: Ticket | None, now: float,
+          config: PolicyConfig) -> bool:
+    """Whether :func:`decide` opens a new ticket for ``event`` outside maintenance:
+    a trigger with no open ticket and nothing to reopen. The engine asks before it
+    reads what only an opening needs (the group's tickets)."""
+    return (event.action == "trigger"
+            and (active is None or not active.status.is_open)
+            and _reopenable(active, latest, now, config) is None)
+
+
 def _suppress(event: Event, windows: Sequence[str]) -> Suppress:
     names = f" ({', '.join(windows)})" if windows else ""
     return Suppress(f"{event.dedup_key} is in a maintenance window{names}")
@@ -120,9 +141,10 @@ def _on_trigger(event: Event, active: Ticket | None, latest: Ticket | None, now:
                                       resolve_by, decision.reason))
         return out
 
-    last = active if active is not None else latest
-    ended = _ended_at(last) if last is not None else None
-    if last is not None and ended is not None and now - ended <= config.lifecycle.reopen_window:
+    last = _reopenable(active, latest, now, config)
+    if last is not None:
+        ended = _ended_at(last)
+        assert ended is not None
         if in_maintenance:
             return [_suppress(event, windows)]
         respond_by, resolve_by = sla(decision.priority, now, config.sla)
@@ -133,6 +155,7 @@ def _on_trigger(event: Event, active: Ticket | None, latest: Ticket | None, now:
 
     if in_maintenance:
         return [_suppress(event, windows)]
+    last = active if active is not None else latest
     out = []
     if active is not None:  # resolved, but its reopen window is over
         out.append(Close(active.id, now, "superseded by a new ticket for the same problem"))
