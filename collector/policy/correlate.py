@@ -100,14 +100,14 @@ def _ended_at(ticket: Ticket) -> float | None:
 
 
 def _reopenable(active: Ticket | None, latest: Ticket | None, now: float,
-                config: PolicyConfig) -> Ticket | None:
-    """The ticket a trigger reopens: the key's last one, if it ended (resolved, or
-    closed without being resolved) at most ``reopen_window`` ago."""
+                config: PolicyConfig) -> tuple[Ticket, float] | None:
+    """The ticket a trigger reopens and when it ended: the key's last one, if it ended
+    (resolved, or closed without being resolved) at most ``reopen_window`` ago."""
     last = active if active is not None else latest
     ended = _ended_at(last) if last is not None else None
     if last is None or ended is None or now - ended > config.lifecycle.reopen_window:
         return None
-    return last
+    return last, ended
 
 
 def opens(event: Event, active: Ticket | None, latest: Ticket | None, now: float,
@@ -126,8 +126,8 @@ def _suppress(event: Event, windows: Sequence[str]) -> Suppress:
 
 
 def _on_trigger(event: Event, active: Ticket | None, latest: Ticket | None, now: float,
-                config: PolicyConfig, in_maintenance: bool, windows: Sequence[str],
-                ) -> list[Action]:
+                config: PolicyConfig, in_maintenance: bool,
+                windows: Sequence[str]) -> list[Action]:
     decision = priority_of(event, config)
     if active is not None and active.status.is_open:
         out: list[Action] = [Repeat(active.id, now, event.status)]
@@ -141,10 +141,9 @@ def _on_trigger(event: Event, active: Ticket | None, latest: Ticket | None, now:
                                       resolve_by, decision.reason))
         return out
 
-    last = _reopenable(active, latest, now, config)
-    if last is not None:
-        ended = _ended_at(last)
-        assert ended is not None
+    reopen = _reopenable(active, latest, now, config)
+    if reopen is not None:
+        last, ended = reopen
         if in_maintenance:
             return [_suppress(event, windows)]
         respond_by, resolve_by = sla(decision.priority, now, config.sla)
@@ -199,8 +198,8 @@ def decide(event: Event, active: Ticket | None, latest: Ticket | None, now: floa
            windows: Sequence[str] = (), group: GroupView = NO_GROUP) -> list[Step]:
     """The steps for ``event`` (see the module docstring), grouping's included.
     ``windows``: names of the maintenance windows covering it, for the reason;
-    ``group``: the group tickets the event can touch (see :class:`GroupView`; the
-    default, none, means no grouping: a host whose ticket belongs to no group)."""
+    ``group``: the group tickets the event can touch (:class:`GroupView`; the
+    default, an empty view, groups nothing)."""
     if event.action == "trigger":
         actions = _on_trigger(event, active, latest, now, config, in_maintenance, windows)
         return _grouped(event, actions, (active, latest), group, config, now)
