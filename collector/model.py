@@ -10,7 +10,6 @@ seconds (float, UTC) throughout: they compare and subtract without time zones.
 from __future__ import annotations
 
 import enum
-import functools
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -146,11 +145,17 @@ class Ticket:
         return self.status is not TicketStatus.CLOSED
 
 
-@functools.cache
+_DECLARED: dict[type[Ticket], tuple[tuple[str, Shown], ...]] = {}
+
+
 def declared(cls: type[Ticket] = Ticket) -> tuple[tuple[str, Shown], ...]:
     """``(field name, Shown)`` of every field ``cls`` declares beyond the store, in
     declaration order."""
-    return tuple((f.name, f.metadata["shown"]) for f in fields(cls) if "shown" in f.metadata)
+    found = _DECLARED.get(cls)
+    if found is None:
+        found = _DECLARED[cls] = tuple((f.name, f.metadata["shown"]) for f in fields(cls)
+                                       if "shown" in f.metadata)
+    return found
 
 
 def _plain(value: Any) -> Any:

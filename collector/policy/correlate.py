@@ -154,11 +154,11 @@ def _on_trigger(event: Event, active: Ticket | None, latest: Ticket | None, now:
 
     if in_maintenance:
         return [_suppress(event, windows)]
-    last = active if active is not None else latest
     out = []
     if active is not None:  # resolved, but its reopen window is over
         out.append(Close(active.id, now, "superseded by a new ticket for the same problem"))
-    previous = last.id if last is not None else None
+    earlier = active if active is not None else latest
+    previous = earlier.id if earlier is not None else None
     out.append(OpenTicket(new_ticket(event, now, config, decision, previous), decision.reason))
     return out
 
