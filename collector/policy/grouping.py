@@ -15,8 +15,8 @@ Events without the label never group: there is nothing to say they share a cause
 (:class:`CreateGroup`, :class:`AddMember`). :func:`collector.policy.correlate.decide`
 calls the planners here with a :class:`GroupView` (the group tickets the engine read
 before deciding) and returns their actions with the event's own, so grouping takes
-the same decide-then-apply path as every other decision. What the helpdesk hears of it (one
-ticket per fleet incident) is :mod:`collector.tickets.fleet`'s job.
+the same decide-then-apply path as every other decision. What the helpdesk hears of
+it (one ticket per fleet incident) is :mod:`collector.tickets.fleet`'s job.
 """
 
 from __future__ import annotations
