@@ -1,8 +1,9 @@
 """The collector's engine: events and heartbeats in, tickets out.
 
 Each event is one unit of work on its ``dedup_key``: record it (a retried POST
-with the same ``event_id`` is recognised and changes nothing), decide with the pure
-policy (:func:`collector.policy.correlate.decide`), apply the actions, group. A
+with the same ``event_id`` is recognised and changes nothing), read the tickets it can
+touch (its key's, its group's), decide with the pure policy
+(:func:`collector.policy.correlate.decide`, grouping included), apply the steps. A
 ``ConcurrentUpdate`` from the store means another worker changed the ticket first:
 the whole unit is retried, so concurrent updates are never lost.
 
@@ -25,15 +26,8 @@ from typing import TYPE_CHECKING, Any
 from patrol.collector.ingest.heartbeats import QuietHeartbeats
 from patrol.collector.ingest.history import record_event_history, samples_of
 from patrol.collector.model import Ticket, TimelineEntry
-from patrol.collector.policy.correlate import decide
-from patrol.collector.policy.grouping import (
-    LeaveGroup,
-    group_key,
-    plan_group,
-    plan_member_back,
-    plan_regrade,
-)
-from patrol.collector.policy.lifecycle import Action, ChangeSeverity, Reopen
+from patrol.collector.policy.correlate import decide, opens
+from patrol.collector.policy.grouping import NO_GROUP, GroupView, group_key
 from patrol.collector.policy.maintenance import MaintenanceWindow, active_windows, host_zone
 from patrol.collector.policy.settings import PolicyConfig
 from patrol.collector.store.base import ConcurrentUpdate, StoreError
@@ -243,21 +237,15 @@ class Engine:
             tx.known_vacant(event.dedup_key)
         windows = active_windows(maintenance, event.source, event.labels,
                                  event.check, now, zone)
-        actions = decide(event, active, latest, now, self.policy,
-                         in_maintenance=bool(windows),
-                         windows=[w.name for w in windows])
+        group = self._group_view(tx, event, active, latest, now, bool(windows))
+        steps = decide(event, active, latest, now, self.policy,
+                       in_maintenance=bool(windows), windows=[w.name for w in windows],
+                       group=group)
         applier = self.applier(tx, now, event)
-        for ticket in (active, latest):
+        for ticket in (active, latest, group.open_group, group.parent):
             if ticket is not None and ticket.id is not None:
                 applier.track(ticket)
-        # A member of a fleet incident failing again takes its group ticket along;
-        # applied first, so the helpdesk hears the group reopen before the news.
-        applier.apply([*self._back_to_group(tx, actions, (active, latest), event, now),
-                       *actions])
-        if event.action == "trigger" and applier.opened:
-            self._group(tx, applier, event, now)
-        elif any(isinstance(a, ChangeSeverity) for a in actions):
-            self._regrade(tx, applier, event)
+        applier.apply(steps)
         touched = applier.opened[-1] if applier.opened else (active or latest)
         if touched is not None and touched.id is not None and \
                 touched.id in applier.tickets and applier.outcome != "suppressed" and \
@@ -291,45 +279,37 @@ class Engine:
                            parent.number if parent is not None else None,
                            last_fix=last_fix(tx, ticket), language=self.language)
 
-    def _back_to_group(self, tx: Transaction, actions: list[Action],
-                       tickets: tuple[Ticket | None, ...], event: Event,
-                       now: float) -> Sequence[Action | LeaveGroup]:
-        reopened = {a.ticket_id for a in actions if isinstance(a, Reopen)}
-        member = next((t for t in tickets if t is not None and t.id in reopened
-                       and t.parent_id is not None), None)
-        if member is None or member.parent_id is None:
-            return []
-        return plan_member_back(member, tx.get_ticket_by_id(member.parent_id), event,
-                                self.policy, now)
-
-    def _regrade(self, tx: Transaction, applier: Applier, event: Event) -> None:
-        """A member's severity changed: its group ticket follows the worst member."""
-        changed = next((t for t in applier.tickets.values()
-                        if t.dedup_key == event.dedup_key and t.parent_id is not None), None)
-        if changed is None or changed.parent_id is None:
-            return
-        parent = tx.get_ticket_by_id(changed.parent_id)
-        if parent is None:
-            return
-        parent = applier.track(parent)
-        members = [applier.tickets.get(m.stored_id, m) for m in tx.children(parent.stored_id)]
-        applier.apply(plan_regrade(parent, members, event, self.policy))
-
-    def _group(self, tx: Transaction, applier: Applier, event: Event, now: float) -> None:
-        """Several hosts of one group failing the same check -> one parent ticket
-        (decided by :func:`collector.policy.grouping.plan_group`, applied like any action)."""
+    def _group_view(self, tx: Transaction, event: Event, active: Ticket | None,
+                    latest: Ticket | None, now: float, in_maintenance: bool) -> GroupView:
+        """The group tickets ``event`` can touch (:class:`GroupView`), read only where
+        the decision may need them: a trigger that can open a ticket (not in
+        maintenance) needs its group's open ticket and the check's firing tickets; one
+        that can reopen a member, or change an open member's severity, needs that
+        member's group ticket (and, for the severity, the group's members)."""
+        if event.action != "trigger":
+            return NO_GROUP
+        if active is not None and active.status.is_open:
+            if event.severity == active.severity or active.parent_id is None:
+                return NO_GROUP
+            parent = tx.get_ticket_by_id(active.parent_id)
+            return GroupView(parent=parent, members=tuple(
+                tx.children(parent.stored_id) if parent is not None else ()))
+        if in_maintenance:  # nothing opens or reopens
+            return NO_GROUP
+        if not opens(event, active, latest, now, self.policy):  # a reopen
+            last = active if active is not None else latest
+            return GroupView(parent=tx.get_ticket_by_id(last.parent_id)) \
+                if last is not None and last.parent_id is not None else NO_GROUP
         grouping = self.policy.grouping
         value = event.labels.get(grouping.label)
         if not value:
-            return
-        parent = tx.open_group(group_key(event.check, grouping.label, value))
-        if parent is not None:
-            parent = applier.track(parent)
-        firing = [applier.tickets.get(t.stored_id, t) for t in
-                  tx.list_tickets(status=["new", "in_progress", "pending"], check=event.check,
-                                  limit=1000) if not t.is_group]
-        applier.apply(plan_group(event, applier.opened[-1], firing, parent, self.policy,
-                                 now))
+            return NO_GROUP
+        # The group ticket first: reading it takes the group's key lock (PostgreSQL),
+        # so the firing tickets read next include every member committed before us.
+        open_group = tx.open_group(group_key(event.check, grouping.label, value))
+        firing = tx.list_tickets(status=["new", "in_progress", "pending"],
+                                 check=event.check, limit=1000)
+        return GroupView(open_group, tuple(t for t in firing if not t.is_group))
 
     # -- heartbeats ---------------------------------------------------------------------
 

@@ -9,10 +9,11 @@ import pytest
 
 from patrol.collector.model import Priority, Ticket, TicketStatus
 from patrol.collector.policy.categories import category_for
-from patrol.collector.policy.correlate import decide, priority_of
+from patrol.collector.policy.correlate import decide, opens, priority_of
 from patrol.collector.policy.grouping import (
     AddMember,
     CreateGroup,
+    GroupView,
     JoinGroup,
     LeaveGroup,
     OpenGroup,
@@ -36,7 +37,7 @@ from patrol.collector.policy.lifecycle import (
     Suppress,
 )
 from patrol.collector.policy.settings import LifecycleConfig, PolicyConfig
-from patrol.contract.wire import AgentRef, Event, MeasurementValue
+from patrol.contract.wire import AgentRef, Event, MeasurementSeries, MeasurementValue
 
 P1, P2, P3, P4 = Priority.P1, Priority.P2, Priority.P3, Priority.P4
 T0 = 1698400800.0  # 2023-10-27T10:00:00Z, when the ticket was opened
@@ -183,30 +184,45 @@ def test_breach_after_reopen_window_opens_new_ticket_linking_old(
 
 
 FULL_SOON = [MeasurementValue(name="full_in_seconds", value=2400, item="/var")]
+# /var grew from 89 % to 91 % in the last 30 minutes: full in ~2h at that pace.
+FILLING = [MeasurementSeries(name="used_ratio", item="/var", points=[
+    (NOW - 1800, 0.89), (NOW - 900, 0.90), (NOW, 0.91)])]
+STATIC = [MeasurementSeries(name="used_ratio", item="/var", points=[
+    (NOW - 1200, 0.97), (NOW - 600, 0.97), (NOW, 0.97)])]
 PRIORITY_INPUTS = [
     ("capacity-urgency-from-event", _event(severity="warning", labels={"tier": "dev"},
-                                           measurements=FULL_SOON), 1, None, P2,
+                                           measurements=FULL_SOON), P2,
      "warning on a dev-tier host; disk full in ~40m (+1, at least P2)"),
-    ("urgency-from-history-wins", _event(severity="warning", labels={"tier": "dev"},
-                                         measurements=FULL_SOON), 1, 10000.0, P3,
-     "warning on a dev-tier host; disk full in ~3h (+1)"),
+    ("urgency-from-the-breach-series", _event(severity="warning", labels={"tier": "dev"},
+                                              history=FILLING), P3,
+     "warning on a dev-tier host; disk full in ~2h (+1)"),
+    ("the-checks-own-estimate-wins", _event(severity="warning", labels={"tier": "dev"},
+                                            measurements=FULL_SOON, history=FILLING), P2,
+     "warning on a dev-tier host; disk full in ~40m (+1, at least P2)"),
+    ("full-but-static-is-not-urgent", _event(severity="warning", labels={"tier": "dev"},
+                                             history=STATIC), P4,
+     "warning on a dev-tier host"),
     ("urgency-ignored-outside-capacity",
-     _event(severity="warning", labels={"tier": "dev"}, type="http", measurements=FULL_SOON),
-     1, 600.0, P4, "warning on a dev-tier host"),
-    ("group-scope", _event(severity="warning", labels={}), 4, None, P2,
-     "warning on a host without a tier label (treated as standard); 4 hosts affected (+1)"),
+     _event(severity="warning", labels={"tier": "dev"}, type="http", measurements=FULL_SOON,
+            history=FILLING), P4, "warning on a dev-tier host"),
 ]
 
 
-@pytest.mark.parametrize(("event", "scope", "urgency", "priority", "reason"),
+@pytest.mark.parametrize(("event", "priority", "reason"),
                          [p[1:] for p in PRIORITY_INPUTS], ids=[p[0] for p in PRIORITY_INPUTS])
-def test_priority_of_event(event: Event, scope: int, urgency: float | None,
-                           priority: Priority, reason: str) -> None:
-    decision = priority_of(event, CONFIG, scope, urgency)
+def test_priority_of_event(event: Event, priority: Priority, reason: str) -> None:
+    decision = priority_of(event, CONFIG)
     assert (decision.priority, decision.reason) == (priority, reason)
-    [opened] = decide(event, None, None, NOW, CONFIG, scope=scope, urgency_seconds=urgency)
+    [opened] = decide(event, None, None, NOW, CONFIG)
     assert isinstance(opened, OpenTicket)
     assert (opened.ticket.priority, opened.reason) == (priority, reason)
+
+
+def test_a_group_tickets_priority_counts_its_hosts() -> None:
+    decision = priority_of(_event(severity="warning", labels={}), CONFIG, scope=4)
+    assert (decision.priority, decision.reason) == (P2, (
+        "warning on a host without a tier label (treated as standard); "
+        "4 hosts affected (+1)"))
 
 
 def _firing(host: str, role: str, first_seen: float) -> tuple[str, dict[str, str], float]:
@@ -266,7 +282,8 @@ def test_plan_group_creates_the_parent_with_the_members_that_fit() -> None:
               _member("db-04", 4, NOW - 900), _member("web-01", 5) ]
     firing[4].labels = {"role": "web"}
     [create] = plan_group(_event(), firing[0], firing, None, CONFIG, NOW)
-    assert isinstance(create, CreateGroup) and create.members == (1, 2, 3)
+    assert isinstance(create, CreateGroup)
+    assert [m.id for m in create.members] == [1, 2, 3]
     parent = create.parent
     assert (parent.title, parent.hosts, parent.host, parent.is_group) == (
         "var-disk failing on 3 hosts with role=db", ["db-01", "db-02", "db-03"],
@@ -287,7 +304,7 @@ def test_plan_group_adds_a_member_to_the_open_parent(hosts: int,
     event = _event(host="db-99", severity="warning", status="WARNING")
     [add] = plan_group(event, _member("db-99", 99), [], parent, CONFIG, NOW)
     assert isinstance(add, AddMember)
-    assert (add.parent_id, add.member, add.hosts[-1], add.priority) == (
+    assert (add.parent_id, add.member.id, add.hosts[-1], add.priority) == (
         40, 99, "db-99", priority)
     assert add.title == f"var-disk failing on {hosts + 1} hosts with role=db"
 
@@ -319,6 +336,75 @@ def test_plan_regrade_follows_the_worst_open_member() -> None:
     assert back.new == "warning"
     parent.severity = "warning"
     assert plan_regrade(parent, members, _event(host="db-02"), CONFIG) == []
+
+
+# -- grouping inside decide(): the steps come back in applying order ------------------
+
+
+@pytest.mark.parametrize(("event", "active", "latest"), [
+    (_event(), None, None),
+    (_event(), _ticket(), _ticket()),
+    (_event(), None, _ticket(**RESOLVED_1H)),
+    (_event(), None, _ticket(**CLOSED_25H)),
+    (_event("resolve", "info", "OK"), _ticket(), _ticket()),
+], ids=["first-failure", "open-ticket-repeats", "resolved-reopens", "closed-long-ago-opens",
+        "resolve"])
+def test_opens_says_beforehand_whether_decide_opens_a_ticket(
+        event: Event, active: Ticket | None, latest: Ticket | None) -> None:
+    """The engine reads a group's tickets only when the event opens one: what
+    ``opens`` answers must be what ``decide`` then does."""
+    steps = decide(event, active, latest, NOW, CONFIG)
+    assert opens(event, active, latest, NOW, CONFIG) is any(
+        isinstance(s, OpenTicket) for s in steps)
+
+
+def test_decide_opens_the_ticket_then_the_group_it_completes() -> None:
+    firing = (_member("db-02", 2, NOW - 300), _member("db-03", 3))
+    steps = decide(_event(), None, None, NOW, CONFIG, group=GroupView(firing=firing))
+    opened, create = steps
+    assert isinstance(opened, OpenTicket) and isinstance(create, CreateGroup)
+    # The ticket being opened has no id yet: it is linked last, as the newest.
+    assert [(m.host, m.id) for m in create.members] == [
+        ("db-02", 2), ("db-03", 3), ("db-01", None)]
+    assert create.members[-1] is opened.ticket
+    assert create.parent.hosts == ["db-01", "db-02", "db-03"]
+    assert decide(_event(), None, None, NOW, CONFIG) == [opened]  # no group read: none
+
+
+def test_decide_joins_the_open_group_ticket() -> None:
+    parent = _ticket(id=40, is_group=True, hosts=["db-02", "db-03", "db-04"],
+                     labels={"role": "db"}, dedup_key=group_key("var-disk", "role", "db"))
+    opened, add = decide(_event(), None, None, NOW, CONFIG,
+                         group=GroupView(open_group=parent))
+    assert isinstance(opened, OpenTicket) and isinstance(add, AddMember)
+    assert (add.parent_id, add.member, add.hosts) == (
+        40, opened.ticket, ("db-02", "db-03", "db-04", "db-01"))
+
+
+def test_decide_reopens_the_resolved_group_ticket_before_its_member() -> None:
+    member = _member("db-01", 7, parent_id=40, **RESOLVED_1H)
+    parent = _ticket(id=40, is_group=True, status=TicketStatus.RESOLVED,
+                     resolved_at=NOW - 3600)
+    steps = decide(_event(), None, member, NOW, CONFIG, group=GroupView(parent=parent))
+    assert [(type(s).__name__, getattr(s, "ticket_id", None)) for s in steps] == [
+        ("Reopen", 40), ("Reopen", 7), ("StateChanges", 7)]
+
+
+def test_decide_regrades_the_group_when_a_members_severity_changes() -> None:
+    """db-01 was warning and recovering; its critical failure cancels the recovery, so
+    the group counts it as failing critical."""
+    parent = _ticket(id=40, is_group=True, severity="warning", priority=P2,
+                     hosts=["db-01", "db-02", "db-03"])
+    member = _member("db-01", 1, severity="warning", priority=P2, parent_id=40,
+                     recovered_at=NOW - 60)
+    members = (member, _member("db-02", 2, severity="warning"),
+               _member("db-03", 3, severity="warning"))
+    steps = decide(_event(), member, member, NOW, CONFIG,
+                   group=GroupView(parent=parent, members=members))
+    changes = [s for s in steps if isinstance(s, ChangeSeverity)]
+    assert [(c.ticket_id, c.old, c.new) for c in changes] == [
+        (1, "warning", "critical"), (40, "warning", "critical")]
+    assert member.severity == "warning" and member.recovered_at == NOW - 60  # inputs kept
 
 
 @pytest.mark.parametrize(("check_type", "labels", "overrides", "category"), [

@@ -19,6 +19,7 @@ from patrol.collector.model import Priority, TicketStatus
 from patrol.collector.policy.priority import iso_utc
 from patrol.collector.policy.settings import LifecycleConfig, PolicyConfig
 from patrol.collector.tickets.actions import act
+from patrol.contract.wire import MeasurementSeries
 from tests.collector_fixtures import (
     DAY,
     HOUR,
@@ -89,6 +90,29 @@ def test_trigger_opens_a_ticket_with_priority_and_sla(
     assert "patrol check --config /etc/patrol/agent.yaml --only root-disk" in t.body
     assert f"- **Respond by**: {iso_utc(T0 + 90 + respond)}" in t.body
     assert f"- **Resolve by**: {iso_utc(T0 + 90 + resolve)}" in t.body
+
+
+def _disk_series(*used: float) -> list[MeasurementSeries]:
+    """The agent's recent /var points before the breach, ten minutes apart."""
+    start = T0 - 10 * MINUTE * (len(used) - 1)
+    return [MeasurementSeries(name="used_ratio", item="/var", points=[
+        (start + 10 * MINUTE * n, u) for n, u in enumerate(used)])]
+
+
+def test_a_disk_filling_fast_is_more_urgent_than_a_full_but_static_one(
+        any_world: World) -> None:
+    """Both disks are 96 % full; the one that grew 1 % every ten minutes will be full
+    within the hour, which the breach series it came with shows."""
+    w = any_world
+    static = w.one(event("db-01", history=_disk_series(0.96, 0.96, 0.96), **disk_evidence()))
+    filling = w.one(event("db-02", history=_disk_series(0.94, 0.95, 0.96), **disk_evidence()))
+    assert w.ticket(static.ticket).priority is Priority.P2
+    fast = w.ticket(filling.ticket)
+    assert fast.priority is Priority.P1
+    assert fast.respond_by == T0 + 15 * MINUTE
+    assert w.texts(fast.number, "opened") == [
+        "opened as P1: /var is 96.2% full on db-02 (critical at 95%) "
+        "(critical on a standard-tier host; disk full in ~40m (+1, at least P2))"]
 
 
 def test_serial_counts_per_day(world: World) -> None:

@@ -98,11 +98,20 @@ def test_projected_full_prefers_the_checks_own_estimate_and_takes_the_soonest() 
     measurements = [MeasurementValue(name="used_ratio", value=0.9, item="/"),
                     MeasurementValue(name="full_in_seconds", value=7200, item="/"),
                     MeasurementValue(name="full_in_seconds", value=5400, item="/var")]
-    assert projected_full(measurements, [(T0, 0.5), (T0 + 60, 0.9)]) == 5400
+    assert projected_full(measurements, [[(T0, 0.5), (T0 + 60, 0.9)]]) == 5400
     assert projected_full([{"name": "full_in_seconds", "value": 60.0}]) == 60.0
     assert projected_full([{"name": "used_ratio", "value": 0.6}],
-                          [(T0, 0.5), (T0 + 3600, 0.6)]) == pytest.approx(14400)
+                          [[(T0, 0.5), (T0 + 3600, 0.6)]]) == pytest.approx(14400)
     assert projected_full([]) is None
+
+
+def test_projected_full_from_series_takes_the_soonest_growing_one() -> None:
+    assert projected_full([], [
+        [(T0, 0.5), (T0 + 3600, 0.6)],      # full in 4 h
+        [(T0, 0.7), (T0 + 3600, 0.9)],      # full in 30 min
+        [(T0, 0.9), (T0 + 3600, 0.9)],      # static: never
+    ]) == pytest.approx(1800)
+    assert projected_full([], [[(T0, 0.9), (T0 + 3600, 0.8)]]) is None
 
 
 @pytest.mark.parametrize(("priority", "respond", "resolve"), [

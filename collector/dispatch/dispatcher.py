@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from patrol.collector.dispatch import helpdesk_sync
 from patrol.collector.dispatch.leases import LEASE, Claim, Leases
 from patrol.collector.dispatch.routing import TicketingSettings, destinations
-from patrol.collector.model import Ticket, TimelineEntry
+from patrol.collector.model import Ticket, TimelineEntry, view_fields
 from patrol.collector.tickets import chart as ticket_chart
 from patrol.ticketing_bridge.protocol import (
     Destination,
@@ -70,14 +70,11 @@ def fingerprint(ticket: Ticket) -> str:
 
 
 def view_of(ticket: Ticket, base_url: str | None = None) -> TicketView:
+    """What the adapters see of ``ticket``: the fields :class:`collector.model.Ticket`
+    declares for the view, its fingerprint and the link to its page."""
     return TicketView(
-        number=ticket.number, fingerprint=fingerprint(ticket), title=ticket.title,
-        body=ticket.body, priority=str(ticket.priority), severity=ticket.severity,
-        status=str(ticket.status), category=ticket.category, host=ticket.host,
-        check=ticket.check, check_type=ticket.check_type, labels=dict(ticket.labels),
-        respond_by=ticket.respond_by, resolve_by=ticket.resolve_by,
-        url=f"{base_url.rstrip('/')}/tickets/{ticket.number}" if base_url else None,
-        hosts=tuple(ticket.hosts))
+        **view_fields(ticket), fingerprint=fingerprint(ticket),
+        url=f"{base_url.rstrip('/')}/tickets/{ticket.number}" if base_url else None)
 
 
 def backoff(attempts: int) -> float:

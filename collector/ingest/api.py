@@ -48,7 +48,7 @@ from patrol.collector.ingest.fastpath import (
     store_unavailable,
     unprocessable,
 )
-from patrol.collector.model import Ticket, TicketStatus, TimelineEntry
+from patrol.collector.model import Ticket, TicketStatus, TimelineEntry, api_fields
 from patrol.collector.policy.maintenance import MaintenanceWindow
 from patrol.collector.store import StoreError
 from patrol.collector.store.clean import clean_payload
@@ -67,25 +67,11 @@ class ActionBody(BaseModel):
 
 
 def ticket_json(ticket: Ticket, timeline: list[TimelineEntry] | None = None) -> dict[str, Any]:
-    out = {
-        "number": ticket.number, "title": ticket.title, "status": str(ticket.status),
-        "priority": str(ticket.priority), "severity": ticket.severity,
-        "category": ticket.category, "host": ticket.host, "check": ticket.check,
-        "type": ticket.check_type, "dedup_key": ticket.dedup_key, "labels": ticket.labels,
-        "check_status": ticket.check_status, "occurrences": ticket.occurrences,
-        "first_seen": ticket.first_seen, "last_seen": ticket.last_seen,
-        "opened_at": ticket.opened_at, "respond_by": ticket.respond_by,
-        "resolve_by": ticket.resolve_by, "acknowledged_at": ticket.acknowledged_at,
-        "recovered_at": ticket.recovered_at, "resolved_at": ticket.resolved_at,
-        "closed_at": ticket.closed_at, "resolution": ticket.resolution,
-        "flapping": ticket.flapping, "is_group": ticket.is_group, "hosts": ticket.hosts,
-        "parent_id": ticket.parent_id, "previous_id": ticket.previous_id,
-        "escalation": ticket.escalation, "runbook": ticket.runbook,
-        "measurements": ticket.measurements,
-    }
+    """A ticket as the API lists it (the fields :class:`collector.model.Ticket` declares
+    for the API); with its ``timeline``, as one ticket's page shows it (plus the
+    detail fields: diagnostics, body)."""
+    out = api_fields(ticket, detail=timeline is not None)
     if timeline is not None:
-        out["diagnostics"] = ticket.diagnostics
-        out["body"] = ticket.body
         out["timeline"] = [{"at": e.at, "kind": e.kind, "author": e.author, "text": e.text}
                            for e in timeline]
     return out

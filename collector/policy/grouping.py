@@ -12,9 +12,11 @@ Events without the label never group: there is nothing to say they share a cause
 
 :func:`group_decision` says whether an event starts or joins a group;
 :func:`plan_group` turns that into the actions the applier writes
-(:class:`CreateGroup`, :class:`AddMember`), so grouping takes the same
-decide-then-apply path as every other decision. What the helpdesk hears of it (one
-ticket per fleet incident) is :mod:`collector.tickets.fleet`'s job.
+(:class:`CreateGroup`, :class:`AddMember`). :func:`collector.policy.correlate.decide`
+calls the planners here with a :class:`GroupView` (the group tickets the engine read
+before deciding) and returns their actions with the event's own, so grouping takes
+the same decide-then-apply path as every other decision. What the helpdesk hears of
+it (one ticket per fleet incident) is :mod:`collector.tickets.fleet`'s job.
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from patrol.collector.model import SEVERITIES, Priority, Ticket, TicketStatus
-from patrol.collector.policy.correlate import priority_of
 from patrol.collector.policy.lifecycle import ChangeSeverity, Reopen
-from patrol.collector.policy.priority import sla
+from patrol.collector.policy.priority import priority_of, sla
 from patrol.collector.policy.settings import PolicyConfig
 from patrol.contract.wire import Event
 
@@ -54,6 +55,26 @@ class JoinGroup:
 
 
 GroupAction = OpenGroup | JoinGroup
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """The group tickets one event can touch: grouping's inputs, read by the engine
+    before it decides, so the decision itself reads nothing.
+
+    ``open_group``: the non-closed group ticket of the event's group (by
+    :func:`group_key`); ``firing``: the open, non-group tickets of the event's check
+    (both only when the event may open a ticket); ``parent``: the group ticket the
+    event's own ticket belongs to (when it may reopen, or change severity);
+    ``members``: that group's member tickets (when the severity may change)."""
+
+    open_group: Ticket | None = None
+    firing: tuple[Ticket, ...] = ()
+    parent: Ticket | None = None
+    members: tuple[Ticket, ...] = ()
+
+
+NO_GROUP = GroupView()
 
 
 def group_key(check: str, label: str, value: str) -> str:
@@ -101,23 +122,24 @@ def group_title(check: str, hosts: int, label: str, value: str) -> str:
 
 @dataclass(frozen=True)
 class CreateGroup:
-    """Insert ``parent`` (an unsaved group ticket) and link the tickets ``members``
-    (ids) to it; ``reason`` explains the parent's priority."""
+    """Insert ``parent`` (an unsaved group ticket) and link the tickets ``members`` to
+    it, in this order; ``reason`` explains the parent's priority. A member without an
+    id is the ticket the same decision opens (:class:`OpenTicket`, applied first)."""
 
     parent: Ticket
-    members: tuple[int, ...]
+    members: tuple[Ticket, ...]
     reason: str
 
 
 @dataclass(frozen=True)
 class AddMember:
-    """``member`` (a ticket id) joins the open group ticket ``parent_id``, whose host
-    list becomes ``hosts`` and title ``title``. ``priority`` is set when the larger
-    scope raises the parent's priority (None: unchanged), with the SLA dates that go
-    with it counted from the parent's opening."""
+    """``member`` joins the open group ticket ``parent_id`` (without an id: the ticket
+    the same decision opens), whose host list becomes ``hosts`` and title ``title``.
+    ``priority`` is set when the larger scope raises the parent's priority (None:
+    unchanged), with the SLA dates that go with it counted from the parent's opening."""
 
     parent_id: int | None
-    member: int | None
+    member: Ticket
     host: str
     hosts: tuple[str, ...]
     title: str
@@ -178,12 +200,13 @@ def plan_regrade(parent: Ticket | None, members: Sequence[Ticket], event: Event,
 def plan_group(event: Event, member: Ticket, firing: Sequence[Ticket],
                parent: Ticket | None, config: PolicyConfig, now: float,
                ) -> list[CreateGroup | AddMember]:
-    """The grouping actions for ``member``, the ticket ``event`` just opened.
+    """The grouping actions for ``member``, the ticket ``event`` opens.
 
     ``firing``: the open, non-group tickets of the event's check (``member`` among
-    them); ``parent``: the open group ticket for the event's group, if any. Returns
-    nothing, one :class:`CreateGroup` or one :class:`AddMember`; the applier
-    (:mod:`collector.tickets.apply`) writes them like every other decision."""
+    them, unsaved when the same decision opens it); ``parent``: the open group ticket
+    for the event's group, if any. Returns nothing, one :class:`CreateGroup` or one
+    :class:`AddMember`; the applier (:mod:`collector.tickets.apply`) writes them like
+    every other decision."""
     grouping = config.grouping
     decision = group_decision(
         event, [(t.host, t.labels, t.first_seen) for t in firing], grouping.label,
@@ -196,10 +219,10 @@ def plan_group(event: Event, member: Ticket, firing: Sequence[Ticket],
         scope = priority_of(event, config, scope=len(decision.hosts))
         title = group_title(parent.check, len(decision.hosts), label, value)
         if not scope.priority < parent.priority:
-            return [AddMember(parent.id, member.id, decision.host, decision.hosts, title,
+            return [AddMember(parent.id, member, decision.host, decision.hosts, title,
                               parent.priority)]
         respond_by, resolve_by = sla(scope.priority, parent.opened_at, config.sla)
-        return [AddMember(parent.id, member.id, decision.host, decision.hosts, title,
+        return [AddMember(parent.id, member, decision.host, decision.hosts, title,
                           parent.priority, scope.priority, respond_by, resolve_by,
                           scope.reason)]
     members = [t for t in firing if t.host in decision.hosts
@@ -214,5 +237,6 @@ def plan_group(event: Event, member: Ticket, firing: Sequence[Ticket],
         respond_by=respond_by, resolve_by=resolve_by, labels={decision.label: decision.value},
         is_group=True, hosts=list(decision.hosts), check_status=event.status,
         runbook=event.runbook)
-    return [CreateGroup(parent, tuple(sorted(t.id for t in members if t.id is not None)),
-                        scope.reason)]
+    # Oldest ticket first; the one being opened (no id yet) is the newest.
+    ordered = sorted(members, key=lambda t: (t.id is None, t.id or 0))
+    return [CreateGroup(parent, tuple(ordered), scope.reason)]

@@ -9,7 +9,9 @@ Priority (DOMAIN.md: impact scope x urgency):
    reaches raises one level.
 3. Urgency, for capacity checks: a projected time until full under
    ``urgency_raise_below`` (4 h) raises one level; under ``urgency_p2_below`` (1 h)
-   the result is at least P2.
+   the result is at least P2. The projection is the check's own ``full_in_seconds``,
+   else the trend of the breach series the event carries (:func:`projected_full`):
+   a disk filling fast is more urgent than one that is full but static.
 
 Never above P1. The reason lists every factor, so a person can see why.
 
@@ -30,8 +32,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from patrol.collector.model import Priority, Ticket, TicketStatus
-from patrol.collector.policy.settings import PriorityConfig, SlaConfig
+from patrol.collector.policy.categories import category_for
+from patrol.collector.policy.settings import PolicyConfig, PriorityConfig, SlaConfig
 from patrol.contract.units import approx_duration
+from patrol.contract.wire import Event
 
 RESPOND_NEAR, RESPOND_PASSED, RESOLVE_NEAR, RESOLVE_PASSED = 1, 2, 3, 4
 LEVELS = {RESPOND_NEAR: "respond-by near", RESPOND_PASSED: "respond-by passed",
@@ -117,16 +121,37 @@ def _field(measurement: Any, name: str) -> Any:
     return measurement[name] if isinstance(measurement, dict) else getattr(measurement, name)
 
 
+def fills_up(name: str) -> bool:
+    """Whether a measurement is a share of a resource that is full at 1.0
+    (``used_ratio``, ``inodes_used_ratio``)."""
+    return name == "used_ratio" or name.endswith("_used_ratio")
+
+
 def projected_full(measurements: Iterable[Any],
-                   samples: Sequence[tuple[float, float]] = ()) -> float | None:
+                   series: Iterable[Sequence[tuple[float, float]]] = ()) -> float | None:
     """The urgency input for capacity checks: the smallest ``full_in_seconds`` the check
-    reported (any item), else :func:`time_until_full` of ``samples``. Measurements are
+    reported (any item), else the soonest :func:`time_until_full` of ``series`` (the
+    ``(epoch, used_ratio)`` points of the measurements that fill up). Measurements are
     ``wire.MeasurementValue`` objects or ``{"name", "value"}`` dicts."""
     reported = [float(_field(m, "value")) for m in measurements
                 if _field(m, "name") == "full_in_seconds"]
     if reported:
         return min(reported)
-    return time_until_full(samples)
+    projected = [t for t in map(time_until_full, series) if t is not None]
+    return min(projected, default=None)
+
+
+def priority_of(event: Event, config: PolicyConfig, scope: int = 1) -> Decision:
+    """Priority of ``event`` at ``scope`` affected hosts (a group ticket's host count;
+    1 for one host's own ticket). Urgency counts for capacity checks only: the check's
+    own ``full_in_seconds``, else the trend of the breach series the event carries (an
+    agent sends its recent points of the breaching measurements with the event)."""
+    urgency = None
+    if category_for(event.type, event.labels, config.categories) == "capacity":
+        urgency = projected_full(event.measurements, [
+            s.points for s in event.history if fills_up(s.name)])
+    return prioritize(event.severity, event.labels.get("tier"), scope, urgency,
+                      config.priority, resource=event.type)
 
 
 def sla(priority: Priority, opened_at: float, config: SlaConfig) -> tuple[float, float]:

@@ -19,8 +19,10 @@ from patrol.collector.store.clean import json_text
 Dump = Callable[[Any], Any]
 Load = Callable[[Any], Any]
 
-JSON_FIELDS = frozenset({"labels", "state_changes", "hosts", "measurements", "diagnostics"})
-BOOL_FIELDS = frozenset({"flapping", "is_group"})
+# From the declared types: lists and dicts are JSON, booleans are stored as such.
+JSON_FIELDS = frozenset(f.name for f in dataclasses.fields(Ticket)
+                        if str(f.type).startswith(("list[", "dict[")))
+BOOL_FIELDS = frozenset(f.name for f in dataclasses.fields(Ticket) if f.type in ("bool", bool))
 _COLUMN_OF = {"check": "check_name"}
 _FIELD_OF = {column: name for name, column in _COLUMN_OF.items()}
 

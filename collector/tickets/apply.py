@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from patrol.collector.model import Ticket, TicketStatus, TimelineEntry
+from patrol.collector.policy.correlate import Step
 from patrol.collector.policy.grouping import AddMember, CreateGroup, LeaveGroup
 from patrol.collector.policy.lifecycle import (
-    Action,
     CancelRecovery,
     ChangeSeverity,
     Close,
@@ -77,7 +77,7 @@ class Applier:
     def timeline(self, ticket: Ticket, kind: str, text: str, **data: Any) -> None:
         self.tx.add_timeline(ticket.stored_id, TimelineEntry(self.now, kind, text, data=data))
 
-    def apply(self, actions: Iterable[Action | CreateGroup | AddMember | LeaveGroup]) -> None:
+    def apply(self, actions: Iterable[Step]) -> None:
         for action in actions:
             handler = getattr(self, f"_on_{type(action).__name__}")
             handler(action)
@@ -230,14 +230,25 @@ class Applier:
         self.timeline(parent, "opened", f"opened as {parent.priority}: {parent.title} "
                       f"({action.reason})", priority=str(parent.priority))
         self._touch(parent, rerender=True)
-        for member_id in action.members:
-            self._link_member(member_id, parent)
+        for member in action.members:
+            self._link_member(member, parent)
         self.announce(parent, "open")
 
-    def _link_member(self, member_id: int | None, parent: Ticket) -> None:
+    def _member(self, ref: Ticket) -> Ticket:
+        """The stored ticket a grouping action names: by id, or, for the unsaved
+        ticket of an :class:`OpenTicket` in the same decision, the ticket this unit
+        opened for its key."""
+        if ref.id is not None:
+            return self._get(ref.id)
+        opened = next((t for t in self.opened if t.dedup_key == ref.dedup_key), None)
+        if opened is None:
+            raise LookupError(f"{ref.dedup_key} is to join a group but was not opened")
+        return opened
+
+    def _link_member(self, ref: Ticket, parent: Ticket) -> None:
         """The member's body names its group ticket; its helpdesk copy, if any, is
         merged into the parent's (``grouped``, see :mod:`collector.tickets.fleet`)."""
-        member = self._get(member_id)
+        member = self._member(ref)
         member.parent_id = parent.id
         self.timeline(member, "grouped", f"part of {parent.number}: {parent.title}")
         self._touch(member, rerender=True)

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from patrol.collector.i18n import gettext_for
-from patrol.collector.model import Ticket, TimelineEntry
+from patrol.collector.model import Ticket, TimelineEntry, body_lines
 from patrol.collector.tickets import expectations
 from patrol.collector.tickets.knowledge import first_actions
 from patrol.collector.tickets.readable import iso_z, limit, measured, parse_moment
@@ -416,8 +416,6 @@ def render_body(ticket: Ticket, event: Event | None, past: Sequence[Ticket],
     diagnostics = event.diagnostics if event is not None else ticket.diagnostics
     actions = [f"{n}. {text}" for n, text in
                enumerate(first_actions(ticket.check_type, bool(diagnostics)), 1)]
-    if ticket.runbook:
-        actions.append(f"\nRunbook: {ticket.runbook}")
     if _is_liveness(ticket):
         evidence = [("What stopped", _what_stopped(ticket, event))]
     else:
@@ -435,7 +433,16 @@ def render_body(ticket: Ticket, event: Event | None, past: Sequence[Ticket],
                  f"- **{_('Respond by')}**: {iso_z(ticket.respond_by)}",
                  f"- **{_('Resolve by')}**: {iso_z(ticket.resolve_by)}"]),
     ]
+    sections = [(title, [*lines, *_declared(ticket, title)]) for title, lines in sections]
     # Headings and fixed sentences in the collector's ``language`` (collector/i18n.py).
     return "\n".join("\n".join([f"## {_(title)}", "", *(_(line) if line else line
                                                         for line in lines)])
                       + "\n" for title, lines in sections)
+
+
+def _declared(ticket: Ticket, section: str) -> list[str]:
+    """Lines for the fields :class:`collector.model.Ticket` declares for ``section``
+    (``shown(body=...)``): after the first actions a paragraph (the check's runbook),
+    elsewhere one more fact of the list."""
+    style = "\n{}: {}" if section == "Suggested first actions" else "- **{}**: {}"
+    return [style.format(label, value) for label, value in body_lines(ticket, section)]
