@@ -57,7 +57,7 @@ def _run(agent: AgentProcess, collector: CollectorProcess, disk: SmallDisk,
     agent.wait_until(lambda: _metric(agent, beats) >= 1, 30, "a first heartbeat")
     disk.fill()
     watched.unlink()  # the breach, while nothing can be written to the state directory
-    [ticket] = agent.wait_until(lambda: collector.tickets.actions(host="fault-01"), 60,
+    [ticket] = agent.wait_until(lambda: collector.tickets(host="fault-01"), 60,
                                 "the breach's ticket, delivered from memory")
     assert ticket["check"] == "flag"
     delivered = _metric(agent, beats)
@@ -70,9 +70,9 @@ def _run(agent: AgentProcess, collector: CollectorProcess, disk: SmallDisk,
 
     disk.free()
     watched.write_text("back")
-    agent.wait_until(lambda: collector.tickets.actions(host="fault-01")[0]["check_status"] == "OK",
+    agent.wait_until(lambda: collector.tickets(host="fault-01")[0]["check_status"] == "OK",
                      60, "the recovery")
     agent.wait_until(lambda: not [r for r in read_outbox(agent.state_dir)
                                   if r["kind"] == "event"], 30, "the outbox to drain")
     time.sleep(1.5)  # a watchdog pass: a host that kept sending is not unreachable
-    assert [t["check"] for t in collector.tickets.actions()] == ["flag"]
+    assert [t["check"] for t in collector.tickets()] == ["flag"]

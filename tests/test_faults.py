@@ -128,7 +128,7 @@ def test_collector_stopped_during_breaches_gets_every_event_once(tmp_path, procs
 
     assert recorded_events(collector) & Counter(r["key"] for r in queued) == \
         Counter(r["key"] for r in queued)
-    tickets = by_key(collector.tickets.actions())
+    tickets = by_key(collector.tickets())
     for name in files:
         assert len(tickets[f"fault-01/{name}"]) == 1, tickets
     alpha, beta, gamma = (tickets[f"fault-01/{n}"][0] for n in files)
@@ -164,7 +164,7 @@ def test_agent_killed_with_full_outbox_delivers_after_restart(tmp_path, procs, s
     agent.wait_until(lambda: not pending_events(agent), DELIVERY_TIMEOUT, "the outbox to drain")
 
     assert recorded_events(collector)[row["key"]] == 1
-    (ticket,) = collector.tickets.actions(host="fault-01")
+    (ticket,) = collector.tickets(host="fault-01")
     assert ticket["dedup_key"] == "fault-01/backup"
     assert ticket["first_seen"] == pytest.approx(breach_at, abs=1e-3)
     assert ticket["first_seen"] < restarted_at - 1.0
@@ -220,7 +220,7 @@ def test_collector_killed_mid_request_records_each_event_once(tmp_path, procs, s
 
     assert outcomes["duplicate"] == committed
     assert sum(recorded_events(collector).values()) == len(events)
-    tickets = by_key(collector.tickets.actions())
+    tickets = by_key(collector.tickets())
     assert len(tickets) == hosts
     assert {len(t) for t in tickets.values()} == {1}
     assert Counter(t[0]["occurrences"] for t in tickets.values()) == {2: hosts}
@@ -252,7 +252,7 @@ def test_100_concurrent_updates_to_one_incident_are_all_counted(tmp_path, procs,
         thread.join(90)
 
     assert Counter(statuses) == {202: 100}, Counter(statuses)
-    (ticket,) = collector.tickets.actions(host="db-01")
+    (ticket,) = collector.tickets(host="db-01")
     assert ticket["occurrences"] == 101
     assert collector.alive(), collector.output()
 
@@ -318,7 +318,7 @@ def test_a_poison_event_neither_blocks_the_agent_nor_looks_like_an_outage(
             not_a_number.last_error
         assert "events.0.diagnostics: Value error, nested deeper than 32 levels" in \
             too_deep.last_error
-        tickets = {t["check"]: t for t in collector.tickets.actions(host="poison-01")}
+        tickets = {t["check"]: t for t in collector.tickets(host="poison-01")}
         assert set(tickets) == {"nagios-load", "after-0", "after-1", "after-2"}
         assert tickets["nagios-load"]["title"] == \
             "CRITICAL - load average: 9.1\ufffd, 8.7 \ufffd"
@@ -329,7 +329,7 @@ def test_a_poison_event_neither_blocks_the_agent_nor_looks_like_an_outage(
         beats = pusher.heartbeats_delivered
         collector.wait_until(lambda: pusher.heartbeats_delivered >= beats + 16, 30,
                              "4 s more of heartbeats")
-        assert "heartbeat" not in {t["check"] for t in collector.tickets.actions(host="poison-01")}
+        assert "heartbeat" not in {t["check"] for t in collector.tickets(host="poison-01")}
         registry = CollectorRegistry()
         registry.register(DeliveryCollector(lambda: pusher))
         exposed = generate_latest(registry).decode().splitlines()

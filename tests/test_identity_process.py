@@ -65,12 +65,12 @@ def test_issued_credentials_bind_agents_to_their_hosts(
         honest = agent_with(tmp_path, collector, "web-01", token).start()
         impostor = agent_with(tmp_path, collector, "db-01", token).start()
         agents += [honest, impostor]
-        tickets = collector.wait_until(lambda: collector.tickets.actions(host="web-01"), 30.0,
+        tickets = collector.wait_until(lambda: collector.tickets(host="web-01"), 30.0,
                                        "web-01's ticket")
         assert tickets[0]["check"] == "orders-port"
         impostor.wait_until(lambda: "403" in impostor.output(), 30.0,
                             "the impostor to be refused")
-        assert collector.tickets.actions(host="db-01") == []
+        assert collector.tickets(host="db-01") == []
 
         # ``patrol enroll`` on the agent's host: its own token, in a 0600 file.
         enrolled = AgentProcess(tmp_path / "cache-01", collector.url, FAILING_CHECK,
@@ -82,7 +82,7 @@ def test_issued_credentials_bind_agents_to_their_hosts(
         assert token_file.stat().st_mode & 0o777 == 0o600
         config.write_text(config.read_text().replace(AGENT_TOKEN, f"file:{token_file}"))
         agents.append(enrolled.start())
-        collector.wait_until(lambda: collector.tickets.actions(host="cache-01"), 30.0,
+        collector.wait_until(lambda: collector.tickets(host="cache-01"), 30.0,
                              "cache-01's ticket")
         assert token_file.read_text().strip() not in said
 

@@ -314,9 +314,9 @@ def test_heartbeats_coalesce_while_the_collector_is_down(collector, make):
     time.sleep(0.2)
     assert outbox.counts()[("heartbeat", "pending")] == 1
     collector.up()
-    assert collector.wait(lambda: collector.ingest.heartbeats)
+    assert collector.wait(lambda: collector.heartbeats)
     time.sleep(0.3)
-    assert [h.checks[0].summary for h in collector.ingest.heartbeats] == ["run 19"]
+    assert [h.checks[0].summary for h in collector.heartbeats] == ["run 19"]
 
 
 @pytest.mark.slow
@@ -331,8 +331,8 @@ def test_heartbeat_carries_the_table_every_interval(collector, make):
         heartbeat=lambda: holder["emitter"].heartbeat(table.snapshot(), 0.2))
     holder["emitter"] = emitter
     pusher.start()
-    assert collector.wait(lambda: len(collector.ingest.heartbeats) >= 3, timeout=2)
-    beat = collector.ingest.heartbeats[-1]
+    assert collector.wait(lambda: len(collector.heartbeats) >= 3, timeout=2)
+    beat = collector.heartbeats[-1]
     assert [(c.check, c.status) for c in beat.checks] == [("disk", "OK"), ("cpu", "CRITICAL")]
     assert beat.source == "web-01" and beat.interval_seconds == 0.2
     times = [t for t, path, _ in collector.requests if path == "/api/v1/heartbeats"]

@@ -123,7 +123,7 @@ def test_no_sink_of_agent_collector_or_helpdesk_holds_a_planted_secret(tmp_path:
         agent.start()
         wanted = {"sweep-http", "sweep-nagios", "sweep-postgres", "sweep-redis"}
         tickets = collector.wait_until(
-            lambda: (found := collector.tickets.actions(host="sweep-01"))
+            lambda: (found := collector.tickets(host="sweep-01"))
             and wanted <= {t["check"] for t in found} and found, 60.0,
             "tickets for the failing checks")
         desk.wait_until(lambda: len(desk.entries()) >= len(wanted), 60.0,
