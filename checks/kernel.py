@@ -133,7 +133,8 @@ class KernelCheck:
             try:
                 lines, cursor = self._readers[source](previous)
             except OSError as exc:
-                errors.append(f"{source}: {exc.strerror or exc}")
+                what = f"{exc.filename}: " if exc.filename else ""  # e.g. no journalctl
+                errors.append(f"{source}: {what}{exc.strerror or exc}")
                 continue
             self._cursor = (source, cursor)
             if first:

@@ -157,7 +157,9 @@ class SystemdCheck:
         pid1 = self._pid1()
         return Result(
             Status.UNKNOWN,
-            f"systemd is not running on {ctx.hostname} (PID 1 is {pid1}); cannot inspect {which}",
+            f"systemd is not running on {ctx.hostname} (PID 1 is {pid1}); cannot inspect {which}; "
+            "run the agent on a host booted with systemd, not inside a container, or leave "
+            "this check out here",
             diagnostics={"pid1": pid1, "sd_booted": False},
         )
 

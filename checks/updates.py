@@ -179,7 +179,8 @@ class UpdatesCheck:
             if self._which(command):
                 return manager
         raise CheckError(f"neither apt-get nor dnf is installed on {hostname}; the updates "
-                         "check reads apt (Debian, Ubuntu) or dnf (Fedora, RHEL) only")
+                         "check reads apt (Debian, Ubuntu) or dnf (Fedora, RHEL) only: leave "
+                         "it out of this host's profile")
 
     def _call(self, argv: list[str], ok: tuple[int, ...] = (0,)) -> str:
         timeout = self.config.timeout or 120.0
@@ -212,6 +213,11 @@ class UpdatesCheck:
 
     def run(self, ctx: RunContext) -> Result:
         manager = self._manager(ctx.hostname)
+        if manager == "apt" and not self.config.refresh and newest_mtime(self._apt_lists) is None:
+            # Container images ship apt without lists: "0 updates" would be a false OK.
+            raise CheckError(f"apt has no package lists on {ctx.hostname} ({self._apt_lists} "
+                             "holds no Release files), so it knows of no update; run apt-get "
+                             "update (apt-daily.timer does daily), or set refresh: true")
         packages = self._apt() if manager == "apt" else self._dnf()
         security = [p for p in packages if p["security"]]
         measurements = [Measurement("security_updates", float(len(security))),

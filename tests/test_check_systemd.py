@@ -184,7 +184,9 @@ def test_without_systemd_is_unknown_with_reason():
                                    "pid1": lambda: "tini"}, units=["nginx", "cron"])
     assert result.status is Status.UNKNOWN
     assert result.summary == ("systemd is not running on testhost (PID 1 is tini); cannot "
-                              "inspect units nginx.service, cron.service")
+                              "inspect units nginx.service, cron.service; run the agent on a "
+                              "host booted with systemd, not inside a container, or leave this "
+                              "check out here")
 
 
 def test_diagnose_collects_status_and_journal_of_failed_units():
@@ -234,7 +236,9 @@ def test_real_host_without_systemd_is_unknown():
     result = check.run(ctx)
     assert result.status is Status.UNKNOWN
     assert result.summary == (f"systemd is not running on testhost (PID 1 is {pid1}); "
-                              "cannot inspect unit nginx.service")
+                              "cannot inspect unit nginx.service; run the agent on a host "
+                              "booted with systemd, not inside a container, or leave this check "
+                              "out here")
     assert check.diagnose(result) == {}
 
 

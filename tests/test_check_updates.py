@@ -115,6 +115,8 @@ def test_packages_dpkg_left_half_done_are_counted_by_the_real_dpkg_query(
     (admin / "info").mkdir()
     (admin / "status").write_text(DPKG_STATUS)
     (admin / "available").write_text("")
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "deb_InRelease").write_text("x")
     real = build("updates")[0]._run
     calls: list[list[str]] = []
 
