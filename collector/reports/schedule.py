@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -76,10 +76,8 @@ class ScheduledReport(BaseModel):
     @field_validator("cron")
     @classmethod
     def _crontab(cls, expression: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
-
         try:
-            CronTrigger.from_crontab(expression, timezone="UTC")
+            trigger(expression, "UTC")
         except ValueError as exc:
             raise ValueError(f"{expression!r} is not a cron schedule (five fields, e.g. "
                              f"'0 7 * * *'): {exc}") from None
@@ -151,14 +149,57 @@ class Due:
         return f"retro-{self.first}-{self.last}"
 
 
-def latest_firing(cron: str, zone: str, now: float, since: float) -> float | None:
-    """The cron's last firing in ``(since, now]`` (epoch seconds), or None."""
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def crontab_weekdays(field: str) -> str:
+    """crontab's day-of-week field (0 or 7 Sunday, 1 Monday, ...) in day names.
+
+    APScheduler 3's ``CronTrigger.from_crontab`` reads the numbers as its own weekdays
+    (0 = Monday), so ``0 8 * * 1`` would fire on Tuesdays; names mean the same to both.
+    """
+    def name(token: str) -> str:
+        if not token.isdigit():
+            return token
+        if int(token) > 7:
+            raise ValueError(f"day of week {token} is not 0-7")
+        return _WEEKDAYS[int(token)]
+
+    names = []
+    for item in field.split(","):
+        span, slash, step = item.partition("/")
+        first, dash, last = span.partition("-")
+        if slash and (first.isdigit() or last.isdigit()):
+            raise ValueError("write a day-of-week step with day names, e.g. mon-fri/2")
+        if dash and first.isdigit() and int(first) == 0:  # sun-... wraps in day names
+            names.append("sun")
+            if last != "0":
+                names.append(f"mon-{name(last)}")
+        elif dash:
+            names.append(f"{name(first)}-{name(last)}" + (slash + step if slash else ""))
+        else:
+            names.append(name(span) + (slash + step if slash else ""))
+    return ",".join(names)
+
+
+def trigger(cron: str, zone: str) -> Any:
+    """The five-field crontab line as an APScheduler trigger in ``zone``."""
     from apscheduler.triggers.cron import CronTrigger
 
-    trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(zone))
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ValueError(f"wrong number of fields; got {len(fields)}, expected 5")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                       day_of_week=crontab_weekdays(weekday), timezone=ZoneInfo(zone))
+
+
+def latest_firing(cron: str, zone: str, now: float, since: float) -> float | None:
+    """The cron's last firing in ``(since, now]`` (epoch seconds), or None."""
+    schedule = trigger(cron, zone)
     moment = datetime.fromtimestamp(since, UTC) + timedelta(microseconds=1)
     found = None
-    while (fire := trigger.get_next_fire_time(None, moment)) is not None and \
+    while (fire := schedule.get_next_fire_time(None, moment)) is not None and \
             fire.timestamp() <= now:
         found = fire.timestamp()
         moment = fire + timedelta(seconds=1)  # cron's resolution is a minute
