@@ -244,9 +244,9 @@ def _reports(tree: SourceMap, path: Path, problems: list[Problem]) -> ReportsSet
         return ReportsSettings()
     scheduled = settings.scheduled()
     if scheduled and settings.smtp is None:
-        problems.append(Problem(tree.file, node.line, "scheduled reports are mailed; add an "
-                                "smtp block (host, from, ...: the email helpdesk's keys)",
-                                section="reports"))
+        problems.append(Problem(tree.file, tree.lines["reports"], "scheduled reports are "
+                                "mailed; add an smtp block (host, from, ...: the email "
+                                "helpdesk's keys)", section="reports"))
     daily = node.get("daily")
     if isinstance(daily, SourceMap) and "period" in daily:
         problems.append(Problem(tree.file, daily.lines["period"], "a daily report "
