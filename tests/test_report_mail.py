@@ -308,3 +308,51 @@ def test_patrol_report_mail_without_smtp_says_what_to_add(
     assert result.stderr == ("patrol: --mail needs the collector config's reports.smtp "
                              "block (the email helpdesk's keys: host, from, ...); pass "
                              "--config FILE\n")
+
+
+# -- the Reports page lists the archive ---------------------------------------------------
+
+def test_the_reports_page_lists_and_serves_archived_reports(seeded: Seeded, smtp: SmtpServer,
+                                                            tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.websetup import OPERATOR_TOKEN, make_app
+
+    folder = tmp_path / "reports"
+    config = settings(smtp.port, smtp.ca_file, folder,
+                      daily={"cron": "30 13 * * *", "recipients": ["ops@example.test"]},
+                      retro={"cron": "30 13 * * *", "period": "2d",
+                             "recipients": ["lead@example.test"]})
+    assert ScheduledReports(config, seeded.world.engine).run(NOW) == 2
+    (folder / "retro-2023-10-25-2023-10-26.sent").unlink()  # as if its mail had failed
+
+    app = make_app(seeded.world.store, NOW)
+    app.state.reports = config
+    client = TestClient(app)
+    auth = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    page = client.get("/reports", headers=auth).text
+    assert ('<a href="/reports/archive/retro-2023-10-25-2023-10-26.html">2023-10-25 to '
+            '2023-10-26</a>') in page
+    assert '<a href="/reports/archive/daily-2023-10-26.html">2023-10-26</a>' in page
+    rows = page.split("<tbody>")[1].split("</tbody>")[0]
+    # Newest last day first; the mail column says when each went out.
+    retro, daily = rows.split("</tr>")[:2]
+    assert "retro-2023-10-25" in retro and "<td>not yet</td>" in retro
+    assert "daily-2023-10-26" in daily and "<td>2023-10-27T13:30:00Z</td>" in daily
+
+    kept = client.get("/reports/archive/daily-2023-10-26.html", headers=auth)
+    assert kept.status_code == 200 and "<h1>Inspection report: 2023-10-26</h1>" in kept.text
+    assert "img-src data:" in kept.headers["content-security-policy"]
+    for name in ("daily-2023-10-26.json", "daily-2023-10-25.html", "..%2Fcollector.yaml"):
+        assert client.get(f"/reports/archive/{name}", headers=auth).status_code == 404
+    assert client.get("/reports/archive/daily-2023-10-26.html").status_code in (401, 303)
+
+
+def test_without_an_archive_the_reports_page_says_how_to_get_one(seeded: Seeded) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.websetup import OPERATOR_TOKEN, make_app
+
+    page = TestClient(make_app(seeded.world.store, NOW)).get(
+        "/reports", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}).text
+    assert "No archived reports. Schedule them in the collector config's" in page
