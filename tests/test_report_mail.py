@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
@@ -356,3 +357,56 @@ def test_without_an_archive_the_reports_page_says_how_to_get_one(seeded: Seeded)
     page = TestClient(make_app(seeded.world.store, NOW)).get(
         "/reports", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}).text
     assert "No archived reports. Schedule them in the collector config's" in page
+
+
+# -- a real collector process --------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_collector_mails_its_scheduled_report_once_the_server_is_back(
+        kind: str, tmp_path: Path, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``patrol collector`` with an every-minute daily schedule and its mail server down:
+    the report is archived at once, mailed when the server answers, and only once."""
+    from datetime import timedelta
+
+    from tests.procs import CollectorProcess
+
+    port = free_port()
+    folder = tmp_path / "archive"
+    store = str(request.getfixturevalue("pg_schema_url")) if kind == "postgres" else None
+    collector = CollectorProcess(
+        tmp_path / "collector", store=store, settings=("watchdog_interval: 1s",),
+        extra_yaml=("reports:\n"
+                    f"  archive: {folder}\n"
+                    f"  smtp: {{host: 127.0.0.1, port: {port}, starttls: false,\n"
+                    f"         from: {SENDER}, timeout: 5}}\n"
+                    "  daily: {cron: '* * * * *', recipients: [ops@example.test]}\n"))
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    name = f"daily-{yesterday}"
+    collector.start()
+    server = None
+    try:
+        collector.wait_until(lambda: (folder / f"{name}.html").is_file(), 30,
+                             "the archived report")
+        time.sleep(2.5)  # passes that find no mail server
+        assert archive.sent(folder, name) is None
+        assert "watchdog duty reports failed" in collector.output()
+
+        monkeypatch.setattr(smtp_server, "free_port", lambda: port)
+        (tmp_path / "smtp").mkdir()
+        server = start_smtp(tmp_path / "smtp", tls="none")
+        received = server
+        collector.wait_until(lambda: received.messages, 30, "the mailed report")
+        time.sleep(3.5)  # more passes: nothing more is sent
+        [message] = server.messages
+        assert message.message["Subject"] == f"Daily inspection report {yesterday}"
+        found = parts(message.message)  # an empty store: no charts, but the same shape
+        assert "data:" not in found["html"] and "Hosts: 0 (" in found["text"]
+        marker = archive.sent(folder, name)
+        assert marker is not None and marker["message_id"] == message.message["Message-ID"]
+        assert "watchdog duty reports works again" in collector.output()
+    finally:
+        collector.stop()
+        if server is not None:
+            server.stop()
