@@ -69,8 +69,11 @@ def parts(msg: EmailMessage) -> dict[str, Any]:
     assert msg.get_content_type() == "multipart/alternative"
     text, related = msg.get_payload()  # type: ignore[misc]
     assert text.get_content_type() == "text/plain"
-    assert related.get_content_type() == "multipart/related"
-    page, *images = related.get_payload()
+    if related.get_content_type() == "text/html":  # a report without charts
+        page, images = related, []
+    else:
+        assert related.get_content_type() == "multipart/related"
+        page, *images = related.get_payload()
     assert page.get_content_type() == "text/html"
     return {"text": text.get_content().replace("\r\n", "\n"), "html": page.get_content(),
             "images": {i["Content-ID"].strip("<>"): i for i in images}}
