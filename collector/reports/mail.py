@@ -10,6 +10,8 @@ referenced by ``cid:``. The message::
         text/html          the report, images as cid:chart-N@patrol
         image/png ...      one part per chart (Content-ID, inline)
 
+(a report with nothing to chart, e.g. an empty fleet, has the text/html part alone).
+
 Sent through the email helpdesk's SMTP code (:class:`~patrol.ticketing_bridge.email.Email`),
 so connection, TLS, login and error mapping (``TemporaryError`` / ``PermanentError``)
 are the same as for tickets.
@@ -99,7 +101,9 @@ def message(html: str, report: dict[str, Any], sender: str, recipients: list[str
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
     msg.set_content(summary_text(report))
     msg.add_alternative(body, subtype="html")
-    html_part = msg.get_payload()[1]
+    html_part = msg.get_body(preferencelist=("html",))
+    if html_part is None:  # just added; the email package has no other way to say so
+        raise AssertionError("the HTML alternative is missing")
     for cid, png in images:
         html_part.add_related(png, "image", "png", cid=f"<{cid}>", disposition="inline",
                               filename=cid.split("@")[0] + ".png")

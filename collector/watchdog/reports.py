@@ -79,6 +79,6 @@ class ScheduledReports:
         else:
             report = make.retro_report(store, owed.first, owed.last, now)
         schedule = self.settings.scheduled()[owed.kind]
-        language = schedule.language or getattr(self.engine, "language", "en")
+        language = schedule.language or getattr(self.engine, "language", None) or "en"
         archive.store(folder, owed.name, html.render(report, language), html.to_json(report))
         log.info("archived %s in %s", owed.name, folder)
