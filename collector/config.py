@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from patrol.collector.dispatch.routing import TicketingSettings
 from patrol.collector.policy.maintenance import MaintenanceWindow
 from patrol.collector.policy.settings import PolicyConfig, Seconds
+from patrol.collector.reports.schedule import ReportsSettings
 from patrol.contract.explain import validated
 from patrol.contract.netconfig import ListenSettings
 from patrol.contract.secrets import resolve_secret
@@ -29,7 +30,7 @@ from patrol.contract.yamlsource import (
 )
 
 DEFAULT_LISTEN = "127.0.0.1:9732"
-TOP_LEVEL_KEYS = ("collector", "policy", "maintenance", "ticketing")
+TOP_LEVEL_KEYS = ("collector", "policy", "maintenance", "ticketing", "reports")
 
 
 class CollectorSettings(ListenSettings):
@@ -89,6 +90,7 @@ class CollectorConfig:
     maintenance: list[MaintenanceWindow] = field(default_factory=list)
     ticketing: TicketingSettings = field(default_factory=TicketingSettings)
     helpdesks: dict[str, Any] = field(default_factory=dict)  # name -> adapter Config
+    reports: ReportsSettings = field(default_factory=ReportsSettings)
 
 
 def is_collector_config(path: str | Path) -> bool:
@@ -116,11 +118,13 @@ def load_collector_config(path: str | Path) -> CollectorConfig:
     windows = _maintenance(tree, problems)
     ticketing, helpdesks = _ticketing(tree, problems)
     _page_problems(tree, policy, ticketing, problems)
+    reports = _reports(tree, path, problems)
     if settings is not None and settings.knowledge_file is not None:
         settings = _knowledge_file(settings, path, problems)
     if problems or settings is None:
         raise ConfigError(sorted(problems, key=lambda p: p.line))
-    return CollectorConfig(settings, str(path), policy, windows, ticketing, helpdesks)
+    return CollectorConfig(settings, str(path), policy, windows, ticketing, helpdesks,
+                           reports)
 
 
 def _knowledge_file(settings: CollectorSettings, path: Path,
@@ -222,3 +226,43 @@ def _maintenance(tree: SourceMap, problems: list[Problem]) -> list[MaintenanceWi
         names.add(window.name)
         windows.append(window)
     return windows
+
+
+def _reports(tree: SourceMap, path: Path, problems: list[Problem]) -> ReportsSettings:
+    """The ``reports:`` section (collector/reports/schedule.py): each scheduled report
+    needs an archive folder (its own or ``reports.archive``; relative to this config's
+    folder) and an ``smtp`` block to mail with."""
+    node = tree.get("reports")
+    if node is None:
+        return ReportsSettings()
+    if not isinstance(node, SourceMap):
+        problems.append(Problem(tree.file, tree.lines["reports"], "expected a mapping "
+                                "(timezone, archive, smtp, daily, retro)", section="reports"))
+        return ReportsSettings()
+    settings = validated(ReportsSettings, node, problems, section="reports")
+    if settings is None:
+        return ReportsSettings()
+    scheduled = settings.scheduled()
+    if scheduled and settings.smtp is None:
+        problems.append(Problem(tree.file, tree.lines["reports"], "scheduled reports are "
+                                "mailed; add an smtp block (host, from, ...: the email "
+                                "helpdesk's keys)", section="reports"))
+    daily = node.get("daily")
+    if isinstance(daily, SourceMap) and "period" in daily:
+        problems.append(Problem(tree.file, daily.lines["period"], "a daily report "
+                                "covers one day; period belongs to retro",
+                                section="reports", option="daily.period"))
+    for kind in scheduled:
+        if settings.archive_of(kind) is None:
+            problems.append(Problem(tree.file, node.lines[kind], "a scheduled report is "
+                                    "kept in an archive folder; set reports.archive or "
+                                    f"reports.{kind}.archive", section="reports",
+                                    option=kind))
+
+    def anchored(folder: Path | None) -> Path | None:
+        return folder if folder is None or folder.is_absolute() else path.parent / folder
+
+    update: dict[str, Any] = {"archive": anchored(settings.archive)}
+    for kind, schedule in scheduled.items():
+        update[kind] = schedule.model_copy(update={"archive": anchored(schedule.archive)})
+    return settings.model_copy(update=update)

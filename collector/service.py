@@ -56,6 +56,16 @@ class CollectorService:
         self._delivery: tuple[threading.Event, threading.Thread] | None = None
         self.server: Any = None
         self._app: Any = None
+        self._schedule_reports(config)
+
+    def _schedule_reports(self, config: CollectorConfig) -> None:
+        """The ``reports:`` schedules, run by the watchdog (leader only)."""
+        from patrol.collector.watchdog.reports import ScheduledReports
+
+        self.watchdog.reports = ScheduledReports(config.reports, self.engine) \
+            if config.reports.scheduled() else None
+        if self._app is not None:
+            self._app.state.reports = config.reports
 
     def _dispatcher(self, config: CollectorConfig) -> Any:
         """Adapters for the configured helpdesks, behind the dispatch outbox."""
@@ -92,6 +102,7 @@ class CollectorService:
                                self.settings.max_body_bytes)
         self._app.state.knowledge_file = self.settings.knowledge_file
         self._app.state.language = self.settings.language
+        self._app.state.reports = self.config.reports  # the archive, for the Reports page
         return self._app
 
     def reload(self, config: CollectorConfig) -> list[str]:
@@ -116,6 +127,7 @@ class CollectorService:
         if (config.helpdesks, config.ticketing) != (self.config.helpdesks,
                                                     self.config.ticketing):
             self._swap_dispatcher(self._dispatcher(config))
+        self._schedule_reports(config)
         self.config = config
         return notes
 

@@ -29,6 +29,8 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "agent_unset_variable.yaml": (3, "PATROL_CORPUS_UNSET_TOKEN is not set"),
     "agent_wrong_types.yaml": (3, "option 'interval': ['30s'] is not a duration"),
     "collector_bad_cron.yaml": (6, "option 'cron'"),
+    "collector_bad_report.yaml": (7, "option 'daily.cron': '0 7 * * 8' is not a cron "
+                                     "schedule"),
     "collector_binary.yaml": (3, "not UTF-8 text"),
     "collector_huge_number.yaml": (3, "option 'max_body_bytes'"),
     "collector_tabs.yaml": (3, "found character '\\t'"),

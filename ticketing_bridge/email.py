@@ -199,7 +199,12 @@ class Email:
 
     def _send(self, recipients: list[str], subject: str, markdown: str, view: TicketView,
               **ids: Any) -> None:
-        msg = self.build(recipients, subject, markdown, view, **ids)
+        self.deliver(self.build(recipients, subject, markdown, view, **ids), recipients)
+
+    def deliver(self, msg: EmailMessage, recipients: list[str]) -> None:
+        """Send any message through this adapter's SMTP settings, failures mapped to
+        :class:`TemporaryError` / :class:`PermanentError` (the collector's mailed
+        reports use it too)."""
         try:
             with self._connect() as smtp:
                 refused = smtp.send_message(msg, to_addrs=recipients)

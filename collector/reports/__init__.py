@@ -12,7 +12,9 @@ timeline says: reopens, first response, human touch, flapping), :mod:`.source`
 (reading the store), :mod:`.sla` (respond/resolve outcomes), :mod:`.figures`
 (means and rankings), :mod:`.retro`, :mod:`.daily`, :mod:`.make` (store in, report
 out), :mod:`.charts`, :mod:`.present` (how figures read), :mod:`.html`,
-:mod:`.locate` (which store to read) and :mod:`.cli` (``patrol report``).
+:mod:`.locate` (which store to read), :mod:`.cli` (``patrol report``), and for the
+collector's schedule :mod:`.schedule` (the config's ``reports:``), :mod:`.archive`
+(one file per report, and what was mailed) and :mod:`.mail` (charts as ``cid:`` parts).
 
 Importing this package imports nothing: the agent's start-up builds the CLI parser,
 and matplotlib and Jinja2 are loaded only when a report is made.

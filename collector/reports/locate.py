@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from patrol.collector.policy.settings import PolicyConfig
 
@@ -30,6 +31,7 @@ class Source:
     policy: PolicyConfig
     found_by: str  # what named the store, for messages
     language: str = "en"  # the collector config's, for the HTML report
+    reports: Any = None  # the config's ``reports:`` (ReportsSettings), for --mail
 
 
 def _from_config(path: Path, found_by: str) -> Source:
@@ -37,7 +39,7 @@ def _from_config(path: Path, found_by: str) -> Source:
 
     config = load_collector_config(path)
     return Source(config.collector.store, config.policy, found_by,
-                  config.collector.language)
+                  config.collector.language, config.reports)
 
 
 def locate(store: str | None, config: str | None, cwd: Path | None = None) -> Source:
@@ -45,7 +47,8 @@ def locate(store: str | None, config: str | None, cwd: Path | None = None) -> So
     cwd = cwd or Path.cwd()
     if config is not None:
         found = _from_config(Path(config), f"--config {config}")
-        return Source(store, found.policy, "--store", found.language) if store else found
+        return Source(store, found.policy, "--store", found.language,
+                      found.reports) if store else found
     if store:
         return Source(store, PolicyConfig(), "--store")
     up_file = cwd / UP_FILE

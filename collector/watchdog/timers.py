@@ -15,7 +15,9 @@ ticket's number, counted in ``/metrics`` and retried next pass; the rest run on 
 - ``staleness``: checks whose results stopped arriving (:mod:`collector.watchdog.silence`);
 - ``maintenance_end``: anything still failing when a window ends is ticketed at once,
   whatever its source (:mod:`collector.watchdog.maintenance_end`);
-- ``prune``: hourly, old events and delivered helpdesk actions are forgotten.
+- ``prune``: hourly, old events and delivered helpdesk actions are forgotten;
+- ``reports``: the config's scheduled reports, archived and mailed once each
+  (:mod:`collector.watchdog.reports`; set as :attr:`Watchdog.reports` by the service).
 
 Only the leader runs them (:mod:`collector.watchdog.leader`): several replicas on one
 PostgreSQL database would otherwise each comment and escalate. The helpdesk sync
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from patrol.collector.dispatch.dispatcher import Dispatcher
     from patrol.collector.engine import Engine
     from patrol.collector.store.base import Transaction
+    from patrol.collector.watchdog.reports import ScheduledReports
 
 log = logging.getLogger("patrol.collector.watchdog")
 
@@ -68,6 +71,7 @@ class Watchdog:
         self.maintenance_checked_to: float | None = None
         self.last_prune = float("-inf")
         self.passes = 0
+        self.reports: ScheduledReports | None = None  # the config's ``reports:`` schedules
         # Silence is counted from no earlier than this: while the collector itself was
         # down it heard nothing, and that is no host's fault (a restart is not an event).
         # (collector.watchdog.silence.counted_from).
@@ -120,6 +124,10 @@ class Watchdog:
         counts["maintenance_ended"] = self._duty(
             "maintenance_end", lambda: self._maintenance_ended(now), now) or 0
         counts["pruned"] = self._duty("prune", lambda: self._prune(now), now) or 0
+        if self.reports is not None:
+            reports = self.reports
+            counts["reports_mailed"] = self._duty("reports", lambda: reports.run(now),
+                                                  now) or 0
 
     def _per_ticket(self, snapshot: list[Ticket], now: float) -> tuple[int, int]:
         """Each ticket's timer and SLA steps, each failing alone (deciding whether one

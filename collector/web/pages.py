@@ -554,7 +554,42 @@ def reports(request: Request) -> Response:
     return _page(request, "reports.html", {
         "title": "Reports", "refresh_page": False, "today": today.isoformat(),
         "yesterday": date.fromordinal(today.toordinal() - 1).isoformat(),
-        "week_start": date.fromordinal(today.toordinal() - 6).isoformat()})
+        "week_start": date.fromordinal(today.toordinal() - 6).isoformat(),
+        "archived": _archived_reports(request)})
+
+
+def _archive_folders(request: Request) -> list[Path]:
+    """The folders the ``reports:`` schedules write to (one, or one per report)."""
+    settings = getattr(request.app.state, "reports", None)
+    if settings is None:
+        return []
+    folders = [settings.archive_of(kind) for kind in settings.scheduled()]
+    return list(dict.fromkeys(f for f in [settings.archive, *folders] if f is not None))
+
+
+def _archived_reports(request: Request) -> list[Any]:
+    from patrol.collector.reports import archive
+
+    entries = {e.file: e for folder in _archive_folders(request)
+               for e in archive.listing(folder)}
+    return sorted(entries.values(), key=lambda e: (e.last, e.kind, e.first), reverse=True)
+
+
+@router.get("/reports/archive/{name}")
+def archived_report(request: Request, name: str) -> Response:
+    """An archived report, as it was made (and mailed)."""
+    if denied := _denied(request):
+        return denied
+    from patrol.collector.reports import archive
+
+    # Only a name the listing shows is served: no path is taken from the URL.
+    for folder in _archive_folders(request):
+        if any(entry.file == name for entry in archive.listing(folder)):
+            return Response((folder / name).read_bytes(),
+                            media_type="text/html; charset=utf-8",
+                            headers=REPORT_SECURITY_HEADERS)
+    return _problem(request, 404, "No such archived report",
+                    "The archived reports are listed at /reports.")
 
 
 @router.get("/reports/{kind}")
