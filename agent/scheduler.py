@@ -39,6 +39,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from patrol.checks.config import CheckConfig
+from patrol.contract.cron import crontab_trigger
 
 log = logging.getLogger("patrol.scheduler")
 
@@ -227,9 +228,7 @@ def zone_name(name: str | None) -> str:
 
 
 def cron_trigger(schedule: str, timezone: str | None) -> Cron:
-    from apscheduler.triggers.cron import CronTrigger
-
-    return Cron(CronTrigger.from_crontab(schedule, timezone=zone(timezone)))
+    return Cron(crontab_trigger(schedule, zone(timezone)))
 
 
 def next_due(last_run: float | None, *, interval: float | None = None,

@@ -206,10 +206,10 @@ class CheckConfig(BaseModel):
     def _cron(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        from apscheduler.triggers.cron import CronTrigger
+        from patrol.contract.cron import crontab_trigger
 
         try:
-            CronTrigger.from_crontab(value)
+            crontab_trigger(value)
         except ValueError as exc:
             raise ValueError(
                 f"{value!r} is not a cron schedule ({exc}); "

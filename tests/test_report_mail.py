@@ -19,7 +19,7 @@ import pytest
 
 from patrol.collector.reports import archive, html
 from patrol.collector.reports.make import daily_report, retro_report
-from patrol.collector.reports.schedule import ReportsSettings, crontab_weekdays, due
+from patrol.collector.reports.schedule import ReportsSettings, due
 from patrol.collector.watchdog.leader import Leadership
 from patrol.collector.watchdog.reports import ScheduledReports
 from patrol.ticketing_bridge.protocol import TemporaryError
@@ -162,13 +162,6 @@ def test_a_firing_owes_the_days_that_ended_before_it(cron: str, zone: str, now: 
     owed = due(kind, config.scheduled()[kind], zone, at(now))
     assert owed is not None
     assert (owed.kind, str(owed.first), str(owed.last)) == expected
-
-
-@pytest.mark.parametrize(("field", "names"), [
-    ("1", "mon"), ("0", "sun"), ("7", "sun"), ("1-5", "mon-fri"), ("0-2", "sun,mon-tue"),
-    ("5-7", "fri-sun"), ("mon,3", "mon,wed"), ("*", "*"), ("mon-fri/2", "mon-fri/2")])
-def test_crontab_weekday_numbers_mean_what_crontab_says(field: str, names: str) -> None:
-    assert crontab_weekdays(field) == names
 
 
 def test_a_firing_missed_by_more_than_a_day_is_not_made() -> None:

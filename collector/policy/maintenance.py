@@ -34,6 +34,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from patrol.collector.policy.settings import Seconds
+from patrol.contract.cron import crontab_trigger
 
 if TYPE_CHECKING:
     from patrol.collector.store.base import TicketStore
@@ -110,7 +111,7 @@ class MaintenanceWindow(BaseModel):
     def _crontab(cls, expression: str | None) -> str | None:
         if expression is not None:
             try:
-                CronTrigger.from_crontab(expression, timezone="UTC")
+                crontab_trigger(expression)
             except ValueError as exc:
                 raise ValueError(f"cron {expression!r}: {exc}") from None
         return expression
@@ -142,7 +143,7 @@ class MaintenanceWindow(BaseModel):
 
     def _trigger_in(self, zone: ZoneInfo) -> CronTrigger | None:
         if self.cron is not None:
-            return CronTrigger.from_crontab(self.cron, timezone=zone)
+            return crontab_trigger(self.cron, zone)
         if self.weekly is not None:
             start = _minutes(self.weekly.from_)
             return CronTrigger(day_of_week=",".join(self.weekly.days),

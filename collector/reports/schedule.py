@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from patrol.collector.policy.settings import Seconds
 from patrol.collector.reports.period import DAY_SECONDS, day_of
+from patrol.contract.cron import crontab_trigger
 from patrol.ticketing_bridge.email import Email
 
 KINDS = ("daily", "retro")
@@ -151,49 +152,9 @@ class Due:
         return f"retro-{self.first}-{self.last}"
 
 
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def crontab_weekdays(field: str) -> str:
-    """crontab's day-of-week field (0 or 7 Sunday, 1 Monday, ...) in day names.
-
-    APScheduler 3's ``CronTrigger.from_crontab`` reads the numbers as its own weekdays
-    (0 = Monday), so ``0 8 * * 1`` would fire on Tuesdays; names mean the same to both.
-    """
-    def name(token: str) -> str:
-        if not token.isdigit():
-            return token
-        if int(token) > 7:
-            raise ValueError(f"day of week {token} is not 0-7")
-        return _WEEKDAYS[int(token)]
-
-    names = []
-    for item in field.split(","):
-        span, slash, step = item.partition("/")
-        first, dash, last = span.partition("-")
-        if slash and (first.isdigit() or last.isdigit()):
-            raise ValueError("write a day-of-week step with day names, e.g. mon-fri/2")
-        if dash and first.isdigit() and int(first) == 0:  # sun-... wraps in day names
-            names.append("sun")
-            if last != "0":
-                names.append(f"mon-{name(last)}")
-        elif dash:
-            names.append(f"{name(first)}-{name(last)}" + (slash + step if slash else ""))
-        else:
-            names.append(name(span) + (slash + step if slash else ""))
-    return ",".join(names)
-
-
 def trigger(cron: str, zone: str) -> Any:
     """The five-field crontab line as an APScheduler trigger in ``zone``."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    fields = cron.split()
-    if len(fields) != 5:
-        raise ValueError(f"wrong number of fields; got {len(fields)}, expected 5")
-    minute, hour, day, month, weekday = fields
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
-                       day_of_week=crontab_weekdays(weekday), timezone=ZoneInfo(zone))
+    return crontab_trigger(cron, zone)
 
 
 def latest_firing(cron: str, zone: str, now: float, since: float) -> float | None:
