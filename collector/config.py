@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from patrol.collector.check_sets import CheckSets
 from patrol.collector.dispatch.routing import TicketingSettings
 from patrol.collector.policy.maintenance import MaintenanceWindow
 from patrol.collector.policy.settings import PolicyConfig, Seconds
@@ -29,7 +30,7 @@ from patrol.contract.yamlsource import (
 )
 
 DEFAULT_LISTEN = "127.0.0.1:9732"
-TOP_LEVEL_KEYS = ("collector", "policy", "maintenance", "ticketing")
+TOP_LEVEL_KEYS = ("collector", "policy", "maintenance", "ticketing", "check_sets")
 
 
 class CollectorSettings(ListenSettings):
@@ -89,6 +90,7 @@ class CollectorConfig:
     maintenance: list[MaintenanceWindow] = field(default_factory=list)
     ticketing: TicketingSettings = field(default_factory=TicketingSettings)
     helpdesks: dict[str, Any] = field(default_factory=dict)  # name -> adapter Config
+    check_sets: CheckSets = field(default_factory=CheckSets)
 
 
 def is_collector_config(path: str | Path) -> bool:
@@ -116,11 +118,21 @@ def load_collector_config(path: str | Path) -> CollectorConfig:
     windows = _maintenance(tree, problems)
     ticketing, helpdesks = _ticketing(tree, problems)
     _page_problems(tree, policy, ticketing, problems)
+    check_sets = _check_sets(tree, path, problems)
     if settings is not None and settings.knowledge_file is not None:
         settings = _knowledge_file(settings, path, problems)
     if problems or settings is None:
         raise ConfigError(sorted(problems, key=lambda p: p.line))
-    return CollectorConfig(settings, str(path), policy, windows, ticketing, helpdesks)
+    return CollectorConfig(settings, str(path), policy, windows, ticketing, helpdesks,
+                           check_sets)
+
+
+def _check_sets(tree: SourceMap, path: Path, problems: list[Problem]) -> CheckSets:
+    """Central check sets (collector/check_sets.py): shapes only; agents validate the
+    checks with their own registry. Paths are relative to this config's folder."""
+    from patrol.collector.check_sets import parse_check_sets
+
+    return parse_check_sets(tree, path.parent, problems)
 
 
 def _knowledge_file(settings: CollectorSettings, path: Path,

@@ -92,6 +92,7 @@ class CollectorService:
                                self.settings.max_body_bytes)
         self._app.state.knowledge_file = self.settings.knowledge_file
         self._app.state.language = self.settings.language
+        self._app.state.check_sets = self.config.check_sets
         return self._app
 
     def reload(self, config: CollectorConfig) -> list[str]:
@@ -112,6 +113,8 @@ class CollectorService:
         if self._app is not None:
             self._app.state.tokens = TokenBook(self.agent_tokens, self.operator_tokens)
         self.engine.policy = config.policy
+        if self._app is not None:  # agents see a changed set on their next pull
+            self._app.state.check_sets = config.check_sets
         self.engine.sync_config_windows(config.maintenance)
         if (config.helpdesks, config.ticketing) != (self.config.helpdesks,
                                                     self.config.ticketing):
