@@ -134,7 +134,7 @@ def _sets(node: SourceMap, base: Path, problems: list[Problem]) -> dict[str, lis
         checks = _set_checks(value, node.file, line, base, section, problems)
         kept = []
         for check in checks:
-            check_name = check.get("name")
+            check_name = str(check.get("name"))  # a string: _shaped kept only those
             if check_name in seen:
                 file, first, other = seen[check_name]
                 problems.append(Problem(check.file, check.line, f"duplicate check name (first "
