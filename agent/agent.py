@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from patrol.agent import scheduler as sched
-from patrol.agent.check_sets import CheckSetCollector, CheckSetState, merge
+from patrol.agent.check_sets import CheckSetState, merge
 from patrol.agent.config import AgentConfig, ConfigError, load_config
 from patrol.agent.diagnostics.redact import install_log_redaction
 from patrol.agent.history import MeasurementHistory
@@ -144,6 +144,7 @@ class Agent:
         return self.scheduler.running and not self._stopped.is_set()
 
     def _registry(self) -> Any:
+        from patrol.agent.check_set_metrics import CheckSetCollector
         from patrol.agent.delivery_metrics import DeliveryCollector
         from patrol.agent.exposition import build_registry
 

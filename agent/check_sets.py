@@ -24,12 +24,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from patrol.agent.config import COMMAND_TYPES, AgentConfig, ConfiguredCheck, validate_check
 from patrol.contract.yamlsource import Problem, SourceList, SourceMap, load
@@ -170,33 +167,3 @@ def _accept(remote: RemoteEntry, path: Path, taken: dict[str, ConfiguredCheck],
     if configured is None or problems:
         return None, "invalid", f"{where} is refused: " + "; ".join(str(p) for p in problems)
     return configured, "", ""
-
-
-class CheckSetCollector:
-    """``patrol_check_set_*`` at scrape time, from the agent's :class:`CheckSetState`."""
-
-    def __init__(self, state: CheckSetState) -> None:
-        self.state = state
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        state = self.state
-        info = GaugeMetricFamily("patrol_check_set_info", "The check-set version this agent "
-                                 "applied (empty: none)", labels=["version"])
-        info.add_metric([state.version or ""], 1)
-        yield info
-        yield GaugeMetricFamily("patrol_check_set_checks", "Checks from the collector's "
-                                "check sets running now", value=state.running)
-        rejected = CounterMetricFamily(
-            "patrol_check_set_rejected", "Remote checks not run, counted each time a set "
-            "is applied (start, reload, new version), by reason", labels=["reason"])
-        for reason in ("invalid", "local_conflict", "local_reference", "type_not_allowed"):
-            rejected.add_metric([reason], state.rejected[reason])
-        yield rejected
-        pulls = CounterMetricFamily("patrol_check_set_pulls", "Check-set pulls by result",
-                                    labels=["result"])
-        for result in ("updated", "unchanged", "refused", "failed"):
-            pulls.add_metric([result], state.pulls[result])
-        yield pulls

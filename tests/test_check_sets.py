@@ -304,3 +304,10 @@ def test_a_pulled_set_that_fails_validation_is_refused_and_the_last_good_stays(
     merged = merge(config, tmp_path / "state", state)
     assert [c.config.name for c in merged.checks] == ["cpu", "load"]
     puller.stop()
+
+
+def test_too_many_labels_are_refused_with_the_field_named(client: TestClient) -> None:
+    answer = client.get("/api/v1/check-sets", headers=AGENT, params={
+        "host": "db-01", "label": [f"k{i}=v" for i in range(65)]})
+    assert answer.status_code == 422
+    assert any(p.startswith("query.label:") for p in answer.json()["problems"]), answer.json()
