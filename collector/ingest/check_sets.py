@@ -33,6 +33,7 @@ from patrol.collector.check_sets import CheckSets
 router = APIRouter()
 
 MAX_LABELS = 64
+MAX_REMEMBERED = 100_000  # hosts whose last pull is kept; a shared token can name any host
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "the host's check sets; the ETag header carries their version",
@@ -83,8 +84,10 @@ def get_check_sets(
     assigned = check_sets.for_host(labels)
     held = _held(request.headers.get("if-none-match"))
     clock = getattr(request.app.state, "clock", time.time)
-    pulls(request.app.state)[host] = {"held": held, "assigned": assigned.version,
-                                      "at": clock()}
+    remembered = pulls(request.app.state)
+    if len(remembered) >= MAX_REMEMBERED and host not in remembered:
+        remembered.clear()  # forgotten hosts are remembered again at their next pull
+    remembered[host] = {"held": held, "assigned": assigned.version, "at": clock()}
     etag = f'"{assigned.version}"'
     if held == assigned.version:
         return Response(status_code=304, headers={"ETag": etag})
