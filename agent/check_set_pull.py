@@ -92,7 +92,10 @@ class CheckSetPuller:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=TIMEOUT[0] + TIMEOUT[1])
-        for connection in self._connections.values():
+        self._close()
+
+    def _close(self) -> None:
+        for connection in list(self._connections.values()):
             connection.close()
 
     def _loop(self) -> None:
@@ -102,6 +105,7 @@ class CheckSetPuller:
                     self.pull()  # tells the collector at once which version runs here
             except Exception:  # a failed pull must never end the loop
                 log.exception("check-set pull failed")
+            self._close()  # minutes until the next pull: hold no idle socket meanwhile
             self._stop.wait(self._settings().check_sets.interval)
 
     def pull(self) -> str:
