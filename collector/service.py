@@ -111,7 +111,9 @@ class CollectorService:
         self.agent_tokens = list(new.agent_tokens) + self._extra_tokens[0]
         self.operator_tokens = list(new.operator_tokens) + self._extra_tokens[1]
         if self._app is not None:
-            self._app.state.tokens = TokenBook(self.agent_tokens, self.operator_tokens)
+            # With the store: issued (per-host) credentials must outlive a reload.
+            self._app.state.tokens = TokenBook(self.agent_tokens, self.operator_tokens,
+                                               self.store, self.engine.clock)
         self.engine.policy = config.policy
         if self._app is not None:  # agents see a changed set on their next pull
             self._app.state.check_sets = config.check_sets

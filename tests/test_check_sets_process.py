@@ -185,6 +185,11 @@ def test_agent_pulls_applies_and_keeps_its_check_sets(
                          "the changed set applied")
         second = _applied_version(metrics(agent))
         assert second != first
+        # The issued credential still works after the reload (it is in the store).
+        own = requests.get(collector.url + "/api/v1/check-sets",
+                           params={"host": "web-01", "label": "role=web"},
+                           headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert own.status_code == 200 and own.json()["version"] == second, own.text
 
         # Collector gone, agent restarted: the last good set still runs.
         collector.stop()
