@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from patrol.agent import scheduler as sched
+from patrol.agent.check_sets import CheckSetState, merge
 from patrol.agent.config import AgentConfig, ConfigError, load_config
 from patrol.agent.diagnostics.redact import install_log_redaction
 from patrol.agent.history import MeasurementHistory
@@ -73,7 +74,9 @@ class Agent:
         # ``adjust`` rewrites every loaded config, reloads included (``patrol up`` uses
         # it to point the agent at its own collector).
         self.adjust = adjust or (lambda config: config)
-        self.config = self.adjust(config or load_config(self.config_path))
+        self.check_sets = CheckSetState()
+        self.puller: Any = None
+        self.config = self._with_check_sets(self.adjust(config or load_config(self.config_path)))
         self.policy = self.config.policy()  # built once per config: every event uses it
         self.table = StateTable(infos_for(self.config), state_file(self.config))
         self.runners = runners_for(self.config)
@@ -141,11 +144,13 @@ class Agent:
         return self.scheduler.running and not self._stopped.is_set()
 
     def _registry(self) -> Any:
+        from patrol.agent.check_set_metrics import CheckSetCollector
         from patrol.agent.delivery_metrics import DeliveryCollector
         from patrol.agent.exposition import build_registry
 
         return build_registry(self.table, self.info_labels(),
-                              extra=(DeliveryCollector(lambda: self.pusher),))
+                              extra=(DeliveryCollector(lambda: self.pusher),
+                                     CheckSetCollector(self.check_sets)))
 
     def info_labels(self) -> dict[str, str]:
         """Labels of ``patrol_agent_info``: the host, then the operator's labels."""
@@ -164,6 +169,7 @@ class Agent:
         for warning in self.config.warnings:
             log.warning("%s", warning)
         self._start_delivery()
+        self._start_pull()
         if serve:
             from patrol.agent.server import AgentServer
 
@@ -219,6 +225,23 @@ class Agent:
         self.pusher.start()
         log.info("delivering events to %s", ", ".join(t.name for t in targets))
 
+    def _with_check_sets(self, config: AgentConfig) -> AgentConfig:
+        """``config`` plus the last good check sets from the collector, when pulled."""
+        if not config.agent.check_sets.pull:
+            return config
+        return merge(config, Path(config.agent.state_dir), self.check_sets)
+
+    def _start_pull(self) -> None:
+        """The check-set puller (agent/check_set_pull.py), once pulling is configured; it
+        reads the live settings at each pull, so a reload needs no restart of it."""
+        settings = self.config.agent
+        if self.puller is not None or not (settings.check_sets.pull and settings.collector):
+            return
+        from patrol.agent.check_set_pull import CheckSetPuller
+
+        self.puller = CheckSetPuller(lambda: self.config.agent, self.reload, self.check_sets)
+        self.puller.start()
+
     def _stop_delivery(self) -> None:
         if self.pusher is None:
             return
@@ -233,7 +256,7 @@ class Agent:
 
         registry.refresh()  # a plugin installed while the agent ran is found on reload
         try:
-            new = self.adjust(load_config(self.config_path))
+            new = self._with_check_sets(self.adjust(load_config(self.config_path)))
         except ConfigError as exc:
             log.error("config reload refused; still running the previous config:\n%s", exc)
             return False
@@ -258,6 +281,7 @@ class Agent:
                 self.server.update(token=new.agent.token.reveal() if new.agent.token else None,
                                    agent_info=self.agent_info(),
                                    registry=self._registry())
+        self._start_pull()
         log.info("config reloaded: %d checks", len(self.runners))
         return True
 
@@ -267,6 +291,8 @@ class Agent:
         self._stopped.set()
         self._poke()  # a stop() from another thread ends serve_forever too
         self.scheduler.shutdown(wait=False)
+        if self.puller is not None:
+            self.puller.stop()
         self._stop_delivery()
         if self.server is not None:
             self.server.stop()

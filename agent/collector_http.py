@@ -58,8 +58,9 @@ def tls_context(ca_file: Path | None) -> ssl.SSLContext:
 
 
 class CollectorConnection:
-    """POSTs to one collector origin over one reused connection. Not thread-safe:
-    each delivery lane owns its own."""
+    """Requests (POSTs; a GET for check sets) to one collector origin over one reused
+    connection. Not thread-safe: each delivery lane (and the check-set puller) owns its
+    own."""
 
     def __init__(self, base_url: str, *, ca_file: Path | None = None,
                  idle_seconds: float = 4.0,
@@ -83,17 +84,26 @@ class CollectorConnection:
              timeout: tuple[float, float]) -> Answer:
         """POST ``body``; raises ``OSError`` or ``http.client.HTTPException`` when no
         answer came (connection refused, TLS failure, timeout, reset twice)."""
+        return self.request("POST", path, body, headers, timeout)
+
+    def get(self, path: str, headers: Mapping[str, str],
+            timeout: tuple[float, float]) -> Answer:
+        """GET ``path`` (check sets); fails as :meth:`post` does."""
+        return self.request("GET", path, None, headers, timeout)
+
+    def request(self, method: str, path: str, body: bytes | None,
+                headers: Mapping[str, str], timeout: tuple[float, float]) -> Answer:
         reused = self._conn is not None and not self._expired()
         if not reused:
             self.close()
         try:
-            return self._exchange(path, body, headers, timeout)
+            return self._exchange(method, path, body, headers, timeout)
         except STALE_CONNECTION_ERRORS:
             self.close()
             if not reused:
                 raise
             self.stale_retries += 1
-            return self._exchange(path, body, headers, timeout)
+            return self._exchange(method, path, body, headers, timeout)
         except BaseException:
             self.close()
             raise
@@ -109,10 +119,10 @@ class CollectorConnection:
         readable, _, _ = select.select([sock], [], [], 0)
         return bool(readable)
 
-    def _exchange(self, path: str, body: bytes, headers: Mapping[str, str],
-                  timeout: tuple[float, float]) -> Answer:
+    def _exchange(self, method: str, path: str, body: bytes | None,
+                  headers: Mapping[str, str], timeout: tuple[float, float]) -> Answer:
         conn = self._connection(timeout)
-        conn.request("POST", self.prefix + path, body=body, headers=dict(headers))
+        conn.request(method, self.prefix + path, body=body, headers=dict(headers))
         response = conn.getresponse()
         text = response.read().decode("utf-8", "replace")
         answer = Answer(response.status, {k.lower(): v for k, v in response.getheaders()},

@@ -85,6 +85,40 @@ def _endpoint_list(value: object) -> object:
     return [value] if isinstance(value, dict) else value
 
 
+# Check types that start a process, so never run from a collector's check set unless
+# the host's own config lists them in ``check_sets.allow_types``: what each runs.
+COMMAND_TYPES = {
+    "nagios": "the plugin its config names, with its arguments",
+    "systemd": "systemctl",
+    "updates": "apt-get or dnf",
+    "disk_health": "smartctl",
+    "clock": "chronyc or timedatectl",
+}
+# Plugin types (entry points) are not in it either: whether they run commands is unknown.
+REMOTE_DEFAULT_TYPES = tuple(sorted(t for t in registry.BUILTINS if t not in COMMAND_TYPES))
+
+
+class CheckSetSettings(BaseModel):
+    """``agent.check_sets``: pull checks the collector assigns (collector/check_sets.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pull: bool = False
+    # At least 10 s: an unchanged set costs one 304, but thousands of agents add up.
+    interval: Duration = Field(default=300.0, ge=10, le=86400)
+    allow_types: list[str] = Field(default_factory=lambda: list(REMOTE_DEFAULT_TYPES))
+
+    @field_validator("allow_types")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        known = registry.known_types()
+        for name in value:
+            if name not in known:
+                raise ValueError(f"unknown check type {name!r}; known types: "
+                                 + ", ".join(known))
+        return value
+
+
 class AgentSettings(ListenSettings):
     """The ``agent:`` block (``listen``, ``tls_cert``, ``tls_key``: :class:`ListenSettings`)."""
 
@@ -105,6 +139,7 @@ class AgentSettings(ListenSettings):
     outbox_cap: int = Field(default=100_000, ge=100)
     # Extra names (query parameters, keys, KEY=value, --options) to mask everywhere.
     secret_names: list[str] = Field(default_factory=list)
+    check_sets: CheckSetSettings = CheckSetSettings()
 
     @field_validator("collector", mode="before")
     @classmethod
@@ -169,8 +204,11 @@ class AgentConfig:
         return Policy.build(self.secrets(), self.agent.secret_names)
 
 
-def _validate_check(entry: Any, file: str, line: int, problems: list[Problem]
-                    ) -> ConfiguredCheck | None:
+def validate_check(entry: Any, file: str, line: int, problems: list[Problem]
+                   ) -> ConfiguredCheck | None:
+    """One ``checks:`` entry (a :class:`SourceMap`) validated with the check registry;
+    None, with its problems appended, when it cannot run. (Check sets from a collector
+    are validated by this too: agent/check_sets.py.)"""
     if not isinstance(entry, SourceMap):
         problems.append(Problem(file, line, "each check must be a mapping with at least "
                                 "'name' and 'type'; see configs/agent.yaml", section="checks"))
@@ -287,7 +325,7 @@ def load_config(path: str | Path) -> AgentConfig:
         elif isinstance(name, str):
             seen[name] = (file, line)
         # A duplicate is still validated: renaming it must not reveal new problems.
-        configured = _validate_check(entry, file, line, problems)
+        configured = validate_check(entry, file, line, problems)
         if configured is None or duplicate:
             continue
         if configured.missing_driver:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from patrol.collector.check_sets import CheckSets
 from patrol.collector.dispatch.routing import TicketingSettings
 from patrol.collector.policy.maintenance import MaintenanceWindow
 from patrol.collector.policy.settings import PolicyConfig, Seconds
@@ -30,7 +31,7 @@ from patrol.contract.yamlsource import (
 )
 
 DEFAULT_LISTEN = "127.0.0.1:9732"
-TOP_LEVEL_KEYS = ("collector", "policy", "maintenance", "ticketing", "reports")
+TOP_LEVEL_KEYS = ("collector", "policy", "maintenance", "ticketing", "reports", "check_sets")
 
 
 class CollectorSettings(ListenSettings):
@@ -91,6 +92,7 @@ class CollectorConfig:
     ticketing: TicketingSettings = field(default_factory=TicketingSettings)
     helpdesks: dict[str, Any] = field(default_factory=dict)  # name -> adapter Config
     reports: ReportsSettings = field(default_factory=ReportsSettings)
+    check_sets: CheckSets = field(default_factory=CheckSets)
 
 
 def is_collector_config(path: str | Path) -> bool:
@@ -119,12 +121,21 @@ def load_collector_config(path: str | Path) -> CollectorConfig:
     ticketing, helpdesks = _ticketing(tree, problems)
     _page_problems(tree, policy, ticketing, problems)
     reports = _reports(tree, path, problems)
+    check_sets = _check_sets(tree, path, problems)
     if settings is not None and settings.knowledge_file is not None:
         settings = _knowledge_file(settings, path, problems)
     if problems or settings is None:
         raise ConfigError(sorted(problems, key=lambda p: p.line))
     return CollectorConfig(settings, str(path), policy, windows, ticketing, helpdesks,
-                           reports)
+                           reports, check_sets)
+
+
+def _check_sets(tree: SourceMap, path: Path, problems: list[Problem]) -> CheckSets:
+    """Central check sets (collector/check_sets.py): shapes only; agents validate the
+    checks with their own registry. Paths are relative to this config's folder."""
+    from patrol.collector.check_sets import parse_check_sets
+
+    return parse_check_sets(tree, path.parent, problems)
 
 
 def _knowledge_file(settings: CollectorSettings, path: Path,

@@ -103,6 +103,7 @@ class CollectorService:
         self._app.state.knowledge_file = self.settings.knowledge_file
         self._app.state.language = self.settings.language
         self._app.state.reports = self.config.reports  # the archive, for the Reports page
+        self._app.state.check_sets = self.config.check_sets
         return self._app
 
     def reload(self, config: CollectorConfig) -> list[str]:
@@ -121,8 +122,12 @@ class CollectorService:
         self.agent_tokens = list(new.agent_tokens) + self._extra_tokens[0]
         self.operator_tokens = list(new.operator_tokens) + self._extra_tokens[1]
         if self._app is not None:
-            self._app.state.tokens = TokenBook(self.agent_tokens, self.operator_tokens)
+            # With the store: issued (per-host) credentials must outlive a reload.
+            self._app.state.tokens = TokenBook(self.agent_tokens, self.operator_tokens,
+                                               self.store, self.engine.clock)
         self.engine.policy = config.policy
+        if self._app is not None:  # agents see a changed set on their next pull
+            self._app.state.check_sets = config.check_sets
         self.engine.sync_config_windows(config.maintenance)
         if (config.helpdesks, config.ticketing) != (self.config.helpdesks,
                                                     self.config.ticketing):

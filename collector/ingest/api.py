@@ -305,6 +305,10 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
 
     app.include_router(inventory_router)
 
+    from patrol.collector.ingest.check_sets import router as check_sets_router
+
+    app.include_router(check_sets_router)
+
     # The web pages need only core dependencies (Jinja2, FastAPI): a failing import is
     # a broken install and stops start-up, never a collector silently without its UI.
     from patrol.collector.web.pages import router as pages_router

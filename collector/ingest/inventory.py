@@ -45,9 +45,13 @@ def _ticket_brief(ticket: Ticket) -> dict[str, Any]:
             "status": str(ticket.status), "check": ticket.check}
 
 
-def hosts_inventory(store: TicketStore, now: float, collector_version: str = PATROL_VERSION
+def hosts_inventory(store: TicketStore, now: float, collector_version: str = PATROL_VERSION,
+                    check_set_pulls: dict[str, dict[str, Any]] | None = None
                     ) -> dict[str, Any]:
-    """Every host with its labels, agent version, heartbeat, checks and open tickets."""
+    """Every host with its labels, agent version, heartbeat, checks and open tickets,
+    and, for a host that pulled check sets from this collector process, the version it
+    holds and the one assigned to it now (:mod:`collector.ingest.check_sets`)."""
+    pulls = check_set_pulls or {}
     checks: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for state in store.check_states():
         checks[state["host"]].append({k: state[k] for k in
@@ -69,8 +73,16 @@ def hosts_inventory(store: TicketStore, now: float, collector_version: str = PAT
             "reachable": row["reachable"], "metrics_address": row.get("metrics_address"),
             "checks": checks.get(name, []),
             "open_tickets": sorted(tickets.get(name, []), key=lambda t: t["priority"]),
+            "check_set": _check_set(pulls.get(name)),
         })
     return {"collector_version": collector_version, "hosts": hosts}
+
+
+def _check_set(pull: dict[str, Any] | None) -> dict[str, Any] | None:
+    if pull is None:
+        return None
+    return {"version": pull["held"], "assigned": pull["assigned"],
+            "current": pull["held"] == pull["assigned"], "pulled_at": pull["at"]}
 
 
 def prometheus_targets(store: TicketStore) -> list[dict[str, Any]]:
@@ -97,7 +109,8 @@ def list_hosts(request: Request) -> dict[str, Any]:
     """The fleet inventory; ``version_differs`` marks agents not on the collector's
     version."""
     require(request, OPERATOR)
-    return hosts_inventory(request.app.state.store, _now(request))
+    return hosts_inventory(request.app.state.store, _now(request),
+                           check_set_pulls=getattr(request.app.state, "check_set_pulls", None))
 
 
 @router.get("/api/v1/sd/prometheus", tags=["fleet"])
