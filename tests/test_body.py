@@ -639,3 +639,21 @@ def test_a_real_agent_names_its_config_in_the_event_and_the_tickets(tmp_path: Pa
     pids = [line.split("|")[1].strip() for line in top.splitlines()
             if re.match(r"\| \d", line)]
     assert pids and all(pid.isdigit() for pid in pids), top  # never "21,072"
+
+
+@pytest.mark.parametrize("start", ["~~~", "```", "# heading", "> quote", "1. item", "- dash",
+                                   "| cell |", "<div>", "=====", "* star"])
+def test_an_agents_value_that_looks_like_markdown_does_not_restyle_the_rest(start: str) -> None:
+    """A log line or status text that starts like a fence used to hide every section
+    after it inside a code block; a heading or a list changed the layout. Each reads as
+    the text it is, in every helpdesk format, and the next section is still a section."""
+    from patrol.contract.markup import to_html, to_text
+
+    markdown = "\n".join(render_diagnostics({
+        "log": {"matched": [f"{start} from the log", "second line"]},
+        "status": start, "zz_last": "still visible"}))
+    html = to_html(markdown)
+    assert "<h3>Zz last</h3>" in html and "<p>still visible</p>" in html
+    assert "<pre>" not in html
+    for line in (f"{start} from the log", start):
+        assert line in to_text(markdown)

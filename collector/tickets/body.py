@@ -76,6 +76,23 @@ def _fence(text: str) -> list[str]:
     return [fence, text, fence]
 
 
+_BLOCK_START = re.compile(r"(?:[`~#>|=<*+_-]|\d{1,9}[.)])")
+
+
+def _as_text(line: str) -> str:
+    """An agent's value that starts a Markdown line, kept as text. A value that begins
+    like a fence (a log line of backticks or tildes), a heading, a quote, a list or a
+    table would otherwise change how everything after it reads: a fence hides the rest
+    of the ticket in a code block. CommonMark's backslash escape keeps the character."""
+    text = line.lstrip()
+    if not _BLOCK_START.match(text):
+        return line
+    number = re.match(r"\d{1,9}", text)
+    if number:
+        return text[:number.end()] + "\\" + text[number.end():]
+    return "\\" + text
+
+
 def _cell(name: str, value: Any) -> str:
     if isinstance(value, dict | list) and not (isinstance(value, list) and all(
             not isinstance(v, dict | list) for v in value)):
@@ -185,11 +202,11 @@ def render_value(value: Any, path: tuple[str, ...] = (), most: int = MAX_ROWS) -
         if all(not isinstance(v, dict | list) and not _is_long(v) for v in value):
             name = path[-1] if path else ""
             more = [f"- {_more(len(value) - most)}"] if len(value) > most else []
-            return [f"- {measured(name, v)}" for v in value[:most]] + more
+            return [f"- {_as_text(measured(name, v))}" for v in value[:most]] + more
         return _fence(json.dumps(value, indent=1, sort_keys=True))
     if _is_long(value):
         return _fence(value)
-    return [measured(path[-1] if path else "", value)]
+    return [_as_text(measured(path[-1] if path else "", value))]
 
 
 def render_diagnostics(diagnostics: Mapping[str, Any]) -> list[str]:
