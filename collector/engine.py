@@ -18,7 +18,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -73,6 +73,9 @@ class Engine:
         self.clock = clock
         self.agent_config_path = agent_config_path
         self.language = "en"  # of ticket bodies: the collector config's ``language``
+        # The operator's first actions per check type (collector.knowledge_file), read
+        # at start and on reload, shown first in the bodies of new tickets.
+        self.own_actions: Mapping[str, tuple[str, ...]] = {}
         self.counters = {"events": 0, "duplicates": 0, "heartbeats": 0, "opened": 0,
                          "reopened": 0, "resolved": 0, "retries": 0}
         self._lock = threading.Lock()
@@ -277,7 +280,8 @@ class Engine:
         return render_body(ticket, event, past, timeline,
                            verify_command(ticket.check, self.agent_config_path),
                            parent.number if parent is not None else None,
-                           last_fix=last_fix(tx, ticket), language=self.language)
+                           last_fix=last_fix(tx, ticket), language=self.language,
+                           own_actions=self.own_actions.get(ticket.check_type, ()))
 
     def _group_view(self, tx: Transaction, event: Event, active: Ticket | None,
                     latest: Ticket | None, now: float, in_maintenance: bool) -> GroupView:

@@ -10,6 +10,7 @@ import logging
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from patrol.collector.config import CollectorConfig
@@ -40,6 +41,7 @@ class CollectorService:
                              agent_config_path=agent_config_path)
         self.engine.sync_config_windows(config.maintenance)
         self.engine.language = settings.language
+        self.engine.own_actions = self._own_actions(settings.knowledge_file)
         self.dispatcher = self._dispatcher(config)
         self.engine.dispatcher = self.dispatcher
         self.watchdog = Watchdog(self.engine, settings.retention,
@@ -106,6 +108,15 @@ class CollectorService:
         self._app.state.check_sets = self.config.check_sets
         return self._app
 
+    @staticmethod
+    def _own_actions(path: Path | None) -> dict[str, tuple[str, ...]]:
+        """The operator's knowledge file, already checked when the config was read."""
+        if path is None:
+            return {}
+        from patrol.collector.tickets.knowledge import load_operator_knowledge
+
+        return load_operator_knowledge(path)
+
     def reload(self, config: CollectorConfig) -> list[str]:
         """Swap in a new, already validated config while serving (``SIGHUP``).
 
@@ -126,6 +137,9 @@ class CollectorService:
             self._app.state.tokens = TokenBook(self.agent_tokens, self.operator_tokens,
                                                self.store, self.engine.clock)
         self.engine.policy = config.policy
+        self.engine.own_actions = self._own_actions(new.knowledge_file)
+        if self._app is not None:
+            self._app.state.knowledge_file = new.knowledge_file
         if self._app is not None:  # agents see a changed set on their next pull
             self._app.state.check_sets = config.check_sets
         self.engine.sync_config_windows(config.maintenance)

@@ -423,16 +423,19 @@ def _what_stopped(ticket: Ticket, event: Event | None) -> list[str]:
 def render_body(ticket: Ticket, event: Event | None, past: Sequence[Ticket],
                 timeline: Sequence[TimelineEntry], verify_command: str,
                 parent_number: str | None = None,
-                last_fix: Mapping[str, Any] | None = None, language: str = "en") -> str:
+                last_fix: Mapping[str, Any] | None = None, language: str = "en",
+                own_actions: Sequence[str] = ()) -> str:
     """The body of ``ticket``. ``event``: the one that opened or last changed it (None
     renders from the ticket's stored measurements, without thresholds); ``past``:
     earlier tickets for the same ``dedup_key``, newest first; ``verify_command``: the
     collector's command for the check, used when the agent did not name its config;
-    ``parent_number``: the group ticket it belongs to, if any."""
+    ``parent_number``: the group ticket it belongs to, if any; ``own_actions``: the
+    operator's first actions for this check type (their knowledge file), listed before
+    the built-in ones, since they know their hosts."""
     _ = gettext_for(language)
     diagnostics = event.diagnostics if event is not None else ticket.diagnostics
-    actions = [f"{n}. {text}" for n, text in
-               enumerate(first_actions(ticket.check_type, bool(diagnostics)), 1)]
+    actions = [f"{n}. {text}" for n, text in enumerate(
+        (*own_actions, *first_actions(ticket.check_type, bool(diagnostics))), 1)]
     if _is_liveness(ticket):
         evidence = [("What stopped", _what_stopped(ticket, event))]
     else:
