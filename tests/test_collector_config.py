@@ -15,6 +15,21 @@ def test_shipped_collector_config_is_valid(capsys) -> None:
     assert capsys.readouterr().out == f"{path}: OK (collector)\n"
 
 
+def test_the_shipped_configs_commented_examples_validate_once_uncommented(
+        tmp_path: Path, capsys, monkeypatch) -> None:
+    """The reports and check-set examples in configs/collector.yaml are what an operator
+    uncomments first: they must be right as written."""
+    import re
+
+    shipped = (Path(__file__).resolve().parent.parent / "configs" / "collector.yaml").read_text()
+    text = re.sub(r"^# (reports:|check_sets:|  )", r"\1", shipped, flags=re.M)
+    assert "\nreports:" in text and "\ncheck_sets:" in text
+    path = tmp_path / "collector.yaml"
+    path.write_text(text.replace("sqlite:///state/collector.db", f"sqlite:///{tmp_path}/c.db"))
+    monkeypatch.setenv("SMTP_PASSWORD", "from-the-environment")
+    assert cli(["validate", str(path)]) == 0, capsys.readouterr().out
+
+
 def test_every_problem_with_file_and_line(tmp_path: Path, capsys) -> None:
     path = tmp_path / "collector.yaml"
     path.write_text(
