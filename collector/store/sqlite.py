@@ -35,6 +35,7 @@ from patrol.collector.store.sql import SqlReads, SqlTransaction
 
 BUSY_TIMEOUT_MS = 5000
 CHECKPOINT_INTERVAL = 2.0  # seconds between background WAL checkpoints
+_EVENTS_PER_INSERT = 250  # 4 parameters each; SQLite allows 32,766 per statement
 
 
 class _Connection(sqlite3.Connection):
@@ -101,6 +102,23 @@ class SqliteTransaction(SqlTransaction):
 
     def lock_key(self, dedup_key: str) -> None:
         """Nothing to do: BEGIN IMMEDIATE already made this the only writer."""
+
+    def record_events(self, rows: Sequence[tuple[str, str, float, Any]]) -> set[str]:
+        """A batch in multi-row ``INSERT ... RETURNING`` statements (one per
+        _EVENTS_PER_INSERT rows) instead of one statement per event."""
+        if len(rows) == 1:
+            return super().record_events(rows)
+        found: set[str] = set()
+        for start in range(0, len(rows), _EVENTS_PER_INSERT):
+            chunk = rows[start:start + _EVENTS_PER_INSERT]
+            params: list[Any] = []
+            for event_id, dedup_key, received_at, payload in chunk:
+                params += (event_id, dedup_key, received_at, self._payload(payload))
+            found.update(row["event_id"] for row in self._rows(
+                "INSERT INTO events (event_id, dedup_key, received_at, payload) VALUES "
+                + ", ".join("(?, ?, ?, ?)" for _ in chunk)
+                + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id", params))
+        return found
 
 
 class SqliteStore(SqlReads):
