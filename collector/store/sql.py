@@ -13,7 +13,7 @@ import copy
 import dataclasses
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -171,6 +171,24 @@ class SqlReads(DispatchReads, CredentialReads, HistoryReads):
         for ticket in tickets:  # the placeholders' types differ by backend: normalise
             ticket.body, ticket.diagnostics, ticket.measurements = "", {}, []
         return tickets
+
+    def open_ticket_pages(self, size: int = 1000) -> Iterator[list[Ticket]]:
+        """Every ticket not closed, light (as ``open_tickets(light=True)``), ``size``
+        at a time in id order (keyset on the primary key: each page is an index range).
+        For the watchdog, which at 100,000 open tickets held ~300 MiB of them at once
+        and kept the collector's RSS there afterwards."""
+        after = 0
+        while True:
+            rows = self._rows(f"{_SELECT_LIGHT} WHERE status <> 'closed' AND id > ?"
+                              " ORDER BY id LIMIT ?", (after, size))
+            tickets = [codec.ticket_from_row(row, self._load) for row in rows]
+            for ticket in tickets:
+                ticket.body, ticket.diagnostics, ticket.measurements = "", {}, []
+            if tickets:
+                yield tickets
+            if len(rows) < size:
+                return
+            after = rows[-1]["id"]
 
     def count_open(self) -> int:
         return self._rows("SELECT COUNT(*) AS n FROM tickets WHERE status <> 'closed'")[0]["n"]
