@@ -112,12 +112,15 @@ class SqlReads(DispatchReads, CredentialReads, HistoryReads):
                      priority: list[str] | None = None, host: str | None = None,
                      check: str | None = None, limit: int = 100,
                      offset: int = 0) -> list[Ticket]:
+        """Open tickets first (by priority, respond-by, newest), then the rest, newest
+        first: the order of the index ``tickets_list_order`` (migration 10), read in
+        order, so a page costs about its own rows instead of a sort of every ticket."""
         where: list[str] = ["1 = 1"]
         params: list[Any] = []
         for name, values in (("status", status), ("priority", priority)):
             if values is not None:
-                where.append(f"{name} IN ({', '.join('?' for _ in values)})" if values
-                             else "1 = 0")
+                term = f"{name} IN ({', '.join('?' for _ in values)})" if values else "1 = 0"
+                where.append(self._common(term) if name == "status" else term)
                 params.extend(str(v) for v in values)
         for name, value in (("host", host), ("check_name", check)):
             if value is not None:
@@ -129,6 +132,13 @@ class SqlReads(DispatchReads, CredentialReads, HistoryReads):
                  f" CASE WHEN {is_open} THEN respond_by END, opened_at DESC, id DESC")
         return self._tickets(" AND ".join(where), [*params, limit, offset],
                              f"{order} LIMIT ? OFFSET ?")
+
+    def _common(self, term: str) -> str:
+        """``term``, marked for the planner as true of many rows where the backend
+        needs telling: SQLite without statistics takes an equality on an indexed
+        column (``status``) as selective, and would read every open ticket by status
+        and sort them all instead of reading the list's index in order."""
+        return term
 
     def timeline(self, ticket_id: int) -> list[TimelineEntry]:
         rows = self._rows("SELECT id, ticket_id, at, kind, text, author, data FROM timeline"

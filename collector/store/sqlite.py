@@ -51,6 +51,11 @@ def _fail(exc: sqlite3.Error, path: str) -> StoreError:
     return StoreError(f"SQLite {path}: {exc}")
 
 
+def _common(term: str) -> str:
+    """SQLite's planner hint that ``term`` holds for most rows (SqlReads._common)."""
+    return f"likelihood({term}, 0.9)"
+
+
 class SqliteTransaction(SqlTransaction):
     def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         self._conn = conn
@@ -102,6 +107,9 @@ class SqliteTransaction(SqlTransaction):
 
     def lock_key(self, dedup_key: str) -> None:
         """Nothing to do: BEGIN IMMEDIATE already made this the only writer."""
+
+    def _common(self, term: str) -> str:
+        return _common(term)
 
     def record_events(self, rows: Sequence[tuple[str, str, float, Any]]) -> set[str]:
         """A batch in multi-row ``INSERT ... RETURNING`` statements (one per
@@ -205,6 +213,9 @@ class SqliteStore(SqlReads):
             finally:
                 tx.done = True
                 self._local.in_tx = False
+
+    def _common(self, term: str) -> str:
+        return _common(term)
 
     def migrate(self) -> list[int]:
         with self.transaction() as tx:
