@@ -3,8 +3,12 @@
 Decisions:
 
 - One connection per thread (``threading.local``), so no connection is ever used by two
-  threads at once; a connection dies with its thread. ``check_same_thread=False`` only
-  so that :meth:`SqliteStore.close` may close them all from one thread.
+  threads at once; a connection dies with its thread. ``check_same_thread=False`` so
+  that :meth:`SqliteStore.close` may close them all from one thread, and so that units
+  of work queued behind each other can share one transaction on the connection of the
+  unit that began it (group commit, :meth:`SqliteStore.transaction`; that unit's
+  thread waits for the COMMIT meanwhile, so the connection is still used by one thread
+  at a time).
 - Writers are serialised twice: by a process-local lock, so threads queue fairly instead
   of polling SQLite's busy handler (a hundred contending writers would otherwise
   exhaust ``busy_timeout``), and by ``BEGIN IMMEDIATE``, which takes the file's write
@@ -35,6 +39,7 @@ from patrol.collector.store.sql import SqlReads, SqlTransaction
 
 BUSY_TIMEOUT_MS = 5000
 CHECKPOINT_INTERVAL = 2.0  # seconds between background WAL checkpoints
+GROUP_MAX = 64  # units of work sharing one commit, at most (bounds the wait for it)
 _EVENTS_PER_INSERT = 250  # 4 parameters each; SQLite allows 32,766 per statement
 
 
@@ -129,6 +134,16 @@ class SqliteTransaction(SqlTransaction):
         return found
 
 
+class _Group:
+    """Units of work sharing one SQLite transaction on ``conn``, committed once."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.units = 0
+        self.committed = threading.Event()
+        self.error: sqlite3.Error | None = None
+
+
 class SqliteStore(SqlReads):
     backend = "sqlite"
 
@@ -136,6 +151,9 @@ class SqliteStore(SqlReads):
         self.path = os.fspath(path)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._group: _Group | None = None  # the open shared transaction, if any
+        self._queue_lock = threading.Lock()
+        self._queued = 0  # threads waiting for the write lock
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._registry_lock = threading.Lock()
         self._closed = False
@@ -159,7 +177,8 @@ class SqliteStore(SqlReads):
         return f"SqliteStore({self.path!r})"
 
     def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+        # Inside a unit of work, the group's connection: a read sees the unit's writes.
+        conn = getattr(self._local, "unit_conn", None) or getattr(self._local, "conn", None)
         if conn is not None:
             return conn
         if self._closed:
@@ -194,25 +213,67 @@ class SqliteStore(SqlReads):
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteTransaction]:
+        """One unit of work, committed with the units queued behind it (group commit).
+
+        Units still run one at a time, under the write lock, each in a savepoint of
+        the group's transaction (a unit that raises undoes only its own writes). The
+        unit holding the lock commits when nobody else is queued for it or the group
+        has GROUP_MAX units; otherwise it leaves the transaction open for the next.
+        Every unit returns only after the COMMIT that holds it (so a 202 still means
+        "on disk, survives kill -9"), and if that COMMIT fails every unit in the group
+        raises StoreError: none of them was acknowledged."""
         if getattr(self._local, "in_tx", False):
             raise StoreError("a transaction is already open in this thread; pass its tx along")
-        conn = self._connection()
-        with self._write_lock:
-            self._local.in_tx = True
-            tx = self._tx(conn)
+        own = self._connection()
+        with self._queue_lock:
+            self._queued += 1
+        self._write_lock.acquire()
+        with self._queue_lock:
+            self._queued -= 1
+        group: _Group | None = None
+        try:
+            group = self._group
+            if group is None:
+                self._tx(own)._run("BEGIN IMMEDIATE")
+                group = self._group = _Group(own)
+            self._local.in_tx, self._local.unit_conn = True, group.conn
+            tx = self._tx(group.conn)
+            tx._run("SAVEPOINT unit")
             try:
-                tx._run("BEGIN IMMEDIATE")
-                try:
-                    yield tx
-                    tx._run("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        with suppress(sqlite3.Error):  # keep the original error
-                            conn.execute("ROLLBACK")
-                    raise
+                yield tx
+            except BaseException:
+                if group.conn.in_transaction:
+                    with suppress(sqlite3.Error):  # keep the original error
+                        group.conn.execute("ROLLBACK TO unit")
+                        group.conn.execute("RELEASE unit")
+                raise
             finally:
                 tx.done = True
-                self._local.in_tx = False
+            self._tx(group.conn)._run("RELEASE unit")
+            group.units += 1
+        finally:
+            self._local.in_tx, self._local.unit_conn = False, None
+            if group is not None and (self._queued == 0 or group.units >= GROUP_MAX):
+                self._commit(group)
+            self._write_lock.release()
+            if group is not None:
+                group.committed.wait()  # also when raising: the connection is the group's
+        if group.error is not None:
+            raise StoreError(f"SQLite {self.path}: commit failed: {group.error}") \
+                from group.error
+
+    def _commit(self, group: _Group) -> None:
+        """COMMIT the group (under the write lock) and wake its units."""
+        try:
+            group.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            group.error = exc
+            if group.conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    group.conn.execute("ROLLBACK")
+        finally:
+            self._group = None
+            group.committed.set()
 
     def _common(self, term: str) -> str:
         return _common(term)
