@@ -146,6 +146,7 @@ class _Group:
         self.conn = conn
         self.units = 0
         self.began = time.monotonic()
+        self.ended = False  # rolled back as a whole (its first unit failed)
         self.committed = threading.Event()
         self.error: sqlite3.Error | None = None
 
@@ -221,8 +222,9 @@ class SqliteStore(SqlReads):
     def transaction(self) -> Iterator[SqliteTransaction]:
         """One unit of work, committed with the units queued behind it (group commit).
 
-        Units still run one at a time, under the write lock, each in a savepoint of
-        the group's transaction (a unit that raises undoes only its own writes). The
+        Units still run one at a time, under the write lock; each unit that joins an
+        open group runs in a savepoint (a unit that raises undoes only its own writes;
+        the first unit's failure rolls back the transaction, which holds only it). The
         unit holding the lock commits when nobody else is queued for it or the group
         has GROUP_MAX units; otherwise it leaves the transaction open for the next.
         Every unit returns only after the COMMIT that holds it (so a 202 still means
@@ -239,27 +241,39 @@ class SqliteStore(SqlReads):
         group: _Group | None = None
         try:
             group = self._group
+            first = group is None  # began the transaction: nobody else's writes in it yet
             if group is None:
                 self._tx(own)._run("BEGIN IMMEDIATE")
                 group = self._group = _Group(own)
             self._local.in_tx, self._local.unit_conn = True, group.conn
             tx = self._tx(group.conn)
-            tx._run("SAVEPOINT unit")
+            if not first:  # a savepoint costs a copy of every page it touches: only joiners
+                tx._run("SAVEPOINT unit")
             try:
                 yield tx
             except BaseException:
-                if group.conn.in_transaction:
-                    with suppress(sqlite3.Error):  # keep the original error
+                with suppress(sqlite3.Error):  # keep the original error
+                    if first:
+                        group.ended = True
+                        if group.conn.in_transaction:
+                            group.conn.execute("ROLLBACK")
+                    elif group.conn.in_transaction:
                         group.conn.execute("ROLLBACK TO unit")
                         group.conn.execute("RELEASE unit")
+                    else:  # SQLite rolled it all back: the other units' writes are gone
+                        group.ended = True
+                        group.error = sqlite3.OperationalError(
+                            "the shared transaction was rolled back by a later unit's error")
                 raise
             finally:
                 tx.done = True
-            self._tx(group.conn)._run("RELEASE unit")
+            if not first:
+                self._tx(group.conn)._run("RELEASE unit")
             group.units += 1
         finally:
             self._local.in_tx, self._local.unit_conn = False, None
-            if group is not None and (self._queued == 0 or group.units >= GROUP_MAX or
+            if group is not None and (group.ended or self._queued == 0 or
+                                      group.units >= GROUP_MAX or
                                       time.monotonic() - group.began >= GROUP_WINDOW):
                 self._commit(group)
             self._write_lock.release()
@@ -272,6 +286,8 @@ class SqliteStore(SqlReads):
     def _commit(self, group: _Group) -> None:
         """COMMIT the group (under the write lock) and wake its units."""
         try:
+            if group.ended:  # its first unit failed and rolled it back: nothing to commit
+                return
             group.conn.execute("COMMIT")
         except sqlite3.Error as exc:
             group.error = exc
