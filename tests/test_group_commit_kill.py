@@ -46,8 +46,9 @@ def _post_until_refused(url: str, first: int, acknowledged: list[str], failed: l
 
 def test_every_acknowledged_event_survives_kill_9_during_concurrent_posts(
         tmp_path: Path, store: str | None) -> None:
-    collector = CollectorProcess(tmp_path / "collector", store=store).start()
+    collector = CollectorProcess(tmp_path / "collector", store=store)
     try:
+        collector.start()
         acknowledged: list[str] = []
         failed: list[str] = []
         posters = [threading.Thread(target=_post_until_refused,
