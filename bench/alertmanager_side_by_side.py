@@ -152,8 +152,12 @@ class Patrol:
 
     def __init__(self, workdir: Path, database: PgDatabase | None) -> None:
         self.database = database
-        self.server = CollectorProcess(workdir, store=database and database.url).start()
-        self.port, self.pid = self.server.port, self.server.pid
+        self.server = CollectorProcess(workdir, store=database and database.url)
+        self.port = self.server.port
+
+    def start(self) -> None:
+        self.server.start()
+        self.pid = self.server.pid
 
     def cpu(self) -> float:
         """The collector's CPU, plus on PostgreSQL that of the backends serving its
@@ -317,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(database.drop)
         patrol = Patrol(tmp / "patrol", database)
         stack.callback(patrol.stop)
+        patrol.start()
         servers: list[Server] = [patrol, am]
         print(f"{os.cpu_count()} CPUs, {loadavg()}; Alertmanager pid {am.proc.pid} "
               f"port {am.port}; Patrol pid {patrol.pid} port {patrol.port} "
