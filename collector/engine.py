@@ -31,6 +31,7 @@ from patrol.collector.policy.grouping import NO_GROUP, GroupView, group_key
 from patrol.collector.policy.maintenance import MaintenanceWindow, active_windows, host_zone
 from patrol.collector.policy.settings import PolicyConfig
 from patrol.collector.store.base import ConcurrentUpdate, StoreError
+from patrol.collector.store.sql import model_json
 from patrol.collector.tickets.apply import Applier
 from patrol.collector.tickets.archive import last_fix
 from patrol.collector.tickets.body import render_body, verify_command
@@ -193,7 +194,7 @@ class Engine:
             if len(batch) > 1 and triggers:
                 tx.reserve_serials(now, triggers)  # most triggers of a batch are new
             recorded = tx.record_events(
-                [(e.event_id, e.dedup_key, now, e.model_dump(mode="json")) for e in batch])
+                [(e.event_id, e.dedup_key, now, model_json(e)) for e in batch])
             fresh = [e for e in batch if e.event_id in recorded]
             ticketed = tx.keys_with_tickets([e.dedup_key for e in fresh]) \
                 if len(fresh) > 1 else None

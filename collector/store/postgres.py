@@ -476,7 +476,7 @@ class PostgresTransaction(SqlTransaction):
         if dedup_key in self._locked:
             return super().record_event(event_id, dedup_key, received_at, payload)
         recorded = self._run(_RECORD_LOCKED, (dedup_key, event_id, dedup_key, received_at,
-                                              self._dump(payload))) == 1
+                                              self._payload(payload))) == 1
         self._locked.add(dedup_key)
         return recorded
 
@@ -492,7 +492,7 @@ class PostgresTransaction(SqlTransaction):
             self._locked.update(keys)
         params: list[Any] = []
         for event_id, dedup_key, received_at, payload in rows:
-            params += (event_id, dedup_key, received_at, self._dump(payload))
+            params += (event_id, dedup_key, received_at, self._payload(payload))
         found = self._rows(
             "INSERT INTO events (event_id, dedup_key, received_at, payload) VALUES "
             + ", ".join("(?, ?, ?, ?)" for _ in rows)

@@ -55,6 +55,7 @@ log = logging.getLogger("patrol.collector.watchdog")
 
 
 PRUNE_EVERY = 3600.0
+PAGE = 1000  # open tickets judged per read (light rows, ~3 KiB each in memory)
 
 
 class Watchdog:
@@ -109,18 +110,18 @@ class Watchdog:
         return result
 
     def _duties(self, now: float, counts: dict[str, int]) -> None:
-        # Decide on a light snapshot and take the write lock only for tickets that
-        # have something due: at 10,000 open tickets a pass must not hold up ingest.
-        # Group tickets last: a parent resolves in the same pass as its last member.
-        snapshot = self.health.attempt("timers", lambda: self.store.open_tickets(light=True))
-        if snapshot is not None:
-            counts["timers"], counts["escalations"] = self._per_ticket(snapshot, now)
+        # Decide on light snapshots, a page at a time (100,000 open tickets at once
+        # held ~300 MiB), and take the write lock only for tickets that have something
+        # due: at 10,000 open tickets a pass must not hold up ingest.
+        watched = self.health.attempt("timers", lambda: self._per_ticket(now))
+        if watched is not None:
+            counts["timers"], counts["escalations"], open_stale = watched
         counts["unreachable"] = self._duty("liveness", lambda: self._ingest_opened(
             unreachable_events(self.engine, now, self.started)), now) or 0
-        if snapshot is not None:
+        if watched is not None:
             counts["stale"] = self._duty(
-                "staleness", lambda: self._ingest_opened(stale_events(self.engine, now, snapshot,
-                                                                      self.started)), now) or 0
+                "staleness", lambda: self._ingest_opened(stale_events(
+                    self.engine, now, open_stale, self.started)), now) or 0
         counts["maintenance_ended"] = self._duty(
             "maintenance_end", lambda: self._maintenance_ended(now), now) or 0
         counts["pruned"] = self._duty("prune", lambda: self._prune(now), now) or 0
@@ -129,22 +130,37 @@ class Watchdog:
             counts["reports_mailed"] = self._duty("reports", lambda: reports.run(now),
                                                   now) or 0
 
-    def _per_ticket(self, snapshot: list[Ticket], now: float) -> tuple[int, int]:
-        """Each ticket's timer and SLA steps, each failing alone (deciding whether one
-        is due included: a ticket the policy cannot judge must not stop the rest)."""
+    def _per_ticket(self, now: float) -> tuple[int, int, list[Ticket]]:
+        """Each open ticket's timer and SLA steps, each failing alone (deciding whether
+        one is due included: a ticket the policy cannot judge must not stop the rest);
+        group tickets last, so a parent resolves in the same pass as its last member.
+        Also returns the open ``stale:`` tickets, all the staleness duty reads."""
         totals = {"timers": 0, "sla": 0}
-        failed = set()
-        for ticket in sorted(snapshot, key=lambda t: t.is_group):
-            for duty, step in (("timers", self._timers), ("sla", self._sla)):
-                done = self.health.attempt(duty, functools.partial(step, ticket, now),
-                                           subject=ticket.number)
-                if done is None:
-                    failed.add(duty)
+        failed: set[str] = set()
+        groups, open_stale = [], []
+        for page in self.store.open_ticket_pages(PAGE):
+            for ticket in page:
+                if ticket.check.startswith("stale:"):
+                    open_stale.append(ticket)
+                if ticket.is_group:
+                    groups.append(ticket)
                 else:
-                    totals[duty] += done
+                    self._steps(ticket, now, totals, failed)
+        for ticket in groups:
+            self._steps(ticket, now, totals, failed)
         for duty in totals.keys() - failed:
             self.health.succeeded(duty, now)
-        return totals["timers"], totals["sla"]
+        return totals["timers"], totals["sla"], open_stale
+
+    def _steps(self, ticket: Ticket, now: float, totals: dict[str, int],
+               failed: set[str]) -> None:
+        for duty, step in (("timers", self._timers), ("sla", self._sla)):
+            done = self.health.attempt(duty, functools.partial(step, ticket, now),
+                                       subject=ticket.number)
+            if done is None:
+                failed.add(duty)
+            else:
+                totals[duty] += done
 
     # -- per-ticket steps ----------------------------------------------------------------
 
