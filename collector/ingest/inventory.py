@@ -57,9 +57,10 @@ def hosts_inventory(store: TicketStore, now: float, collector_version: str = PAT
         checks[state["host"]].append({k: state[k] for k in
                                       ("check", "type", "status", "summary", "since")})
     tickets: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for ticket in store.open_tickets():
-        for host in {ticket.host, *ticket.hosts} - {None, ""}:
-            tickets[host].append(_ticket_brief(ticket))
+    for page in store.open_ticket_pages():  # light and paged: no bodies, not all at once
+        for ticket in page:
+            for host in {ticket.host, *ticket.hosts} - {None, ""}:
+                tickets[host].append(_ticket_brief(ticket))
     hosts = []
     for row in store.hosts():
         name = row["host"]

@@ -33,7 +33,7 @@ documented where they are implemented.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -100,6 +100,11 @@ class TicketReads(Protocol):
         """Every ticket not closed (resolved included: its close timer still runs),
         oldest first. For the watchdogs. ``light`` leaves out the body, diagnostics and
         measurements (the timers need none of them)."""
+
+    def open_ticket_pages(self, size: int = 1000) -> Iterator[list[Ticket]]:
+        """The tickets :meth:`open_tickets` ``(light=True)`` returns, ``size`` at a time
+        in id order, so a reader of every open ticket (the watchdog, the fleet
+        inventory) never holds 100,000 of them at once."""
 
     def count_open(self) -> int:
         """How many tickets :meth:`open_tickets` would return."""

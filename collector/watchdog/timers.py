@@ -48,7 +48,7 @@ from patrol.collector.watchdog.silence import stale_events, unreachable_events
 if TYPE_CHECKING:
     from patrol.collector.dispatch.dispatcher import Dispatcher
     from patrol.collector.engine import Engine
-    from patrol.collector.store.base import Transaction
+    from patrol.collector.store.base import TicketStore, Transaction
     from patrol.collector.watchdog.reports import ScheduledReports
 
 log = logging.getLogger("patrol.collector.watchdog")
@@ -79,7 +79,7 @@ class Watchdog:
         self.started = engine.clock()
 
     @property
-    def store(self) -> Any:
+    def store(self) -> TicketStore:
         return self.engine.store
 
     def run_once(self, now: float | None = None) -> dict[str, int]:
