@@ -41,7 +41,7 @@ def pem(tmp_path: Path) -> Path:
         pytest.param(["listen: '[::1]'"], ":2: {block}, option 'listen': '[::1]' is not "
                      "HOST:PORT; write it like 127.0.0.1:9731", id="ipv6-no-port"),
         pytest.param(["listen: 0.0.0.0:65536"], ":2: {block}, option 'listen': port 65536 is "
-                     "out of range; use 1-65535", id="port-range"),
+                     "out of range; use 1-65535, or 0 for any free port", id="port-range"),
         pytest.param(["tls_cert: {tmp}/missing.pem", "tls_key: {pem}"],
                      ":2: {block}, option 'tls_cert': {tmp}/missing.pem does not exist; give "
                      "the path of a PEM file", id="missing-cert"),

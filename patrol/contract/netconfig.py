@@ -28,7 +28,7 @@ def parse_listen(value: str) -> tuple[str, int]:
     host = match.group(1) or match.group(3) or "0.0.0.0"
     port = int(match.group(2) or match.group(4))
     if not 0 <= port <= 65535:
-        raise ValueError(f"port {port} is out of range; use 1-65535")
+        raise ValueError(f"port {port} is out of range; use 1-65535, or 0 for any free port")
     return host, port
 
 
