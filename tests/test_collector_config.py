@@ -41,7 +41,8 @@ def test_every_problem_with_file_and_line(tmp_path: Path, capsys) -> None:
         "  max_body_bytes: 10\n")
     assert cli(["validate", str(path)]) == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"{path}:2: collector, option 'listen': port 70000 is out of range; use 1-65535, or 0 for any free port",
+        f"{path}:2: collector, option 'listen': port 70000 is out of range; use 1-65535, "
+        "or 0 for any free port",
         f"{path}:3: collector, option 'stroe': unknown option; did you mean 'store'?",
         f"{path}:5: collector, option 'operator_tokens': a token must be at least 16 "
         "characters; generate one with python -c 'import secrets; "

@@ -50,7 +50,8 @@ def test_every_problem_is_reported_at_once_with_file_line_and_advice(tmp_path: P
     """)
     f = str(path)
     assert problems(path) == [
-        f"{f}:2: agent, option 'listen': port 99999 is out of range; use 1-65535, or 0 for any free port",
+        f"{f}:2: agent, option 'listen': port 99999 is out of range; use 1-65535, "
+        "or 0 for any free port",
         f"{f}:3: agent, option 'interval': '5x' is not a duration; "
         "write it like 30s, 5m, 1h30m or 14d",
         f"{f}:7: check 'root-cpu', option 'warnng': unknown option; did you mean 'warning'?",

@@ -70,3 +70,18 @@ def test_a_trigger_is_read_in_the_given_zone() -> None:
     trigger = crontab_trigger("0 8 * * 1", "Asia/Shanghai")
     fire = trigger.get_next_fire_time(None, datetime(2026, 12, 5, tzinfo=UTC))
     assert fire.strftime("%a %H:%M %Z") == "Mon 08:00 CST"
+
+
+def test_every_timezone_option_is_read_by_one_function_with_one_message() -> None:
+    """Check schedules, maintenance windows and report schedules name a bad zone the
+    same way; maintenance also says it takes ``host``."""
+    from patrol.contract.cron import time_zone
+
+    assert str(time_zone("Europe/Berlin")) == "Europe/Berlin"
+    with pytest.raises(ValueError) as plain:
+        time_zone("Mars/Olympus")
+    assert str(plain.value) == ("unknown time zone 'Mars/Olympus'; use an IANA name such "
+                                "as 'UTC' or 'Europe/Berlin'")
+    with pytest.raises(ValueError) as host:
+        time_zone("../etc/passwd", or_also="'host' for each host's own zone")
+    assert str(host.value).endswith("'Europe/Berlin', or 'host' for each host's own zone")

@@ -29,8 +29,8 @@ def test_schedule_mistakes_are_reported_at_their_lines(tmp_path: Path, capsys) -
                     "    period: 36h\n")
     assert cli(["validate", str(path)]) == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"{path}:4: reports, option 'timezone': 'Europe/Berlinn' is not a time zone; write "
-        "e.g. Europe/Berlin or UTC",
+        f"{path}:4: reports, option 'timezone': unknown time zone 'Europe/Berlinn'; use an "
+        "IANA name such as 'UTC' or 'Europe/Berlin'",
         f"{path}:7: reports, option 'daily.cron': '0 25 * * *' is not a cron schedule (five "
         "fields, e.g. '0 7 * * *'): Error validating expression '25': the last value (25) "
         "is higher than the maximum value (23); fix the value",

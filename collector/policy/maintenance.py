@@ -34,7 +34,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from patrol.collector.policy.settings import Seconds
-from patrol.contract.cron import crontab_trigger
+from patrol.contract.cron import crontab_trigger, time_zone
 
 if TYPE_CHECKING:
     from patrol.collector.store.base import TicketStore
@@ -98,12 +98,7 @@ class MaintenanceWindow(BaseModel):
     def _zone(cls, name: str) -> str:
         if name == HOST_ZONE:
             return name
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {name!r}; use an IANA name such as "
-                             "'UTC' or 'Europe/Berlin', or 'host' for each host's own zone"
-                             ) from None
+        time_zone(name, or_also="'host' for each host's own zone")
         return name
 
     @field_validator("cron")

@@ -29,13 +29,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from patrol.collector.policy.settings import Seconds
 from patrol.collector.reports.period import DAY_SECONDS, day_of
-from patrol.contract.cron import crontab_trigger
+from patrol.contract.cron import crontab_trigger, time_zone
 from patrol.ticketing_bridge.email import Email
 
 KINDS = ("daily", "retro")
@@ -120,11 +119,7 @@ class ReportsSettings(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{name!r} is not a time zone; write e.g. Europe/Berlin or "
-                             "UTC") from None
+        time_zone(name)
         return name
 
     def scheduled(self) -> dict[str, ScheduledReport]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import tzinfo
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if TYPE_CHECKING:  # APScheduler is imported only when a schedule is really read
     from apscheduler.triggers.cron import CronTrigger
@@ -76,3 +76,15 @@ def crontab_trigger(line: str, timezone: tzinfo | str = "UTC") -> CronTrigger:
     zone = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
     return CronTrigger(minute=minute, hour=hour, day=day, month=month,
                        day_of_week=crontab_weekdays(weekday), timezone=zone)
+
+
+def time_zone(name: str, *, or_also: str = "") -> ZoneInfo:
+    """The IANA zone ``name`` names, for every ``timezone:`` option a schedule has (check
+    schedules, maintenance windows, report schedules), with one message when it names
+    none. ``or_also`` adds what else that option accepts (maintenance takes ``host``)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        also = f", or {or_also}" if or_also else ""
+        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as 'UTC' or "
+                         f"'Europe/Berlin'{also}") from None
