@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from patrol.collector.reports import archive, html
+from patrol.collector.reports import html, mail
 from patrol.collector.reports.make import daily_report, retro_report
 from patrol.collector.reports.schedule import ReportsSettings, due
 from patrol.collector.watchdog.leader import Leadership
@@ -196,7 +196,7 @@ def test_the_duty_archives_and_mails_each_report_once(seeded: Seeded, smtp: Smtp
 
     assert watchdog.run_once(NOW)["reports_mailed"] == 1
     assert sorted(p.name for p in folder.iterdir()) == [
-        "daily-2023-10-26.html", "daily-2023-10-26.json", "daily-2023-10-26.sent"]
+        "daily-2023-10-26.html", "daily-2023-10-26.json"]
     for later in (NOW + 10, NOW + 3600):
         assert watchdog.run_once(later)["reports_mailed"] == 0
     [received] = smtp.messages
@@ -205,7 +205,7 @@ def test_the_duty_archives_and_mails_each_report_once(seeded: Seeded, smtp: Smtp
     assert received.message["Subject"] == "[ops] Daily inspection report 2023-10-26"
     # J opened and resolved that day; nothing open at its end (test_report_figures).
     assert "Tickets: 1 opened, 0 reopened, 1 resolved, 0 open" in found["text"]
-    marker = archive.sent(folder, "daily-2023-10-26")
+    marker = seeded.world.store.report_mailing("daily-2023-10-26")
     assert marker is not None and marker["message_id"] == received.message["Message-ID"]
     assert marker["recipients"] == ["ops@example.test"]
     # The archived file is the self-contained report (data: URIs), not the mail's HTML.
@@ -267,6 +267,25 @@ def test_a_failing_mail_does_not_stop_the_other_schedule(seeded: Seeded,
     assert sent == ["[ops] Retrospective 2023-10-20 to 2023-10-26"]
 
 
+
+def test_a_report_mailed_before_the_upgrade_is_not_mailed_again(seeded: Seeded,
+                                                                tmp_path: Path) -> None:
+    """Patrol used to mark a mailed report with a ``.sent`` file in the archive; after
+    the upgrade that mark is carried into the store instead of mailing the report again."""
+    sent: list[str] = []
+    folder = tmp_path / "reports"
+    config = settings(1, tmp_path / "ca.pem", folder,
+                      daily={"cron": "30 13 * * *", "recipients": ["ops@example.test"]})
+    duty = ScheduledReports(config, seeded.world.engine,
+                            lambda smtp, msg, to: sent.append(msg["Subject"]))
+    folder.mkdir()
+    (folder / "daily-2023-10-26.sent").write_text(
+        '{"at": 1698413400.0, "recipients": ["ops@example.test"], "message_id": "<m@x>"}\n')
+    assert duty.run(NOW) == 0 and duty.run(NOW + 60) == 0
+    assert sent == []
+    assert seeded.world.store.report_mailing("daily-2023-10-26") == {
+        "at": 1698413400.0, "recipients": ["ops@example.test"], "message_id": "<m@x>"}
+
 # -- patrol report --mail ----------------------------------------------------------------
 
 def test_patrol_report_mail_sends_through_the_configs_smtp(
@@ -320,8 +339,13 @@ def test_the_reports_page_lists_and_serves_archived_reports(seeded: Seeded, smtp
                       daily={"cron": "30 13 * * *", "recipients": ["ops@example.test"]},
                       retro={"cron": "30 13 * * *", "period": "2d",
                              "recipients": ["lead@example.test"]})
-    assert ScheduledReports(config, seeded.world.engine).run(NOW) == 2
-    (folder / "retro-2023-10-25-2023-10-26.sent").unlink()  # as if its mail had failed
+    def send(smtp: Any, msg: EmailMessage, recipients: list[str]) -> None:
+        if recipients == ["lead@example.test"]:  # the retrospective's mail fails
+            raise TemporaryError("450 try later")
+        mail.send(smtp, msg, recipients)
+
+    with pytest.raises(TemporaryError):
+        ScheduledReports(config, seeded.world.engine, send).run(NOW)
 
     app = make_app(seeded.world.store, NOW)
     app.state.reports = config
@@ -386,7 +410,7 @@ def test_a_collector_mails_its_scheduled_report_once_the_server_is_back(
         collector.wait_until(lambda: (folder / f"{name}.html").is_file(), 30,
                              "the archived report")
         time.sleep(2.5)  # passes that find no mail server
-        assert archive.sent(folder, name) is None
+        assert mailed_mark(collector.store, name) is None
         assert "watchdog duty reports failed" in collector.output()
 
         monkeypatch.setattr(smtp_server, "free_port", lambda: port)
@@ -399,10 +423,69 @@ def test_a_collector_mails_its_scheduled_report_once_the_server_is_back(
         assert message.message["Subject"] == f"Daily inspection report {yesterday}"
         found = parts(message.message)  # an empty store: no charts, but the same shape
         assert "data:" not in found["html"] and "Hosts: 0 (" in found["text"]
-        marker = archive.sent(folder, name)
+        marker = mailed_mark(collector.store, name)
         assert marker is not None and marker["message_id"] == message.message["Message-ID"]
         assert "watchdog duty reports works again" in collector.output()
     finally:
         collector.stop()
         if server is not None:
             server.stop()
+
+
+def mailed_mark(store_url: str, name: str) -> dict[str, Any] | None:
+    """The store's record that report ``name`` was mailed, read as a replica would."""
+    from patrol.collector.store import open_store
+
+    store = open_store(store_url)
+    try:
+        return store.report_mailing(name)
+    finally:
+        store.close()
+
+
+def collector_with_reports(workdir: Path, store: str, folder: Path, smtp_port: int) -> Any:
+    from tests.procs import CollectorProcess
+
+    return CollectorProcess(
+        workdir, store=store, settings=("watchdog_interval: 1s",),
+        extra_yaml=("reports:\n"
+                    f"  archive: {folder}\n"
+                    f"  smtp: {{host: 127.0.0.1, port: {smtp_port}, starttls: false,\n"
+                    f"         from: {SENDER}, timeout: 5}}\n"
+                    "  daily: {cron: '* * * * *', recipients: [ops@example.test]}\n"))
+
+
+@pytest.mark.slow
+def test_a_replica_that_takes_over_on_another_machine_does_not_mail_the_report_again(
+        tmp_path: Path, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two replicas of one collector on PostgreSQL, each with its own archive folder (as
+    on two machines): the first leader mails yesterday's report; when it stops, the
+    other leads, finds the report missing from its own folder and makes it there, but
+    the mail server still receives it once."""
+    from datetime import timedelta
+
+    store = str(request.getfixturevalue("pg_schema_url"))
+    port = free_port()
+    monkeypatch.setattr(smtp_server, "free_port", lambda: port)
+    (tmp_path / "smtp").mkdir()
+    server = start_smtp(tmp_path / "smtp", tls="none")
+    name = f"daily-{datetime.now(UTC).date() - timedelta(days=1)}"
+    first = collector_with_reports(tmp_path / "a", store, tmp_path / "a-archive", port)
+    second = collector_with_reports(tmp_path / "b", store, tmp_path / "b-archive", port)
+    try:
+        first.start()
+        first.wait_until(lambda: server.messages, 30, "the first leader's mail")
+        first.stop()
+        second.start()
+        second.wait_until(lambda: (tmp_path / "b-archive" / f"{name}.html").is_file(), 30,
+                          "the report in the new leader's own folder")
+        time.sleep(3.5)  # more passes of the new leader
+        [message] = server.messages
+        marker = mailed_mark(store, name)
+        assert marker is not None and marker["message_id"] == message.message["Message-ID"]
+        assert "watchdog duty reports failed" not in second.output()
+    finally:
+        first.stop()
+        second.stop()
+        server.stop()

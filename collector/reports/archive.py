@@ -1,15 +1,15 @@
 """The report archive: one folder, one file per report, named by its days.
 
-``daily-2026-12-04.html`` (the self-contained report), ``daily-2026-12-04.json`` (its
-figures, as ``--format json`` writes them) and, once mailed, ``daily-2026-12-04.sent``
-(when and to whom, JSON). The marker is what makes a scheduled report go out exactly
-once: a report that is archived but not marked is mailed again at the next watchdog
-pass, from the archived file, so a retry sends the same report, not a newer one.
+``daily-2026-12-04.html`` (the self-contained report) and ``daily-2026-12-04.json`` (its
+figures, as ``--format json`` writes them). Whether a report was mailed is kept in the
+store (collector/store/report_mailings.py), which replicas share: a report that is
+archived but not marked there is mailed again at the next watchdog pass, from the
+archived file, so a retry sends the same report, not a newer one.
 
 Files are written to a temporary name and renamed, so a reader (the Reports page, a
-crash) never sees half a report. Replicas of one collector on PostgreSQL must share
-the folder (the leader writes it); one on another machine with its own folder would
-not know what the other leader already sent.
+crash) never sees half a report. Replicas of one collector on PostgreSQL may keep
+separate folders: a new leader that does not find a report in its own folder makes
+it again there, but does not mail it again.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,18 +50,14 @@ def read(folder: Path, name: str) -> tuple[str, dict[str, Any]]:
     return html, json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def sent(folder: Path, name: str) -> dict[str, Any] | None:
-    """The mail marker (``at``, ``recipients``, ``message_id``), None if not mailed."""
+def legacy_sent(folder: Path, name: str) -> dict[str, Any] | None:
+    """The ``.sent`` marker file an earlier Patrol wrote beside a mailed report (``at``,
+    ``recipients``, ``message_id``), None if there is none. Read once per report after
+    an upgrade, so a report mailed before it is not mailed again."""
     try:
         return dict(json.loads((folder / f"{name}.sent").read_text(encoding="utf-8")))
     except FileNotFoundError:
         return None
-
-
-def mark_sent(folder: Path, name: str, at: float, recipients: list[str],
-              message_id: str) -> None:
-    _write(folder / f"{name}.sent", json.dumps(
-        {"at": at, "recipients": recipients, "message_id": message_id}) + "\n")
 
 
 @dataclass(frozen=True)
@@ -78,17 +75,22 @@ class Entry:
         return self.first if self.first == self.last else f"{self.first} to {self.last}"
 
 
-def listing(folder: Path | None, limit: int = 400) -> list[Entry]:
-    """The archived reports, newest first (by last day, then kind)."""
+def listing(folder: Path | None,
+            mailed: Callable[[list[str]], Mapping[str, float]] | None = None,
+            limit: int = 400) -> list[Entry]:
+    """The archived reports, newest first (by last day, then kind); ``mailed`` says which
+    of the names given were mailed, and when (the store's
+    :meth:`~patrol.collector.store.base.TicketReads.report_mailings`)."""
     if folder is None or not folder.is_dir():
         return []
-    entries = []
+    found = []
     for path in folder.iterdir():
         match = _NAME.match(path.name)
-        if match is None:
-            continue
-        marker = sent(folder, path.stem)
-        entries.append(Entry(match["kind"], match["first"], match["last"] or match["first"],
-                             path.name, None if marker is None else marker.get("at")))
-    entries.sort(key=lambda e: (e.last, e.kind, e.first), reverse=True)
-    return entries[:limit]
+        if match is not None:
+            found.append((path, match))
+    found.sort(key=lambda f: (f[1]["last"] or f[1]["first"], f[1]["kind"], f[1]["first"]),
+               reverse=True)
+    found = found[:limit]
+    when = mailed([path.stem for path, _ in found]) if mailed is not None else {}
+    return [Entry(match["kind"], match["first"], match["last"] or match["first"], path.name,
+                  when.get(path.stem)) for path, match in found]

@@ -148,6 +148,11 @@ class TicketReads(Protocol):
     def resolutions(self, check_type: str | None = None, limit: int = 200
                     ) -> list[dict[str, Any]]: ...
 
+    # -- scheduled reports mailed (store/report_mailings.py) -------------------------------
+    def report_mailing(self, name: str) -> dict[str, Any] | None: ...
+
+    def report_mailings(self, names: Sequence[str]) -> dict[str, float]: ...
+
 
 class Transaction(TicketReads, Protocol):
     """One unit of work; see the module docstring for isolation and locking."""
@@ -288,6 +293,9 @@ class Transaction(TicketReads, Protocol):
                            category: str, note: str, author: str, at: float) -> None: ...
 
     def prune_history(self, now: float) -> int: ...
+
+    def record_report_mailing(self, name: str, at: float, recipients: list[str],
+                              message_id: str) -> bool: ...
 
 
 class TicketStore(TicketReads, Protocol):

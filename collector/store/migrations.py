@@ -17,6 +17,7 @@ from typing import Any
 
 from patrol.collector.store.base import StoreError
 from patrol.collector.store.history import migration_sql as history_sql
+from patrol.collector.store.report_mailings import migration_sql as report_mailings_sql
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             " open: 0.3-1 s per page before)",
         sqlite=_list_order(),
         postgres=_list_order(),
+    ),
+    Migration(
+        11, "which scheduled report was mailed, shared by replicas (a .sent file in each"
+            " replica's own archive folder let a new leader mail a report again)",
+        sqlite=report_mailings_sql("REAL"),
+        postgres=report_mailings_sql("DOUBLE PRECISION"),
     ),
 )
 

@@ -29,6 +29,7 @@ from patrol.collector.store.clean import clean_text, needs_cleaning
 from patrol.collector.store.credentials import CredentialReads, CredentialWrites
 from patrol.collector.store.dispatch import DispatchReads, DispatchWrites
 from patrol.collector.store.history import HistoryReads, HistoryWrites
+from patrol.collector.store.report_mailings import ReportMailReads, ReportMailWrites
 
 _OPEN = tuple(s.value for s in TicketStatus if s.is_open)
 _OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in _OPEN) + ")"
@@ -82,7 +83,7 @@ _NEXT_SERIAL = ("INSERT INTO ticket_serials (day, last_serial) VALUES (?, 1) "
                 "RETURNING last_serial")
 
 
-class SqlReads(DispatchReads, CredentialReads, HistoryReads):
+class SqlReads(DispatchReads, CredentialReads, HistoryReads, ReportMailReads):
     _lock = ""
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
@@ -222,7 +223,8 @@ class SqlReads(DispatchReads, CredentialReads, HistoryReads):
                 for r in rows]
 
 
-class SqlTransaction(SqlReads, DispatchWrites, CredentialWrites, HistoryWrites):
+class SqlTransaction(SqlReads, DispatchWrites, CredentialWrites, HistoryWrites,
+                     ReportMailWrites):
 
     def _fresh(self) -> dict[int, list[TimelineEntry]]:
         """Per ticket created by this transaction, the timeline entries it added (as the

@@ -4,12 +4,14 @@ Every watchdog pass (leader only, so replicas do not mail twice) asks each sched
 of ``reports:`` which report it owes (:func:`patrol.collector.reports.schedule.due`):
 
 1. not yet archived: build it from the store, render it, write it to the archive;
-2. archived but without its ``.sent`` marker: mail the archived file, then mark it.
+2. archived but not marked mailed in the store: mail the archived file, then mark it.
 
-A mail that fails (server down, refused) raises after the other schedule had its
-turn; the watchdog counts and logs it (once per streak) and the next pass tries step 2
-again with the same file, so a report is neither lost nor mailed twice. Only a crash
-between the server's "250 accepted" and writing the marker could send it twice.
+The mark is in the store (collector/store/report_mailings.py), not in the folder, so a
+replica that becomes leader on another machine does not mail the report again. A mail
+that fails (server down, refused) raises after the other schedule had its turn; the
+watchdog counts and logs it (once per streak) and the next pass tries step 2 again
+with the same file, so a report is neither lost nor mailed twice. Only a crash between
+the server's "250 accepted" and the mark's commit could send it twice.
 """
 
 from __future__ import annotations
@@ -54,11 +56,19 @@ class ScheduledReports:
         folder = self.settings.archive_of(owed.kind)
         if folder is None:  # the config refuses this; a test's settings may not
             raise ValueError(f"reports.{owed.kind}: no archive folder")
+        # Each replica's folder gets the report when it leads, so its Reports page
+        # lists it too; the store says whether it was mailed, by whichever replica.
         if not archive.archived(folder, owed.name):
             self._make(owed, folder, now)
-        if archive.sent(folder, owed.name) is not None:
+        store = self.engine.store
+        if store.report_mailing(owed.name) is not None:
             return 0
         schedule = self.settings.scheduled()[owed.kind]
+        if (legacy := archive.legacy_sent(folder, owed.name)) is not None:
+            with store.transaction() as tx:  # mailed by the Patrol before the upgrade
+                tx.record_report_mailing(owed.name, legacy["at"], legacy["recipients"],
+                                         legacy["message_id"])
+            return 0
         smtp = self.settings.smtp
         if smtp is None:
             raise ValueError("reports: no smtp block to mail with")
@@ -66,7 +76,8 @@ class ScheduledReports:
         msg = mail.message(html, figures, smtp.sender, schedule.recipients,
                            smtp.subject_prefix, now)
         self._send(smtp, msg, schedule.recipients)
-        archive.mark_sent(folder, owed.name, now, schedule.recipients, msg["Message-ID"])
+        with store.transaction() as tx:
+            tx.record_report_mailing(owed.name, now, schedule.recipients, msg["Message-ID"])
         log.info("mailed %s to %s", owed.name, ", ".join(schedule.recipients))
         return 1
 

@@ -571,8 +571,9 @@ def _archive_folders(request: Request) -> list[Path]:
 def _archived_reports(request: Request) -> list[Any]:
     from patrol.collector.reports import archive
 
+    mailed = request.app.state.store.report_mailings
     entries = {e.file: e for folder in _archive_folders(request)
-               for e in archive.listing(folder)}
+               for e in archive.listing(folder, mailed)}
     return sorted(entries.values(), key=lambda e: (e.last, e.kind, e.first), reverse=True)
 
 
