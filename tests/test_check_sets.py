@@ -181,6 +181,25 @@ def test_hosts_show_the_version_an_agent_holds_and_whether_it_is_current(
         f"assigned {current}</span>" in html
 
 
+
+def test_a_pull_is_shown_by_every_collector_on_the_store_and_after_a_restart(
+        any_world: World, client: TestClient, tmp_path: Path) -> None:
+    """The pull is recorded in the store: another replica's app (or this one after a
+    restart, which starts with empty memory) shows what the host holds."""
+    params = {"host": "db-01", "label": ["role=db"]}
+    current = client.get("/api/v1/check-sets", params=params, headers=AGENT).json()["version"]
+    client.get("/api/v1/check-sets", params=params, headers={**AGENT, "If-None-Match": '"0ld"'})
+    other = TestClient(create_app(any_world.engine, [AGENT_TOKEN], [OPERATOR_TOKEN]))
+    beat = heartbeat("db-01", [snapshot("root-disk")], labels={"role": "db"})
+    assert other.post("/api/v1/heartbeats", json=beat.model_dump(mode="json"),
+                      headers=AGENT).status_code == 202
+    [host] = other.get("/api/v1/hosts", headers=OPERATOR).json()["hosts"]
+    assert host["check_set"]["version"] == "0ld" and host["check_set"]["assigned"] == current
+    with any_world.store.transaction() as tx:  # the prune duty forgets old pulls
+        assert tx.prune_check_set_pulls(host["check_set"]["pulled_at"] + 1) == 1
+    [host] = other.get("/api/v1/hosts", headers=OPERATOR).json()["hosts"]
+    assert host["check_set"] is None
+
 # -- the agent: merge and pull -----------------------------------------------------------
 
 def agent_config(tmp_path: Path, url: str = "http://127.0.0.1:9", extra: str = "") -> Path:

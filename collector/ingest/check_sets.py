@@ -13,10 +13,11 @@ then, not one poll interval later. Labels are the agent's claim either way (a
 heartbeat's are too); a host-bound credential limits *which host*, the operator's
 rules decide what a label earns.
 
-Each pull is remembered per host (in this process, for the Hosts page and
-``GET /api/v1/hosts``): the version the agent holds (its ``If-None-Match``), the
-version assigned now, and when it asked. An agent re-asks at once after applying a new
-version, so "holds" catches up within seconds.
+Each pull is recorded per host in the store (collector/store/check_set_pulls.py, so
+every replica's Hosts page and ``GET /api/v1/hosts`` show it, also after a restart):
+the version the agent holds (its ``If-None-Match``), the version assigned now, and
+when it asked. An agent re-asks at once after applying a new version, so "holds"
+catches up within seconds.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from patrol.collector.check_sets import CheckSets
 router = APIRouter()
 
 MAX_LABELS = 64
-MAX_REMEMBERED = 100_000  # hosts whose last pull is kept; a shared token can name any host
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "the host's check sets; the ETag header carries their version",
@@ -41,15 +41,6 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
                                "description": "the version, quoted"}}},
     304: {"description": "the agent already holds this version (If-None-Match)"},
 }
-
-
-def pulls(app_state: Any) -> dict[str, dict[str, Any]]:
-    """host -> {"held", "assigned", "at"} of its last pull, kept on the app."""
-    found: dict[str, dict[str, Any]] | None = getattr(app_state, "check_set_pulls", None)
-    if found is None:
-        found = {}
-        app_state.check_set_pulls = found
-    return found
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:
@@ -84,10 +75,8 @@ def get_check_sets(
     assigned = check_sets.for_host(labels)
     held = _held(request.headers.get("if-none-match"))
     clock = getattr(request.app.state, "clock", time.time)
-    remembered = pulls(request.app.state)
-    if len(remembered) >= MAX_REMEMBERED and host not in remembered:
-        remembered.clear()  # forgotten hosts are remembered again at their next pull
-    remembered[host] = {"held": held, "assigned": assigned.version, "at": clock()}
+    with request.app.state.store.transaction() as tx:
+        tx.record_check_set_pull(host, held, assigned.version, clock())
     etag = f'"{assigned.version}"'
     if held == assigned.version:
         return Response(status_code=304, headers={"ETag": etag})

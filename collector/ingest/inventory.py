@@ -45,13 +45,12 @@ def _ticket_brief(ticket: Ticket) -> dict[str, Any]:
             "status": str(ticket.status), "check": ticket.check}
 
 
-def hosts_inventory(store: TicketStore, now: float, collector_version: str = PATROL_VERSION,
-                    check_set_pulls: dict[str, dict[str, Any]] | None = None
+def hosts_inventory(store: TicketStore, now: float, collector_version: str = PATROL_VERSION
                     ) -> dict[str, Any]:
     """Every host with its labels, agent version, heartbeat, checks and open tickets,
-    and, for a host that pulled check sets from this collector process, the version it
-    holds and the one assigned to it now (:mod:`collector.ingest.check_sets`)."""
-    pulls = check_set_pulls or {}
+    and, for a host that pulled check sets, the version it holds and the one assigned
+    to it at its last pull (:mod:`collector.ingest.check_sets`)."""
+    pulls = store.check_set_pulls()
     checks: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for state in store.check_states():
         checks[state["host"]].append({k: state[k] for k in
@@ -110,8 +109,7 @@ def list_hosts(request: Request) -> dict[str, Any]:
     """The fleet inventory; ``version_differs`` marks agents not on the collector's
     version."""
     require(request, OPERATOR)
-    return hosts_inventory(request.app.state.store, _now(request),
-                           check_set_pulls=getattr(request.app.state, "check_set_pulls", None))
+    return hosts_inventory(request.app.state.store, _now(request))
 
 
 @router.get("/api/v1/sd/prometheus", tags=["fleet"])

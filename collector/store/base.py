@@ -153,6 +153,9 @@ class TicketReads(Protocol):
 
     def report_mailings(self, names: Sequence[str]) -> dict[str, float]: ...
 
+    # -- check-set pulls (store/check_set_pulls.py) ----------------------------------------
+    def check_set_pulls(self) -> dict[str, dict[str, Any]]: ...
+
 
 class Transaction(TicketReads, Protocol):
     """One unit of work; see the module docstring for isolation and locking."""
@@ -296,6 +299,11 @@ class Transaction(TicketReads, Protocol):
 
     def record_report_mailing(self, name: str, at: float, recipients: list[str],
                               message_id: str) -> bool: ...
+
+    def record_check_set_pull(self, host: str, held: str | None, assigned: str,
+                              at: float) -> None: ...
+
+    def prune_check_set_pulls(self, before: float) -> int: ...
 
 
 class TicketStore(TicketReads, Protocol):

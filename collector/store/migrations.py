@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from patrol.collector.store.base import StoreError
+from patrol.collector.store.check_set_pulls import migration_sql as check_set_pulls_sql
 from patrol.collector.store.history import migration_sql as history_sql
 from patrol.collector.store.report_mailings import migration_sql as report_mailings_sql
 
@@ -270,6 +271,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             " replica's own archive folder let a new leader mail a report again)",
         sqlite=report_mailings_sql("REAL"),
         postgres=report_mailings_sql("DOUBLE PRECISION"),
+    ),
+    Migration(
+        12, "each host's last check-set pull, shared by replicas and kept across restarts"
+            " (it was in one collector process's memory)",
+        sqlite=check_set_pulls_sql("REAL"),
+        postgres=check_set_pulls_sql("DOUBLE PRECISION"),
     ),
 )
 

@@ -25,6 +25,7 @@ from patrol.collector.store.base import (
     DuplicateTicket,
     StoreError,
 )
+from patrol.collector.store.check_set_pulls import CheckSetPullReads, CheckSetPullWrites
 from patrol.collector.store.clean import clean_text, needs_cleaning
 from patrol.collector.store.credentials import CredentialReads, CredentialWrites
 from patrol.collector.store.dispatch import DispatchReads, DispatchWrites
@@ -83,7 +84,8 @@ _NEXT_SERIAL = ("INSERT INTO ticket_serials (day, last_serial) VALUES (?, 1) "
                 "RETURNING last_serial")
 
 
-class SqlReads(DispatchReads, CredentialReads, HistoryReads, ReportMailReads):
+class SqlReads(DispatchReads, CredentialReads, HistoryReads, ReportMailReads,
+               CheckSetPullReads):
     _lock = ""
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
@@ -224,7 +226,7 @@ class SqlReads(DispatchReads, CredentialReads, HistoryReads, ReportMailReads):
 
 
 class SqlTransaction(SqlReads, DispatchWrites, CredentialWrites, HistoryWrites,
-                     ReportMailWrites):
+                     ReportMailWrites, CheckSetPullWrites):
 
     def _fresh(self) -> dict[int, list[TimelineEntry]]:
         """Per ticket created by this transaction, the timeline entries it added (as the

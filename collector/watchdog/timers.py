@@ -231,6 +231,7 @@ class Watchdog:
             return 0
         with self.store.transaction() as tx:
             pruned = tx.prune_events(now - self.retention) + \
-                tx.prune_dispatch(now - self.retention) + tx.prune_history(now)
+                tx.prune_dispatch(now - self.retention) + tx.prune_history(now) + \
+                tx.prune_check_set_pulls(now - self.retention)
         self.last_prune = now
         return pruned

@@ -475,8 +475,7 @@ def hosts(request: Request) -> Response:
     from patrol.collector.ingest.inventory import hosts_inventory
 
     now = _now(request)
-    inventory = hosts_inventory(request.app.state.store, now, check_set_pulls=getattr(
-        request.app.state, "check_set_pulls", None))
+    inventory = hosts_inventory(request.app.state.store, now)
     return _page(request, "hosts.html", {
         "title": "Hosts", "inventory": inventory, "now": now, "refresh_page": True,
         "differing": sum(1 for h in inventory["hosts"] if h["version_differs"])})
