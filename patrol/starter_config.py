@@ -190,8 +190,24 @@ def collector_config(facts: HostFacts, etc: Path = ETC) -> str:
         "  sla:",
         "    respond: {P1: 15m, P2: 30m, P3: 1h, P4: 24h}",
         "    resolve: {P1: 4h, P2: 24h, P3: 72h, P4: 7d}",
+        "",
+        "# The daily inspection report every morning and the weekly retrospective, archived",
+        "# and mailed by the collector (README: Reports). Uncomment and name your mail",
+        "# server and recipients to schedule them; `patrol report` makes either on demand.",
+        *(f"# {line}" for line in REPORTS_BLOCK),
     ]
     return "\n".join(out) + "\n"
+
+
+REPORTS_BLOCK = (
+    "reports:",
+    "  timezone: UTC                     # the crons' zone, e.g. Europe/Berlin",
+    "  archive: /var/lib/patrol-collector/reports",
+    "  smtp: {host: mail.example.com, from: patrol@example.com}  # port, starttls, username,",
+    "                                    # password: file:/etc/patrol/secrets/smtp-password",
+    '  daily: {cron: "0 7 * * *", recipients: [ops@example.com]}',
+    '  retro: {cron: "0 8 * * 1", period: 7d, recipients: [ops-lead@example.com]}',
+)
 
 
 def _service_ids() -> tuple[int, int] | None:

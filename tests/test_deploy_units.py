@@ -117,6 +117,22 @@ def test_init_keeps_existing_secrets_and_existing_configs(tmp_path: Path,
     assert (tmp_path / "secrets" / "operator-token").read_text() == token
 
 
+
+def test_the_collectors_reports_block_validates_once_uncommented(tmp_path: Path) -> None:
+    """``patrol init collector`` offers scheduled reports commented out (they need a
+    mail server); uncommented as written, the config loads and schedules both."""
+    text = starter_config.collector_config(starter_config.HostFacts([], [], []), tmp_path)
+    assert "# reports:" in text
+    opened = text.replace("# reports:", "reports:").replace("#   ", "  ")
+    target = tmp_path / "collector.yaml"
+    target.write_text(opened)
+    (tmp_path / "secrets").mkdir()
+    for name in starter_config.COLLECTOR_SECRETS:
+        (tmp_path / "secrets" / name).write_text("x" * 32 + "\n")
+    reports = load_collector_config(str(target)).reports
+    assert reports is not None and sorted(reports.scheduled()) == ["daily", "retro"]
+    assert reports.scheduled()["retro"].recipients == ["ops-lead@example.com"]
+
 def test_init_on_this_host_validates(tmp_path: Path) -> None:
     """Whatever this machine has (containers have no systemd), the result loads."""
     target = tmp_path / "agent.yaml"
