@@ -122,11 +122,8 @@ class ClockCheck:
         state, tried = self._service()
         host = ctx.hostname
         if state is None and not self.config.server:
-            raise CheckError(
-                f"no time service answered on {host} ({'; '.join(tried)}); install and start "
-                "chrony (apt-get install chrony), or set server: to query an NTP server "
-                "directly"
-            )
+            raise CheckError(f"no time service answered on {host} ({'; '.join(tried)}); "
+                             f"{_remedy(tried)}, or set server: to query an NTP server directly")
         measurements: list[Measurement] = []
         diagnostics: dict[str, Any] = {"tried": tried} if tried else {}
         parts: list[str] = []
@@ -182,3 +179,18 @@ class ClockCheck:
         summary = head + (f"; {'; '.join(parts)}" if state is not None and parts else
                           f" {'; '.join(parts)}" if parts else "")
         return Result(status, summary, tuple(measurements), diagnostics)
+
+
+# The daemon each source's command asks, as Debian names its unit.
+_DAEMONS = {"chrony": "chrony", "timesyncd": "systemd-timesyncd", "ntpd": "ntpsec"}
+
+
+def _remedy(tried: list[str]) -> str:
+    """What to do when no source answered: start the time service that is installed but
+    silent (its command ran and could not reach the daemon), else install chrony."""
+    for attempt in tried:
+        source = attempt.partition(":")[0]
+        if "is not installed" not in attempt and source in _DAEMONS:
+            return (f"{source} is installed but its daemon did not answer: start it "
+                    f"(systemctl start {_DAEMONS[source]})")
+    return "install and start chrony (apt-get install chrony)"

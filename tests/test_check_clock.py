@@ -212,6 +212,19 @@ def test_no_time_service_is_unknown_and_says_how_to_get_one() -> None:
         "server: to query an NTP server directly")
 
 
+
+def test_an_installed_but_stopped_time_service_is_told_to_start_not_to_install(tmp_path: Path
+                                                                               ) -> None:
+    """The real chronyc, asking a daemon that does not run (its command socket is absent):
+    the how-to says start chrony, since it is installed."""
+    require_command("chronyc", "chrony")
+    check, ctx = build("clock", source="chrony", chrony_socket=str(tmp_path / "chronyd.sock"))
+    with pytest.raises(CheckError) as info:
+        check.run(ctx)
+    assert "chrony is installed but its daemon did not answer: start it (systemctl start " \
+        "chrony), or set server: to query an NTP server directly" in str(info.value)
+    assert "apt-get install" not in str(info.value)
+
 def test_source_none_needs_a_server(tmp_path: Path) -> None:
     path, (problem,) = config_problems(
         tmp_path, "checks:\n  - name: time\n    type: clock\n    source: none\n")

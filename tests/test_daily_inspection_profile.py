@@ -114,7 +114,10 @@ def test_the_daily_profile_runs_clean_on_this_host() -> None:
                                   "run the agent on a host booted with systemd"),
         "inspect-disk-health": (shutil.which("smartctl") is None and not _md_arrays(),
                                 "apt-get install smartmontools"),
-        "inspect-clock": (not _time_service_running(), "install and start chrony"),
+        "inspect-clock": (not _time_service_running(),
+                          # installed but stopped: start it; missing: install chrony
+                          "start it (systemctl start" if shutil.which("chronyc")
+                          or shutil.which("ntpq") else "install and start chrony"),
     }
     for name, (missing, how) in unknown_here.items():
         if missing:
