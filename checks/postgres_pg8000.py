@@ -30,7 +30,9 @@ import contextlib
 import getpass
 import os
 import re
+import socket
 import ssl
+import struct
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -245,8 +247,6 @@ def _describe(exc: BaseException) -> str:
         return str(exc.strerror)
     if isinstance(cause, OSError) and cause.strerror:
         return str(cause.strerror)
-    if str(exc) == "Server refuses SSL":
-        return "server does not support SSL, but SSL was required"
     return str(exc) or type(exc).__name__
 
 
@@ -279,6 +279,42 @@ class _Rows:
         return [tuple(row) for row in self.rows]
 
 
+_SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+
+
+def _socket(target: Target, context: ssl.SSLContext | bool, timeout: float) -> socket.socket:
+    """A connected socket for pg8000 (its ``sock=``), TLS negotiated here: with
+    ``prefer`` a server without TLS is spoken to in plain on the same connection, as
+    libpq does (pg8000 alone would need a second connection)."""
+    sock: socket.socket | None = None
+    try:
+        if target.socket:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(target.socket)
+            return sock
+        sock = socket.create_connection((target.hostaddr or target.host, target.port), timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if context is False or context is True:
+            return sock
+        sock.sendall(_SSL_REQUEST)
+        answer = sock.recv(1)
+        if answer == b"S":
+            return context.wrap_socket(sock, server_hostname=target.host)
+        if answer == b"N" and target.sslmode in ("prefer", "allow"):
+            return sock
+        raise ConnectFailed(
+            f"{target.where} failed: server does not support SSL, but SSL was required")
+    except OSError as exc:  # refused, unreachable, timed out, TLS handshake
+        if sock is not None:
+            sock.close()
+        raise ConnectFailed(f"{target.where} failed: {_describe(exc)}") from None
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
+
+
 def connect(dsn: str, *, connect_timeout: float = 5.0,
             fallback_application_name: str = "patrol") -> Connection:
     """A session for ``dsn``; :class:`ConnectFailed` when there is none, ``ValueError``
@@ -295,38 +331,34 @@ def connect(dsn: str, *, connect_timeout: float = 5.0,
             "sslrootcert=system, or use an sslmode that does not verify") from None
     except (OSError, ValueError) as exc:  # an unreadable certificate or key
         raise ConnectFailed(f"{target.where} failed: {_describe(exc)}") from None
-    if target.sslmode == "allow":  # plain first, TLS if the server refuses plain
-        tries: list[ssl.SSLContext | bool] = [False, tls_info.unverified_context()]
-    elif target.sslmode == "prefer" and context is not False:  # TLS first, then plain
-        tries = [context, False]
-    else:
-        tries = [context]
+    # allow: plain first, TLS if pg_hba refuses plain; the others: one try (prefer falls
+    # back to plain on the same connection, in _socket, as libpq does)
+    tries: list[ssl.SSLContext | bool] = (
+        [False, tls_info.unverified_context()] if target.sslmode == "allow" else [context])
     import pg8000.native
-    from pg8000.exceptions import DatabaseError, Error, InterfaceError
+    from pg8000.exceptions import DatabaseError, Error
 
     for attempt, ssl_context in enumerate(tries):
-        last = attempt == len(tries) - 1
+        sock = _socket(target, ssl_context, connect_timeout)
         try:
             native = pg8000.native.Connection(
                 target.user, host=target.hostaddr or target.host, port=target.port,
-                database=target.database, password=target.password,
-                unix_sock=target.socket, ssl_context=ssl_context, timeout=connect_timeout,
-                application_name=target.application_name,
+                database=target.database, password=target.password, sock=sock,
+                ssl_context=False, application_name=target.application_name,
                 startup_params={"options": target.options} if target.options else None,
             )
             return Connection(native, target)
-        except InterfaceError as exc:
-            if not last and str(exc) == "Server refuses SSL":  # prefer: go on in plain
-                continue
-            raise ConnectFailed(f"{target.where} failed: {_describe(exc)}") from None
         except DatabaseError as exc:
+            sock.close()
             code = exc.args[0].get("C") if exc.args and isinstance(exc.args[0], dict) else None
-            if not last and code == "28000":  # allow: pg_hba wants TLS, try it
+            if attempt < len(tries) - 1 and code == "28000":  # allow: pg_hba wants TLS
                 continue
             raise ConnectFailed(f"{target.where} failed: {_describe(exc)}") from None
-        except (Error, OSError) as exc:  # TLS handshake, a dropped socket
+        except (Error, OSError) as exc:  # authentication we cannot do, a dropped socket
+            sock.close()
             raise ConnectFailed(f"{target.where} failed: {_describe(exc)}") from None
         except AttributeError:  # pg8000 1.31 asked for SCRAM without a password
+            sock.close()
             if target.password is not None:
                 raise
             raise ConnectFailed(f"{target.where} failed: server requesting SCRAM "
