@@ -325,22 +325,6 @@ def test_plain_client_on_the_tls_port_is_critical(private_redis: dict[str, Any])
         f"cannot connect to Redis at 127.0.0.1:{private_redis['tls_port']} on testhost: ")
 
 
-def test_silent_server_is_a_critical_timeout() -> None:
-    import socket
-
-    with socket.socket() as silent:  # accepts (backlog) and never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(4)
-        port = silent.getsockname()[1]
-        check, ctx = build("redis", url=f"redis://:{SECRET}@127.0.0.1:{port}/0",
-                           connect_timeout="0.5s")
-        result = check.run(ctx)
-    assert result.status is Status.CRITICAL
-    assert result.summary == (
-        f"cannot connect to Redis at 127.0.0.1:{port} on testhost: "
-        f"Timeout reading from 127.0.0.1:{port}")
-
-
 def test_unknown_url_option_is_unknown() -> None:
     check, ctx = build("redis", url=f"redis://:{SECRET}@127.0.0.1:6379/0?sentinel=1")
     with pytest.raises(CheckError) as caught:
