@@ -26,6 +26,12 @@ passes it as ``ssl=`` (public API); ``preferred`` connects through a
 ``Connection`` subclass whose ``_create_ssl_ctx`` returns it. Should a future
 PyMySQL stop calling that method, connections still work and only pay the old
 cost again.
+
+Decision (memory): PyMySQL is imported through :mod:`checks.pymysql_lean`, which
+keeps ``cryptography`` (~7.6 MiB PSS) out until a server asks for RSA-based
+authentication (``sha256_password``, or ``caching_sha2_password``'s full
+authentication without TLS); then it is loaded and the connect is made again. Where
+it is not installed that is UNKNOWN, saying so; likewise PyNaCl for ``ed25519``.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from patrol.checks import tls_info
+from patrol.checks import pymysql_lean, tls_info
 from patrol.checks.base import (
     CheckError,
     ConfigClass,
@@ -144,17 +150,24 @@ class MysqlCheck:
     def _open(self) -> Any:
         connect = self._connect
         if connect is None:
+            pymysql_lean.load()
             import pymysql
 
             tls = self.config.tls
             connect = _preferred_connection() if tls == "preferred" else pymysql.connect
         timeout = max(1, round(self.config.connect_timeout))
-        return connect(
+        options = dict(
             host=self.config.host, port=self.config.port, user=self.config.user,
             password=self._secret() or "", unix_socket=self.config.unix_socket,
             connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
             program_name="patrol", **self._tls_options(),
         )
+        try:
+            return connect(**options)
+        except RuntimeError as exc:  # PyMySQL: an auth plugin needs an optional module
+            if pymysql_lean.needs_rsa(exc) and pymysql_lean.enable_rsa():
+                return connect(**options)  # the server asked for RSA: now we have it
+            raise CheckError(_missing_module(exc, self.config.user)) from None
 
     def _tls_options(self) -> dict[str, Any]:
         """PyMySQL's TLS keywords for ``tls:`` (preferred: none, its own default mode)."""
@@ -165,6 +178,7 @@ class MysqlCheck:
         return {}
 
     def run(self, ctx: RunContext) -> Result:
+        pymysql_lean.load()
         import pymysql
 
         try:
@@ -229,6 +243,7 @@ class MysqlCheck:
         """The processlist (own connection excluded) counted by user, client host,
         database and command/state, and the longest-running non-Sleep statements.
         A database error (it may be why we are here) is returned as ``{"error": ...}``."""
+        pymysql_lean.load()
         import pymysql
 
         try:
@@ -241,6 +256,8 @@ class MysqlCheck:
                 conn.close()
         except pymysql.Error as exc:  # the breach may be "cannot connect": say so, redacted
             return {"error": one_line(redact(_message(exc), self._secret()), 4096)}
+        except CheckError as exc:  # a missing optional module
+            return {"error": str(exc)}
         threads = [
             {
                 "id": int(pid), "user": user or "", "host": _client(host or ""), "db": db,
@@ -268,6 +285,19 @@ def _message(exc: Exception) -> str:
     if len(exc.args) == 2 and isinstance(exc.args[1], str):
         return f"{exc.args[1]} (error {exc.args[0]})"
     return str(exc) or type(exc).__name__
+
+
+def _missing_module(exc: RuntimeError, user: str) -> str:
+    """UNKNOWN text for PyMySQL's "package is required for <auth plugin>" errors."""
+    if pymysql_lean.needs_rsa(exc):
+        return (f"the server asks RSA-based authentication of user '{user}' "
+                "(sha256_password, or caching_sha2_password without TLS), which needs the "
+                "Python module 'cryptography', not installed: pip install cryptography, "
+                "or connect with tls: required")
+    if "pynacl" in str(exc).lower():
+        return (f"the server authenticates user '{user}' with ed25519, which needs the "
+                "Python module 'nacl', not installed: pip install pynacl")
+    return f"cannot connect: {one_line(str(exc))}"
 
 
 def _client(host: str) -> str:

@@ -65,7 +65,7 @@ BUILTINS: dict[str, str] = {
 }
 
 # Which extra installs a driver, for the message when it is missing.
-EXTRAS = {"psycopg": "postgres", "pymysql": "mysql", "redis": "redis"}
+EXTRAS = {"pg8000": "postgres", "psycopg": "postgres", "pymysql": "mysql", "redis": "redis"}
 
 
 class RegistryError(Exception):

@@ -11,7 +11,7 @@ from typing import Any, Self
 import pymysql
 import pytest
 
-from patrol.checks.base import Status
+from patrol.checks.base import Result, Status
 from patrol.contract.units import format_limit
 from tests.conftest import free_port
 from tests.helpers import build
@@ -294,3 +294,138 @@ def test_real_server_tls_required(mysql_server: dict[str, Any]) -> None:
         assert result.summary == (
             "cannot connect to MariaDB/MySQL at 127.0.0.1:3306 on testhost: "
             "SSL is required but the server doesn't support it (error 2026)")
+
+
+# --- authentication plugins, and cryptography only when a server asks for RSA ------------
+
+USER_SECRET = "Us3r-S3cret-my-c41e"
+
+
+@pytest.fixture
+def mysql_user(mysql_server: dict[str, Any]) -> Any:
+    """``make(plugin_sql)`` creates a uniquely named user with ``USER_SECRET``; each is
+    dropped after the test, and a plugin the test installed is uninstalled."""
+    import uuid
+
+    made: list[str] = []
+    installed: list[str] = []
+    control = _connect(mysql_server)
+
+    def make(identified: str, soname: str | None = None) -> str:
+        with control.cursor() as cur:
+            if soname:
+                cur.execute("SELECT COUNT(*) FROM information_schema.PLUGINS "
+                            "WHERE PLUGIN_NAME = %s AND PLUGIN_STATUS = 'ACTIVE'", (soname,))
+                if not cur.fetchone()[0]:
+                    cur.execute(f"INSTALL SONAME 'auth_{soname}'")
+                    installed.append(soname)
+            name = f"patrol_{uuid.uuid4().hex[:8]}"
+            cur.execute(f"CREATE USER '{name}'@'%%' {identified}", (USER_SECRET,))
+            cur.execute(f"GRANT PROCESS ON *.* TO '{name}'@'%'")
+            made.append(name)
+            return name
+
+    try:
+        yield make
+    finally:
+        with control.cursor() as cur:
+            for name in made:
+                cur.execute(f"DROP USER IF EXISTS '{name}'@'%'")
+            for soname in installed:
+                cur.execute(f"UNINSTALL SONAME 'auth_{soname}'")
+        control.close()
+
+
+def test_native_password_user(mysql_server: dict[str, Any], mysql_user: Any) -> None:
+    user = mysql_user("IDENTIFIED VIA mysql_native_password USING PASSWORD(%s)")
+    check, ctx = build("mysql", host="127.0.0.1", user=user, password=USER_SECRET)
+    result = check.run(ctx)
+    assert result.status is Status.OK, result.summary
+    assert result.measurement("threads_connected") >= 1
+
+    check, ctx = build("mysql", host="127.0.0.1", user=user, password=f"wrong-{USER_SECRET}")
+    result = check.run(ctx)
+    assert result.status is Status.CRITICAL
+    assert result.summary == (
+        f"cannot connect to MariaDB/MySQL at 127.0.0.1:3306 on testhost: Access denied for "
+        f"user '{user}'@'127.0.0.1' (using password: YES) (error 1045)")
+    for text in (result.summary, json.dumps(result.as_dict()), json.dumps(check.diagnose(result))):
+        assert USER_SECRET not in text
+
+
+def test_ed25519_user_needs_pynacl(mysql_server: dict[str, Any], mysql_user: Any) -> None:
+    """MariaDB's ed25519 plugin: PyNaCl signs the scramble; without it, UNKNOWN that
+    says what to install (not a traceback)."""
+    import importlib.util
+
+    from patrol.checks.base import CheckError
+
+    user = mysql_user("IDENTIFIED VIA ed25519 USING PASSWORD(%s)", soname="ed25519")
+    check, ctx = build("mysql", host="127.0.0.1", user=user, password=USER_SECRET)
+    if importlib.util.find_spec("nacl") is not None:
+        assert check.run(ctx).status is Status.OK
+        return
+    with pytest.raises(CheckError) as caught:
+        check.run(ctx)
+    assert str(caught.value) == (
+        f"the server authenticates user '{user}' with ed25519, which needs the Python "
+        "module 'nacl', not installed: pip install pynacl")
+    assert check.diagnose(Result(Status.UNKNOWN, "")) == {"error": str(caught.value)}
+
+
+def _fresh(code: str) -> str:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, check=True, timeout=60)
+    return done.stdout.strip()
+
+
+def test_pymysql_gets_cryptography_only_when_rsa_is_asked_for() -> None:
+    """MariaDB has no RSA-based auth plugin to test against, so this drives PyMySQL's
+    own RSA step (what caching_sha2_password full auth without TLS calls) directly."""
+    code = (
+        "import sys\n"
+        "from patrol.checks import pymysql_lean\n"
+        "pymysql_lean.load()\n"
+        "import pymysql._auth as auth\n"
+        "print('cryptography' in sys.modules, auth._have_cryptography)\n"
+        "try:\n"
+        "    auth.sha2_rsa_encrypt(b'pw', b'x' * 20, b'')\n"
+        "except RuntimeError as exc:\n"
+        "    print(pymysql_lean.needs_rsa(exc))\n"
+        "print(pymysql_lean.enable_rsa())\n"
+        "from cryptography.hazmat.primitives.asymmetric import rsa\n"
+        "from cryptography.hazmat.primitives import serialization as s\n"
+        "key = rsa.generate_private_key(public_exponent=65537, key_size=2048)\n"
+        "pem = key.public_key().public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo)\n"
+        "print(len(auth.sha2_rsa_encrypt(b'pw', b'x' * 20, pem)))\n"
+    )
+    assert _fresh(code).splitlines() == ["False False", "True", "True", "256"]
+
+
+def test_rsa_asked_for_without_cryptography_installed_is_unknown_with_a_hint() -> None:
+    code = (
+        "import importlib.util\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda n, *a: None if n == 'cryptography' else real(n, *a)\n"
+        "from patrol.checks import pymysql_lean\n"
+        "from patrol.checks.base import CheckError\n"
+        "from tests.helpers import build\n"
+        "pymysql_lean.load()\n"
+        "def connect(**kwargs):\n"  # PyMySQL's words when the server asks for RSA
+        "    import pymysql._auth as auth\n"
+        "    auth.sha2_rsa_encrypt(b'pw', b'x' * 20, b'')\n"
+        "check, ctx = build('mysql', host='db.example.com', user='mon', password='Pw-9',\n"
+        "                   world={'connect': connect})\n"
+        "try:\n"
+        "    check.run(ctx)\n"
+        "except CheckError as exc:\n"
+        "    print(exc)\n"
+    )
+    assert _fresh(code) == (
+        "the server asks RSA-based authentication of user 'mon' (sha256_password, or "
+        "caching_sha2_password without TLS), which needs the Python module 'cryptography', "
+        "not installed: pip install cryptography, or connect with tls: required")

@@ -15,6 +15,7 @@ import pytest
 
 from patrol.checks.base import CheckError, Status
 from patrol.checks.dsn import endpoint, password, redact
+from patrol.checks.postgres_pg8000 import ConnectFailed
 from patrol.contract.units import format_limit, format_ratio
 from tests.conftest import free_port
 from tests.helpers import build
@@ -113,7 +114,7 @@ def test_redact_hides_given_secrets_and_password_shapes() -> None:
 
 def test_connect_error_that_quotes_the_dsn_is_redacted() -> None:
     def connect(*args: Any, **kwargs: Any) -> Any:
-        raise psycopg.OperationalError(f"could not parse {args[0]}")
+        raise ConnectFailed(f"could not parse {args[0]}")
 
     dsn = f"postgresql://patrol:{SECRET}@db:5432/postgres"
     check, ctx = build("postgres", dsn=dsn, world={"connect": connect})
@@ -269,3 +270,177 @@ def test_query_text_is_truncated(postgres_dsn: str) -> None:
         [mine] = [s for s in diagnosis["idle_in_transaction"] if s["application_name"] == app]
         assert len(mine["query"]) == 500
         conn.rollback()
+
+
+# -- passwords, TLS, sockets: our own PostgreSQL (initdb), stopped by PID -------------------
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+ROLE_SECRET = "R0le-S3cret-pg-2b7a"
+HBA = """\
+local all all scram-sha-256
+hostnossl all tlsonly 127.0.0.1/32 reject
+host all md5user 127.0.0.1/32 md5
+host all all 127.0.0.1/32 scram-sha-256
+"""
+
+
+@pytest.fixture(scope="module")
+def private_pg(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A PostgreSQL of our own on a free port: SCRAM and md5 roles, a role that must
+    use TLS, TLS on with a test CA, a socket directory; stopped by PID."""
+    import os
+    import pwd
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from tests.certs import issue, make_ca
+    from tests.conftest import unavailable
+
+    initdb, postgres = Path(PG_BIN, "initdb"), Path(PG_BIN, "postgres")
+    if not initdb.exists() or os.geteuid() != 0:
+        unavailable(f"{initdb} (Debian's postgresql) and root, to run it as 'postgres'")
+    account = pwd.getpwnam("postgres")
+    import tempfile
+
+    root = tmp_path_factory.mktemp("pg")
+    ca = make_ca(root)
+    cert = issue(ca, root)
+    home = Path(tempfile.mkdtemp(prefix="patrol-pg-"))  # pytest's tmp is root-only (0700)
+    for src in (cert.cert_path, cert.key_path):
+        shutil.copy(src, home / src.name)
+    (home / "pw").write_text(f"{ROLE_SECRET}\n")
+    for path in (home, *home.iterdir()):
+        os.chown(path, account.pw_uid, account.pw_gid)
+    (home / cert.key_path.name).chmod(0o600)
+    data = home / "data"
+    subprocess.run([str(initdb), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256",
+                    f"--pwfile={home / 'pw'}"], user="postgres", check=True,
+                   capture_output=True, timeout=60)
+    (data / "pg_hba.conf").write_text(HBA)
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(postgres), "-D", str(data), "-p", str(port), "-k", str(home),
+         "-c", "listen_addresses=127.0.0.1", "-c", "ssl=on",
+         "-c", f"ssl_cert_file={home / cert.cert_path.name}",
+         "-c", f"ssl_key_file={home / cert.key_path.name}", "-c", "fsync=off"],
+        user="postgres", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    admin = f"postgresql://postgres:{ROLE_SECRET}@127.0.0.1:{port}/postgres"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                control = psycopg.connect(admin, autocommit=True)
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        with control:
+            for role in ("scramuser", "tlsonly"):
+                control.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{ROLE_SECRET}'")
+            control.execute("SET password_encryption = 'md5'")
+            control.execute(f"CREATE ROLE md5user LOGIN PASSWORD '{ROLE_SECRET}'")
+            control.execute("GRANT pg_monitor TO scramuser, tlsonly, md5user")
+        yield {"port": port, "socket_dir": str(home), "ca": str(ca.cert_path)}
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _pg_texts(check: Any, result: Any) -> list[str]:
+    return [result.summary, json.dumps(result.as_dict()), json.dumps(check.diagnose(result))]
+
+
+@pytest.mark.parametrize(
+    ("role", "query"),
+    [("scramuser", ""), ("scramuser", "?sslmode=disable"), ("md5user", "?sslmode=disable"),
+     ("scramuser", "?sslmode=require"), ("tlsonly", ""), ("tlsonly", "?sslmode=allow"),
+     ("scramuser", "?sslmode=verify-full&sslrootcert={ca}"),
+     ("scramuser", "?sslmode=verify-ca&sslrootcert={ca}")],
+    ids=["scram-prefer", "scram-plain", "md5-plain", "require", "tls-role-prefer",
+         "tls-role-allow", "verify-full", "verify-ca"],
+)
+def test_password_roles_and_sslmodes(private_pg: dict[str, Any], role: str, query: str) -> None:
+    dsn = (f"postgresql://{role}:{ROLE_SECRET}@127.0.0.1:{private_pg['port']}/postgres"
+           + query.format(ca=private_pg["ca"]))
+    check, ctx = build("postgres", dsn=dsn)
+    result = check.run(ctx)
+    assert result.status is Status.OK, result.summary
+    assert result.measurement("connections") >= 1
+    assert "error" not in check.diagnose(result)
+
+
+@pytest.mark.parametrize(
+    ("role", "query", "expected"),
+    [("scramuser", "", 'FATAL: password authentication failed for user "scramuser"'),
+     ("md5user", "?sslmode=disable",
+      'FATAL: password authentication failed for user "md5user"'),
+     ("tlsonly", "?sslmode=disable", 'FATAL: pg_hba.conf rejects connection for host '
+      '"127.0.0.1", user "tlsonly", database "postgres", no encryption'),
+     ("scramuser", "?sslmode=verify-full&sslrootcert=system", "certificate verify failed"),
+     ("scramuser", "?sslmode=verify-ca&sslrootcert=/nonexistent/root.crt",
+      'root certificate file "/nonexistent/root.crt" does not exist')],
+    ids=["scram-wrong-password", "md5-wrong-password", "tls-role-in-clear", "unknown-ca",
+         "missing-root-cert"],
+)
+def test_refused_logins_are_critical_without_secrets(private_pg: dict[str, Any], role: str,
+                                                     query: str, expected: str) -> None:
+    port = private_pg["port"]
+    secret = ROLE_SECRET if "verify" in query or "tlsonly" in role else f"x{ROLE_SECRET}"
+    check, ctx = build("postgres",
+                       dsn=f"postgresql://{role}:{secret}@127.0.0.1:{port}/postgres{query}")
+    result = check.run(ctx)
+    assert result.status is Status.CRITICAL
+    assert result.summary.startswith(
+        f'cannot connect to PostgreSQL at 127.0.0.1:{port} on testhost: connection to server '
+        f'at "127.0.0.1", port {port} failed: ')
+    assert expected in result.summary
+    for text in _pg_texts(check, result):
+        assert ROLE_SECRET not in text
+
+
+def test_no_password_given_is_critical(private_pg: dict[str, Any],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", "/nonexistent")
+    check, ctx = build("postgres",
+                       dsn=f"postgresql://scramuser@127.0.0.1:{private_pg['port']}/postgres")
+    result = check.run(ctx)
+    assert result.status is Status.CRITICAL
+    assert "no password was provided" in result.summary
+
+
+def test_unix_socket_and_pgpass(private_pg: dict[str, Any], tmp_path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key/value DSN naming the socket directory, the password from a 0600 passfile
+    (libpq's "localhost" line for a socket)."""
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"localhost:{private_pg['port']}:*:scramuser:{ROLE_SECRET}\n")
+    passfile.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    check, ctx = build("postgres", dsn=f"host={private_pg['socket_dir']} "
+                                       f"port={private_pg['port']} user=scramuser dbname=postgres")
+    result = check.run(ctx)
+    assert result.status is Status.OK, result.summary
+    passfile.chmod(0o644)  # libpq ignores a file others can read; so do we
+    result = check.run(ctx)
+    assert result.status is Status.CRITICAL
+    assert result.summary.startswith(
+        f"cannot connect to PostgreSQL at {private_pg['socket_dir']} on testhost: connection "
+        f'to server on socket "{private_pg["socket_dir"]}/.s.PGSQL.{private_pg["port"]}" failed')
+
+
+def test_tls_required_of_a_server_without_it(postgres_dsn: str) -> None:
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        ssl_on = conn.execute("SHOW ssl").fetchone()[0] == "on"
+    sep = "&" if "?" in postgres_dsn else "?"
+    check, ctx = build("postgres", dsn=f"{postgres_dsn}{sep}sslmode=require")
+    result = check.run(ctx)
+    if ssl_on:
+        assert result.status is Status.OK
+    else:
+        assert result.status is Status.CRITICAL
+        assert result.summary.endswith("failed: server does not support SSL, but SSL was "
+                                       "required")

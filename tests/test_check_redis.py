@@ -205,3 +205,141 @@ def test_blocked_client_is_listed(redis_url: str) -> None:
         control.close()
         waiter.close()
     assert [list(item) for item in got] == [[key, "done"]]
+
+
+# -- authentication, TLS, timeouts: our own redis-server --------------------------------------
+
+ACL_USER, ACL_SECRET = "patrol-mon", "Acl-S3cret-rd-19e2"
+
+
+@pytest.fixture(scope="module")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A redis-server on free ports (plain and TLS) with ``requirepass`` and an ACL
+    user, started for this module and stopped by PID."""
+    import shutil
+    import subprocess
+
+    from tests.certs import issue, make_ca
+
+    binary = shutil.which("redis-server")
+    if not binary:
+        from tests.conftest import unavailable
+
+        unavailable("redis-server not found; install Debian's 'redis-server' package")
+    root = tmp_path_factory.mktemp("redis")
+    ca = make_ca(root)
+    cert = issue(ca, root)
+    port, tls_port = free_port(), free_port()
+    conf = root / "redis.conf"
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ntls-port {tls_port}\n"
+        f"tls-cert-file {cert.cert_path}\ntls-key-file {cert.key_path}\n"
+        f"tls-ca-cert-file {ca.cert_path}\ntls-auth-clients no\n"
+        f"dir {root}\nsave \"\"\nappendonly no\n"
+        f"requirepass {SECRET}\nuser {ACL_USER} on >{ACL_SECRET} ~* +@all\n"
+    )
+    proc = subprocess.Popen([binary, str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with redis.Redis(port=port, password=SECRET) as probe:
+                    probe.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield {"port": port, "tls_port": tls_port, "ca": ca.cert_path}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _texts(check: Any, result: Any) -> list[str]:
+    return [result.summary, json.dumps(result.as_dict()), json.dumps(check.diagnose(result))]
+
+
+@pytest.mark.parametrize(
+    "userinfo", [f":{SECRET}", f"{ACL_USER}:{ACL_SECRET}"], ids=["requirepass", "acl-user"],
+)
+def test_password_and_acl_user_log_in(private_redis: dict[str, Any], userinfo: str) -> None:
+    url = f"redis://{userinfo}@127.0.0.1:{private_redis['port']}/2"
+    check, ctx = build("redis", url=url)
+    result = check.run(ctx)
+    assert result.status is Status.OK, result.summary
+    assert result.measurement("connected_clients") >= 1
+    diagnosis = check.diagnose(result)
+    assert "error" not in diagnosis
+    assert diagnosis["info_clients"]["connected_clients"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "expected"),
+    [(f":wrong-{SECRET}", "WRONGPASS invalid username-password pair"),
+     (f"{ACL_USER}:wrong-{ACL_SECRET}", "WRONGPASS invalid username-password pair"),
+     ("", "NOAUTH Authentication required")],
+    ids=["bad-password", "bad-acl-password", "no-password"],
+)
+def test_rejected_login_is_critical_without_secrets(private_redis: dict[str, Any], userinfo: str,
+                                                    expected: str) -> None:
+    at = f"{userinfo}@" if userinfo else ""
+    port = private_redis["port"]
+    check, ctx = build("redis", url=f"redis://{at}127.0.0.1:{port}/0")
+    result = check.run(ctx)
+    assert result.status is Status.CRITICAL
+    assert result.summary.startswith(
+        f"cannot connect to Redis at 127.0.0.1:{port} on testhost: {expected}")
+    for text in _texts(check, result):
+        assert SECRET not in text and ACL_SECRET not in text
+
+
+def test_tls_with_the_servers_ca(private_redis: dict[str, Any]) -> None:
+    url = (f"rediss://:{SECRET}@127.0.0.1:{private_redis['tls_port']}/0"
+           f"?ssl_ca_certs={private_redis['ca']}")
+    check, ctx = build("redis", url=url)
+    result = check.run(ctx)
+    assert result.status is Status.OK, result.summary
+    assert "error" not in check.diagnose(result)
+
+
+def test_tls_unknown_ca_is_critical_unless_verification_is_off(
+        private_redis: dict[str, Any]) -> None:
+    base = f"rediss://:{SECRET}@127.0.0.1:{private_redis['tls_port']}/0"
+    check, ctx = build("redis", url=base)  # the system store does not know the test CA
+    result = check.run(ctx)
+    assert result.status is Status.CRITICAL
+    assert "certificate verify failed" in result.summary
+    assert all(SECRET not in text for text in _texts(check, result))
+    check, ctx = build("redis", url=f"{base}?ssl_cert_reqs=none")
+    assert check.run(ctx).status is Status.OK
+
+
+def test_plain_client_on_the_tls_port_is_critical(private_redis: dict[str, Any]) -> None:
+    check, ctx = build("redis", url=f"redis://:{SECRET}@127.0.0.1:{private_redis['tls_port']}/0",
+                       connect_timeout="1s")
+    result = check.run(ctx)
+    assert result.status is Status.CRITICAL
+    assert result.summary.startswith(
+        f"cannot connect to Redis at 127.0.0.1:{private_redis['tls_port']} on testhost: ")
+
+
+def test_unknown_url_option_is_unknown() -> None:
+    check, ctx = build("redis", url=f"redis://:{SECRET}@127.0.0.1:6379/0?sentinel=1")
+    with pytest.raises(CheckError) as caught:
+        check.run(ctx)
+    assert "sentinel" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_info_and_client_list_parsing() -> None:
+    from patrol.checks.redis_resp import parse_client_list, parse_info
+
+    info = parse_info("# Clients\r\nconnected_clients:3\r\nmem_fragmentation_ratio:1.5\r\n"
+                      "maxmemory_policy:noeviction\r\ndb0:keys=1,expires=0\r\n")
+    assert info == {"connected_clients": 3, "mem_fragmentation_ratio": 1.5,
+                    "maxmemory_policy": "noeviction", "db0": {"keys": 1, "expires": 0}}
+    [entry] = parse_client_list("id=7 addr=127.0.0.1:5000 name= cmd=client|list flags=N\n")
+    assert entry == {"id": "7", "addr": "127.0.0.1:5000", "name": "", "cmd": "client|list",
+                     "flags": "N"}

@@ -85,7 +85,7 @@ def test_config_rejects_unknown_options_and_is_frozen(check_type: str) -> None:
 def test_importing_a_check_module_imports_no_driver(check_type: str) -> None:
     """A missing driver must break only its own check, at load time, with a hint."""
     module = registry.table()[check_type].split(":")[0]
-    drivers = ["psycopg", "pymysql", "redis"]
+    drivers = ["psycopg", "pg8000", "pymysql", "redis"]
     code = (f"import sys, {module}; "
             f"print([d for d in {drivers!r} if d in sys.modules and d != {module!r}])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -107,10 +107,10 @@ def test_missing_driver_is_reported_at_load_time_with_the_extra_to_install(
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "psycopg" else real(name, *a))
+                        lambda name, *a: None if name == "pg8000" else real(name, *a))
     with pytest.raises(registry.MissingDriver) as info:
         registry.load("postgres")
-    assert str(info.value) == ("type 'postgres' needs the Python module 'psycopg', which is "
+    assert str(info.value) == ("type 'postgres' needs the Python module 'pg8000', which is "
                                "not installed; pip install 'patrol-inspect[postgres]'")
     from patrol.agent.config import load_config
 

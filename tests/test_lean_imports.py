@@ -76,3 +76,26 @@ def test_the_agent_schedules_without_apscheduler_asyncio_or_multiprocessing(tmp_
     done = subprocess.run([sys.executable, "-c", code, str(config), str(shipped)],
                           capture_output=True, text=True, cwd=ROOT, check=True, timeout=60)
     assert done.stdout.splitlines() == ["[]", "['apscheduler', 'asyncio']"]
+
+
+def test_the_database_checks_load_no_heavy_driver(postgres_dsn: str, mysql_server: dict,
+                                                  redis_url: str) -> None:
+    """pg8000 instead of psycopg (~7 MiB), our RESP client instead of redis-py (~10 MiB),
+    PyMySQL without cryptography (~9 MiB, loaded only for RSA-based auth): after one
+    real run of each check, none of them is in the interpreter."""
+    options = {"postgres": {"dsn": postgres_dsn}, "redis": {"url": redis_url},
+               "mysql": {k: v for k, v in mysql_server.items() if k != "password"}}
+    code = (
+        "import sys\n"
+        "from tests.helpers import build\n"
+        f"for check_type, options in {options!r}.items():\n"
+        "    check, ctx = build(check_type, **options)\n"
+        "    result = check.run(ctx)\n"
+        "    assert result.status.name == 'OK', result.summary\n"
+        "print(sorted(m for m in ('cryptography', 'psycopg', 'redis', 'requests')\n"
+        "             if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
