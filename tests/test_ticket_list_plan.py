@@ -22,6 +22,7 @@ import pytest
 
 from patrol.collector.model import Priority, Ticket, TicketStatus
 from patrol.collector.store import TicketStore, open_store
+from tests.collector_fixtures import World
 from tests.test_store_contract import T0, ticket
 
 OPEN = ("new", "in_progress", "pending")
@@ -171,3 +172,23 @@ def test_filtered_pages_keep_the_rows_order_and_count(
     finally:
         store.close()
 
+
+
+def test_a_watchdog_pass_takes_the_statistics_a_bulk_load_left_without(
+        pg_store: TicketStore) -> None:
+    bulk(pg_store, [ticket(f"h{i}/c") for i in range(500)])
+    world = World(pg_store)
+
+    def last_analyzed() -> object:
+        (row,) = pg_store._rows(  # type: ignore[attr-defined]
+            "SELECT GREATEST(last_analyze, last_autoanalyze) AS at FROM pg_stat_user_tables"
+            " WHERE relid = 'tickets'::regclass")
+        return row["at"]
+
+    assert last_analyzed() is None
+    deadline = time.monotonic() + 30
+    while last_analyzed() is None:  # the changed-row counters follow commits shortly
+        assert time.monotonic() < deadline, "no pass analyzed the tickets table"
+        world.watchdog.run_once()
+        time.sleep(0.2)
+    assert "statistics" in world.watchdog.health.snapshot()[1]
