@@ -12,8 +12,9 @@ has completed ``--passes`` full passes that started after the last incident was 
 /metrics), sampling the collector's RSS every 0.2 s all along. Printed: RSS after the
 passes and the peak during them (target <= 300 MiB), then the p50/p99 of
 ``GET /api/v1/tickets`` (the default first page of 100, and ``status=new`` at
-offset 5,000) over ``--requests`` requests from one keep-alive connection (target
-p99 <= 50 ms); each with the load average. It asserts nothing; it prints.
+offset 5,000, and one host's) over ``--requests`` requests from one keep-alive
+connection (target p99 <= 50 ms), with the max and how many missed the target; each
+with the load average. It asserts nothing; it prints.
 """
 
 from __future__ import annotations
@@ -74,7 +75,10 @@ class RssSampler(threading.Thread):
                 return
 
 
-def list_latency(port: int, path: str, requests: int) -> tuple[float, float, int]:
+def list_latency(port: int, path: str, requests: int) -> tuple[float, float, float, int, int]:
+    """p50, p99 and max in ms, errors, and how many requests missed the target: a
+    plan that goes wrong for the first requests only (custom plans, before psycopg
+    prepares the statement) shows in the max and the count, not in the p50."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     samples, errors = [], 0
     for _ in range(requests):
@@ -83,7 +87,9 @@ def list_latency(port: int, path: str, requests: int) -> tuple[float, float, int
         samples.append((time.perf_counter() - t0) * 1e3)
         errors += status != 200
     conn.close()
-    return statistics.median(samples), statistics.quantiles(samples, n=100)[98], errors
+    slow = sum(ms > LIST_P99_TARGET_MS for ms in samples)
+    return (statistics.median(samples), statistics.quantiles(samples, n=100)[98],
+            max(samples), errors, slow)
 
 
 def one_store(store: str, incidents: int, passes: int, requests: int, pg: str) -> None:
@@ -128,10 +134,10 @@ def one_store(store: str, incidents: int, passes: int, requests: int, pg: str) -
         for label, path in (("first page (default)", "/api/v1/tickets"),
                             ("status=new, offset 5000", "/api/v1/tickets?status=new&offset=5000"),
                             ("host= (one host's)", "/api/v1/tickets?host=scale-004242")):
-            p50, p99, errors = list_latency(port, path, requests)
+            p50, p99, most, errors, slow = list_latency(port, path, requests)
             print(f"[{store}] GET {label:<26} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms "
-                  f"(target <= {LIST_P99_TARGET_MS:g}) {errors} errors  [{loadavg()}]",
-                  flush=True)
+                  f"max {most:7.2f} ms (target <= {LIST_P99_TARGET_MS:g}; {slow} of "
+                  f"{requests} over) {errors} errors  [{loadavg()}]", flush=True)
         final = memory(pid)
         print(f"[{store}] RSS at the end {final['rss']:.1f} MiB (peak overall "
               f"{max(sampler.peak, final['rss']):.1f})", flush=True)

@@ -320,6 +320,12 @@ class TicketStore(TicketReads, Protocol):
     def schema_version(self) -> int:
         """The highest migration applied."""
 
+    def refresh_statistics(self) -> bool:
+        """Bring the planner's statistics of the tickets table up to date if many rows
+        changed since they were taken; whether it did. The ticket list's plan depends
+        on them on PostgreSQL (see ``SqlReads.list_tickets``); the watchdog calls this
+        every pass."""
+
     def close(self) -> None:
         """Close every connection; the store is unusable afterwards."""
 

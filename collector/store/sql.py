@@ -57,6 +57,12 @@ def _update_sql(changed: tuple[int, ...]) -> str:
         sql = _UPDATES[changed] = (f"UPDATE tickets SET {sets}version = version + 1"
                                    " WHERE id = ? AND version = ?")
     return sql
+_IS_OPEN = f"status IN {_OPEN_SQL}"
+# The ticket list's order: these expressions must stay exactly those of the index
+# tickets_list_order (migrations._list_order) for SQLite to read it in order.
+_LIST_ORDER = (f"ORDER BY CASE WHEN {_IS_OPEN} THEN 0 ELSE 1 END,"
+               f" CASE WHEN {_IS_OPEN} THEN priority END,"
+               f" CASE WHEN {_IS_OPEN} THEN respond_by END, opened_at DESC, id DESC")
 _KEYS_PER_READ = 500  # SQLite allows 32,766 parameters; PostgreSQL 65,535
 
 
@@ -117,7 +123,13 @@ class SqlReads(DispatchReads, CredentialReads, HistoryReads, ReportMailReads,
                      offset: int = 0) -> list[Ticket]:
         """Open tickets first (by priority, respond-by, newest), then the rest, newest
         first: the order of the index ``tickets_list_order`` (migration 10), read in
-        order, so a page costs about its own rows instead of a sort of every ticket."""
+        order, so a page costs about its own rows instead of a sort of every ticket.
+
+        The page is chosen on ids alone and only its own rows are read whole: a plan
+        that sorts every match after all (PostgreSQL without statistics, e.g. right
+        after a bulk load, took ``status = 'new'`` for 0.5 % of the rows) then sorts
+        narrow keys in memory instead of every row's body on disk (100,000 open at
+        offset 5,000: 62 ms instead of 0.8-2.5 s)."""
         where: list[str] = ["1 = 1"]
         params: list[Any] = []
         for name, values in (("status", status), ("priority", priority)):
@@ -129,12 +141,9 @@ class SqlReads(DispatchReads, CredentialReads, HistoryReads, ReportMailReads,
             if value is not None:
                 where.append(f"{name} = ?")
                 params.append(value)
-        is_open = f"status IN {_OPEN_SQL}"
-        order = (f"ORDER BY CASE WHEN {is_open} THEN 0 ELSE 1 END,"
-                 f" CASE WHEN {is_open} THEN priority END,"
-                 f" CASE WHEN {is_open} THEN respond_by END, opened_at DESC, id DESC")
-        return self._tickets(" AND ".join(where), [*params, limit, offset],
-                             f"{order} LIMIT ? OFFSET ?")
+        page = (f"SELECT id FROM tickets WHERE {' AND '.join(where)} {_LIST_ORDER}"
+                " LIMIT ? OFFSET ?")
+        return self._tickets(f"id IN ({page})", [*params, limit, offset], _LIST_ORDER)
 
     def _common(self, term: str) -> str:
         """``term``, marked for the planner as true of many rows where the backend

@@ -308,6 +308,12 @@ class SqliteStore(SqlReads):
     def schema_version(self) -> int:
         return migrations.current(self._rows)
 
+    def refresh_statistics(self) -> bool:
+        """Nothing: this store keeps no planner statistics (no ``ANALYZE``), so the
+        ticket list's plan is fixed by the query's shape and its ``likelihood`` hints
+        (tests/test_ticket_list_plan.py) rather than by what the data looked like."""
+        return False
+
     def close(self) -> None:
         self._stop_checkpoints.set()
         with suppress(sqlite3.Error, StoreError):

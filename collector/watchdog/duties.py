@@ -1,9 +1,10 @@
 """Containment for the watchdog's duties: one failure never stops the others.
 
 The watchdog's pass is a list of duties (ticket timers, SLA, heartbeat loss,
-staleness, maintenance end, helpdesk sync, prune, scheduled reports), and the timer
-and SLA duties are one step per ticket. :meth:`DutyHealth.attempt` runs one duty or one step:
-an exception is caught, counted per duty (``patrol_collector_watchdog_errors_total``)
+staleness, maintenance end, helpdesk sync, prune, planner statistics, scheduled
+reports), and the timer and SLA duties are one step per ticket.
+:meth:`DutyHealth.attempt` runs one duty or one step: an exception is caught, counted
+per duty (``patrol_collector_watchdog_errors_total``)
 and logged with the ticket's number. It is logged once per streak: a ticket that
 fails every 10 s writes one traceback, not one per pass, and one line when it
 works again. The duty is simply retried on the next pass.
@@ -25,7 +26,7 @@ log = logging.getLogger("patrol.collector.watchdog")
 T = TypeVar("T")
 
 DUTIES = ("timers", "sla", "liveness", "staleness", "maintenance_end", "helpdesk_sync",
-          "prune", "reports")
+          "prune", "statistics", "reports")
 
 
 class DutyHealth:

@@ -16,6 +16,8 @@ ticket's number, counted in ``/metrics`` and retried next pass; the rest run on 
 - ``maintenance_end``: anything still failing when a window ends is ticketed at once,
   whatever its source (:mod:`collector.watchdog.maintenance_end`);
 - ``prune``: hourly, old events and delivered helpdesk actions are forgotten;
+- ``statistics``: the planner's statistics of the tickets table, refreshed once many
+  rows changed (PostgreSQL; the ticket list's plan depends on them; store.refresh_statistics);
 - ``reports``: the config's scheduled reports, archived and mailed once each
   (:mod:`collector.watchdog.reports`; set as :attr:`Watchdog.reports` by the service).
 
@@ -125,6 +127,7 @@ class Watchdog:
         counts["maintenance_ended"] = self._duty(
             "maintenance_end", lambda: self._maintenance_ended(now), now) or 0
         counts["pruned"] = self._duty("prune", lambda: self._prune(now), now) or 0
+        self._duty("statistics", self.store.refresh_statistics, now)
         if self.reports is not None:
             reports = self.reports
             counts["reports_mailed"] = self._duty("reports", lambda: reports.run(now),
