@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from difflib import get_close_matches
 from typing import Any
 
-from patrol.agent.config import ConfigError, load_config
+from patrol.agent.validation import ValidationFailed
 from patrol.agent.version import AGENT_VERSION
+from patrol.contract.yamlsource import ConfigError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 def _validate(files: list[str]) -> int:
     """Agent and collector configs alike; a file with a ``collector:`` block is the
     collector's."""
+    from patrol.agent.config import load_config
     from patrol.collector.config import is_collector_config, load_collector_config
 
     failed = False
@@ -101,14 +104,22 @@ def _validate(files: list[str]) -> int:
     return 1 if failed else 0
 
 
-def _load_or_exit(path: str):
+def _load_or_exit(path: str, load: Callable[[str], Any] | None = None) -> Any:
+    """The validated agent config at ``path``, or its problems on stderr and exit 2."""
+    if load is None:
+        from patrol.agent.config import load_config
+
+        load = load_config
     try:
-        return load_config(path)
+        return load(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"patrol: {path} has {len(exc.problems)} problem(s); nothing was started",
               file=sys.stderr)
+        raise SystemExit(2) from None
+    except ValidationFailed as exc:
+        print(f"patrol: cannot validate {path}: {exc}; nothing was started", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -259,11 +270,17 @@ def _main(argv: list[str] | None) -> int:
                   file=sys.stderr)
             return 2
     if args.command == "agent":
+        from patrol.agent.validation import InChild
+
+        # Validated in a child (the agent never imports pydantic), which starts first so
+        # its start-up overlaps with this interpreter's imports of the agent.
+        validator = InChild()
+        pending = validator.start_load(args.config)
         from patrol.agent.agent import Agent
 
-        config = _load_or_exit(args.config)
+        config = _load_or_exit(args.config, lambda _: validator.finish_load(pending))
         try:
-            return Agent(args.config, config).serve_forever()
+            return Agent(args.config, config, validator=validator).serve_forever()
         except OSError as exc:
             print(_start_failure(exc, config.agent.listen, config.agent.state_dir),
                   file=sys.stderr)

@@ -13,26 +13,23 @@ the collector.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, version  # noqa: F401 (PackageNotFoundError: for callers)
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+
+from patrol.contract.version import PATROL_VERSION as PATROL_VERSION
+from patrol.contract.version import installed_version
 
 SCHEMA_VERSION: Final = 1  # Final: the type checker reads it as Literal[1]
 
 
 def _installed_version() -> str:
-    """Patrol's version from the ``patrol-inspect`` distribution metadata, so
-    pyproject.toml is the one source of truth for agents and collectors alike (here,
-    since this is the module both ends import); a source checkout that was never
-    installed reports ``0+unknown`` (a valid PEP 440 local version)."""
-    try:
-        return version("patrol-inspect")
-    except PackageNotFoundError:
-        return "0+unknown"
+    """Patrol's version from the package metadata, looked up through this module's
+    ``version`` (patrol/contract/version.py does the work, without pydantic)."""
+    return installed_version(version)
 
 
-PATROL_VERSION: str = _installed_version()
 MAX_SUMMARY = 1024
 
 Action = Literal["trigger", "resolve"]
