@@ -67,6 +67,14 @@ def state_file(config: AgentConfig) -> Path | None:
     return ensure_state_dir(Path(settings.state_dir)) / STATE_FILE
 
 
+def warm_up() -> None:
+    """Import what :meth:`Agent.start` and the checks will, while the validating child
+    works (agent/validation.py): on a host with a core to spare, that time is free."""
+    import psutil  # noqa: F401  # most built-in checks read through it
+
+    from patrol.agent import check_set_metrics, delivery_metrics, exposition, server  # noqa: F401
+
+
 class Agent:
     """Holds the live config and everything built from it."""
 

@@ -161,3 +161,29 @@ def test_a_bad_config_at_sighup_keeps_the_old_checks_running(shipped) -> None:
     agent.wait_for(lambda: last_run(agent.metrics()) > before)  # the old checks still run
     assert 'check="broken"' not in agent.metrics()
     assert [m for m in agent.modules_at_exit() if m.startswith("pydantic")] == []
+
+
+def test_delivering_events_and_heartbeats_needs_no_pydantic(tmp_path: Path) -> None:
+    """The agent writes its events and heartbeats as plain JSON (agent/events.py); the
+    wire models are the collector's, for checking what arrives."""
+    port = free_port()
+    config = tmp_path / "agent.yaml"
+    config.write_text(yaml.safe_dump({
+        "agent": {"listen": f"127.0.0.1:{port}", "state_dir": str(tmp_path / "state"),
+                  "interval": "1s", "heartbeat_interval": "1s",
+                  "collector": {"url": f"http://127.0.0.1:{free_port()}",
+                                "token": "agent-token-0123456789ab"}},
+        "checks": [{"name": "gone", "type": "file", "path": str(tmp_path / "missing")}]}))
+    agent = Agent(tmp_path, config, port)
+    try:
+        def queued() -> bool:
+            text = agent.metrics()
+            return all(f'patrol_outbox_events{{kind="{kind}",state="pending"}} 1' in text
+                       for kind in ("event", "heartbeat"))
+
+        agent.wait_for(queued)
+        modules = agent.modules_at_exit()
+        assert "patrol.agent.events" in modules
+        assert [m for m in modules if m.split(".")[0] in ("pydantic", "pydantic_core")] == []
+    finally:
+        agent.stop()
