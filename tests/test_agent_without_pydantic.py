@@ -13,18 +13,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
 from patrol.agent.config import load_config
 from patrol.contract.yamlsource import ConfigError
 from tests.conftest import free_port
+from tests.test_agent_process import AgentProcess
 
 pytestmark = pytest.mark.slow
 
@@ -45,37 +43,18 @@ def shipped_profile(tmp_path: Path, port: int) -> dict[str, Any]:
     return profile
 
 
-class Agent:
-    """``patrol agent`` through ENTRY, its output in a file."""
+class Agent(AgentProcess):
+    """``patrol agent`` through ENTRY, its output in a file (the rest as in
+    tests/test_agent_process.py)."""
 
     def __init__(self, tmp_path: Path, config: Path, port: int) -> None:
-        self.log_path = tmp_path / "agent.log"
-        self.log = open(self.log_path, "w+")  # noqa: SIM115 - closed by stop()
+        self.config = config
+        self.log = open(tmp_path / "agent.log", "w+")  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-c", ENTRY, "agent", "--config", str(config)],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
             env={**os.environ, "PATROL_TOKEN": ""})
-        self.url = f"http://127.0.0.1:{port}/metrics"
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def metrics(self) -> str:
-        try:
-            return requests.get(self.url, timeout=2).text
-        except requests.ConnectionError:
-            return ""
-
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = predicate()
-            if found:
-                return found
-            assert self.proc.poll() is None, self.output()
-            time.sleep(0.05)
-        raise AssertionError(f"timed out\n{self.output()}")
+        self.url = f"http://127.0.0.1:{port}"
 
     def modules_at_exit(self) -> list[str]:
         self.proc.send_signal(signal.SIGTERM)
@@ -83,12 +62,6 @@ class Agent:
         line = next(x for x in self.output().splitlines() if x.startswith("MODULES "))
         names: list[str] = json.loads(line.removeprefix("MODULES "))
         return names
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.log.close()
 
 
 @pytest.fixture
@@ -187,3 +160,18 @@ def test_delivering_events_and_heartbeats_needs_no_pydantic(tmp_path: Path) -> N
         assert [m for m in modules if m.split(".")[0] in ("pydantic", "pydantic_core")] == []
     finally:
         agent.stop()
+
+
+def test_every_built_in_check_and_the_agent_runtime_import_without_pydantic() -> None:
+    """A check's options model lives in checks/schemas/<type>.py; the check module, and
+    what the agent runs with, import no pydantic (a new check that does fails here)."""
+    code = ("import importlib, sys\n"
+            "from patrol.checks.registry import BUILTINS\n"
+            "for spec in BUILTINS.values():\n"
+            "    importlib.import_module(spec.partition(':')[0])\n"
+            "import patrol.agent.agent, patrol.agent.server, patrol.agent.events\n"
+            "import patrol.agent.pusher, patrol.agent.check_set_pull, patrol.agent.validation\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0].startswith('pydantic')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, check=True, timeout=60)
+    assert done.stdout.strip() == "[]"
