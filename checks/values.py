@@ -194,7 +194,10 @@ def to_plain(value: Any) -> Any:
                 break
             for name, member in vars(klass).items():
                 if isinstance(member, property) and name not in derived and name not in fields:
-                    derived[name] = to_plain(getattr(value, name))
+                    try:
+                        derived[name] = to_plain(getattr(value, name))
+                    except Exception:  # a property that fails is no value of this model
+                        continue
         return PlainConfig(kind.__qualname__, fields, derived,
                            frozenset(value.model_fields_set))
     if isinstance(value, dict):
