@@ -52,8 +52,6 @@ def format_offset(seconds: float) -> str:
     return f"{text} {'behind' if seconds > 0 else 'ahead'}"
 
 
-
-
 class ClockCheck:
     """Not synchronised: critical; offset warning 100 ms, critical 1 s (both for the
     daemon's offset and the direct query)."""

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 _DOUBLE_COUNTED = ("guest", "guest_nice")
 
 
-
-
 def _split(times: Any) -> tuple[float, float, float, float]:
     """(total, idle, iowait, steal) seconds from a psutil cpu_times tuple."""
     fields = times._asdict()

@@ -61,8 +61,6 @@ _EXPLAIN_ORDER = ("used_ratio", "inodes_used_ratio", "full_in_seconds", "free_by
                   "inodes_free", "total_bytes")
 
 
-
-
 def mount_point(path: str) -> str:
     """The mount point ``path`` lives on (``df PATH``'s "Mounted on")."""
     current = os.path.realpath(path)

@@ -54,8 +54,6 @@ _MD_SYNC = re.compile(r"(resync|recovery|reshape|check|repair)\s*=\s*([\d.]+)%")
 _MD_DELAYED = re.compile(r"(resync|recovery|reshape|check)=(DELAYED|PENDING)")
 
 
-
-
 def parse_mdstat(text: str) -> dict[str, dict[str, Any]]:
     """Each md array: active, level, members, failed, expected/working counts, sync."""
     arrays: dict[str, dict[str, Any]] = {}

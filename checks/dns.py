@@ -46,14 +46,6 @@ TYPES = ("A", "AAAA", "CNAME", "NS", "PTR", "MX", "TXT", "SOA")
 RecordType = Literal["A", "AAAA", "CNAME", "NS", "PTR", "MX", "TXT", "SOA"]
 
 
-
-
-def _query(raw: Any) -> Any:
-    return {"name": raw} if isinstance(raw, str) else raw
-
-
-
-
 def _normal(value: str) -> str:
     text = value.strip().rstrip(".").lower()
     try:

@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 FILE_NR = Path("/proc/sys/fs/file-nr")
 
 
-
-
 def read_file_nr(path: Path = FILE_NR) -> tuple[float, float]:
     """(allocated, maximum) from ``file-nr``; unused handles count as allocated, as the
     kernel counts them against ``file-max``."""

@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 _GLOB_CHARS = set("*?[")
 
 
-
-
 def _newest(pattern: str) -> tuple[str, os.stat_result] | None:
     """The newest match of a glob (or the path itself), or None if nothing exists."""
     paths = glob.glob(pattern) if _GLOB_CHARS & set(pattern) else [pattern]

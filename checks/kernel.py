@@ -59,8 +59,6 @@ _PLURALS = {"OOM kill": "OOM kills", "hung task": "hung tasks", "I/O error": "I/
             "filesystem error": "filesystem errors", "read-only remount": "read-only remounts"}
 
 
-
-
 class KernelCheck:
     """Kernel trouble since the last run: any OOM kill, hung task or I/O error is a
     warning (ten I/O errors critical); any filesystem error or read-only remount is

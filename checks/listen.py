@@ -62,8 +62,6 @@ def parse_rule(text: str) -> PortRule:
     return PortRule(proto, first, last)
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class Socket:
     proto: str

@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from patrol.checks.schemas.load import LoadConfig
 
 
-
-
 class LoadCheck:
     """5-minute load per core; warning 1.5, critical 3.0 by default."""
 

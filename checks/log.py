@@ -43,8 +43,6 @@ KEEP_LINES = 20
 LINE_CHARS = 500
 
 
-
-
 class LogCheck:
     """New lines matching ``pattern`` (and not ``ignore``) per run."""
 

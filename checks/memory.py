@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from patrol.checks.schemas.memory import MemoryConfig
 
 
-
-
 class MemoryCheck:
     """RAM used (excluding reclaimable cache); warning 90 %, critical 95 % by default."""
 

@@ -63,8 +63,6 @@ SELECT ID, USER, HOST, DB, COMMAND, TIME, STATE, INFO
 """
 
 
-
-
 def is_loopback(host: Any) -> bool:
     """``localhost`` or a loopback address literal; names are not resolved (no DNS
     lookups while a config is validated)."""

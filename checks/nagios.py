@@ -41,9 +41,6 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 10.0
 _TEXT_LIMIT = 4096
-_ARGV_EXAMPLE = "['/usr/lib/nagios/plugins/check_load', '-w', '5,4,3', '-c', '10,8,6']"
-
-
 
 
 def _truncate(text: str, limit: int = _TEXT_LIMIT) -> str:

@@ -48,8 +48,6 @@ SYS_CLASS_NET = Path("/sys/class/net")
 _IFF_UP = 0x1
 
 
-
-
 def _read(path: Path) -> str | None:
     try:
         return path.read_text(encoding="ascii").strip()

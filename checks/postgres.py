@@ -60,8 +60,6 @@ SELECT coalesce(max(extract(epoch FROM now() - query_start))
 """
 
 
-
-
 class PostgresCheck:
     """Connections used vs usable slots (warning 80 %, critical 90 %), by state."""
 

@@ -46,8 +46,6 @@ _DETAILS = ["username", "memory_info", "cpu_times", "create_time", "status"]  # 
 _SHOWN = 10  # matching processes listed in the result's diagnostics
 
 
-
-
 class ProcessCheck:
     """Count of matching processes (CRITICAL outside ``min``..``max``), their RSS and CPU."""
 

@@ -38,8 +38,6 @@ DEFAULT_PORT = 6379
 DIAGNOSE_ROWS = 20
 
 
-
-
 class RedisCheck:
     """Clients used vs ``maxclients`` (warning 80 %, critical 90 %), memory, blocked."""
 

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from patrol.checks.schemas.swap import SwapConfig
 
 
-
-
 class SwapCheck:
     """Swap used; warning 50 %, critical 80 % by default."""
 

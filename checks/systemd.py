@@ -46,7 +46,6 @@ PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "Result", "Type", "N
               "ExecMainStartTimestampMonotonic", "ExecMainStatus", "Description")
 _SUFFIXES = (".service", ".socket", ".timer", ".mount", ".automount", ".path", ".target",
              ".slice", ".scope", ".swap", ".device")
-_UNIT_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.\\@-")
 _TEXT_LIMIT = 4096
 
 Runner = Callable[[Sequence[str], float], subprocess.CompletedProcess[str]]
@@ -90,12 +89,6 @@ def parse_show(text: str) -> list[dict[str, str]]:
     if current:
         units.append(current)
     return units
-
-
-def _full_name(unit: str) -> str:
-    return unit if unit.endswith(_SUFFIXES) else f"{unit}.service"
-
-
 
 
 class SystemdCheck:

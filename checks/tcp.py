@@ -28,8 +28,6 @@ DEFAULT_TIMEOUT = 5.0
 BANNER_LIMIT = 4096  # bytes read at most while waiting for ``expect``
 
 
-
-
 Connect = Callable[[tuple[str, int], float], socket.socket]
 
 

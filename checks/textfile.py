@@ -51,8 +51,6 @@ if TYPE_CHECKING:
 MAX_FILE = 16 * 1024 * 1024
 
 
-
-
 Sample = tuple[str, dict[str, str], float]
 # The parser raises ValueError; the others guard against its internals on odd input.
 _PARSE_ERRORS = (ValueError, TypeError, IndexError, KeyError)

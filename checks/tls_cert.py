@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 DAY = 86400.0
 
 
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -60,8 +60,6 @@ _HALF_DONE = {"H": "half-installed", "U": "unpacked", "F": "half-configured",
               "W": "triggers-awaited", "t": "triggers-pending"}
 
 
-
-
 def parse_apt_simulation(text: str) -> list[dict[str, Any]]:
     """``apt-get -s upgrade`` "Inst" lines -> package, versions, origins, security."""
     out = []

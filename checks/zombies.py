@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 _CMDLINE_LIMIT = 200
 
 
-
-
 def _parent(ppid: int) -> dict[str, Any]:
     """What an operator needs to act on a parent: its pid, name and command line."""
     try:

@@ -8,7 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from patrol.checks import dns_wire
 from patrol.checks.config import CheckConfig, Duration
-from patrol.checks.dns import TYPES, RecordType, _query
+from patrol.checks.dns import TYPES, RecordType
+
+
+def _query(raw: Any) -> Any:
+    return {"name": raw} if isinstance(raw, str) else raw
 
 
 class DnsQuery(BaseModel):

@@ -7,7 +7,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from patrol.checks.config import CheckConfig, SecretValue
-from patrol.checks.nagios import _ARGV_EXAMPLE
+
+_ARGV_EXAMPLE = "['/usr/lib/nagios/plugins/check_load', '-w', '5,4,3', '-c', '10,8,6']"
 
 
 class NagiosConfig(CheckConfig):

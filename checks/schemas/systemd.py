@@ -5,7 +5,13 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 
 from patrol.checks.config import CheckConfig, Duration
-from patrol.checks.systemd import _UNIT_CHARS, _full_name
+from patrol.checks.systemd import _SUFFIXES
+
+_UNIT_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.\\@-")
+
+
+def _full_name(unit: str) -> str:
+    return unit if unit.endswith(_SUFFIXES) else f"{unit}.service"
 
 
 class SystemdConfig(CheckConfig):
