@@ -175,3 +175,22 @@ def test_every_built_in_check_and_the_agent_runtime_import_without_pydantic() ->
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, check=True, timeout=60)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_child_finds_what_validating_in_process_finds(tmp_path: Path, monkeypatch) -> None:
+    """Same problems for a pulled check set; a child that cannot answer is no verdict
+    (ValidationFailed: the caller keeps what it runs, or starts nothing)."""
+    from patrol.agent import validation
+
+    candidate = tmp_path / "check_sets.candidate.yaml"
+    candidate.write_text("version: v1\nsets:\n  - name: web\n    checks:\n"
+                         "      - {name: a, type: tcp, host: 127.0.0.1, port: 70000}\n"
+                         "      - {name: b, type: load, warnng: 3}\n")
+    allowed = {"tcp", "load"}
+    in_child = validation.InChild().candidate_problems(candidate, allowed)
+    assert [str(p) for p in in_child] == [
+        str(p) for p in validation.InProcess().candidate_problems(candidate, allowed)]
+    assert len(in_child) == 2
+    monkeypatch.setattr(validation, "CHILD_MODULE", "patrol.agent.no_such_module")
+    with pytest.raises(validation.ValidationFailed, match="No module named"):
+        validation.InChild().load(candidate)
