@@ -19,15 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from patrol.agent import scheduler as sched
-from patrol.agent.check_sets import CheckSetState, merge
-from patrol.agent.config import AgentConfig, ConfigError, load_config
+from patrol.agent.check_sets import CheckSetState
 from patrol.agent.diagnostics.redact import install_log_redaction
 from patrol.agent.history import MeasurementHistory
 from patrol.agent.identity import ensure_state_dir
 from patrol.agent.runner import CheckRunner
+from patrol.agent.runtime_config import AgentConfig
 from patrol.agent.state import STATE_FILE, CheckInfo, StateTable, Transition
+from patrol.agent.validation import InProcess, ValidationFailed, Validator
 from patrol.agent.version import AGENT_VERSION
 from patrol.checks.base import Result, Status
+from patrol.contract.yamlsource import ConfigError
 
 log = logging.getLogger("patrol.agent")
 
@@ -65,18 +67,31 @@ def state_file(config: AgentConfig) -> Path | None:
     return ensure_state_dir(Path(settings.state_dir)) / STATE_FILE
 
 
+def warm_up() -> None:
+    """Import what :meth:`Agent.start` and the checks will, while the validating child
+    works (agent/validation.py): on a host with a core to spare, that time is free."""
+    import psutil  # noqa: F401  # most built-in checks read through it
+
+    from patrol.agent import check_set_metrics, delivery_metrics, exposition, server  # noqa: F401
+
+
 class Agent:
     """Holds the live config and everything built from it."""
 
     def __init__(self, config_path: str | Path, config: AgentConfig | None = None,
-                 adjust: Callable[[AgentConfig], AgentConfig] | None = None) -> None:
+                 adjust: Callable[[AgentConfig], AgentConfig] | None = None,
+                 validator: Validator | None = None) -> None:
         self.config_path = Path(config_path)
+        # Who validates reloads and check sets: ``patrol agent`` passes InChild, so the
+        # running agent never imports pydantic (agent/validation.py).
+        self.validator: Validator = validator or InProcess()
         # ``adjust`` rewrites every loaded config, reloads included (``patrol up`` uses
         # it to point the agent at its own collector).
         self.adjust = adjust or (lambda config: config)
         self.check_sets = CheckSetState()
         self.puller: Any = None
-        self.config = self._with_check_sets(self.adjust(config or load_config(self.config_path)))
+        self.config = self._with_check_sets(self.adjust(
+            config or self.validator.load(self.config_path)))
         self.policy = self.config.policy()  # built once per config: every event uses it
         self.table = StateTable(infos_for(self.config), state_file(self.config))
         self.runners = runners_for(self.config)
@@ -229,7 +244,7 @@ class Agent:
         """``config`` plus the last good check sets from the collector, when pulled."""
         if not config.agent.check_sets.pull:
             return config
-        return merge(config, Path(config.agent.state_dir), self.check_sets)
+        return self.validator.merge(config, Path(config.agent.state_dir), self.check_sets)
 
     def _start_pull(self) -> None:
         """The check-set puller (agent/check_set_pull.py), once pulling is configured; it
@@ -239,7 +254,8 @@ class Agent:
             return
         from patrol.agent.check_set_pull import CheckSetPuller
 
-        self.puller = CheckSetPuller(lambda: self.config.agent, self.reload, self.check_sets)
+        self.puller = CheckSetPuller(lambda: self.config.agent, self.reload, self.check_sets,
+                                     problems=self.validator.candidate_problems)
         self.puller.start()
 
     def _stop_delivery(self) -> None:
@@ -256,8 +272,8 @@ class Agent:
 
         registry.refresh()  # a plugin installed while the agent ran is found on reload
         try:
-            new = self._with_check_sets(self.adjust(load_config(self.config_path)))
-        except ConfigError as exc:
+            new = self._with_check_sets(self.adjust(self.validator.load(self.config_path)))
+        except (ConfigError, ValidationFailed) as exc:
             log.error("config reload refused; still running the previous config:\n%s", exc)
             return False
         with self._lock:

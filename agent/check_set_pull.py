@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import yaml
@@ -37,7 +37,10 @@ from patrol.agent.check_sets import (
     read_sets,
 )
 from patrol.agent.collector_http import CollectorConnection
-from patrol.agent.config import AgentSettings
+from patrol.contract.yamlsource import Problem
+
+if TYPE_CHECKING:
+    from patrol.agent.config import AgentSettings
 
 log = logging.getLogger("patrol.agent")
 
@@ -71,10 +74,14 @@ def write_atomically(path: Path, text: str) -> None:
 
 class CheckSetPuller:
     """The pull loop. ``settings`` is read at each pull (a reload may change it);
-    ``applied`` is called after a new set was stored (the agent reloads)."""
+    ``applied`` is called after a new set was stored (the agent reloads); ``problems``
+    validates a candidate (the agent's validator: in its child, agent/validation.py)."""
 
     def __init__(self, settings: Callable[[], AgentSettings], applied: Callable[[], Any],
-                 state: CheckSetState) -> None:
+                 state: CheckSetState,
+                 problems: Callable[[Path, set[str]], list[Problem]] = candidate_problems,
+                 ) -> None:
+        self._problems = problems
         self._settings = settings
         self._applied = applied
         self.state = state
@@ -160,7 +167,7 @@ class CheckSetPuller:
                   "pull: edit them on the collector\n")
         write_atomically(candidate, header + yaml.safe_dump(
             {"version": version, "sets": data["sets"]}, sort_keys=False, allow_unicode=True))
-        problems = candidate_problems(candidate, set(settings.check_sets.allow_types))
+        problems = self._problems(candidate, set(settings.check_sets.allow_types))
         if problems:
             if version != self._refused:
                 log.error("check sets %s from %s refused; still running %s:\n%s", version,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from patrol.agent.config import COMMAND_TYPES, AgentConfig, ConfiguredCheck, validate_check
+from patrol.agent.runtime_config import COMMAND_TYPES, AgentConfig, ConfiguredCheck
 from patrol.contract.yamlsource import Problem, SourceList, SourceMap, load
 
 log = logging.getLogger("patrol.agent")
@@ -95,7 +95,10 @@ def local_reference(node: Any) -> str | None:
 def candidate_problems(path: Path, allowed: set[str]) -> list[Problem]:
     """Why a freshly pulled set must not replace the last good one: the file does not
     parse, or a check this host would run fails validation. Types this host refuses are
-    not validated (their module may not even be installed here)."""
+    not validated (their module may not even be installed here). Validation imports
+    pydantic: the running agent calls this in its validating child (agent/validation.py)."""
+    from patrol.agent.config import validate_check
+
     problems: list[Problem] = []
     _, entries = read_sets(path, problems)
     names: set[str] = set()
@@ -162,6 +165,8 @@ def _accept(remote: RemoteEntry, path: Path, taken: dict[str, ConfiguredCheck],
         return None, "local_reference", (
             f"{where} is refused: {reference!r} would read this host's environment or files; "
             "define checks that need local secrets in the local config")
+    from patrol.agent.config import validate_check  # pydantic: in the validating child
+
     problems: list[Problem] = []
     configured = validate_check(entry, str(path), remote.line, problems)
     if configured is None or problems:

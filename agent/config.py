@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import socket
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,8 +24,13 @@ from pydantic import (
     field_validator,
 )
 
+from patrol.agent.runtime_config import (
+    COMMAND_TYPES,
+    REMOTE_DEFAULT_TYPES,
+    AgentConfig,
+    ConfiguredCheck,
+)
 from patrol.checks import registry, thresholds
-from patrol.checks.base import Check
 from patrol.checks.config import LABEL_NAME, CheckConfig, Duration, Secret, SecretValue, Size
 from patrol.contract.explain import problems_from, validated
 from patrol.contract.netconfig import CaBundle, ListenSettings
@@ -43,6 +47,8 @@ from patrol.contract.yamlsource import (
 
 DEFAULT_LISTEN = "127.0.0.1:9731"
 TOP_LEVEL_KEYS = ("agent", "checks", "include")
+__all__ = ["COMMAND_TYPES", "REMOTE_DEFAULT_TYPES", "AgentConfig", "AgentSettings",
+           "ConfigError", "ConfiguredCheck", "load_config", "validate_check"]
 
 
 def _empty_is_none(value: Secret | None) -> Secret | None:
@@ -83,19 +89,6 @@ class CollectorEndpoint(BaseModel):
 def _endpoint_list(value: object) -> object:
     """``collector:`` may be one endpoint mapping or a list of them."""
     return [value] if isinstance(value, dict) else value
-
-
-# Check types that start a process, so never run from a collector's check set unless
-# the host's own config lists them in ``check_sets.allow_types``: what each runs.
-COMMAND_TYPES = {
-    "nagios": "the plugin its config names, with its arguments",
-    "systemd": "systemctl",
-    "updates": "apt-get or dnf",
-    "disk_health": "smartctl",
-    "clock": "chronyc or timedatectl",
-}
-# Plugin types (entry points) are not in it either: whether they run commands is unknown.
-REMOTE_DEFAULT_TYPES = tuple(sorted(t for t in registry.BUILTINS if t not in COMMAND_TYPES))
 
 
 class CheckSetSettings(BaseModel):
@@ -162,46 +155,6 @@ class AgentSettings(ListenSettings):
                 raise ValueError(f"label name {key!r} is not valid; use letters, digits and "
                                  "underscores, not starting with __, and not 'version'")
         return value
-
-
-@dataclass(frozen=True)
-class ConfiguredCheck:
-    """A validated check entry and where it was written."""
-
-    config: CheckConfig
-    cls: type[Check] | None
-    file: str
-    line: int
-    missing_driver: str | None = None
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    agent: AgentSettings
-    checks: list[ConfiguredCheck]
-    files: list[str]
-    warnings: list[str] = field(default_factory=list)
-
-    def secrets(self) -> set[str]:
-        """Every secret value in the config, for scrubbing diagnostics."""
-        found: set[str] = set()
-        models: list[BaseModel] = [self.agent] + [c.config for c in self.checks]
-        for model in models:
-            for name in type(model).model_fields:
-                value = getattr(model, name)
-                if isinstance(value, Secret) and value.reveal():
-                    found.add(value.reveal())
-                elif isinstance(value, dict):
-                    found.update(v.reveal() for v in value.values()
-                                 if isinstance(v, Secret) and v.reveal())
-        found.update(e.token.reveal() for e in self.agent.collector if e.token)
-        return found
-
-    def policy(self) -> Any:
-        """The one redaction policy for this config (:class:`agent.diagnostics.redact.Policy`)."""
-        from patrol.agent.diagnostics.redact import Policy
-
-        return Policy.build(self.secrets(), self.agent.secret_names)
 
 
 def validate_check(entry: Any, file: str, line: int, problems: list[Problem]

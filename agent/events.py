@@ -1,7 +1,11 @@
 """Agent state -> wire payloads (:mod:`patrol.contract.wire`), and into the outbox.
 
-:func:`build_event` and :func:`build_heartbeat` are pure: the caller passes the
-clock, the sequence and the identity, so tests assert exact payloads.
+:func:`event_payload` and :func:`heartbeat_payload` are pure: the caller passes the
+clock, the sequence and the identity, so tests assert exact payloads. They write the
+JSON data the wire models would (``model_dump(mode="json")``), without pydantic, so the
+running agent never imports it; :func:`build_event` and :func:`build_heartbeat` read
+that data back into the models (for tests and tools: the collector validates on
+receipt, as it would any agent's).
 :class:`Emitter` is the glue the agent registers as a state-change listener.
 
 Sequence numbers: every event takes the next number of the per-agent counter kept
@@ -20,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.agent import scheduler
 from patrol.agent.history import MeasurementHistory, Series
@@ -29,23 +33,31 @@ from patrol.agent.state import CheckView, Transition
 from patrol.agent.version import AGENT_VERSION
 from patrol.checks.base import Status
 from patrol.checks.thresholds import Evaluator
-from patrol.contract.wire import (
-    MAX_SUMMARY,
-    SEVERITY_OF_STATUS,
-    AgentRef,
-    CheckSnapshot,
-    Event,
-    Heartbeat,
-    MeasurementSeries,
-    MeasurementValue,
-    dedup_key,
-)
+from patrol.contract.wire_basics import MAX_SUMMARY, SCHEMA_VERSION, SEVERITY_OF_STATUS, dedup_key
+
+if TYPE_CHECKING:
+    from patrol.contract.wire import Event, Heartbeat
 
 log = logging.getLogger("patrol.events")
 
 
 def _utc(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def _json_time(moment: datetime | None) -> str | None:
+    """A timestamp as the wire models write it in JSON (RFC 3339, ``Z`` for UTC)."""
+    if moment is None:
+        return None
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _values(measurements: Iterable[Any]) -> list[dict[str, Any]]:
+    """Finite measurements as the wire's ``MeasurementValue`` (NaN and infinities are
+    not JSON; a measurement that has no number is left out)."""
+    return [{"name": m.name, "value": float(m.value), "item": m.item}
+            for m in measurements if math.isfinite(m.value)]
 
 
 def _summary(view: CheckView, hostname: str) -> str:
@@ -71,7 +83,7 @@ def thresholds_of(view: CheckView, evaluator: Evaluator | None) -> dict[str, Any
     return out
 
 
-def build_event(
+def event_payload(
     view: CheckView,
     transition: Transition,
     hostname: str,
@@ -85,8 +97,8 @@ def build_event(
     extra_diagnostics: Mapping[str, Any] | None = None,
     config: str | None = None,
     history: Sequence[Series] = (),
-) -> Event:
-    """The wire event for a hard transition of ``view``'s check.
+) -> dict[str, Any]:
+    """The wire event for a hard transition of ``view``'s check, as JSON data.
 
     ``trigger`` while the new hard status is not OK (first breach, escalation and
     de-escalation alike: the collector re-grades the open incident), ``resolve`` on
@@ -97,30 +109,37 @@ def build_event(
     """
     new = transition.new
     measurements = view.result.measurements if view.result else ()
-    return Event(
-        event_id=uuid.uuid4().hex,
-        dedup_key=dedup_key(hostname, view.info.name),
-        action="resolve" if new is Status.OK else "trigger",
-        severity=SEVERITY_OF_STATUS[new.name],
-        status=new.label,
-        previous_status=transition.old.label,
-        summary=_summary(view, hostname),
-        source=hostname,
-        check=view.info.name,
-        type=view.info.type,
-        labels={**agent_labels, **view.info.labels},
-        runbook=view.info.runbook,
-        # NaN and infinities are not JSON; a measurement that has no number is left out.
-        measurements=[MeasurementValue(name=m.name, value=m.value, item=m.item)
-                      for m in measurements if math.isfinite(m.value)],
-        thresholds=thresholds_of(view, evaluator),
-        diagnostics={**view.diagnostics, **(extra_diagnostics or {})},
-        observed_at=now or datetime.now(UTC),
-        agent=AgentRef(id=agent_id, version=version, config=config),
-        sequence=sequence,
-        history=[MeasurementSeries(name=s.name, item=s.item, points=s.points)
-                 for s in history if s.points][:MAX_SERIES],
-    )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": uuid.uuid4().hex,
+        "dedup_key": dedup_key(hostname, view.info.name),
+        "action": "resolve" if new is Status.OK else "trigger",
+        "severity": SEVERITY_OF_STATUS[new.name],
+        "status": new.label,
+        "previous_status": transition.old.label,
+        "summary": _summary(view, hostname),
+        "source": hostname,
+        "check": view.info.name,
+        "type": view.info.type,
+        "labels": {**agent_labels, **view.info.labels},
+        "runbook": view.info.runbook,
+        "measurements": _values(measurements),
+        "thresholds": thresholds_of(view, evaluator),
+        "diagnostics": {**view.diagnostics, **(extra_diagnostics or {})},
+        "observed_at": _json_time(now or datetime.now(UTC)),
+        "agent": {"id": agent_id, "version": version, "config": config},
+        "sequence": sequence,
+        "history": [{"name": s.name, "item": s.item,
+                     "points": [[float(t), float(v)] for t, v in s.points]}
+                    for s in history if s.points][:MAX_SERIES],
+    }
+
+
+def build_event(*args: Any, **kwargs: Any) -> Event:
+    """:func:`event_payload` (same arguments) as the wire's :class:`Event` model."""
+    from patrol.contract.wire import Event
+
+    return Event.model_validate(event_payload(*args, **kwargs))
 
 
 MAX_SERIES = 5  # a disk check with 40 mounts sends the breaching few, not all
@@ -145,12 +164,11 @@ def breach_keys(view: CheckView, thresholds: Mapping[str, Any]) -> list[tuple[st
     return [(m.name, m.item) for m in ordered][:MAX_SERIES]
 
 
-def latest_values(view: CheckView) -> list[MeasurementValue]:
+def latest_values(view: CheckView) -> list[dict[str, Any]]:
     """The latest run's finite values, for the heartbeat (the collector's rollups)."""
     if view.result is None:
         return []
-    return [MeasurementValue(name=m.name, value=m.value, item=m.item)
-            for m in view.result.measurements if math.isfinite(m.value)][:200]
+    return _values(view.result.measurements)[:200]
 
 
 def schedule_of(view: CheckView) -> dict[str, Any]:
@@ -165,7 +183,7 @@ def schedule_of(view: CheckView) -> dict[str, Any]:
         timing = {"interval_seconds": info.interval}
     due = scheduler.next_due(view.last_run, interval=info.interval, schedule=info.schedule,
                              timezone=info.timezone)
-    return {**timing, "next_due": _utc(due), "timeout_seconds": info.timeout}
+    return {**timing, "next_due": _json_time(_utc(due)), "timeout_seconds": info.timeout}
 
 
 def metrics_address(host: str, port: int, hostname: str) -> str:
@@ -176,7 +194,7 @@ def metrics_address(host: str, port: int, hostname: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def build_heartbeat(
+def heartbeat_payload(
     views: Iterable[CheckView],
     hostname: str,
     agent_labels: Mapping[str, str],
@@ -187,26 +205,34 @@ def build_heartbeat(
     version: str = AGENT_VERSION,
     now: datetime | None = None,
     metrics_address: str | None = None,
-) -> Heartbeat:
-    """The full current state: every configured check's hard status, summary,
-    since-when and schedule (:func:`schedule_of`). A check that has not run yet is
-    reported OK with "not run yet"."""
+) -> dict[str, Any]:
+    """The full current state, as JSON data: every configured check's hard status,
+    summary, since-when and schedule (:func:`schedule_of`). A check that has not run
+    yet is reported OK with "not run yet"."""
     checks = [
-        CheckSnapshot(
-            check=v.info.name, type=v.info.type, status=v.status.label,
-            summary=_summary(v, hostname) if v.result else "not run yet",
-            since=_utc(v.since), last_run=_utc(v.last_run),
-            labels={**agent_labels, **v.info.labels}, **schedule_of(v),
-            measurements=latest_values(v),
-        )
+        {"check": v.info.name, "type": v.info.type, "status": v.status.label,
+         "summary": _summary(v, hostname) if v.result else "not run yet",
+         "since": _json_time(_utc(v.since)), "last_run": _json_time(_utc(v.last_run)),
+         "labels": {**agent_labels, **v.info.labels},
+         "interval_seconds": None, "schedule": None, "timezone": None,
+         **schedule_of(v), "measurements": latest_values(v)}
         for v in views
     ]
-    return Heartbeat(
-        source=hostname, agent=AgentRef(id=agent_id, version=version), sequence=sequence,
-        sent_at=now or datetime.now(UTC), interval_seconds=interval_seconds,
-        labels=dict(agent_labels), timezone=scheduler.zone_name(None), checks=checks,
-        metrics_address=metrics_address,
-    )
+    return {
+        "schema_version": SCHEMA_VERSION, "source": hostname,
+        "agent": {"id": agent_id, "version": version, "config": None},
+        "sequence": sequence, "sent_at": _json_time(now or datetime.now(UTC)),
+        "interval_seconds": interval_seconds, "labels": dict(agent_labels),
+        "timezone": scheduler.zone_name(None), "checks": checks,
+        "metrics_address": metrics_address,
+    }
+
+
+def build_heartbeat(*args: Any, **kwargs: Any) -> Heartbeat:
+    """:func:`heartbeat_payload` (same arguments) as the wire's :class:`Heartbeat` model."""
+    from patrol.contract.wire import Heartbeat
+
+    return Heartbeat.model_validate(heartbeat_payload(*args, **kwargs))
 
 
 class Emitter:
@@ -241,11 +267,12 @@ class Emitter:
         self._redact = redact
         self.metrics_address: str | None = None  # set once the HTTP server listens
 
-    def __call__(self, view: CheckView | None, transition: Transition) -> Event | None:
+    def __call__(self, view: CheckView | None, transition: Transition
+                 ) -> dict[str, Any] | None:
         """The ``Agent.listeners`` signature: queue the event for this transition."""
         return None if view is None else self.event(view, transition)
 
-    def event(self, view: CheckView, transition: Transition) -> Event:
+    def event(self, view: CheckView, transition: Transition) -> dict[str, Any]:
         evaluator = self._evaluators(view.info.name) if self._evaluators else None
         extra: dict[str, Any] = {}
         if view.result is not None and view.result.diagnostics:
@@ -255,19 +282,20 @@ class Emitter:
         if self.history is not None and transition.new is not Status.OK:
             keys = breach_keys(view, thresholds_of(view, evaluator))
             series = self.history.series(view.info.name, view.last_run or time.time(), keys)
-        event = build_event(
+        event = event_payload(
             view, transition, self.hostname, self.agent_labels, self.agent_id,
             self.outbox.next_sequence(), version=self.version, evaluator=evaluator,
             extra_diagnostics=extra, config=self.config, history=series,
         )
-        self.outbox.put("event", event.model_dump(mode="json"), key=event.event_id)
-        log.debug("queued %s %s for %s (sequence %d)", event.action, event.status,
-                  event.check, event.sequence)
+        self.outbox.put("event", event, key=event["event_id"])
+        log.debug("queued %s %s for %s (sequence %d)", event["action"], event["status"],
+                  event["check"], event["sequence"])
         return event
 
-    def heartbeat(self, views: Iterable[CheckView], interval_seconds: float) -> Heartbeat:
-        beat = build_heartbeat(views, self.hostname, self.agent_labels, self.agent_id,
+    def heartbeat(self, views: Iterable[CheckView], interval_seconds: float
+                  ) -> dict[str, Any]:
+        beat = heartbeat_payload(views, self.hostname, self.agent_labels, self.agent_id,
                                self.outbox.last_sequence(), interval_seconds,
                                version=self.version, metrics_address=self.metrics_address)
-        self.outbox.put("heartbeat", beat.model_dump(mode="json"), key=self.hostname)
+        self.outbox.put("heartbeat", beat, key=self.hostname)
         return beat

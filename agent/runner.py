@@ -20,13 +20,16 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patrol.agent.diagnostics.redact import Policy
 from patrol.checks.base import Check, CheckError, Measurement, Result, RunContext, Status
-from patrol.checks.config import CheckConfig, Secret
 from patrol.checks.thresholds import Evaluator
+from patrol.checks.values import Secret, field_names
 from patrol.contract.units import format_duration
+
+if TYPE_CHECKING:
+    from patrol.checks.config import CheckConfig
 
 MAX_TRACEBACK = 4000
 # Checks that enforce their own deadline (plugins, sockets, database connects) get a
@@ -53,7 +56,7 @@ def config_secrets(config: Any) -> set[str]:
             for item in value:
                 visit(item)
 
-    for name in type(config).model_fields:
+    for name in field_names(config):
         visit(getattr(config, name, None))
     return found
 

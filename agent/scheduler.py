@@ -35,11 +35,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from patrol.checks.config import CheckConfig
 from patrol.contract.cron import crontab_trigger
+
+if TYPE_CHECKING:
+    from patrol.checks.config import CheckConfig
 
 log = logging.getLogger("patrol.scheduler")
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from patrol.checks.base import Result, Status
-from patrol.checks.config import Sustain
+from patrol.checks.values import Sustain
 
 log = logging.getLogger("patrol.agent")
 STATE_FILE = "check_state.json"

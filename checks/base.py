@@ -4,7 +4,8 @@ A check is a small class, not a subclass of a fat base:
 
     class DiskCheck:
         type = "disk"                    # the ``type:`` name in YAML
-        Config = DiskConfig              # a pydantic model, subclass of CheckConfig
+        Config = config_schema("disk", "DiskConfig")  # checks/schemas/disk.py, a pydantic
+                                         # model (subclass of CheckConfig), read lazily
         MEASUREMENTS = (MeasurementSpec("used_ratio", ...), ...)
         REQUIRES = ()                    # importable modules it needs (drivers)
 

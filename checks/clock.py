@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field, model_validator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from patrol.checks import clock_sources, sntp
 from patrol.checks.base import (
@@ -32,9 +30,12 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.schemas import config_schema
 from patrol.checks.systemd import run_command
 from patrol.checks.thresholds import limit_note
+
+if TYPE_CHECKING:
+    from patrol.checks.schemas.clock import ClockConfig
 
 
 def format_offset(seconds: float) -> str:
@@ -51,28 +52,12 @@ def format_offset(seconds: float) -> str:
     return f"{text} {'behind' if seconds > 0 else 'ahead'}"
 
 
-class ClockConfig(CheckConfig):
-    source: Literal["auto", "chrony", "timesyncd", "ntpd", "none"] = "auto"
-    chrony_socket: str | None = None  # chronyc -h: a non-default command socket
-    server: str | None = None
-    port: int = Field(default=123, ge=1, le=65535)
-    query_timeout: Duration = Field(default=2.0, le=30)
-
-    @model_validator(mode="after")
-    def _something_to_ask(self) -> ClockConfig:
-        if self.source == "none" and not self.server:
-            raise ValueError("source: none needs server: (an NTP server to query directly)")
-        if self.chrony_socket and self.source not in ("auto", "chrony"):
-            raise ValueError("chrony_socket applies to source: chrony only")
-        return self
-
-
 class ClockCheck:
     """Not synchronised: critical; offset warning 100 ms, critical 1 s (both for the
     daemon's offset and the direct query)."""
 
     type: ClassVar[str] = "clock"
-    Config: ClassVar[ConfigClass] = ClockConfig
+    Config: ClassVar[ConfigClass] = config_schema("clock", "ClockConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("offset_seconds", "the time service's estimate of how far the "
                         "system clock is off (absolute)", True, 0.1, 1.0, primary=True),

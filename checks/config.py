@@ -1,6 +1,9 @@
 """Config models shared by every check: common keys, thresholds, secrets.
 
-Every check's ``Config`` subclasses :class:`CheckConfig` and adds its own options.
+Every check's ``Config`` subclasses :class:`CheckConfig` and adds its own options
+(the built-ins' models are in :mod:`patrol.checks.schemas`). The value types
+(:class:`Limit`, :class:`Sustain`, :class:`Secret`) live in :mod:`patrol.checks.values`,
+which imports no pydantic, and are re-exported here.
 Models are frozen and reject unknown keys; the agent's loader turns pydantic's
 error locations into ``file:line`` messages with a did-you-mean.
 """
@@ -8,7 +11,6 @@ error locations into ``file:line`` messages with a did-you-mean.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
@@ -23,54 +25,23 @@ from pydantic import (
     field_validator,
 )
 
-from patrol.contract.secrets import resolve_secret
-from patrol.contract.units import is_duration, parse_duration, parse_percent, parse_size
+from patrol.checks.values import (
+    LABEL_NAME,
+    NAME_PATTERN,
+    Limit,
+    Secret,
+    Sustain,
+    to_limit,
+    to_secret,
+    to_sustain,
+)
+from patrol.contract.units import parse_duration, parse_size
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$"
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+__all__ = ["LABEL_NAME", "NAME_PATTERN", "CheckConfig", "Duration", "Limit", "LimitValue",
+           "Regex", "Secret", "SecretValue", "Size", "Sustain", "SustainValue",
+           "ThresholdSet"]
 
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """A threshold in base units, remembering how it was written (for unit checks
-    and for summaries such as "critical at 95%")."""
-
-    value: float
-    kind: str  # "number" | "percent" | "duration" | "size"
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def _to_limit(raw: Any) -> Limit | None:
-    if raw is None or isinstance(raw, Limit):
-        return raw
-    if isinstance(raw, bool):
-        raise ValueError("expected a number, a percentage (85%), a duration (5m) or a size (1GiB)")
-    if isinstance(raw, (int, float)):
-        return Limit(float(raw), "number", str(raw))
-    if isinstance(raw, str):
-        text = raw.strip()
-        if text.endswith("%"):
-            return Limit(parse_percent(text), "percent", text)
-        if is_duration(text.replace(" ", "")):
-            return Limit(parse_duration(text), "duration", text)
-        try:
-            return Limit(float(text), "number", text)
-        except ValueError:
-            pass
-        try:
-            return Limit(parse_size(text), "size", text)
-        except ValueError:
-            pass
-    raise ValueError(
-        f"{raw!r} is not a threshold; write a number, a percentage (85%), "
-        "a duration (5m) or a size (1GiB)"
-    )
-
-
-LimitValue = Annotated[Limit | None, PlainValidator(_to_limit), PlainSerializer(str)]
+LimitValue = Annotated[Limit | None, PlainValidator(to_limit), PlainSerializer(str)]
 
 
 def _to_seconds(raw: Any) -> float:
@@ -101,70 +72,8 @@ config error at FILE:LINE, not a crash at the first run. The one wording for eve
 check option that takes a pattern."""
 
 
-class Secret:
-    """A string that never shows itself in repr, logs, metrics or JSON.
-
-    Written in YAML as ``${ENV_VAR}`` (expanded by the loader) or ``file:/path``
-    (read by :func:`patrol.contract.secrets.resolve_secret`), or inline where an
-    operator insists.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-def _to_secret(raw: Any) -> Secret:
-    return raw if isinstance(raw, Secret) else Secret(resolve_secret(raw))
-
-
-SecretValue = Annotated[Secret, PlainValidator(_to_secret), PlainSerializer(lambda s: "***")]
-
-
-@dataclass(frozen=True, slots=True)
-class Sustain:
-    """How long a breach must last before it is *hard*: seconds, or a run count."""
-
-    seconds: float = 0.0
-    count: int = 1
-
-    def __str__(self) -> str:
-        return f"{self.seconds:g}s" if self.seconds else f"{self.count} runs"
-
-
-def _to_sustain(raw: Any) -> Sustain:
-    if isinstance(raw, Sustain):
-        return raw
-    if isinstance(raw, bool):
-        raise ValueError("expected a duration (5m) or a number of consecutive results (3)")
-    if isinstance(raw, int):
-        if raw < 1:
-            raise ValueError("a count of consecutive results must be 1 or more")
-        return Sustain(count=raw)
-    if isinstance(raw, str) and is_duration(raw.replace(" ", "")):
-        return Sustain(seconds=parse_duration(raw))
-    raise ValueError(
-        f"{raw!r} is not a sustain time; write a duration such as 5m, "
-        "or a number of consecutive results such as 3"
-    )
-
-
-SustainValue = Annotated[Sustain, PlainValidator(_to_sustain), PlainSerializer(str)]
+SecretValue = Annotated[Secret, PlainValidator(to_secret), PlainSerializer(lambda s: "***")]
+SustainValue = Annotated[Sustain, PlainValidator(to_sustain), PlainSerializer(str)]
 
 
 class ThresholdSet(BaseModel):

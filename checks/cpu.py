@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psutil
-from pydantic import Field
 
 from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
-from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.schemas import config_schema
+
+if TYPE_CHECKING:
+    from patrol.checks.schemas.cpu import CpuConfig
 
 # Fields of psutil.cpu_times() that are already counted inside user/nice on Linux.
 _DOUBLE_COUNTED = ("guest", "guest_nice")
-
-
-class CpuConfig(CheckConfig):
-    sample: Duration = Field(default=0.25, le=30)
 
 
 def _split(times: Any) -> tuple[float, float, float, float]:
@@ -38,7 +36,7 @@ class CpuCheck:
     """Busy ratio of all cores; warning 80 %, critical 95 % by default."""
 
     type: ClassVar[str] = "cpu"
-    Config: ClassVar[ConfigClass] = CpuConfig
+    Config: ClassVar[ConfigClass] = config_schema("cpu", "CpuConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "used_ratio", "share of CPU time busy (not idle, not iowait), all cores",

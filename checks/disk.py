@@ -26,10 +26,9 @@ import fnmatch
 import os
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psutil
-from pydantic import Field, model_validator
 
 from patrol.checks import disk_usage
 from patrol.checks.base import (
@@ -42,9 +41,12 @@ from patrol.checks.base import (
     Status,
     also_unknown,
 )
-from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_bytes, format_duration
+
+if TYPE_CHECKING:
+    from patrol.checks.schemas.disk import DiskConfig
 
 DEFAULT_EXCLUDED_FSTYPES = (
     "squashfs", "iso9660", "udf", "erofs", "cramfs",  # read-only images: always full
@@ -57,36 +59,6 @@ DEFAULT_EXCLUDED_FSTYPES = (
 # The order in which a mount's measurements explain its status in the summary.
 _EXPLAIN_ORDER = ("used_ratio", "inodes_used_ratio", "full_in_seconds", "free_bytes",
                   "inodes_free", "total_bytes")
-
-
-class DiskConfig(CheckConfig):
-    path: str | None = None
-    paths: list[str] | None = Field(default=None, min_length=1)
-    include_fstypes: list[str] | None = Field(default=None, min_length=1)
-    exclude_fstypes: list[str] | None = None
-    exclude_mounts: list[str] = Field(default_factory=list)
-    top: int = Field(default=10, ge=1, le=100)
-    diagnose_seconds: Duration = Field(default=1.5, le=30)
-
-    @model_validator(mode="after")
-    def _one_selection(self) -> DiskConfig:
-        if self.path is not None and self.paths is not None:
-            raise ValueError("set either path: or paths:, not both")
-        if self.path is not None or self.paths is not None:
-            chosen = [k for k in ("include_fstypes", "exclude_fstypes", "exclude_mounts")
-                      if k in self.model_fields_set]
-            if chosen:
-                raise ValueError(
-                    f"{chosen[0]} filters the automatic list of mounts and does nothing "
-                    "with path:/paths:; remove one of them"
-                )
-        if self.include_fstypes is not None and self.exclude_fstypes is not None:
-            raise ValueError("set either include_fstypes: or exclude_fstypes:, not both")
-        return self
-
-    @property
-    def chosen_paths(self) -> list[str] | None:
-        return [self.path] if self.path is not None else self.paths
 
 
 def mount_point(path: str) -> str:
@@ -103,7 +75,7 @@ class DiskCheck:
     """Space (warning 85 %, critical 95 %) and inodes (same) per mount point."""
 
     type: ClassVar[str] = "disk"
-    Config: ClassVar[ConfigClass] = DiskConfig
+    Config: ClassVar[ConfigClass] = config_schema("disk", "DiskConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("used_ratio", "share of space used, as df's Use% (reserve counts as used)",
                         True, 0.85, 0.95, primary=True),

@@ -26,9 +26,7 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from patrol.checks.base import (
     CheckError,
@@ -39,9 +37,12 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig
+from patrol.checks.schemas import config_schema
 from patrol.checks.systemd import Runner, run_command
 from patrol.checks.thresholds import limit_note
+
+if TYPE_CHECKING:
+    from patrol.checks.schemas.disk_health import DiskHealthConfig
 
 MDSTAT = Path("/proc/mdstat")
 _ATA_ATTRIBUTES = {5: "reallocated_sectors", 197: "pending_sectors",
@@ -51,15 +52,6 @@ _MD_HEAD = re.compile(r"^(md\S*) : (active|inactive)(?: \((read-only|auto-read-o
 _MD_COUNT = re.compile(r"\[(\d+)/(\d+)\] \[([U_]+)\]")
 _MD_SYNC = re.compile(r"(resync|recovery|reshape|check|repair)\s*=\s*([\d.]+)%")
 _MD_DELAYED = re.compile(r"(resync|recovery|reshape|check)=(DELAYED|PENDING)")
-
-
-class DiskHealthConfig(CheckConfig):
-    """``devices``: SMART devices to read (default: what ``smartctl --scan`` finds);
-    ``smart``/``raid``: switch either half off."""
-
-    devices: list[str] | None = Field(default=None, min_length=1)
-    smart: bool = True
-    raid: bool = True
 
 
 def parse_mdstat(text: str) -> dict[str, dict[str, Any]]:
@@ -126,7 +118,7 @@ class DiskHealthCheck:
     or uncorrectable sector, NVMe media error: warning; wear 80/95 %; 55/65 °C."""
 
     type: ClassVar[str] = "disk_health"
-    Config: ClassVar[ConfigClass] = DiskHealthConfig
+    Config: ClassVar[ConfigClass] = config_schema("disk_health", "DiskHealthConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("smart_passed", "1 when the drive's SMART self-assessment passes",
                         False, None, 0, primary=True),

@@ -21,9 +21,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from patrol.checks import dns_wire
 from patrol.checks.base import (
@@ -35,59 +33,17 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_note
 from patrol.checks.worst_item import worst_item
 from patrol.contract.units import format_duration
 
+if TYPE_CHECKING:
+    from patrol.checks.schemas.dns import DnsConfig, DnsQuery
+
 RESOLV_CONF = Path("/etc/resolv.conf")
 TYPES = ("A", "AAAA", "CNAME", "NS", "PTR", "MX", "TXT", "SOA")
 RecordType = Literal["A", "AAAA", "CNAME", "NS", "PTR", "MX", "TXT", "SOA"]
-
-
-class DnsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1, max_length=253)
-    type: RecordType = "A"
-    expect: list[str] | None = Field(default=None, min_length=1)
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) and value.upper() in TYPES else value
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        try:
-            dns_wire.encode_name(value)
-        except (ValueError, UnicodeError):
-            raise ValueError(f"{value!r} is not a valid domain name") from None
-        return value
-
-    @property
-    def item(self) -> str:
-        return f"{self.name}/{self.type}"
-
-
-def _query(raw: Any) -> Any:
-    return {"name": raw} if isinstance(raw, str) else raw
-
-
-class DnsConfig(CheckConfig):
-    """``queries``: names (``example.org``) or ``{name, type, expect}`` mappings;
-    ``server``: ask this server instead of the system resolver."""
-
-    queries: list[DnsQuery] = Field(min_length=1)
-    server: str | None = None
-    port: int = Field(default=53, ge=1, le=65535)
-    query_timeout: Duration = Field(default=2.0, le=30)
-
-    @field_validator("queries", mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        return [_query(v) for v in value] if isinstance(value, list) else value
 
 
 def _normal(value: str) -> str:
@@ -132,7 +88,7 @@ class DnsCheck:
     500 ms, critical 2 s."""
 
     type: ClassVar[str] = "dns"
-    Config: ClassVar[ConfigClass] = DnsConfig
+    Config: ClassVar[ConfigClass] = config_schema("dns", "DnsConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("resolved", "1 when the query got answers, 0 when it failed",
                         False, None, 0, primary=True),

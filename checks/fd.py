@@ -16,10 +16,9 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psutil
-from pydantic import Field
 
 from patrol.checks.base import (
     CheckError,
@@ -30,18 +29,14 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_number, format_ratio
 
+if TYPE_CHECKING:
+    from patrol.checks.schemas.fd import FdConfig
+
 FILE_NR = Path("/proc/sys/fs/file-nr")
-
-
-class FdConfig(CheckConfig):
-    """``processes``: name globs to watch per process (default: every process)."""
-
-    processes: list[str] | None = Field(default=None, min_length=1)
-    top: int = Field(default=10, ge=1, le=100)
 
 
 def read_file_nr(path: Path = FILE_NR) -> tuple[float, float]:
@@ -79,7 +74,7 @@ class FdCheck:
     own limit (same defaults)."""
 
     type: ClassVar[str] = "fd"
-    Config: ClassVar[ConfigClass] = FdConfig
+    Config: ClassVar[ConfigClass] = config_schema("fd", "FdConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("used_ratio", "system-wide file handles allocated / fs.file-max",
                         True, 0.80, 0.90, primary=True),

@@ -18,9 +18,7 @@ import glob
 import os
 import time
 from collections.abc import Callable
-from typing import ClassVar
-
-from pydantic import Field
+from typing import TYPE_CHECKING, ClassVar
 
 from patrol.checks.base import (
     CheckError,
@@ -31,17 +29,14 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig, Size
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_text
 from patrol.contract.units import format_bytes, format_duration
 
+if TYPE_CHECKING:
+    from patrol.checks.schemas.file import FileConfig
+
 _GLOB_CHARS = set("*?[")
-
-
-class FileConfig(CheckConfig):
-    path: str = Field(min_length=1)
-    must_exist: bool = True
-    min_size: Size | None = None
 
 
 def _newest(pattern: str) -> tuple[str, os.stat_result] | None:
@@ -66,7 +61,7 @@ class FileCheck:
     """Age and size of one file (or the newest file matching a glob)."""
 
     type: ClassVar[str] = "file"
-    Config: ClassVar[ConfigClass] = FileConfig
+    Config: ClassVar[ConfigClass] = config_schema("file", "FileConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("age_seconds", "seconds since the file was last modified", primary=True),
         MeasurementSpec("size_bytes", "size of the file"),

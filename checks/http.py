@@ -55,18 +55,38 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from patrol.checks import tls_info
 from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
-from patrol.checks.config import Secret
-from patrol.checks.http_config import HttpConfig, parse_status
+from patrol.checks.schemas import config_schema
 from patrol.checks.tcp import seconds_text
 from patrol.checks.thresholds import limit_note
+from patrol.checks.values import Secret
 from patrol.contract.units import format_duration
 
+if TYPE_CHECKING:
+    from patrol.checks.schemas.http import HttpConfig
+
 DEFAULT_TIMEOUT = 10.0
+_STATUS = re.compile(r"^\s*(?:([1-5])xx|(\d{3})(?:\s*-\s*(\d{3}))?)\s*$", re.IGNORECASE)
+
+
+def parse_status(spec: int | str) -> tuple[int, int]:
+    """Inclusive status range from ``200``, ``"2xx"`` or ``"200-399"``."""
+    match = _STATUS.match(str(spec))
+    if not match:
+        raise ValueError(f"{spec!r} is not a status; write 200, 2xx or 200-299")
+    klass, low, high = match.groups()
+    if klass:
+        return int(klass) * 100, int(klass) * 100 + 99
+    lo, hi = int(low), int(high or low)
+    if not 100 <= lo <= hi <= 599:
+        raise ValueError(f"{spec!r} is not a status range between 100 and 599")
+    return lo, hi
+
+
 DAY = 86400.0
 BODY_LIMIT = 16 * 1024 * 1024  # bytes read at most; body_bytes saturates here
 EXCERPT_BYTES = 2048
@@ -160,7 +180,7 @@ class HttpCheck:
     certificate expiry warning 14 d, critical 7 d."""
 
     type: ClassVar[str] = "http"
-    Config: ClassVar[ConfigClass] = HttpConfig
+    Config: ClassVar[ConfigClass] = config_schema("http", "HttpConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("response_seconds", "request sent to last body byte, redirects "
                         "included", True, 1.0, 5.0, primary=True),

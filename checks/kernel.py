@@ -22,9 +22,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from patrol.checks import kernel_log
 from patrol.checks.base import (
@@ -36,10 +34,13 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig, Duration, Regex
+from patrol.checks.schemas import config_schema
 from patrol.checks.systemd import run_command
 from patrol.checks.thresholds import limit_text
 from patrol.contract.units import format_duration
+
+if TYPE_CHECKING:
+    from patrol.checks.schemas.kernel import KernelConfig
 
 PATTERNS: tuple[tuple[str, str, re.Pattern[str]], ...] = (
     ("oom_kills", "OOM kill", re.compile(r"\bKilled process \d+|\boom-kill:.*task=")),
@@ -58,25 +59,13 @@ _PLURALS = {"OOM kill": "OOM kills", "hung task": "hung tasks", "I/O error": "I/
             "filesystem error": "filesystem errors", "read-only remount": "read-only remounts"}
 
 
-class KernelConfig(CheckConfig):
-    """``source``: where to read (``auto`` picks the first readable of /dev/kmsg, the
-    journal, dmesg); ``lookback``: how far the first run looks back; ``ignore``:
-    regexes of lines to leave out; ``userspace``: count lines programs wrote too."""
-
-    source: Literal["auto", "kmsg", "journal", "dmesg"] = "auto"
-    lookback: Duration = Field(default=3600.0, le=30 * 86400)
-    ignore: list[Regex] = Field(default_factory=list)
-    userspace: bool = False
-    max_lines: int = Field(default=50, ge=1, le=500)
-
-
 class KernelCheck:
     """Kernel trouble since the last run: any OOM kill, hung task or I/O error is a
     warning (ten I/O errors critical); any filesystem error or read-only remount is
     critical."""
 
     type: ClassVar[str] = "kernel"
-    Config: ClassVar[ConfigClass] = KernelConfig
+    Config: ClassVar[ConfigClass] = config_schema("kernel", "KernelConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("oom_kills", "processes the OOM killer killed since the last run",
                         True, 1, None),

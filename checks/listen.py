@@ -26,14 +26,16 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psutil
-from pydantic import Field, field_validator
 
 from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
-from patrol.checks.config import CheckConfig
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_note
+
+if TYPE_CHECKING:
+    from patrol.checks.schemas.listen import ListenConfig
 
 _ENTRY = re.compile(r"^(tcp|udp|\*)/(\d{1,5})(?:-(\d{1,5}))?$")
 PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
@@ -58,20 +60,6 @@ def parse_rule(text: str) -> PortRule:
     if not 1 <= first <= last <= 65535:
         raise ValueError(f"{text!r}: ports are 1-65535, the first not above the last")
     return PortRule(proto, first, last)
-
-
-class ListenConfig(CheckConfig):
-    expected: list[str] = Field(default_factory=list)
-    allowed: list[str] = Field(default_factory=list)
-    learn: bool = True
-    loopback: bool = False
-
-    @field_validator("expected", "allowed")
-    @classmethod
-    def _entries(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            parse_rule(entry)
-        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +112,7 @@ class ListenCheck:
     """An unexpected listener is a warning, a missing expected one critical."""
 
     type: ClassVar[str] = "listen"
-    Config: ClassVar[ConfigClass] = ListenConfig
+    Config: ClassVar[ConfigClass] = config_schema("listen", "ListenConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("listeners", "distinct listening protocol/port pairs watched"),
         MeasurementSpec("unexpected_listeners", "listeners neither expected, allowed nor "

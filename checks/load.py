@@ -10,7 +10,7 @@ well as runnable ones, so high load with an idle CPU points at I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import psutil
 
@@ -23,19 +23,18 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_note
 
-
-class LoadConfig(CheckConfig):
-    """No options beyond the common keys: thresholds apply to ``load5_per_core``."""
+if TYPE_CHECKING:
+    from patrol.checks.schemas.load import LoadConfig
 
 
 class LoadCheck:
     """5-minute load per core; warning 1.5, critical 3.0 by default."""
 
     type: ClassVar[str] = "load"
-    Config: ClassVar[ConfigClass] = LoadConfig
+    Config: ClassVar[ConfigClass] = config_schema("load", "LoadConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("load1_per_core", "1-minute load average divided by logical CPUs"),
         MeasurementSpec("load5_per_core", "5-minute load average divided by logical CPUs",

@@ -19,12 +19,9 @@ history.
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections import deque
-from typing import Any, ClassVar
-
-from pydantic import Field, field_validator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from patrol.checks.base import (
     CheckError,
@@ -35,42 +32,22 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig, Regex, Size
 from patrol.checks.log_tail import LogTail
+from patrol.checks.schemas import config_schema
 from patrol.contract.units import format_bytes
+
+if TYPE_CHECKING:
+    from patrol.checks.schemas.log import LogConfig
 
 KEEP_LINES = 20
 LINE_CHARS = 500
-
-
-class LogConfig(CheckConfig):
-    path: str = Field(min_length=1)
-    pattern: Regex = Field(min_length=1)
-    ignore: Regex | None = None
-    encoding: str = "utf-8"
-    start_at_end: bool = True
-    max_read: Size = Field(default=64 * 1024 * 1024, gt=0)
-
-    @field_validator("encoding")
-    @classmethod
-    def _codec(cls, value: str) -> str:
-        try:
-            codecs.lookup(value)
-        except LookupError:
-            raise ValueError(f"unknown encoding {value!r}; e.g. utf-8 or latin-1") from None
-        if "\n".encode(value) != b"\n":
-            raise ValueError(
-                f"encoding {value!r} is not ASCII-compatible; lines are split on newline "
-                "bytes, so use utf-8, latin-1 or a similar encoding"
-            )
-        return value
 
 
 class LogCheck:
     """New lines matching ``pattern`` (and not ``ignore``) per run."""
 
     type: ClassVar[str] = "log"
-    Config: ClassVar[ConfigClass] = LogConfig
+    Config: ClassVar[ConfigClass] = config_schema("log", "LogConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "matches", "new lines matching the pattern since the previous run",

@@ -8,7 +8,7 @@ slab are free for practical purposes, so a host full of cache is not "out of mem
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psutil
 
@@ -21,20 +21,19 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_bytes
 
-
-class MemoryConfig(CheckConfig):
-    """No options beyond the common keys: thresholds apply to ``used_ratio``."""
+if TYPE_CHECKING:
+    from patrol.checks.schemas.memory import MemoryConfig
 
 
 class MemoryCheck:
     """RAM used (excluding reclaimable cache); warning 90 %, critical 95 % by default."""
 
     type: ClassVar[str] = "memory"
-    Config: ClassVar[ConfigClass] = MemoryConfig
+    Config: ClassVar[ConfigClass] = config_schema("memory", "MemoryConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "used_ratio", "share of RAM not available to new work: (total - available) / total",

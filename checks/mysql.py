@@ -39,9 +39,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from functools import cache
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field, model_validator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from patrol.checks import pymysql_lean, tls_info
 from patrol.checks.base import (
@@ -53,10 +51,13 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig, Duration, SecretValue
 from patrol.checks.dsn import one_line, redact, tally
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_text
 from patrol.contract.units import format_number, format_ratio
+
+if TYPE_CHECKING:
+    from patrol.checks.schemas.mysql import MysqlConfig
 
 INFO_TEXT_LIMIT = 500
 DIAGNOSE_ROWS = 20
@@ -66,25 +67,6 @@ _PROCESSLIST = """
 SELECT ID, USER, HOST, DB, COMMAND, TIME, STATE, INFO
   FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()
 """
-
-
-class MysqlConfig(CheckConfig):
-    host: str = "localhost"
-    port: int = Field(default=3306, ge=1, le=65535)
-    user: str = "root"
-    password: SecretValue | None = None
-    unix_socket: str | None = None
-    connect_timeout: Duration = Field(default=5.0, le=300)
-    tls: Literal["disabled", "preferred", "required"]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_tls(cls, data: Any) -> Any:
-        """No ``tls:`` given: ``disabled`` on a socket or loopback, else ``preferred``."""
-        if isinstance(data, dict) and data.get("tls") is None:
-            local = bool(data.get("unix_socket")) or is_loopback(data.get("host", "localhost"))
-            data = {**data, "tls": "disabled" if local else "preferred"}
-        return data
 
 
 def is_loopback(host: Any) -> bool:
@@ -120,7 +102,7 @@ class MysqlCheck:
     """Connections used vs ``max_connections`` (warning 80 %, critical 90 %)."""
 
     type: ClassVar[str] = "mysql"
-    Config: ClassVar[ConfigClass] = MysqlConfig
+    Config: ClassVar[ConfigClass] = config_schema("mysql", "MysqlConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "used_ratio", "Threads_connected / max_connections", True, 0.80, 0.90, primary=True,

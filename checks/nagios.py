@@ -22,9 +22,7 @@ import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
-
-from pydantic import Field, field_validator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from patrol.checks.base import (
     CheckError,
@@ -35,36 +33,14 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig, SecretValue
 from patrol.checks.perfdata import measurement_name, parse_output
+from patrol.checks.schemas import config_schema
+
+if TYPE_CHECKING:
+    from patrol.checks.schemas.nagios import NagiosConfig
 
 DEFAULT_TIMEOUT = 10.0
 _TEXT_LIMIT = 4096
-_ARGV_EXAMPLE = "['/usr/lib/nagios/plugins/check_load', '-w', '5,4,3', '-c', '10,8,6']"
-
-
-class NagiosConfig(CheckConfig):
-    command: list[str] = Field(min_length=1)
-    env: dict[str, SecretValue] = Field(default_factory=dict)
-    cwd: str | None = None
-
-    @field_validator("command", mode="before")
-    @classmethod
-    def _argv(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            # pydantic turns ValueError (not TypeError) into a located config error
-            raise ValueError(
-                "must be a list of arguments (argv), not a shell string; "
-                f"write e.g. {_ARGV_EXAMPLE}"
-            )
-        return value
-
-    @field_validator("command")
-    @classmethod
-    def _program(cls, value: list[str]) -> list[str]:
-        if not value[0].strip():
-            raise ValueError("the first argument (the program) is empty")
-        return value
 
 
 def _truncate(text: str, limit: int = _TEXT_LIMIT) -> str:
@@ -75,7 +51,7 @@ class NagiosCheck:
     """Runs one plugin; status from its exit code, measurements from its perfdata."""
 
     type: ClassVar[str] = "nagios"
-    Config: ClassVar[ConfigClass] = NagiosConfig
+    Config: ClassVar[ConfigClass] = config_schema("nagios", "NagiosConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = ()
     REQUIRES: ClassVar[tuple[str, ...]] = ()
     DIAGNOSTICS: ClassVar[tuple[str, ...]] = ()

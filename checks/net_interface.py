@@ -23,10 +23,9 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psutil
-from pydantic import Field
 
 from patrol.checks.base import (
     CheckError,
@@ -37,21 +36,16 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_note
 from patrol.checks.worst_item import worst_item
 from patrol.contract.units import format_ratio
 
+if TYPE_CHECKING:
+    from patrol.checks.schemas.net_interface import NetInterfaceConfig
+
 SYS_CLASS_NET = Path("/sys/class/net")
 _IFF_UP = 0x1
-
-
-class NetInterfaceConfig(CheckConfig):
-    """``interfaces``: globs of interface names (default: every hardware interface);
-    ``exclude``: globs to leave out."""
-
-    interfaces: list[str] | None = Field(default=None, min_length=1)
-    exclude: list[str] = Field(default_factory=list)
 
 
 def _read(path: Path) -> str | None:
@@ -83,7 +77,7 @@ class NetInterfaceCheck:
     1 %, critical 5 %; half duplex: warning."""
 
     type: ClassVar[str] = "net_interface"
-    Config: ClassVar[ConfigClass] = NetInterfaceConfig
+    Config: ClassVar[ConfigClass] = config_schema("net_interface", "NetInterfaceConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("link_up", "1 when the link is usable, 0 when down",
                         False, None, 0, primary=True),

@@ -21,9 +21,7 @@ memory for three statements.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from patrol.checks import dsn as dsnlib
 from patrol.checks import postgres_pg8000 as pg
@@ -36,9 +34,12 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig, Duration, SecretValue
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_text
 from patrol.contract.units import format_duration, format_number, format_ratio
+
+if TYPE_CHECKING:
+    from patrol.checks.schemas.postgres import PostgresConfig
 
 DEFAULT_PORT = 5432
 STATES = ("active", "idle", "idle in transaction", "idle in transaction (aborted)")
@@ -64,16 +65,11 @@ SELECT coalesce(max(extract(epoch FROM now() - query_start))
 """
 
 
-class PostgresConfig(CheckConfig):
-    dsn: SecretValue
-    connect_timeout: Duration = Field(default=5.0, le=300)
-
-
 class PostgresCheck:
     """Connections used vs usable slots (warning 80 %, critical 90 %), by state."""
 
     type: ClassVar[str] = "postgres"
-    Config: ClassVar[ConfigClass] = PostgresConfig
+    Config: ClassVar[ConfigClass] = config_schema("postgres", "PostgresConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "used_ratio", "client connections / (max_connections - reserved slots)",

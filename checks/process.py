@@ -29,45 +29,28 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psutil
-from pydantic import Field, model_validator
 
 from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
-from patrol.checks.config import CheckConfig, Regex
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_bytes
+
+if TYPE_CHECKING:
+    from patrol.checks.schemas.process import ProcessConfig
 
 _SELECT = ["pid", "name", "cmdline"]  # read for every process (plus username with user:)
 _DETAILS = ["username", "memory_info", "cpu_times", "create_time", "status"]  # matches only
 _SHOWN = 10  # matching processes listed in the result's diagnostics
 
 
-class ProcessConfig(CheckConfig):
-    process_name: str | None = Field(default=None, min_length=1)
-    pattern: Regex | None = Field(default=None, min_length=1)
-    user: str | None = None
-    min: int = Field(default=1, ge=0)
-    max: int | None = Field(default=None, ge=0)
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> ProcessConfig:
-        if (self.process_name is None) == (self.pattern is None):
-            raise ValueError(
-                "set exactly one of process_name: (the exact process name, like pgrep -x) "
-                "or pattern: (a regular expression on the command line, like pgrep -f)"
-            )
-        if self.max is not None and self.max < self.min:
-            raise ValueError(f"max: {self.max} is below min: {self.min}; no count can pass")
-        return self
-
-
 class ProcessCheck:
     """Count of matching processes (CRITICAL outside ``min``..``max``), their RSS and CPU."""
 
     type: ClassVar[str] = "process"
-    Config: ClassVar[ConfigClass] = ProcessConfig
+    Config: ClassVar[ConfigClass] = config_schema("process", "ProcessConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("count", "matching processes (min:/max: options make the "
                         "structural rule; thresholds flag too many)", primary=True),

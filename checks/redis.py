@@ -15,9 +15,7 @@ redis-py: the check needs six commands, and redis-py cost the agent ~13.5 MiB PS
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from patrol.checks import dsn as dsnlib
 from patrol.checks import redis_resp
@@ -30,24 +28,22 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig, Duration, SecretValue
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_text
 from patrol.contract.units import format_bytes, format_number, format_ratio
 
+if TYPE_CHECKING:
+    from patrol.checks.schemas.redis import RedisConfig
+
 DEFAULT_PORT = 6379
 DIAGNOSE_ROWS = 20
-
-
-class RedisConfig(CheckConfig):
-    url: SecretValue
-    connect_timeout: Duration = Field(default=5.0, le=300)
 
 
 class RedisCheck:
     """Clients used vs ``maxclients`` (warning 80 %, critical 90 %), memory, blocked."""
 
     type: ClassVar[str] = "redis"
-    Config: ClassVar[ConfigClass] = RedisConfig
+    Config: ClassVar[ConfigClass] = config_schema("redis", "RedisConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "used_ratio", "connected_clients / maxclients", True, 0.80, 0.90, primary=True,

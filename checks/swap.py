@@ -14,25 +14,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psutil
 
 from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
-from patrol.checks.config import CheckConfig
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_bytes, format_rate
 
-
-class SwapConfig(CheckConfig):
-    """No options beyond the common keys: thresholds apply to ``used_ratio``."""
+if TYPE_CHECKING:
+    from patrol.checks.schemas.swap import SwapConfig
 
 
 class SwapCheck:
     """Swap used; warning 50 %, critical 80 % by default."""
 
     type: ClassVar[str] = "swap"
-    Config: ClassVar[ConfigClass] = SwapConfig
+    Config: ClassVar[ConfigClass] = config_schema("swap", "SwapConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("used_ratio", "share of swap space in use", True, 0.50, 0.80,
                         primary=True),

@@ -25,9 +25,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
-
-from pydantic import Field, field_validator, model_validator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from patrol.checks.base import (
     CheckError,
@@ -38,14 +36,16 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.schemas import config_schema
 from patrol.contract.units import format_duration
+
+if TYPE_CHECKING:
+    from patrol.checks.schemas.systemd import SystemdConfig
 
 PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "Result", "Type", "NRestarts",
               "ExecMainStartTimestampMonotonic", "ExecMainStatus", "Description")
 _SUFFIXES = (".service", ".socket", ".timer", ".mount", ".automount", ".path", ".target",
              ".slice", ".scope", ".swap", ".device")
-_UNIT_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.\\@-")
 _TEXT_LIMIT = 4096
 
 Runner = Callable[[Sequence[str], float], subprocess.CompletedProcess[str]]
@@ -91,42 +91,11 @@ def parse_show(text: str) -> list[dict[str, str]]:
     return units
 
 
-def _full_name(unit: str) -> str:
-    return unit if unit.endswith(_SUFFIXES) else f"{unit}.service"
-
-
-class SystemdConfig(CheckConfig):
-    unit: str | None = None
-    units: list[str] | None = Field(default=None, min_length=1)
-    command_timeout: Duration = Field(default=5.0, le=60)
-
-    @field_validator("unit", "units")
-    @classmethod
-    def _names(cls, value: str | list[str] | None) -> str | list[str] | None:
-        for name in [value] if isinstance(value, str) else value or []:
-            if any(c in name for c in "*?["):
-                raise ValueError(f"{name!r}: globs are not supported; list each unit")
-            if not name or name.startswith("-") or not set(name) <= _UNIT_CHARS:
-                raise ValueError(f"{name!r} is not a systemd unit name, like nginx.service")
-        return value
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SystemdConfig:
-        if (self.unit is None) == (self.units is None):
-            raise ValueError("set exactly one of unit: (one unit) or units: (a list)")
-        return self
-
-    @property
-    def unit_names(self) -> list[str]:
-        names = [self.unit] if self.unit is not None else list(self.units or ())
-        return list(dict.fromkeys(_full_name(n) for n in names))
-
-
 class SystemdCheck:
     """Each unit active (CRITICAL when failed, stopped or missing); restart count."""
 
     type: ClassVar[str] = "systemd"
-    Config: ClassVar[ConfigClass] = SystemdConfig
+    Config: ClassVar[ConfigClass] = config_schema("systemd", "SystemdConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("active", "1 when the unit is active (or reloading), else 0",
                         higher_is_worse=False),

@@ -14,24 +14,18 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from typing import ClassVar
-
-from pydantic import Field
+from typing import TYPE_CHECKING, ClassVar
 
 from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
-from patrol.checks.config import CheckConfig
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_duration
 
+if TYPE_CHECKING:
+    from patrol.checks.schemas.tcp import TcpConfig
+
 DEFAULT_TIMEOUT = 5.0
 BANNER_LIMIT = 4096  # bytes read at most while waiting for ``expect``
-
-
-class TcpConfig(CheckConfig):
-    host: str = Field(min_length=1)
-    port: int = Field(ge=1, le=65535)
-    send: str | None = None
-    expect: str | None = Field(default=None, min_length=1)
 
 
 Connect = Callable[[tuple[str, int], float], socket.socket]
@@ -66,7 +60,7 @@ class TcpCheck:
     """Connect time to a TCP port; warning 500 ms, critical 2 s by default."""
 
     type: ClassVar[str] = "tcp"
-    Config: ClassVar[ConfigClass] = TcpConfig
+    Config: ClassVar[ConfigClass] = config_schema("tcp", "TcpConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "connect_seconds", "time to complete the TCP handshake",

@@ -30,9 +30,7 @@ import os
 import time
 from collections.abc import Callable
 from difflib import get_close_matches
-from typing import Any, ClassVar
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from patrol.checks.base import (
     CheckError,
@@ -43,18 +41,14 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_text
 from patrol.contract.units import format_duration
 
+if TYPE_CHECKING:
+    from patrol.checks.schemas.textfile import TextfileConfig
+
 MAX_FILE = 16 * 1024 * 1024
-
-
-class TextfileConfig(CheckConfig):
-    path: str = Field(min_length=1)
-    metric: str = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-    match_labels: dict[str, str] = Field(default_factory=dict)
-    stale_after: Duration | None = None
 
 
 Sample = tuple[str, dict[str, str], float]
@@ -94,7 +88,7 @@ class TextfileCheck:
     """One series from a Prometheus text exposition file."""
 
     type: ClassVar[str] = "textfile"
-    Config: ClassVar[ConfigClass] = TextfileConfig
+    Config: ClassVar[ConfigClass] = config_schema("textfile", "TextfileConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("value", "the series' value (thresholds point up)", primary=True),
         MeasurementSpec("value_below", "the series' value (thresholds point down)",

@@ -24,10 +24,14 @@ import fnmatch
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from patrol.checks.base import Measurement, MeasurementSpec, Status
-from patrol.checks.config import CheckConfig, Limit, ThresholdSet
+from patrol.checks.values import Limit
 from patrol.contract.units import format_limit
+
+if TYPE_CHECKING:  # the models validate in the child; the agent judges with plain data
+    from patrol.checks.config import CheckConfig, ThresholdSet
 
 _LEVELS = ("warning", "critical", "recover")
 
@@ -99,7 +103,8 @@ def limit_note(
     return f" ({text})" if text else ""
 
 
-def _overlay(levels: dict[str, float | None], ts: ThresholdSet) -> None:
+def _overlay(levels: dict[str, float | None], ts: ThresholdSet | CheckConfig | Any) -> None:
+    """The levels ``ts`` names (a threshold set, or the check's own top-level keys)."""
     for level in _LEVELS:
         if level in ts.model_fields_set:
             limit: Limit | None = getattr(ts, level)
@@ -129,11 +134,7 @@ class Evaluator:
             "recover": None,
         }
         if spec.primary:
-            top = ThresholdSet.model_construct(
-                _fields_set={k for k in _LEVELS if k in self._config.model_fields_set},
-                **{k: getattr(self._config, k) for k in _LEVELS},
-            )
-            _overlay(levels, top)
+            _overlay(levels, self._config)
         if name in self._config.thresholds:
             _overlay(levels, self._config.thresholds[name])
         if spec.primary and item:

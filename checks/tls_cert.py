@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from patrol.checks.base import (
     CheckError,
@@ -23,16 +22,15 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_note
 from patrol.checks.tls_info import describe_expiry, load_file
 from patrol.contract.units import format_duration
 
+if TYPE_CHECKING:
+    from patrol.checks.schemas.tls_cert import TlsCertConfig
+
 DAY = 86400.0
-
-
-class TlsCertConfig(CheckConfig):
-    path: Path
 
 
 def _utcnow() -> datetime:
@@ -43,7 +41,7 @@ class TlsCertCheck:
     """Seconds until the certificate expires; warning 14 d, critical 7 d by default."""
 
     type: ClassVar[str] = "tls_cert"
-    Config: ClassVar[ConfigClass] = TlsCertConfig
+    Config: ClassVar[ConfigClass] = config_schema("tls_cert", "TlsCertConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec(
             "expiry_seconds", "seconds until the (leaf) certificate expires; negative once expired",

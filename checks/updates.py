@@ -30,9 +30,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from patrol.checks.base import (
     CheckError,
@@ -43,10 +41,13 @@ from patrol.checks.base import (
     RunContext,
     Status,
 )
-from patrol.checks.config import CheckConfig
+from patrol.checks.schemas import config_schema
 from patrol.checks.systemd import Runner, run_command
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_duration
+
+if TYPE_CHECKING:
+    from patrol.checks.schemas.updates import UpdatesConfig
 
 APT_LISTS = Path("/var/lib/apt/lists")
 REBOOT_REQUIRED = Path("/run/reboot-required")
@@ -57,15 +58,6 @@ _DNF_ADVISORY = re.compile(r"^\S+\s+\S*Sec\.?\s+(\S+)$")
 # H half-installed, U unpacked, F half-configured, W triggers-awaited, t triggers-pending.
 _HALF_DONE = {"H": "half-installed", "U": "unpacked", "F": "half-configured",
               "W": "triggers-awaited", "t": "triggers-pending"}
-
-
-class UpdatesConfig(CheckConfig):
-    """``manager``: ``auto`` (apt, else dnf), ``apt`` or ``dnf``; ``refresh``: update
-    the package lists before looking (off: never touch the network)."""
-
-    manager: Literal["auto", "apt", "dnf"] = "auto"
-    refresh: bool = False
-    top: int = Field(default=50, ge=1, le=1000)
 
 
 def parse_apt_simulation(text: str) -> list[dict[str, Any]]:
@@ -137,7 +129,7 @@ class UpdatesCheck:
     older than 7 days: warning."""
 
     type: ClassVar[str] = "updates"
-    Config: ClassVar[ConfigClass] = UpdatesConfig
+    Config: ClassVar[ConfigClass] = config_schema("updates", "UpdatesConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("security_updates", "pending updates from security archives",
                         True, 1, None, primary=True),

@@ -14,24 +14,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psutil
-from pydantic import Field
 
 from patrol.checks.base import ConfigClass, Measurement, MeasurementSpec, Result, RunContext, Status
-from patrol.checks.config import CheckConfig, Duration
+from patrol.checks.schemas import config_schema
 from patrol.checks.thresholds import limit_note
 from patrol.contract.units import format_duration
 
+if TYPE_CHECKING:
+    from patrol.checks.schemas.zombies import ZombiesConfig
+
 _CMDLINE_LIMIT = 200
-
-
-class ZombiesConfig(CheckConfig):
-    """``min_age``: how long a process must have been defunct to count."""
-
-    min_age: Duration = Field(default=60.0, le=86400)
-    top: int = Field(default=10, ge=1, le=100)
 
 
 def _parent(ppid: int) -> dict[str, Any]:
@@ -50,7 +45,7 @@ class ZombiesCheck:
     """Zombies older than ``min_age``; warning 5, critical 50 by default."""
 
     type: ClassVar[str] = "zombies"
-    Config: ClassVar[ConfigClass] = ZombiesConfig
+    Config: ClassVar[ConfigClass] = config_schema("zombies", "ZombiesConfig")
     MEASUREMENTS: ClassVar[tuple[MeasurementSpec, ...]] = (
         MeasurementSpec("zombies", "defunct processes older than min_age", True, 5, 50,
                         primary=True),

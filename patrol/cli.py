@@ -13,16 +13,34 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from difflib import get_close_matches
 from typing import Any
 
-from patrol.agent.config import ConfigError, load_config
-from patrol.agent.version import AGENT_VERSION
+from patrol.agent.validation import ValidationFailed
+from patrol.contract.yamlsource import ConfigError
+
+
+class _Version(argparse.Action):
+    """``--version``, reading the package metadata only when asked: importing
+    importlib.metadata costs ``patrol agent`` ~20 ms before its validating child starts."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str = "show the version and exit",
+                 ) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from patrol.agent.version import AGENT_VERSION
+
+        print(f"patrol {AGENT_VERSION}")
+        parser.exit()
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="patrol", description="Proactive inspection agent.")
-    parser.add_argument("--version", action="version", version=f"patrol {AGENT_VERSION}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     agent = sub.add_parser("agent", help="run the agent: scheduled checks, /metrics, API")
@@ -80,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 def _validate(files: list[str]) -> int:
     """Agent and collector configs alike; a file with a ``collector:`` block is the
     collector's."""
+    from patrol.agent.config import load_config
     from patrol.collector.config import is_collector_config, load_collector_config
 
     failed = False
@@ -101,14 +120,22 @@ def _validate(files: list[str]) -> int:
     return 1 if failed else 0
 
 
-def _load_or_exit(path: str):
+def _load_or_exit(path: str, load: Callable[[str], Any] | None = None) -> Any:
+    """The validated agent config at ``path``, or its problems on stderr and exit 2."""
+    if load is None:
+        from patrol.agent.config import load_config
+
+        load = load_config
     try:
-        return load_config(path)
+        return load(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"patrol: {path} has {len(exc.problems)} problem(s); nothing was started",
               file=sys.stderr)
+        raise SystemExit(2) from None
+    except ValidationFailed as exc:
+        print(f"patrol: cannot validate {path}: {exc}; nothing was started", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -259,11 +286,19 @@ def _main(argv: list[str] | None) -> int:
                   file=sys.stderr)
             return 2
     if args.command == "agent":
-        from patrol.agent.agent import Agent
+        from patrol.agent.validation import InChild
 
-        config = _load_or_exit(args.config)
+        # Validated in a child (the agent never imports pydantic), which starts first so
+        # its start-up overlaps with this interpreter's imports of the agent.
+        validator = InChild()
+        pending = validator.start_load(args.config)
+        from patrol.agent.agent import Agent, warm_up
+
+        warm_up()
+
+        config = _load_or_exit(args.config, lambda _: validator.finish_load(pending))
         try:
-            return Agent(args.config, config).serve_forever()
+            return Agent(args.config, config, validator=validator).serve_forever()
         except OSError as exc:
             print(_start_failure(exc, config.agent.listen, config.agent.state_dir),
                   file=sys.stderr)

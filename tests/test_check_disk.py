@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from patrol.checks import disk_usage
 from patrol.checks.base import CheckError, Status
-from patrol.checks.disk import DEFAULT_EXCLUDED_FSTYPES, DiskCheck, DiskConfig, mount_point
+from patrol.checks.disk import DEFAULT_EXCLUDED_FSTYPES, DiskCheck, mount_point
+from patrol.checks.schemas.disk import DiskConfig
 from tests.helpers import build, run
 
 GiB, MiB, KiB = 1024**3, 1024**2, 1024

@@ -16,7 +16,8 @@ import pytest
 from pydantic import ValidationError
 
 from patrol.checks.base import Status
-from patrol.checks.process import ProcessCheck, ProcessConfig
+from patrol.checks.process import ProcessCheck
+from patrol.checks.schemas.process import ProcessConfig
 from tests.helpers import build, run
 
 MiB = 1024**2

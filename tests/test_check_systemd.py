@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from patrol.checks.base import CheckError, Status
-from patrol.checks.systemd import PROPERTIES, SystemdConfig, parse_show
+from patrol.checks.schemas.systemd import SystemdConfig
+from patrol.checks.systemd import PROPERTIES, parse_show
 from tests.helpers import build, run
 
 ACTIVE = """Id=nginx.service

@@ -164,3 +164,28 @@ def test_emitter_queues_numbered_events_and_heartbeats(tmp_path):
     assert Event.model_validate(rows[1].payload).action == "resolve"
     assert Heartbeat.model_validate(rows[2].payload).checks[0].status == "OK"
     outbox.close()
+
+
+def test_the_agent_writes_exactly_what_the_wire_models_would() -> None:
+    """The agent builds its JSON without pydantic (agent/events.py): every key, value
+    and type is the one the wire model writes, so the collector reads it as before."""
+    import json
+
+    from patrol.agent.events import event_payload, heartbeat_payload
+    from patrol.agent.history import Series
+
+    _, ctx = build("cpu", critical="90%", recover="70%")
+    cron = CheckInfo("nightly", "disk", {}, None, 60.0, "0 7 * * *", "Europe/Berlin", 5.0)
+    series = [Series("used_ratio", "/", [(1714564800.0, 0.5), (1714564860, 1)])]
+    event = event_payload(view(Status.CRITICAL, diagnostics={"t": (1, 2)}),
+                          Transition("root-disk", Status.OK, Status.CRITICAL), "db-01",
+                          {"env": "prod"}, AGENT_ID, 7, now=NOW, evaluator=ctx.evaluator,
+                          extra_diagnostics={"result": {"x": 1}}, config="/etc/a.yaml",
+                          history=series)
+    beat = heartbeat_payload([view(Status.WARNING), CheckView(cron), CheckView(INFO)],
+                             "db-01", {"env": "prod"}, AGENT_ID, 3, 30.0, now=NOW,
+                             metrics_address="db-01:9731")
+    for payload, model in ((event, Event), (beat, Heartbeat)):
+        sent = json.loads(json.dumps(payload))  # as the outbox stores it
+        assert sent == model.model_validate(sent).model_dump(mode="json")
+    assert event["observed_at"] == "2024-05-01T12:00:00Z"

@@ -6,44 +6,35 @@ Versioned: ``schema_version`` is checked on receipt, and a change that old agent
 cannot produce bumps it. Published as JSON Schema by :func:`json_schemas` and in
 the collector's OpenAPI document.
 
-This module imports only pydantic, so the agent can use it without pulling in
-the collector.
+This module imports only pydantic (and :mod:`patrol.contract.wire_basics`, the
+names and bounds it shares with the running agent, which writes events as plain JSON
+data without pydantic: agent/events.py); the collector validates with it.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Any, Final, Literal
+from importlib.metadata import PackageNotFoundError, version  # noqa: F401 (PackageNotFoundError: for callers)
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-SCHEMA_VERSION: Final = 1  # Final: the type checker reads it as Literal[1]
+from patrol.contract.wire_basics import MAX_SUMMARY as MAX_SUMMARY
+from patrol.contract.wire_basics import PATROL_VERSION as PATROL_VERSION
+from patrol.contract.wire_basics import SCHEMA_VERSION as SCHEMA_VERSION
+from patrol.contract.wire_basics import SEVERITY_OF_STATUS as SEVERITY_OF_STATUS
+from patrol.contract.wire_basics import Action as Action
+from patrol.contract.wire_basics import CheckStatus as CheckStatus
+from patrol.contract.wire_basics import Severity as Severity
+from patrol.contract.wire_basics import dedup_key as dedup_key
+from patrol.contract.wire_basics import installed_version
 
 
 def _installed_version() -> str:
-    """Patrol's version from the ``patrol-inspect`` distribution metadata, so
-    pyproject.toml is the one source of truth for agents and collectors alike (here,
-    since this is the module both ends import); a source checkout that was never
-    installed reports ``0+unknown`` (a valid PEP 440 local version)."""
-    try:
-        return version("patrol-inspect")
-    except PackageNotFoundError:
-        return "0+unknown"
+    """Patrol's version from the package metadata, looked up through this module's
+    ``version`` (patrol/contract/wire_basics.py does the work, without pydantic)."""
+    return installed_version(version)
 
-
-PATROL_VERSION: str = _installed_version()
-MAX_SUMMARY = 1024
-
-Action = Literal["trigger", "resolve"]
-Severity = Literal["critical", "error", "warning", "info"]
-CheckStatus = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
-
-# Check status -> PagerDuty severity. UNKNOWN ("could not find out") is an error of
-# the inspection itself, less than a confirmed outage.
-SEVERITY_OF_STATUS: dict[str, Severity] = {
-    "OK": "info", "WARNING": "warning", "CRITICAL": "critical", "UNKNOWN": "error",
-}
 
 _LABEL_KEY = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 
@@ -139,11 +130,6 @@ class MeasurementSeries(_Strict):
     name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=200)
     item: str = Field(default="", max_length=500)
     points: list[tuple[float, float]] = Field(default_factory=list, max_length=2000)
-
-
-def dedup_key(host: str, check: str) -> str:
-    """One open incident per host and check."""
-    return f"{host}/{check}"
 
 
 class Event(_Strict):

@@ -1,6 +1,7 @@
 """The ``http`` check's configuration: URL, request, expected status and body.
 
-Kept apart from :mod:`checks.http` (which runs the request) so each file has one job.
+Kept apart from :mod:`checks.http` (which runs the request) so each file has one job,
+and the agent runs the check without pydantic (:mod:`patrol.checks.schemas`).
 ``expect_status`` entries are ``200``, ``"2xx"`` or ``"200-399"``; header values whose
 names look like credentials become secrets (``file:/path`` works, and the value never
 shows in JSON or logs).
@@ -22,26 +23,10 @@ from pydantic import (
 )
 
 from patrol.checks.config import CheckConfig, Regex, Secret, SecretValue
+from patrol.checks.http import parse_status
 from patrol.contract.netconfig import CaBundle
 
 SECRET_HEADER = re.compile(r"auth|token|secret|key|password|cookie|session", re.IGNORECASE)
-_STATUS = re.compile(r"^\s*(?:([1-5])xx|(\d{3})(?:\s*-\s*(\d{3}))?)\s*$", re.IGNORECASE)
-
-
-def parse_status(spec: int | str) -> tuple[int, int]:
-    """Inclusive status range from ``200``, ``"2xx"`` or ``"200-399"``."""
-    match = _STATUS.match(str(spec))
-    if not match:
-        raise ValueError(f"{spec!r} is not a status; write 200, 2xx or 200-299")
-    klass, low, high = match.groups()
-    if klass:
-        return int(klass) * 100, int(klass) * 100 + 99
-    lo, hi = int(low), int(high or low)
-    if not 100 <= lo <= hi <= 599:
-        raise ValueError(f"{spec!r} is not a status range between 100 and 599")
-    return lo, hi
-
-
 def _to_headers(raw: Any) -> dict[str, str | Secret]:
     """Header values as strings; values of credential-like names become secrets
     (so ``file:/path`` works and the value never shows in JSON or logs)."""
