@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from patrol.collector.model import Ticket, TimelineEntry
@@ -57,6 +58,30 @@ class DuplicateTicket(ConstraintViolation):
 
 class ConcurrentUpdate(StoreError):
     """The ticket changed since it was read; re-read it and redo the unit of work."""
+
+
+@dataclass(frozen=True)
+class WatchWindow:
+    """Which open tickets the watchdog's pass at ``now`` must judge: the rest cannot have
+    a timer or an SLA step due, and at 100,000 open tickets reading them all cost ~4 s
+    of CPU per pass. The policy still decides for each ticket read; this only leaves
+    out tickets for which it could decide nothing:
+
+    - every group or flapping ticket, every open recovering (``recovered_at``) one and
+      every ``stale:`` one (the staleness duty reads those);
+    - a resolved ticket resolved at or before ``resolved_before`` (its close is due);
+    - a new, unacknowledged ticket whose respond-by is near (at or before
+      ``respond_near[priority]``) and that has not reached ``respond_near_level``, or
+      whose respond-by passed and that has not reached ``respond_near_level + 1``;
+      the same for any open ticket's resolve-by with ``resolve_near``.
+    """
+
+    now: float
+    respond_near: Mapping[str, float]
+    resolve_near: Mapping[str, float]
+    resolved_before: float
+    respond_near_level: int
+    resolve_near_level: int
 
 
 class TicketReads(Protocol):
@@ -105,6 +130,11 @@ class TicketReads(Protocol):
         """The tickets :meth:`open_tickets` ``(light=True)`` returns, ``size`` at a time
         in id order, so a reader of every open ticket (the watchdog, the fleet
         inventory) never holds 100,000 of them at once."""
+
+    def watched_ticket_pages(self, window: WatchWindow, size: int = 1000
+                             ) -> Iterator[list[Ticket]]:
+        """Of the tickets :meth:`open_ticket_pages` returns, those the watchdog may have
+        something to do for (:class:`WatchWindow`), in the same light pages."""
 
     def count_open(self) -> int:
         """How many tickets :meth:`open_tickets` would return."""

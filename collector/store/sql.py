@@ -24,6 +24,7 @@ from patrol.collector.store.base import (
     ConstraintViolation,
     DuplicateTicket,
     StoreError,
+    WatchWindow,
 )
 from patrol.collector.store.check_set_pulls import CheckSetPullReads, CheckSetPullWrites
 from patrol.collector.store.clean import clean_text, needs_cleaning
@@ -199,10 +200,36 @@ class SqlReads(DispatchReads, CredentialReads, HistoryReads, ReportMailReads,
         at a time in id order (keyset on the primary key: each page is an index range).
         For the watchdog, which at 100,000 open tickets held ~300 MiB of them at once
         and kept the collector's RSS there afterwards."""
+        return self._light_pages("status <> 'closed'", (), size)
+
+    def watched_ticket_pages(self, window: WatchWindow, size: int = 1000
+                             ) -> Iterator[list[Ticket]]:
+        def level_due(column: str, bounds: Mapping[str, float], near_level: int
+                      ) -> tuple[str, list[Any]]:
+            near = " OR ".join(f"(priority = ? AND {column} <= ?)" for _ in bounds)
+            return (f"((escalation < ? AND ({near})) OR (escalation < ? AND {column} <= ?))",
+                    [near_level, *(v for item in sorted(bounds.items()) for v in item),
+                     near_level + 1, window.now])
+
+        respond, respond_params = level_due("respond_by", window.respond_near,
+                                            window.respond_near_level)
+        resolve, resolve_params = level_due("resolve_by", window.resolve_near,
+                                            window.resolve_near_level)
+        return self._light_pages(
+            f"status <> 'closed' AND (is_group = ? OR flapping = ? OR check_name LIKE ?"
+            f" OR (status IN {_OPEN_SQL} AND recovered_at IS NOT NULL)"
+            " OR (status = 'resolved' AND resolved_at <= ?)"
+            f" OR (status = 'new' AND acknowledged_at IS NULL AND {respond})"
+            f" OR (status IN {_OPEN_SQL} AND {resolve}))",
+            (True, True, "stale:%", window.resolved_before, *respond_params,
+             *resolve_params), size)
+
+    def _light_pages(self, where: str, params: tuple[Any, ...], size: int
+                     ) -> Iterator[list[Ticket]]:
         after = 0
         while True:
-            rows = self._rows(f"{_SELECT_LIGHT} WHERE status <> 'closed' AND id > ?"
-                              " ORDER BY id LIMIT ?", (after, size))
+            rows = self._rows(f"{_SELECT_LIGHT} WHERE {where} AND id > ? ORDER BY id LIMIT ?",
+                              (*params, after, size))
             tickets = [codec.ticket_from_row(row, self._load) for row in rows]
             for ticket in tickets:
                 ticket.body, ticket.diagnostics, ticket.measurements = "", {}, []

@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 from patrol.collector.model import Ticket, TicketStatus
 from patrol.collector.policy.lifecycle import Resolve, tick
-from patrol.collector.policy.priority import sla_watch
-from patrol.collector.store.base import ConcurrentUpdate
+from patrol.collector.policy.priority import RESOLVE_NEAR, RESPOND_NEAR, sla_watch
+from patrol.collector.store.base import ConcurrentUpdate, WatchWindow
 from patrol.collector.watchdog.duties import DutyHealth
 from patrol.collector.watchdog.escalate import escalate
 from patrol.collector.watchdog.leader import AlwaysLeader, Leadership
@@ -141,7 +141,7 @@ class Watchdog:
         totals = {"timers": 0, "sla": 0}
         failed: set[str] = set()
         groups, open_stale = [], []
-        for page in self.store.open_ticket_pages(PAGE):
+        for page in self.store.watched_ticket_pages(self.watch_window(now), PAGE):
             for ticket in page:
                 if ticket.check.startswith("stale:"):
                     open_stale.append(ticket)
@@ -154,6 +154,21 @@ class Watchdog:
         for duty in totals.keys() - failed:
             self.health.succeeded(duty, now)
         return totals["timers"], totals["sla"], open_stale
+
+    def watch_window(self, now: float) -> WatchWindow:
+        """The open tickets a pass at ``now`` must judge (see :class:`WatchWindow`): what
+        :func:`~patrol.collector.policy.lifecycle.tick` and
+        :func:`~patrol.collector.policy.priority.sla_watch` can act on, bounded with the
+        longest lead any priority has, so a ticket left out has nothing due."""
+        policy = self.engine.policy
+        sla = policy.sla
+        lead = 1 - sla.near_ratio  # "near" starts this share of the target before due
+        return WatchWindow(
+            now=now,
+            respond_near={p.value: now + lead * t for p, t in sla.respond.items()},
+            resolve_near={p.value: now + lead * t for p, t in sla.resolve.items()},
+            resolved_before=now - policy.lifecycle.close_after,
+            respond_near_level=RESPOND_NEAR, resolve_near_level=RESOLVE_NEAR)
 
     def _steps(self, ticket: Ticket, now: float, totals: dict[str, int],
                failed: set[str]) -> None:
