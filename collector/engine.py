@@ -135,19 +135,45 @@ class Engine:
         in a stable order, so two batches cannot deadlock on each other). A batch that
         keeps meeting concurrent updates falls back to one unit of work per event, so
         one contended key cannot starve the other 99 events."""
-        order = sorted(range(len(events)), key=lambda i: (events[i].agent.id, events[i].sequence))
-        outcomes: list[Outcome | None] = [None] * len(events)
         if len(events) > 1 and len({e.dedup_key for e in events}) == len(events) \
                 and len({e.event_id for e in events}) == len(events):
-            batch = [events[i] for i in order]
-            done = self._batch_with_retries(batch)
+            done = self._one_unit(events)
             if done is not None:
-                for index, outcome in zip(order, done, strict=True):
-                    outcomes[index] = outcome
-                return outcomes  # type: ignore[return-value]  # every index is filled
+                return done
+        order = sorted(range(len(events)), key=lambda i: (events[i].agent.id, events[i].sequence))
+        outcomes: list[Outcome | None] = [None] * len(events)
         for index in order:
             outcomes[index] = self._with_retries(self._ingest_one, events[index])
         return outcomes  # type: ignore[return-value]  # every index is filled
+
+    def ingest_requests(self, requests: Sequence[Sequence[Event]]) -> list[list[Outcome]] | None:
+        """Several requests' events as ONE unit of work (the ingest worker's requests
+        waiting together: collector/ingest/worker.py), the outcomes split back per
+        request. The caller guarantees distinct dedup_keys and event_ids across all of
+        them. None when the unit failed for anything but the store (rolled back whole:
+        the caller then runs each request alone, so a poison event fails only its own);
+        a StoreError is raised."""
+        flat = [event for events in requests for event in events]
+        done = self._one_unit(flat)
+        if done is None:
+            return None
+        split, start = [], 0
+        for events in requests:
+            split.append(done[start:start + len(events)])
+            start += len(events)
+        return split
+
+    def _one_unit(self, events: Sequence[Event]) -> list[Outcome] | None:
+        """Events with distinct keys and ids as one unit of work, in per-agent sequence
+        order, outcomes in the order given; None if it never got through."""
+        order = sorted(range(len(events)), key=lambda i: (events[i].agent.id, events[i].sequence))
+        done = self._batch_with_retries([events[i] for i in order])
+        if done is None:
+            return None
+        outcomes: list[Outcome] = [done[0]] * len(events)
+        for index, outcome in zip(order, done, strict=True):
+            outcomes[index] = outcome
+        return outcomes
 
     def _batch_with_retries(self, batch: list[Event]) -> list[Outcome] | None:
         """The batch as one unit of work, retried a few times; None if it never got

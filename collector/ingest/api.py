@@ -172,11 +172,13 @@ def create_app(engine: Engine, agent_tokens: list[str], operator_tokens: list[st
 
     @app.exception_handler(StoreError)
     async def store_failed(request: Request, exc: StoreError) -> JSONResponse:
-        return store_unavailable(exc)
+        status, content, headers = store_unavailable(exc)
+        return JSONResponse(content, status_code=status, headers=headers)
 
     @app.exception_handler(Unprocessable)
     async def not_processed(request: Request, exc: Unprocessable) -> JSONResponse:
-        return unprocessable(exc)
+        status, content = unprocessable(exc)
+        return JSONResponse(content, status_code=status)
 
     # Starlette's own class, so FastAPI's refusals (an unparsable body, 404, 405) get
     # the same {"error": ...} shape as ours.
