@@ -354,6 +354,15 @@ class Engine:
         self._count("heartbeats")
         return {"host": beat.source, "checks": len(beat.checks), "reconciled": []}
 
+    def heartbeat_kept(self, host: str, runs: list[tuple[Any, ...]]) -> dict[str, Any] | None:
+        """The answer to a quiet heartbeat recognised by its shape
+        (:meth:`QuietHeartbeats.matching`), its times kept; None if it needs the full
+        path after all."""
+        if not self.quiet.keep_runs(host, runs, self.clock()):
+            return None
+        self._count("heartbeats")
+        return {"host": host, "checks": len(runs), "reconciled": []}
+
     def flush_heartbeats(self) -> int:
         """Write the times of the heartbeats kept in memory now (before judging silence)."""
         return self.quiet.flush()
