@@ -139,7 +139,10 @@ def parsed_body(body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise Refused(422, {"error": INVALID,
                             "problems": ["body: Input should be a JSON object"]})
-    if needs_cleaning(body):
+    # Every marker needs_cleaning looks for contains one of these: the usual body is
+    # ruled out by four memchr-speed scans instead of one regex pass (16 us at 5 KB).
+    if (b"\\u" in body or b"NaN" in body or b"Infinity" in body or b"\x00" in body) \
+            and needs_cleaning(body):
         try:
             payload = clean_json(payload)
         except RecursionError:
@@ -270,10 +273,13 @@ class IngestFastPath:
 _JSON_HEADER = (b"content-type", b"application/json")
 
 
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def encode(content: Any) -> bytes:
-    """JSON as Starlette's JSONResponse encodes it (compact, UTF-8, no NaN)."""
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
-                      separators=(",", ":")).encode("utf-8")
+    """JSON as Starlette's JSONResponse encodes it (compact, UTF-8, no NaN), with one
+    encoder made once (``json.dumps`` with options builds one per call)."""
+    return _encoder.encode(content).encode("utf-8")
 
 
 async def answer(send: Any, status: int, content: Any,
