@@ -33,7 +33,7 @@ from functools import lru_cache
 from typing import Any
 
 from patrol.collector.i18n import gettext_for
-from patrol.collector.model import Ticket, TimelineEntry, body_lines
+from patrol.collector.model import Ticket, TimelineEntry, body_lines, declared
 from patrol.collector.tickets import expectations
 from patrol.collector.tickets.knowledge import first_actions
 from patrol.collector.tickets.readable import iso_z, limit, measured, parse_moment
@@ -472,5 +472,13 @@ def _declared(ticket: Ticket, section: str) -> list[str]:
     """Lines for the fields :class:`collector.model.Ticket` declares for ``section``
     (``shown(body=...)``): after the first actions a paragraph (the check's runbook),
     elsewhere one more fact of the list."""
+    if section not in _body_sections(type(ticket)):
+        return []  # most sections have no declared field: no walk over the fields
     style = "\n{}: {}" if section == "Suggested first actions" else "- **{}**: {}"
     return [style.format(label, value) for label, value in body_lines(ticket, section)]
+
+
+@lru_cache(maxsize=8)
+def _body_sections(cls: type[Ticket]) -> frozenset[str]:
+    """The sections in which ``cls`` declares fields (``shown(body=...)``)."""
+    return frozenset(spec.body[0] for _, spec in declared(cls) if spec.body is not None)
