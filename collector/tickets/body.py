@@ -478,7 +478,13 @@ def _declared(ticket: Ticket, section: str) -> list[str]:
     return [style.format(label, value) for label, value in body_lines(ticket, section)]
 
 
-@lru_cache(maxsize=8)
+_SECTIONS: dict[type[Ticket], frozenset[str]] = {}
+
+
 def _body_sections(cls: type[Ticket]) -> frozenset[str]:
     """The sections in which ``cls`` declares fields (``shown(body=...)``)."""
-    return frozenset(spec.body[0] for _, spec in declared(cls) if spec.body is not None)
+    found = _SECTIONS.get(cls)
+    if found is None:
+        found = _SECTIONS[cls] = frozenset(spec.body[0] for _, spec in declared(cls)
+                                           if spec.body is not None)
+    return found
