@@ -24,7 +24,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from patrol.collector.ingest.heartbeats import QuietHeartbeats
-from patrol.collector.ingest.history import record_event_history, samples_of
+from patrol.collector.ingest.history import (
+    record_batch_samples,
+    record_event_series,
+    samples_of,
+)
 from patrol.collector.model import Ticket, TimelineEntry
 from patrol.collector.policy.correlate import decide, opens
 from patrol.collector.policy.grouping import NO_GROUP, GroupView, group_key
@@ -227,13 +231,14 @@ class Engine:
             if ticketed is not None:  # a new incident's body lists past ones: read at once
                 tx.prefetch_past((e.source, e.check) for e in fresh
                                  if e.dedup_key not in ticketed and e.action == "trigger")
+            record_batch_samples(tx, fresh)
             for event in batch:
                 if event.event_id not in recorded:
                     active = tx.active_ticket(event.dedup_key)
                     results.append((Outcome(event.event_id, "duplicate",
                                             active.number if active else None), None))
                     continue
-                record_event_history(tx, event)  # the breach series it carries
+                record_event_series(tx, event)  # the breach series it carries
                 known = ticketed is None or event.dedup_key in ticketed
                 results.append(self._apply_event(tx, event, now, maintenance,
                                                  zones[event.source], known))
