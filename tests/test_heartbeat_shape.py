@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from patrol.collector.ingest.heartbeat_shape import shape_of
 from patrol.collector.policy.priority import iso_utc
 from tests.collector_fixtures import MINUTE, T0, heartbeat, snapshot
@@ -17,12 +19,14 @@ from tests.test_collector_api import AGENT, Api, api  # the fixture
 __all__ = ["api"]
 
 
-def _body(last_run: float, sequence: int = 1) -> dict[str, Any]:
+def _body(last_run: float, sequence: int = 1, labels: dict[str, str] | None = None
+          ) -> dict[str, Any]:
+    """db-01's heartbeat: ``load`` ran at ``last_run``, ``root-disk`` 5 s before."""
     payload = heartbeat("db-01", [snapshot("load"), snapshot("root-disk")],
-                        sent_at=last_run).model_dump(mode="json")
+                        sent_at=last_run, labels=labels).model_dump(mode="json")
     payload["sequence"] = sequence
-    for check in payload["checks"]:
-        check["last_run"] = iso_utc(last_run)
+    for offset, check in enumerate(payload["checks"]):
+        check["last_run"] = iso_utc(last_run - 5 * offset)
     return payload
 
 
@@ -32,17 +36,20 @@ def _post(api: Api, payload: dict[str, Any]) -> Any:
         content=json.dumps(payload, separators=(",", ":")).encode())
 
 
+@pytest.mark.parametrize("labels", [None, {"last_run": "2026-01-01T00:00:00Z"}],
+                         ids=["plain", "a label named like a time"])
 def test_quiet_heartbeats_of_one_shape_are_answered_and_their_times_written(
-        api: Api) -> None:
+        api: Api, labels: dict[str, str] | None) -> None:
     w = api.world
     for minute in range(4):
         w.clock.advance(MINUTE)
-        answer = _post(api, _body(T0 + minute * MINUTE, sequence=minute))
+        answer = _post(api, _body(T0 + minute * MINUTE, sequence=minute, labels=labels))
         assert answer.status_code == 202, answer.text
         assert answer.json() == {"host": "db-01", "checks": 2, "reconciled": []}
     w.engine.flush_heartbeats()
     assert w.store.host("db-01")["last_heartbeat"] == w.clock()
-    assert {s["last_run"] for s in w.store.check_states("db-01")} == {T0 + 3 * MINUTE}
+    assert {s["check"]: s["last_run"] for s in w.store.check_states("db-01")} == {
+        "load": T0 + 3 * MINUTE, "root-disk": T0 + 3 * MINUTE - 5}
 
 
 def test_a_bad_time_in_a_known_shape_is_refused_as_before(api: Api) -> None:

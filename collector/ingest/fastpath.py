@@ -192,13 +192,13 @@ class IngestFastPath:
         try:
             if not json_media(content_type):
                 raise Refused(415, {"error": "send the payload as application/json"})
-            payload = parsed_body(body)
             shape = None
             if path == HEARTBEATS:
                 shape = shape_of(body)
-                quiet = self._quiet(principal, shape, payload) if shape is not None else None
+                quiet = self._quiet(principal, shape) if shape is not None else None
                 if quiet is not None:
                     return await answer(send, 202, quiet)
+            payload = parsed_body(body)
             try:
                 if path == EVENTS:
                     events = parse_events(payload)
@@ -220,7 +220,7 @@ class IngestFastPath:
                 if result is None:
                     result = await self.worker.submit(None, self.engine.heartbeat, beat)
                 if shape is not None:  # the next one of this shape skips validation
-                    self.engine.quiet.remember(beat.source, shape)
+                    self.engine.quiet.remember(beat.source, shape, payload)
         except Refused as exc:
             return await answer(send, exc.status, exc.body, exc.headers)
         except HTTPException as exc:
@@ -232,12 +232,11 @@ class IngestFastPath:
             return await answer(send, *unprocessable(exc))
         return await answer(send, 202, result)
 
-    def _quiet(self, principal: Principal, shape: Shape, payload: dict[str, Any]
-               ) -> dict[str, Any] | None:
+    def _quiet(self, principal: Principal, shape: Shape) -> dict[str, Any] | None:
         """The answer to a heartbeat whose shape says it is quiet (nothing but its times
         new: collector/ingest/heartbeat_shape.py), or None for the usual path. The
         credential is checked as on that path (403 for a host it may not report)."""
-        matched = self.engine.quiet.matching(shape, payload, self.engine.clock())
+        matched = self.engine.quiet.matching(shape, self.engine.clock())
         if matched is None:
             return None
         host, runs = matched

@@ -35,7 +35,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from patrol.collector.ingest.heartbeat_shape import Shape
+from patrol.collector.ingest.heartbeat_shape import Layout, Shape
 from patrol.collector.store import StoreError
 from patrol.contract.wire import Heartbeat
 
@@ -46,6 +46,7 @@ log = logging.getLogger("patrol.collector")
 
 FULL_EVERY = 300.0  # seconds between full passes of an unchanged host
 FLUSH_EVERY = 1.0  # seconds between group writes of the kept times
+MAX_LAYOUTS = 10_000  # distinct layouts shared between hosts (beyond: one per host)
 
 
 def digest(beat: Heartbeat) -> str:
@@ -67,8 +68,10 @@ class QuietHeartbeats:
         self.store = store
         self._lock = threading.Lock()
         self._known: dict[str, tuple[str, float]] = {}  # host -> (digest, full pass at)
-        # host -> (shape of its last fully validated quiet body, digest it said then)
-        self._shapes: dict[str, tuple[bytes, str]] = {}
+        # host -> (shape of its last fully validated quiet body, the digest it said
+        # then, where its values go)
+        self._shapes: dict[str, tuple[bytes, str, Layout]] = {}
+        self._layouts: dict[Layout, Layout] = {}  # one object per distinct layout
         self._kept: dict[str, tuple[float, list[tuple[Any, ...]]]] = {}
         self._flusher: threading.Thread | None = None
 
@@ -83,14 +86,13 @@ class QuietHeartbeats:
         self._keep_runs(beat.source, runs, now)
         return True
 
-    def matching(self, shape: Shape, payload: dict[str, Any], now: float
-                 ) -> tuple[str, list[tuple[Any, ...]]] | None:
-        """The host and its runs when ``payload`` (whose bytes have ``shape``) has the
-        shape of the host's last heartbeat validated in full, and that one said
-        nothing new (:mod:`collector.ingest.heartbeat_shape`); None otherwise. Keeps
-        nothing: the caller checks the credential first, then :meth:`keep_runs`."""
-        host = payload.get("source")
-        if type(host) is not str:
+    def matching(self, shape: Shape, now: float) -> tuple[str, list[tuple[Any, ...]]] | None:
+        """The host and its runs when a body of ``shape`` has the shape of the host's
+        last heartbeat validated in full, and that one said nothing new
+        (:mod:`collector.ingest.heartbeat_shape`); None otherwise. Keeps nothing: the
+        caller checks the credential first, then :meth:`keep_runs`."""
+        host = shape.host
+        if host is None:
             return None
         entry = self._shapes.get(host)
         if entry is None or entry[0] != shape.key:
@@ -98,15 +100,23 @@ class QuietHeartbeats:
         known = self._known.get(host)
         if known is None or known[0] != entry[1] or now - known[1] >= FULL_EVERY:
             return None
-        return shape.runs(payload)
+        return host, shape.runs(entry[2], host)
 
-    def remember(self, host: str, shape: Shape) -> None:
-        """``host``'s latest heartbeat, validated in full and said nothing new (or was
-        just processed), had ``shape``: the next ones of that shape need not be."""
+    def remember(self, host: str, shape: Shape, payload: dict[str, Any]) -> None:
+        """``host``'s latest heartbeat (``payload``, validated in full) said nothing new
+        or was just processed, and had ``shape``: the next ones of that shape need not
+        be parsed or validated."""
+        if shape.host != host:
+            return
+        layout = shape.layout(payload)
+        if layout is None:
+            return
         with self._lock:
             known = self._known.get(host)
             if known is not None:
-                self._shapes[host] = (shape.key, known[0])
+                layout = self._layouts.setdefault(layout, layout) \
+                    if len(self._layouts) < MAX_LAYOUTS else layout
+                self._shapes[host] = (shape.key, known[0], layout)
 
     def keep_runs(self, host: str, runs: list[tuple[Any, ...]], now: float) -> bool:
         """Keep a matched heartbeat's times (:meth:`matching`); False if the host's
