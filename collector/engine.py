@@ -96,9 +96,12 @@ class Engine:
             FleetNotices(self.dispatcher, self.policy.grouping.label).notify(
                 tx, ticket, action, text, now)
 
-    def applier(self, tx: Transaction, now: float, event: Event | None) -> Applier:
+    def applier(self, tx: Transaction, now: float, event: Event | None,
+                fixes: dict[str, list[dict[str, Any]]] | None = None) -> Applier:
+        """``fixes``: the unit of work's archived fixes per check type, read once for
+        all the bodies it renders (:func:`collector.tickets.archive.last_fix`)."""
         return Applier(tx, now, lambda tx_, ticket, pending=(): self._render(
-            tx_, ticket, event, pending), self.notify)
+            tx_, ticket, event, pending, fixes), self.notify)
 
     # -- maintenance windows (cached briefly: read on every event) ----------------------
 
@@ -232,6 +235,7 @@ class Engine:
                 tx.prefetch_past((e.source, e.check) for e in fresh
                                  if e.dedup_key not in ticketed and e.action == "trigger")
             record_batch_samples(tx, fresh)
+            fixes: dict[str, list[dict[str, Any]]] = {}  # per check type, for the bodies
             for event in batch:
                 if event.event_id not in recorded:
                     active = tx.active_ticket(event.dedup_key)
@@ -241,7 +245,7 @@ class Engine:
                 record_event_series(tx, event)  # the breach series it carries
                 known = ticketed is None or event.dedup_key in ticketed
                 results.append(self._apply_event(tx, event, now, maintenance,
-                                                 zones[event.source], known))
+                                                 zones[event.source], known, fixes))
         counts: dict[str, int] = {}
         for outcome, applier in results:
             name = "duplicates" if applier is None else "events"
@@ -258,7 +262,8 @@ class Engine:
 
     def _apply_event(self, tx: Transaction, event: Event, now: float,
                      maintenance: list[MaintenanceWindow], zone: str | None,
-                     known: bool) -> tuple[Outcome, Applier]:
+                     known: bool, fixes: dict[str, list[dict[str, Any]]] | None = None
+                     ) -> tuple[Outcome, Applier]:
         """Decide and apply one recorded event inside the unit of work. ``known`` False
         means the batch's read showed the key has no ticket at all (the common new
         incident): the two per-key reads are answered without asking."""
@@ -276,7 +281,7 @@ class Engine:
         steps = decide(event, active, latest, now, self.policy,
                        in_maintenance=bool(windows), windows=[w.name for w in windows],
                        group=group)
-        applier = self.applier(tx, now, event)
+        applier = self.applier(tx, now, event, fixes)
         for ticket in (active, latest, group.open_group, group.parent):
             if ticket is not None and ticket.id is not None:
                 applier.track(ticket)
@@ -304,7 +309,8 @@ class Engine:
         return (ticket.measurements, ticket.diagnostics) != before
 
     def _render(self, tx: Transaction, ticket: Ticket, event: Event | None,
-                pending: Sequence[TimelineEntry] = ()) -> str:
+                pending: Sequence[TimelineEntry] = (),
+                fixes: dict[str, list[dict[str, Any]]] | None = None) -> str:
         past = [t for t in tx.past_tickets(ticket.host, ticket.check, limit=6)
                 if t.id != ticket.id][:5]
         timeline = [*(tx.timeline(ticket.id) if ticket.id is not None else []), *pending]
@@ -312,7 +318,7 @@ class Engine:
         return render_body(ticket, event, past, timeline,
                            verify_command(ticket.check, self.agent_config_path),
                            parent.number if parent is not None else None,
-                           last_fix=last_fix(tx, ticket), language=self.language,
+                           last_fix=last_fix(tx, ticket, fixes), language=self.language,
                            own_actions=self.own_actions.get(ticket.check_type, ()))
 
     def _group_view(self, tx: Transaction, event: Event, active: Ticket | None,
