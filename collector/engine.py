@@ -24,7 +24,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from patrol.collector.ingest.heartbeats import QuietHeartbeats
-from patrol.collector.ingest.history import record_event_history, samples_of
+from patrol.collector.ingest.history import (
+    record_batch_samples,
+    record_event_series,
+    samples_of,
+)
 from patrol.collector.model import Ticket, TimelineEntry
 from patrol.collector.policy.correlate import decide, opens
 from patrol.collector.policy.grouping import NO_GROUP, GroupView, group_key
@@ -92,9 +96,12 @@ class Engine:
             FleetNotices(self.dispatcher, self.policy.grouping.label).notify(
                 tx, ticket, action, text, now)
 
-    def applier(self, tx: Transaction, now: float, event: Event | None) -> Applier:
+    def applier(self, tx: Transaction, now: float, event: Event | None,
+                fixes: dict[str, list[dict[str, Any]]] | None = None) -> Applier:
+        """``fixes``: the unit of work's archived fixes per check type, read once for
+        all the bodies it renders (:func:`collector.tickets.archive.last_fix`)."""
         return Applier(tx, now, lambda tx_, ticket, pending=(): self._render(
-            tx_, ticket, event, pending), self.notify)
+            tx_, ticket, event, pending, fixes), self.notify)
 
     # -- maintenance windows (cached briefly: read on every event) ----------------------
 
@@ -135,19 +142,45 @@ class Engine:
         in a stable order, so two batches cannot deadlock on each other). A batch that
         keeps meeting concurrent updates falls back to one unit of work per event, so
         one contended key cannot starve the other 99 events."""
-        order = sorted(range(len(events)), key=lambda i: (events[i].agent.id, events[i].sequence))
-        outcomes: list[Outcome | None] = [None] * len(events)
         if len(events) > 1 and len({e.dedup_key for e in events}) == len(events) \
                 and len({e.event_id for e in events}) == len(events):
-            batch = [events[i] for i in order]
-            done = self._batch_with_retries(batch)
+            done = self._one_unit(events)
             if done is not None:
-                for index, outcome in zip(order, done, strict=True):
-                    outcomes[index] = outcome
-                return outcomes  # type: ignore[return-value]  # every index is filled
+                return done
+        order = sorted(range(len(events)), key=lambda i: (events[i].agent.id, events[i].sequence))
+        outcomes: list[Outcome | None] = [None] * len(events)
         for index in order:
             outcomes[index] = self._with_retries(self._ingest_one, events[index])
         return outcomes  # type: ignore[return-value]  # every index is filled
+
+    def ingest_requests(self, requests: Sequence[Sequence[Event]]) -> list[list[Outcome]] | None:
+        """Several requests' events as ONE unit of work (the ingest worker's requests
+        waiting together: collector/ingest/worker.py), the outcomes split back per
+        request. The caller guarantees distinct dedup_keys and event_ids across all of
+        them. None when the unit failed for anything but the store (rolled back whole:
+        the caller then runs each request alone, so a poison event fails only its own);
+        a StoreError is raised."""
+        flat = [event for events in requests for event in events]
+        done = self._one_unit(flat)
+        if done is None:
+            return None
+        split, start = [], 0
+        for events in requests:
+            split.append(done[start:start + len(events)])
+            start += len(events)
+        return split
+
+    def _one_unit(self, events: Sequence[Event]) -> list[Outcome] | None:
+        """Events with distinct keys and ids as one unit of work, in per-agent sequence
+        order, outcomes in the order given; None if it never got through."""
+        order = sorted(range(len(events)), key=lambda i: (events[i].agent.id, events[i].sequence))
+        done = self._batch_with_retries([events[i] for i in order])
+        if done is None:
+            return None
+        outcomes: list[Outcome] = [done[0]] * len(events)
+        for index, outcome in zip(order, done, strict=True):
+            outcomes[index] = outcome
+        return outcomes
 
     def _batch_with_retries(self, batch: list[Event]) -> list[Outcome] | None:
         """The batch as one unit of work, retried a few times; None if it never got
@@ -201,16 +234,18 @@ class Engine:
             if ticketed is not None:  # a new incident's body lists past ones: read at once
                 tx.prefetch_past((e.source, e.check) for e in fresh
                                  if e.dedup_key not in ticketed and e.action == "trigger")
+            record_batch_samples(tx, fresh)
+            fixes: dict[str, list[dict[str, Any]]] = {}  # per check type, for the bodies
             for event in batch:
                 if event.event_id not in recorded:
                     active = tx.active_ticket(event.dedup_key)
                     results.append((Outcome(event.event_id, "duplicate",
                                             active.number if active else None), None))
                     continue
-                record_event_history(tx, event)  # the breach series it carries
+                record_event_series(tx, event)  # the breach series it carries
                 known = ticketed is None or event.dedup_key in ticketed
                 results.append(self._apply_event(tx, event, now, maintenance,
-                                                 zones[event.source], known))
+                                                 zones[event.source], known, fixes))
         counts: dict[str, int] = {}
         for outcome, applier in results:
             name = "duplicates" if applier is None else "events"
@@ -227,7 +262,8 @@ class Engine:
 
     def _apply_event(self, tx: Transaction, event: Event, now: float,
                      maintenance: list[MaintenanceWindow], zone: str | None,
-                     known: bool) -> tuple[Outcome, Applier]:
+                     known: bool, fixes: dict[str, list[dict[str, Any]]] | None = None
+                     ) -> tuple[Outcome, Applier]:
         """Decide and apply one recorded event inside the unit of work. ``known`` False
         means the batch's read showed the key has no ticket at all (the common new
         incident): the two per-key reads are answered without asking."""
@@ -245,7 +281,7 @@ class Engine:
         steps = decide(event, active, latest, now, self.policy,
                        in_maintenance=bool(windows), windows=[w.name for w in windows],
                        group=group)
-        applier = self.applier(tx, now, event)
+        applier = self.applier(tx, now, event, fixes)
         for ticket in (active, latest, group.open_group, group.parent):
             if ticket is not None and ticket.id is not None:
                 applier.track(ticket)
@@ -273,7 +309,8 @@ class Engine:
         return (ticket.measurements, ticket.diagnostics) != before
 
     def _render(self, tx: Transaction, ticket: Ticket, event: Event | None,
-                pending: Sequence[TimelineEntry] = ()) -> str:
+                pending: Sequence[TimelineEntry] = (),
+                fixes: dict[str, list[dict[str, Any]]] | None = None) -> str:
         past = [t for t in tx.past_tickets(ticket.host, ticket.check, limit=6)
                 if t.id != ticket.id][:5]
         timeline = [*(tx.timeline(ticket.id) if ticket.id is not None else []), *pending]
@@ -281,7 +318,7 @@ class Engine:
         return render_body(ticket, event, past, timeline,
                            verify_command(ticket.check, self.agent_config_path),
                            parent.number if parent is not None else None,
-                           last_fix=last_fix(tx, ticket), language=self.language,
+                           last_fix=last_fix(tx, ticket, fixes), language=self.language,
                            own_actions=self.own_actions.get(ticket.check_type, ()))
 
     def _group_view(self, tx: Transaction, event: Event, active: Ticket | None,
@@ -327,6 +364,15 @@ class Engine:
             return None
         self._count("heartbeats")
         return {"host": beat.source, "checks": len(beat.checks), "reconciled": []}
+
+    def heartbeat_kept(self, host: str, runs: list[tuple[Any, ...]]) -> dict[str, Any] | None:
+        """The answer to a quiet heartbeat recognised by its shape
+        (:meth:`QuietHeartbeats.matching`), its times kept; None if it needs the full
+        path after all."""
+        if not self.quiet.keep_runs(host, runs, self.clock()):
+            return None
+        self._count("heartbeats")
+        return {"host": host, "checks": len(runs), "reconciled": []}
 
     def flush_heartbeats(self) -> int:
         """Write the times of the heartbeats kept in memory now (before judging silence)."""

@@ -24,7 +24,9 @@ __all__ = [
     "OPERATOR",
     "Principal",
     "TokenBook",
+    "bearer",
     "presented_token",
+    "principal_for",
     "require",
     "require_host",
     "require_principal",
@@ -39,18 +41,29 @@ class TokenBook(IdentityBook):
         return found.kind if found is not None else None
 
 
-def presented_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def bearer(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer`` header value, if it is one."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return None
 
 
+def presented_token(request: Request) -> str | None:
+    return bearer(request.headers.get("authorization", ""))
+
+
 def require_principal(request: Request, kind: str) -> Principal:
     """The caller if it holds a ``kind`` token; raises 401/403 otherwise."""
-    book: TokenBook = request.app.state.tokens
-    found = book.principal(presented_token(request))
+    return principal_for(request.app.state.tokens, request.headers.get("authorization", ""),
+                         kind)
+
+
+def principal_for(book: TokenBook, authorization: str, kind: str) -> Principal:
+    """:func:`require_principal` from the ``Authorization`` header's value itself: the
+    ingest fast path (collector/ingest/fastpath.py) has the raw ASGI headers and no
+    Request object, and must not build one per request just to read one header."""
+    found = book.principal(bearer(authorization))
     if found is None:
         raise HTTPException(401, "a valid bearer token is required",
                             headers={"WWW-Authenticate": "Bearer"})

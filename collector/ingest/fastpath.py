@@ -9,8 +9,9 @@ about 0.5 ms of CPU per request, more than the engine's own work for a heartbeat
 ASGI middleware answers them itself with the same steps in a fixed order, each written
 once:
 
-1. authentication: :func:`collector.access.auth.require_principal` (401 without a valid token,
-   403 for an operator's), the same function every other route uses, and after parsing
+1. authentication: :func:`collector.access.auth.principal_for`, the form of
+   ``require_principal`` (which every other route uses) that takes the header's value
+   (401 without a valid token, 403 for an operator's), and after parsing
    :func:`collector.access.auth.require_host` (403 when a host-bound agent credential reports
    another host);
 2. the body limit: :class:`collector.ingest.api.BodyLimit` sits outside this middleware, so an
@@ -21,8 +22,9 @@ once:
 5. the wire models' ``model_validate``: a refusal is a 422 listing one
    ``field.path: reason`` line per problem (:func:`problems`, shared with FastAPI's
    handler for the other routes);
-6. the engine, in the threadpool: a store failure is a 503 with ``Retry-After``
-   (:func:`store_unavailable`), any other failure to process a valid payload a 422
+6. the engine, on the ingest worker (:mod:`collector.ingest.worker`), which runs
+   requests waiting together as one unit of work: a store failure is a 503 with
+   ``Retry-After`` (:func:`store_unavailable`), any other failure to process a valid payload a 422
    (:func:`unprocessable`). The agent's outbox retries a 5xx forever, holding back
    everything queued behind it, so only a failure that retrying can cure may be one.
 """
@@ -31,16 +33,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 
-from patrol.collector.access.auth import AGENT, require_host, require_principal
+from patrol.collector.access.auth import AGENT, Principal, principal_for, require_host
+from patrol.collector.ingest.heartbeat_shape import Shape, shape_of
+from patrol.collector.ingest.worker import IngestWorker, Job
 from patrol.collector.store import StoreError
 from patrol.collector.store.clean import clean_json, needs_cleaning
 from patrol.contract.wire import MAX_DEPTH, Event, EventBatch, Heartbeat
@@ -81,18 +82,19 @@ def process(work: Callable[[Any], Any], payload: Any) -> Any:
         raise Unprocessable(f"{type(exc).__name__}: {exc}") from exc
 
 
-def unprocessable(exc: Unprocessable) -> JSONResponse:
-    return JSONResponse({"error": "the collector could not process this payload",
-                         "problems": [str(exc)]}, status_code=422)
+def unprocessable(exc: Unprocessable) -> tuple[int, dict[str, Any]]:
+    """The 422 for a valid payload the collector failed to process: status, body."""
+    return 422, {"error": "the collector could not process this payload",
+                 "problems": [str(exc)]}
 
 
-def store_unavailable(exc: StoreError) -> JSONResponse:
+def store_unavailable(exc: StoreError) -> tuple[int, dict[str, Any], dict[str, str]]:
     """503 for a store failure: not the client's fault, and worth retrying (the store
     may be restarting, failing over, or out of connections). The details go to the
     log, not to the client: they may name tables and values."""
     log.warning("ticket store failed, answering 503: %s", exc)
-    return JSONResponse({"error": "the ticket store is unavailable; retry later"},
-                        status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return 503, {"error": "the ticket store is unavailable; retry later"}, \
+        {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 def problems(errors: Sequence[Any]) -> list[str]:
@@ -137,7 +139,10 @@ def parsed_body(body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise Refused(422, {"error": INVALID,
                             "problems": ["body: Input should be a JSON object"]})
-    if needs_cleaning(body):
+    # Every marker needs_cleaning looks for contains one of these: the usual body is
+    # ruled out by four memchr-speed scans instead of one regex pass (16 us at 5 KB).
+    if (b"\\u" in body or b"NaN" in body or b"Infinity" in body or b"\x00" in body) \
+            and needs_cleaning(body):
         try:
             payload = clean_json(payload)
         except RecursionError:
@@ -155,65 +160,106 @@ def _route_path(scope: Any) -> str:
 
 class IngestFastPath:
     """ASGI middleware answering the ingest routes; ``engine`` is the
-    :class:`collector.engine.Engine`. Every other request goes to ``app``."""
+    :class:`collector.engine.Engine`. Every other request goes to ``app``.
+
+    No Request or Response objects: the headers are read from the ASGI scope, and the
+    answer is pre-encoded JSON bytes sent straight through ``send``; the engine's work
+    runs on the ingest worker (:mod:`collector.ingest.worker`), not the threadpool."""
 
     def __init__(self, app: Any, engine: Engine) -> None:
         self.app = app
         self.engine = engine
-        self.routes: dict[str, Callable[[dict[str, Any]], tuple[Callable[..., Any], Any]]] = {
-            EVENTS: lambda payload: (self._ingest, parse_events(payload)),
-            HEARTBEATS: lambda payload: (engine.heartbeat, Heartbeat.model_validate(payload)),
-        }
+        self.worker = IngestWorker(engine, self._run_one)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        route = self.routes.get(_route_path(scope)) if scope["type"] == "http" and \
+        path = _route_path(scope) if scope["type"] == "http" and \
             scope.get("method") == "POST" else None
-        if route is None:
+        if path != EVENTS and path != HEARTBEATS:
             return await self.app(scope, receive, send)
+        authorization, content_type = "", None
+        for key, value in scope.get("headers") or ():
+            if key == b"authorization":
+                authorization = value.decode("latin-1")
+            elif key == b"content-type":
+                content_type = value
         try:
-            principal = require_principal(Request(scope), AGENT)
+            principal = principal_for(scope["app"].state.tokens, authorization, AGENT)
         except HTTPException as exc:
-            return await JSONResponse({"error": exc.detail}, status_code=exc.status_code,
-                                      headers=exc.headers)(scope, receive, send)
-        content_type = next((v for k, v in scope.get("headers") or () if k == b"content-type"),
-                            None)
+            return await answer(send, exc.status_code, {"error": exc.detail}, exc.headers)
         body = await self._body(receive)
         if body is None:
             return None  # the client went away
         try:
             if not json_media(content_type):
                 raise Refused(415, {"error": "send the payload as application/json"})
+            shape = None
+            if path == HEARTBEATS:
+                shape = shape_of(body)
+                quiet = self._quiet(principal, shape) if shape is not None else None
+                if quiet is not None:
+                    return await answer(send, 202, quiet)
+            payload = parsed_body(body)
             try:
-                work, argument = route(parsed_body(body))
+                if path == EVENTS:
+                    events = parse_events(payload)
+                else:
+                    beat = Heartbeat.model_validate(payload)
             except ValidationError as exc:
                 raise Refused(422, {"error": INVALID, "problems": problems(exc.errors())}
                               ) from None
             # A credential bound to hosts may report only those (403 otherwise).
-            require_host(principal, [argument.source] if work == self.engine.heartbeat
-                         else [event.source for event in argument])
-            # A heartbeat that says nothing new is answered here, without the thread
-            # hand-off that cost more than its work (collector/ingest/heartbeats.py).
-            result = self.engine.heartbeat_unchanged(argument) \
-                if work == self.engine.heartbeat else None
-            if result is None:
-                result = await run_in_threadpool(process, work, argument)
+            if path == EVENTS:
+                require_host(principal, [event.source for event in events])
+                outcomes = await self.worker.submit(events, None, None)
+                result: Any = {"results": [o.as_dict() for o in outcomes]}
+            else:
+                require_host(principal, [beat.source])
+                # A heartbeat that says nothing new is answered here, without the
+                # hand-off that cost more than its work (collector/ingest/heartbeats.py).
+                result = self.engine.heartbeat_unchanged(beat)
+                if result is None:
+                    result = await self.worker.submit(None, self.engine.heartbeat, beat)
+                if shape is not None:  # the next one of this shape skips validation
+                    self.engine.quiet.remember(beat.source, shape, payload)
         except Refused as exc:
-            response = JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+            return await answer(send, exc.status, exc.body, exc.headers)
         except HTTPException as exc:
-            response = JSONResponse({"error": exc.detail}, status_code=exc.status_code,
-                                    headers=exc.headers)
+            return await answer(send, exc.status_code, {"error": exc.detail}, exc.headers)
         except StoreError as exc:
-            response = store_unavailable(exc)
+            status, content, headers = store_unavailable(exc)
+            return await answer(send, status, content, headers)
         except Unprocessable as exc:
-            response = unprocessable(exc)
-        else:
-            response = JSONResponse(result, status_code=202)
-        await response(scope, receive, send)
-        return None
+            return await answer(send, *unprocessable(exc))
+        return await answer(send, 202, result)
+
+    def _quiet(self, principal: Principal, shape: Shape) -> dict[str, Any] | None:
+        """The answer to a heartbeat whose shape says it is quiet (nothing but its times
+        new: collector/ingest/heartbeat_shape.py), or None for the usual path. The
+        credential is checked as on that path (403 for a host it may not report)."""
+        matched = self.engine.quiet.matching(shape, self.engine.clock())
+        if matched is None:
+            return None
+        host, runs = matched
+        require_host(principal, [host])
+        return self.engine.heartbeat_kept(host, runs)
+
+    def _run_one(self, job: Job) -> Any:
+        """One request's work on the worker thread (the engine's errors mapped by
+        :func:`process`)."""
+        if job.events is not None:
+            return process(self.engine.ingest, job.events)
+        assert job.work is not None
+        return process(job.work, job.argument)
 
     @staticmethod
     async def _body(receive: Any) -> bytes | None:
-        chunks = []
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            return body  # the common case: the whole body in one message
+        chunks = [body]
         while True:
             message = await receive()
             if message["type"] != "http.request":
@@ -222,8 +268,28 @@ class IngestFastPath:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    def _ingest(self, events: list[Event]) -> dict[str, Any]:
-        return {"results": [o.as_dict() for o in self.engine.ingest(events)]}
+
+_JSON_HEADER = (b"content-type", b"application/json")
+
+
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def encode(content: Any) -> bytes:
+    """JSON as Starlette's JSONResponse encodes it (compact, UTF-8, no NaN), with one
+    encoder made once (``json.dumps`` with options builds one per call)."""
+    return _encoder.encode(content).encode("utf-8")
+
+
+async def answer(send: Any, status: int, content: Any,
+                 headers: Mapping[str, str] | None = None) -> None:
+    """Send ``content`` as the JSON response, straight through ASGI ``send``."""
+    body = encode(content)
+    raw = [_JSON_HEADER, (b"content-length", str(len(body)).encode())]
+    if headers:
+        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _error(description: str, example: dict[str, Any]) -> dict[str, Any]:

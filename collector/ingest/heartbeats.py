@@ -14,6 +14,9 @@ Decisions:
   full for that host (less than ``FULL_EVERY`` seconds ago), the heartbeat is answered
   at once and only its times are kept, to be written with every other such heartbeat
   by one transaction every ``FLUSH_EVERY`` seconds (group commit).
+- Such a heartbeat need not even be validated again in full when its bytes have the
+  *shape* of the host's last one that was (everything but its times identical): only
+  its times are (:mod:`collector.ingest.heartbeat_shape`).
 - Reconciliation compares the agent's state with the tickets; with the agent's state
   unchanged it found nothing last time, and the ticket-side changes that could matter
   come back through the full pass that every host gets at least every ``FULL_EVERY``
@@ -32,6 +35,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from patrol.collector.ingest.heartbeat_shape import Layout, Shape
 from patrol.collector.store import StoreError
 from patrol.contract.wire import Heartbeat
 
@@ -42,6 +46,7 @@ log = logging.getLogger("patrol.collector")
 
 FULL_EVERY = 300.0  # seconds between full passes of an unchanged host
 FLUSH_EVERY = 1.0  # seconds between group writes of the kept times
+MAX_LAYOUTS = 10_000  # distinct layouts shared between hosts (beyond: one per host)
 
 
 def digest(beat: Heartbeat) -> str:
@@ -63,6 +68,10 @@ class QuietHeartbeats:
         self.store = store
         self._lock = threading.Lock()
         self._known: dict[str, tuple[str, float]] = {}  # host -> (digest, full pass at)
+        # host -> (shape of its last fully validated quiet body, the digest it said
+        # then, where its values go)
+        self._shapes: dict[str, tuple[bytes, str, Layout]] = {}
+        self._layouts: dict[Layout, Layout] = {}  # one object per distinct layout
         self._kept: dict[str, tuple[float, list[tuple[Any, ...]]]] = {}
         self._flusher: threading.Thread | None = None
 
@@ -74,13 +83,57 @@ class QuietHeartbeats:
         runs = [(c.last_run.timestamp() if c.last_run else None,
                  c.next_due.timestamp() if c.next_due else None, beat.source, c.check)
                 for c in beat.checks]
+        self._keep_runs(beat.source, runs, now)
+        return True
+
+    def matching(self, shape: Shape, now: float) -> tuple[str, list[tuple[Any, ...]]] | None:
+        """The host and its runs when a body of ``shape`` has the shape of the host's
+        last heartbeat validated in full, and that one said nothing new
+        (:mod:`collector.ingest.heartbeat_shape`); None otherwise. Keeps nothing: the
+        caller checks the credential first, then :meth:`keep_runs`."""
+        host = shape.host
+        if host is None:
+            return None
+        entry = self._shapes.get(host)
+        if entry is None or entry[0] != shape.key:
+            return None
+        known = self._known.get(host)
+        if known is None or known[0] != entry[1] or now - known[1] >= FULL_EVERY:
+            return None
+        return host, shape.runs(entry[2], host)
+
+    def remember(self, host: str, shape: Shape, payload: dict[str, Any]) -> None:
+        """``host``'s latest heartbeat (``payload``, validated in full) said nothing new
+        or was just processed, and had ``shape``: the next ones of that shape need not
+        be parsed or validated."""
+        if shape.host != host:
+            return
+        layout = shape.layout(payload)
+        if layout is None:
+            return
         with self._lock:
-            self._kept[beat.source] = (now, runs)
+            known = self._known.get(host)
+            if known is not None:
+                layout = self._layouts.setdefault(layout, layout) \
+                    if len(self._layouts) < MAX_LAYOUTS else layout
+                self._shapes[host] = (shape.key, known[0], layout)
+
+    def keep_runs(self, host: str, runs: list[tuple[Any, ...]], now: float) -> bool:
+        """Keep a matched heartbeat's times (:meth:`matching`); False if the host's
+        state changed meanwhile (then it takes the full path)."""
+        known = self._known.get(host)
+        if known is None or now - known[1] >= FULL_EVERY:
+            return False
+        self._keep_runs(host, runs, now)
+        return True
+
+    def _keep_runs(self, host: str, runs: list[tuple[Any, ...]], now: float) -> None:
+        with self._lock:
+            self._kept[host] = (now, runs)
             if self._flusher is None:
                 self._flusher = threading.Thread(target=_flush_loop, args=(weakref.ref(self),),
                                                  daemon=True, name="heartbeat-flush")
                 self._flusher.start()
-        return True
 
     def processed(self, beat: Heartbeat, now: float, reachable: bool) -> None:
         """The engine took ``beat`` through the full path (and wrote it)."""
@@ -90,11 +143,13 @@ class QuietHeartbeats:
                 self._known[beat.source] = (digest(beat), now)
             else:
                 self._known.pop(beat.source, None)
+                self._shapes.pop(beat.source, None)
 
     def forget(self, host: str) -> None:
         """The host's next heartbeat must take the full path (e.g. marked unreachable)."""
         with self._lock:
             self._known.pop(host, None)
+            self._shapes.pop(host, None)
 
     def flush(self) -> int:
         """Write the kept times in one transaction; how many hosts were written."""
@@ -113,6 +168,7 @@ class QuietHeartbeats:
         with self._lock:
             for host in unreachable:
                 self._known.pop(host, None)
+                self._shapes.pop(host, None)
         return len(kept)
 
 

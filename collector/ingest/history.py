@@ -7,6 +7,7 @@ series of a breach event are kept (those it carried, with the event's levels).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from patrol.collector.store.history import Sample
@@ -23,13 +24,25 @@ def samples_of(beat: Heartbeat) -> list[Sample]:
             for c in beat.checks if c.last_run is not None for m in c.measurements]
 
 
-def record_event_history(tx: Transaction, event: Event) -> None:
-    """Keep a breach event's series (and its values as rollup samples)."""
+def record_event_series(tx: Transaction, event: Event) -> None:
+    """Keep a breach event's series (its values as rollup samples are written for the
+    whole unit of work at once: :func:`record_batch_samples`)."""
     at = event.observed_at.timestamp()
-    if event.measurements:
-        tx.record_samples(event.source, [Sample(event.check, m.name, m.item, at, m.value)
-                                         for m in event.measurements])
     if event.history and event.action == "trigger":
         tx.record_breach_series(event.dedup_key, event.source, event.check, at,
                                 [(s.name, s.item, s.points) for s in event.history],
                                 event.thresholds)
+
+
+def record_batch_samples(tx: Transaction, events: Iterable[Event]) -> None:
+    """The rollup samples of a unit of work's events, one write per host instead of one
+    per event (each write is two statements: hourly and daily; on PostgreSQL each a
+    round trip, 20 % of the collector's samples for single events merged into a unit)."""
+    by_host: dict[str, list[Sample]] = {}
+    for event in events:
+        if event.measurements:
+            at = event.observed_at.timestamp()
+            by_host.setdefault(event.source, []).extend(
+                Sample(event.check, m.name, m.item, at, m.value) for m in event.measurements)
+    for host, samples in by_host.items():
+        tx.record_samples(host, samples)

@@ -41,9 +41,16 @@ def archive(tx: Transaction, ticket: Ticket, note: str, author: str, at: float) 
     return True
 
 
-def last_fix(store: TicketReads, ticket: Ticket) -> dict[str, Any] | None:
+def last_fix(store: TicketReads, ticket: Ticket,
+             read: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any] | None:
     """The latest archived fix for ``ticket``'s check type, the same host's first (a
-    reopened ticket's own earlier fix included: it is the most telling one)."""
-    rows = store.resolutions(ticket.check_type, limit=50)
+    reopened ticket's own earlier fix included: it is the most telling one). ``read``
+    keeps the rows per check type for the caller's unit of work: its bodies ask once
+    (a query per new ticket was 11 % of ingest on PostgreSQL)."""
+    rows = read.get(ticket.check_type) if read is not None else None
+    if rows is None:
+        rows = store.resolutions(ticket.check_type, limit=50)
+        if read is not None:
+            read[ticket.check_type] = rows
     same_host = [r for r in rows if r["host"] == ticket.host]
     return (same_host or rows)[0] if rows else None

@@ -29,10 +29,11 @@ import json
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from patrol.collector.i18n import gettext_for
-from patrol.collector.model import Ticket, TimelineEntry, body_lines
+from patrol.collector.model import Ticket, TimelineEntry, body_lines, declared
 from patrol.collector.tickets import expectations
 from patrol.collector.tickets.knowledge import first_actions
 from patrol.collector.tickets.readable import iso_z, limit, measured, parse_moment
@@ -371,8 +372,15 @@ def agent_config(ticket: Ticket, event: Event | None, collector_command: str) ->
     for text in (ticket.body, collector_command):
         found = _CONFIG_IN_COMMAND.search(text or "")
         if found:
-            return shlex.split(found.group(1))[0]
+            return _first_word(found.group(1))
     return DEFAULT_AGENT_CONFIG
+
+
+@lru_cache(maxsize=256)
+def _first_word(text: str) -> str:
+    """The first shell word of ``text``, remembered: every new ticket's body parses the
+    same verify command (shlex was 3 % of the CPU of opening a ticket)."""
+    return shlex.split(text)[0]
 
 
 def _verify(ticket: Ticket, event: Event | None, collector_command: str) -> list[str]:
@@ -464,5 +472,19 @@ def _declared(ticket: Ticket, section: str) -> list[str]:
     """Lines for the fields :class:`collector.model.Ticket` declares for ``section``
     (``shown(body=...)``): after the first actions a paragraph (the check's runbook),
     elsewhere one more fact of the list."""
+    if section not in _body_sections(type(ticket)):
+        return []  # most sections have no declared field: no walk over the fields
     style = "\n{}: {}" if section == "Suggested first actions" else "- **{}**: {}"
     return [style.format(label, value) for label, value in body_lines(ticket, section)]
+
+
+_SECTIONS: dict[type[Ticket], frozenset[str]] = {}
+
+
+def _body_sections(cls: type[Ticket]) -> frozenset[str]:
+    """The sections in which ``cls`` declares fields (``shown(body=...)``)."""
+    found = _SECTIONS.get(cls)
+    if found is None:
+        found = _SECTIONS[cls] = frozenset(spec.body[0] for _, spec in declared(cls)
+                                           if spec.body is not None)
+    return found

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from patrol.contract.units import format_bytes, format_limit, format_rate, humanize_duration
@@ -38,8 +39,16 @@ _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{
 def iso_z(moment: datetime | float) -> str:
     """``2023-10-27T10:15:00Z``: the one timestamp form of a ticket body."""
     if not isinstance(moment, datetime):
-        moment = datetime.fromtimestamp(moment, UTC)
+        return _iso_z_posix(moment)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@lru_cache(maxsize=4096)
+def _iso_z_posix(moment: float) -> str:
+    """:func:`iso_z` of a POSIX time, remembered: a batch's new tickets share their
+    opening time, respond-by and resolve-by, and ``strftime`` was 4 % of the CPU of
+    opening one (py-spy, batches of 100)."""
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def timestamp_text(text: str) -> str:
