@@ -127,8 +127,8 @@ def test_the_collectors_reports_block_validates_once_uncommented(tmp_path: Path)
     target = tmp_path / "collector.yaml"
     target.write_text(opened)
     (tmp_path / "secrets").mkdir()
-    for name in starter_config.COLLECTOR_SECRETS:
-        (tmp_path / "secrets" / name).write_text("x" * 32 + "\n")
+    for letter, name in zip("ab", starter_config.COLLECTOR_SECRETS, strict=True):
+        (tmp_path / "secrets" / name).write_text(letter * 32 + "\n")
     reports = load_collector_config(str(target)).reports
     assert reports is not None and sorted(reports.scheduled()) == ["daily", "retro"]
     assert reports.scheduled()["retro"].recipients == ["ops-lead@example.com"]
