@@ -257,7 +257,8 @@ class Transaction(TicketReads, Protocol):
     def known_vacant(self, dedup_key: str) -> None: ...
 
     def touch_hosts(self, beats: Sequence[tuple[float, str]],
-                    runs: Sequence[tuple[Any, ...]]) -> list[str]: ...
+                    runs: Sequence[tuple[Any, ...]],
+                    samples: Sequence[tuple[str, Sample]] = ()) -> list[str]: ...
 
     # -- the helpdesk outbox and links (store/dispatch.py) ---------------------------------
     def enqueue_dispatch(self, ticket_id: int, helpdesk: str, action: str,

@@ -173,14 +173,18 @@ class HistoryWrites(HistoryReads):
 
     def record_samples(self, host: str, samples: Iterable[Sample]) -> None:
         """Fold samples into the hourly and daily rollups (a repeated sample: no-op)."""
-        batch = list(samples)
-        if not batch:
+        self.record_fleet_samples([(host, s) for s in samples])
+
+    def record_fleet_samples(self, samples: Sequence[tuple[str, Sample]]) -> None:
+        """:meth:`record_samples` for many hosts at once, each (host, sample), in order:
+        two statements for a whole group write of heartbeats, not two per host."""
+        if not samples:
             return
         for size, sql in _UPSERTS.items():
             width = _WIDTH[size]
             self._run_many(sql, [
                 (host, s.check, s.name, s.item, s.at // width * width, s.value, s.value,
-                 s.value, s.value, s.at) for s in batch])
+                 s.value, s.value, s.at) for host, s in samples])
 
     def record_breach_series(self, dedup_key: str, host: str, check: str, observed_at: float,
                              series: Iterable[tuple[str, str, list[Any]]],
