@@ -4,9 +4,19 @@
 One command, from the repository root: ``python bench/heartbeat_capacity.py``
 (``--checks 25 --hosts 1000 --rounds 5``). It starts one real ``patrol collector``
 (SQLite in a temporary directory, tests/procs.py), registers ``--hosts`` hosts (round
-0, every heartbeat new: the full path), then sends ``--rounds`` rounds in which only
-``sent_at`` and ``last_run`` move, as a quiet fleet's agents send them. Printed per
-phase: heartbeats/s, the collector's CPU per heartbeat (user+system from
+0, every heartbeat new: the full path), then sends, per phase, ``--rounds`` rounds of
+one heartbeat per host:
+
+- *unchanged*: only ``sent_at`` and ``last_run`` move, as a quiet fleet's agents send
+  them (the quiet path, recognised by its bytes);
+- *values change*: every check also has a new summary ("CPU 37% busy on fleet-00012")
+  and new measurement values (two per check), as a real fleet's cpu/load/disk checks
+  send them: the values-only path since it exists, the full path before;
+- *state changes*: one check per host flips between OK and WARNING (new ``since``), so
+  every heartbeat takes the full path and its reconciliation opens or resolves a
+  ticket (``--state-rounds``, 2).
+
+Printed per phase: heartbeats/s, the collector's CPU per heartbeat (user+system from
 /proc/PID/stat, the one-second group writes included), and the fleet that CPU allows
 at a 30 s heartbeat on one core (30 s / CPU per heartbeat); with the load average.
 The client runs on the same machine, so heartbeats/s understates a dedicated core;
@@ -20,19 +30,50 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.collector_bench import heartbeat_bodies, in_threads  # noqa: E402
+from bench.collector_bench import SINCE, encode, heartbeat_bodies, in_threads  # noqa: E402
 from bench.pg_ingest import cpu_seconds, load  # noqa: E402
 from tests.procs import CollectorProcess  # noqa: E402
 
 INTERVAL = 30.0  # seconds between an agent's heartbeats
 
 
-def phase(name: str, pid: int, port: int, rounds: list[list[bytes]], threads: int) -> None:
+def changing_bodies(hosts: int, checks: int, round_: int, flip: bool = False
+                    ) -> list[bytes]:
+    """One heartbeat per host whose every check says and measures something new this
+    round (``round_`` varies the numbers); with ``flip``, each host's ``check-0`` is
+    WARNING on odd rounds and OK on even ones, since now (a state change)."""
+    now = datetime.now(UTC).isoformat()
+    bodies = []
+    for h in range(hosts):
+        host = f"fleet-{h:05d}"
+        grid = []
+        for c in range(checks):
+            busy = (h * 7 + c * 13 + round_ * 29) % 97 + 1
+            status = "WARNING" if flip and c == 0 and round_ % 2 else "OK"
+            grid.append({
+                "check": f"check-{c}", "type": "cpu", "status": status,
+                "summary": f"CPU {busy}% busy on {host}",
+                "since": now if flip and c == 0 else SINCE, "last_run": now, "labels": {},
+                "interval_seconds": 30,
+                "measurements": [{"name": "busy_ratio", "value": busy / 100},
+                                 {"name": "load1", "item": "", "value": busy / 25}]})
+        bodies.append(encode({
+            "schema_version": 1, "source": host,
+            "agent": {"id": f"agent-{h:05d}", "version": "1.0"}, "sequence": round_,
+            "sent_at": now, "interval_seconds": 30,
+            "labels": {"tier": "standard", "team": "ops"}, "checks": grid}))
+    return bodies
+
+
+def phase(name: str, pid: int, port: int, rounds: Iterable[list[bytes]], threads: int) -> None:
+    """Send ``rounds`` (each made just before it is sent: fresh times) and print."""
     before, wall, sent, errors = cpu_seconds(pid), 0.0, 0, 0
     for bodies in rounds:
         seconds, results = in_threads(port, threads, bodies, "/api/v1/heartbeats")
@@ -53,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checks", type=int, default=25, help="checks per host (25)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=4, help="client threads (4)")
+    parser.add_argument("--state-rounds", type=int, default=2,
+                        help="rounds in which one check per host changes state (2)")
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} CPUs, {load()}; {args.hosts} hosts x "
           f"{args.checks} checks", flush=True)
@@ -60,11 +103,21 @@ def main(argv: list[str] | None = None) -> int:
         collector = CollectorProcess(Path(tmp))
         try:
             collector.start()
-            phase("new hosts (full path)", collector.pid, collector.port,
+            pid, port = collector.pid, collector.port
+            phase("new hosts (full path)", pid, port,
                   [heartbeat_bodies(args.hosts, args.checks)], args.threads)
-            phase("unchanged (quiet path)", collector.pid, collector.port,
-                  [heartbeat_bodies(args.hosts, args.checks) for _ in range(args.rounds)],
+            phase("unchanged (quiet path)", pid, port,
+                  (heartbeat_bodies(args.hosts, args.checks) for _ in range(args.rounds)),
                   args.threads)
+            # one round (not counted) so that the hosts' last full pass has these checks
+            in_threads(port, args.threads, changing_bodies(args.hosts, args.checks, 0),
+                       "/api/v1/heartbeats")
+            phase("values change", pid, port,
+                  (changing_bodies(args.hosts, args.checks, 2 * r)
+                   for r in range(1, args.rounds + 1)), args.threads)
+            phase("one check changes state", pid, port,
+                  (changing_bodies(args.hosts, args.checks, r, flip=True)
+                   for r in range(1, args.state_rounds + 1)), args.threads)
         finally:
             collector.stop()
     return 0

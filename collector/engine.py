@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from patrol.collector.ingest.heartbeats import QuietHeartbeats, Run
+from patrol.collector.ingest.heartbeats import Measured, QuietHeartbeats, Run
 from patrol.collector.ingest.history import (
     record_batch_samples,
     record_event_series,
@@ -45,7 +45,6 @@ from patrol.contract.wire import SEVERITY_OF_STATUS, AgentRef, Event, Heartbeat
 if TYPE_CHECKING:
     from patrol.collector.dispatch.dispatcher import Dispatcher
     from patrol.collector.store.base import TicketStore, Transaction
-    from patrol.collector.store.history import Sample
     from patrol.collector.watchdog.timers import Watchdog
 
 log = logging.getLogger("patrol.collector")
@@ -366,7 +365,7 @@ class Engine:
         self._count("heartbeats")
         return {"host": beat.source, "checks": len(beat.checks), "reconciled": []}
 
-    def heartbeat_kept(self, host: str, runs: list[Run], samples: list[Sample]
+    def heartbeat_kept(self, host: str, runs: list[Run], samples: list[Measured]
                        ) -> dict[str, Any] | None:
         """The answer to a quiet heartbeat recognised by its shape
         (:meth:`QuietHeartbeats.matching`), its runs and samples kept; None if it needs

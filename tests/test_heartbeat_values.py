@@ -28,11 +28,10 @@ def _check(name: str, status: str, busy: float, last_run: float) -> CheckSnapsho
 
 def _payload(host: str, at: float, busy: float, *, load_status: str = "OK",
              disk_ran: float | None = None) -> dict[str, Any]:
-    """``host`` at ``at``: ``load`` ran at the last whole minute (so every other
-    heartbeat carries the same run again), ``disk`` at ``disk_ran`` with a fixed value
-    (a new run whose body can be that of the previous one but for its times: the shape
-    path)."""
-    ran = at - at % MINUTE
+    """``host`` at ``at``: ``load`` ran at the last even minute (so four heartbeats in a
+    row carry the same run), ``disk`` at ``disk_ran`` with a fixed value (a new run
+    whose body can be that of the previous one but for its times: the shape path)."""
+    ran = at - at % (2 * MINUTE)
     checks = [_check("load", load_status, busy, ran),
               snapshot("disk", check_type="disk", summary="disk 40% used",
                        last_run=disk_ran if disk_ran is not None else ran).model_copy(
@@ -76,7 +75,7 @@ def test_values_only_heartbeats_leave_the_same_rollups_and_states_as_the_full_pa
     for beat in range(14):
         at = T0 + beat * HALF
         w.clock.advance(at - w.clock())
-        busy = 10.0 + (beat // 2 * 7) % 40  # a new value with each run of load
+        busy = 10.0 + (beat // 4 * 7) % 40  # a new value with each run of load
         for host, send in (("kept-01", _post), ("full-01", _full)):
             answer = send(api, _payload(host, at, busy, disk_ran=at))
             assert answer == {"host": host, "checks": 2, "reconciled": []}
@@ -92,8 +91,8 @@ def test_values_only_heartbeats_leave_the_same_rollups_and_states_as_the_full_pa
 def test_the_fleet_summary_follows_values_only_heartbeats_after_a_flush(api: Api) -> None:
     w = api.world
     _post(api, _payload("db-01", T0, 12.0))
-    w.clock.advance(MINUTE)
-    assert _post(api, _payload("db-01", T0 + MINUTE, 57.0)) == {
+    w.clock.advance(2 * MINUTE)
+    assert _post(api, _payload("db-01", T0 + 2 * MINUTE, 57.0)) == {
         "host": "db-01", "checks": 2, "reconciled": []}
 
     def summaries() -> dict[str, str]:
@@ -112,10 +111,10 @@ def test_a_status_change_among_changing_values_takes_the_full_path_at_once(
         api: Api) -> None:
     w = api.world
     _post(api, _payload("db-01", T0, 12.0))
-    w.clock.advance(MINUTE)
-    _post(api, _payload("db-01", T0 + MINUTE, 30.0))  # values only: kept
-    w.clock.advance(MINUTE)
-    [opened] = _post(api, _payload("db-01", T0 + 2 * MINUTE, 97.0,
+    w.clock.advance(2 * MINUTE)
+    _post(api, _payload("db-01", T0 + 2 * MINUTE, 30.0))  # values only: kept
+    w.clock.advance(2 * MINUTE)
+    [opened] = _post(api, _payload("db-01", T0 + 4 * MINUTE, 97.0,
                                    load_status="CRITICAL"))["reconciled"]
     assert opened["outcome"] == "opened"
     ticket = w.ticket(opened["ticket"])
@@ -126,10 +125,10 @@ def test_a_status_change_among_changing_values_takes_the_full_path_at_once(
               if r["name"] == "busy_ratio"]
     assert (busy["samples"], busy["low"], busy["last"]) == (3, 0.12, 0.97)
 
-    w.clock.advance(MINUTE)
-    assert _post(api, _payload("db-01", T0 + 3 * MINUTE, 95.0,
+    w.clock.advance(2 * MINUTE)
+    assert _post(api, _payload("db-01", T0 + 6 * MINUTE, 95.0,
                                load_status="CRITICAL"))["reconciled"] == []
-    w.clock.advance(MINUTE)
-    [recovering] = _post(api, _payload("db-01", T0 + 4 * MINUTE, 20.0))["reconciled"]
+    w.clock.advance(2 * MINUTE)
+    [recovering] = _post(api, _payload("db-01", T0 + 8 * MINUTE, 20.0))["reconciled"]
     assert recovering["ticket"] == opened["ticket"]
     assert w.ticket(opened["ticket"]).recovered_at is not None

@@ -20,7 +20,7 @@ Decisions:
   summary, and its runs' rollup samples, to be written with every other such heartbeat
   by one transaction every ``FLUSH_EVERY`` seconds (group commit). A status change, a
   new or removed check, changed labels and the like take the full path at once.
-- The samples are those the full path would record (:func:`samples_of`), kept in
+- The samples are those the full path would record (:func:`sample_rows`), kept in
   arrival order, one per (check, measurement, item, run time): the rollup upsert
   ignores a sample that is not newer than its bucket's, so folding them later in that
   order gives the same rollup rows. A host's full pass first folds the samples still
@@ -52,7 +52,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from patrol.collector.ingest.heartbeat_shape import Layout, Shape
-from patrol.collector.ingest.history import samples_of
+from patrol.collector.ingest.history import sample_rows
 from patrol.collector.store import StoreError
 from patrol.collector.store.history import Sample
 from patrol.contract.wire import Heartbeat
@@ -68,8 +68,10 @@ MAX_LAYOUTS = 10_000  # distinct layouts shared between hosts (beyond: one per h
 
 # Per check as the group write takes it: (last_run, next_due, summary, host, check).
 Run = tuple[float | None, float | None, str, str, str]
-# Per host: samples kept since the last flush, by (check, measurement, item, run time).
-Pending = dict[tuple[str, str, str, float], Sample]
+# A run's measured value: (check, measurement, item, run time, value).
+Measured = tuple[str, str, str, float, float]
+# Per host: the values kept since the last flush, by (check, measurement, item, run time).
+Pending = dict[tuple[str, str, str, float], float]
 # Per check of a remembered body: its summary, and its measurements (name, item, value).
 Said = tuple[tuple[str, ...], tuple[tuple[tuple[str, str, float], ...], ...]]
 
@@ -106,6 +108,7 @@ class QuietHeartbeats:
         # host -> (shape of its last fully validated kept body, the digest it said
         # then, where its times go, its summaries and measurements)
         self._shapes: dict[str, tuple[bytes, str, Layout, Said]] = {}
+        self._seen: dict[str, bytes] = {}  # host -> the shape of its latest such body
         self._layouts: dict[Layout, Layout] = {}  # one object per distinct layout
         self._kept: dict[str, tuple[float, list[Run], Pending]] = {}
         self._flusher: threading.Thread | None = None
@@ -119,11 +122,11 @@ class QuietHeartbeats:
         runs: list[Run] = [(c.last_run.timestamp() if c.last_run else None,
                             c.next_due.timestamp() if c.next_due else None,
                             c.summary, beat.source, c.check) for c in beat.checks]
-        self._keep(beat.source, runs, samples_of(beat), now)
+        self._keep(beat.source, runs, sample_rows(beat), now)
         return True
 
     def matching(self, shape: Shape, now: float
-                 ) -> tuple[str, list[Run], list[Sample]] | None:
+                 ) -> tuple[str, list[Run], list[Measured]] | None:
         """The host, its runs and samples when a body of ``shape`` has the shape of the
         host's last heartbeat validated in full and kept or processed
         (:mod:`collector.ingest.heartbeat_shape`); None otherwise. Keeps nothing: the
@@ -139,16 +142,22 @@ class QuietHeartbeats:
             return None
         summaries, measures = entry[3]
         runs = shape.runs(entry[2], host, summaries)
-        samples = [Sample(run[4], name, item, run[0], value)
+        samples = [(run[4], name, item, run[0], value)
                    for run, measured in zip(runs, measures, strict=True)
                    if run[0] is not None for name, item, value in measured]
         return host, runs, samples
 
     def remember(self, beat: Heartbeat, shape: Shape, payload: dict[str, Any]) -> None:
         """``beat`` (``payload``, validated in full) was kept or just processed, and had
-        ``shape``: the next ones of that shape need not be parsed or validated."""
+        ``shape``: the next ones of that shape need not be parsed or validated. Only
+        once the host sent two such bodies of one shape in a row: a host whose checks
+        measure something new every time never sends a body of the same shape again,
+        and reading where its values go would be wasted on every heartbeat."""
         host = beat.source
         if shape.host != host:
+            return
+        if self._seen.get(host) != shape.key:
+            self._seen[host] = shape.key
             return
         layout = shape.layout(payload)
         if layout is None:
@@ -160,7 +169,7 @@ class QuietHeartbeats:
                     if len(self._layouts) < MAX_LAYOUTS else layout
                 self._shapes[host] = (shape.key, known[0], layout, said(beat))
 
-    def keep_runs(self, host: str, runs: list[Run], samples: list[Sample],
+    def keep_runs(self, host: str, runs: list[Run], samples: list[Measured],
                   now: float) -> bool:
         """Keep a matched heartbeat's runs and samples (:meth:`matching`); False if the
         host's state changed meanwhile (then it takes the full path)."""
@@ -170,13 +179,13 @@ class QuietHeartbeats:
         self._keep(host, runs, samples, now)
         return True
 
-    def _keep(self, host: str, runs: list[Run], samples: list[Sample], now: float) -> None:
+    def _keep(self, host: str, runs: list[Run], samples: list[Measured],
+              now: float) -> None:
         with self._lock:
             kept = self._kept.get(host)
             pending: Pending = kept[2] if kept is not None else {}
-            for sample in samples:  # a run carried again: the first is the one folded
-                pending.setdefault((sample.check, sample.name, sample.item, sample.at),
-                                   sample)
+            for check, name, item, at, value in samples:  # a run carried again: the
+                pending.setdefault((check, name, item, at), value)  # first is folded
             self._kept[host] = (now, runs, pending)
             if self._flusher is None:
                 self._flusher = threading.Thread(target=_flush_loop, args=(weakref.ref(self),),
@@ -188,7 +197,8 @@ class QuietHeartbeats:
         them before its own (waits for a flush in progress, which may hold older ones)."""
         with self._writing, self._lock:
             kept = self._kept.pop(host, None)
-        return list(kept[2].values()) if kept is not None else []
+        return [Sample(*key, value) for key, value in kept[2].items()] \
+            if kept is not None else []
 
     def processed(self, beat: Heartbeat, now: float, reachable: bool) -> None:
         """The engine took ``beat`` through the full path (and wrote it)."""
@@ -218,8 +228,8 @@ class QuietHeartbeats:
                     unreachable = tx.touch_hosts(
                         [(at, host) for host, (at, _, _) in kept.items()],
                         [run for _, runs, _ in kept.values() for run in runs],
-                        [(host, sample) for host, (_, _, pending) in kept.items()
-                         for sample in pending.values()])
+                        [(host, *key, value) for host, (_, _, pending) in kept.items()
+                         for key, value in pending.items()])
             except StoreError as exc:
                 log.warning("could not write %d hosts' heartbeats: %s", len(kept), exc)
                 unreachable = list(kept)  # their next heartbeats take the full path
