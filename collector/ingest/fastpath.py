@@ -218,10 +218,11 @@ class IngestFastPath:
                 # without the hand-off that cost more than its work
                 # (collector/ingest/heartbeats.py).
                 result = self.engine.heartbeat_unchanged(beat)
-                if result is None:
+                processed = result is None
+                if processed:
                     result = await self.worker.submit(None, self.engine.heartbeat, beat)
                 if shape is not None:  # the next one of this shape skips validation
-                    self.engine.quiet.remember(beat, shape, payload)
+                    self.engine.quiet.remember(beat, shape, payload, processed)
         except Refused as exc:
             return await answer(send, exc.status, exc.body, exc.headers)
         except HTTPException as exc:

@@ -147,16 +147,17 @@ class QuietHeartbeats:
                    if run[0] is not None for name, item, value in measured]
         return host, runs, samples
 
-    def remember(self, beat: Heartbeat, shape: Shape, payload: dict[str, Any]) -> None:
-        """``beat`` (``payload``, validated in full) was kept or just processed, and had
-        ``shape``: the next ones of that shape need not be parsed or validated. Only
-        once the host sent two such bodies of one shape in a row: a host whose checks
-        measure something new every time never sends a body of the same shape again,
-        and reading where its values go would be wasted on every heartbeat."""
+    def remember(self, beat: Heartbeat, shape: Shape, payload: dict[str, Any],
+                 processed: bool) -> None:
+        """``beat`` (``payload``, validated in full) was kept or just ``processed``, and
+        had ``shape``: the next ones of that shape need not be parsed or validated. A
+        kept one only once the host sent two bodies of one shape in a row: a host whose
+        checks measure something new every time never sends a body of the same shape
+        again, and reading where its values go would be wasted on every heartbeat."""
         host = beat.source
         if shape.host != host:
             return
-        if self._seen.get(host) != shape.key:
+        if not processed and self._seen.get(host) != shape.key:
             self._seen[host] = shape.key
             return
         layout = shape.layout(payload)
