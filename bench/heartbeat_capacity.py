@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=4, help="client threads (4)")
     parser.add_argument("--state-rounds", type=int, default=2,
                         help="rounds in which one check per host changes state (2)")
+    parser.add_argument("--phases", default="quiet,values,state",
+                        help="which phases after the new hosts (quiet,values,state)")
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} CPUs, {load()}; {args.hosts} hosts x "
           f"{args.checks} checks", flush=True)
@@ -106,21 +108,30 @@ def main(argv: list[str] | None = None) -> int:
             pid, port = collector.pid, collector.port
             phase("new hosts (full path)", pid, port,
                   [heartbeat_bodies(args.hosts, args.checks)], args.threads)
-            phase("unchanged (quiet path)", pid, port,
-                  (heartbeat_bodies(args.hosts, args.checks) for _ in range(args.rounds)),
-                  args.threads)
-            # one round (not counted) so that the hosts' last full pass has these checks
-            in_threads(port, args.threads, changing_bodies(args.hosts, args.checks, 0),
-                       "/api/v1/heartbeats")
-            phase("values change", pid, port,
-                  (changing_bodies(args.hosts, args.checks, 2 * r)
-                   for r in range(1, args.rounds + 1)), args.threads)
-            phase("one check changes state", pid, port,
-                  (changing_bodies(args.hosts, args.checks, r, flip=True)
-                   for r in range(1, args.state_rounds + 1)), args.threads)
+            phases = args.phases.split(",")
+            if "quiet" in phases:
+                phase("unchanged (quiet path)", pid, port,
+                      (heartbeat_bodies(args.hosts, args.checks) for _ in range(args.rounds)),
+                      args.threads)
+            if "values" in phases:
+                values(pid, port, args)
+            if "state" in phases:
+                phase("one check changes state", pid, port,
+                      (changing_bodies(args.hosts, args.checks, r, flip=True)
+                       for r in range(1, args.state_rounds + 1)), args.threads)
         finally:
             collector.stop()
     return 0
+
+
+def values(pid: int, port: int, args: argparse.Namespace) -> None:
+    """The values-change phase, after a round (not counted) that gives every host's last
+    full pass these checks."""
+    in_threads(port, args.threads, changing_bodies(args.hosts, args.checks, 0),
+               "/api/v1/heartbeats")
+    phase("values change", pid, port,
+          (changing_bodies(args.hosts, args.checks, 2 * r)
+           for r in range(1, args.rounds + 1)), args.threads)
 
 
 if __name__ == "__main__":
