@@ -72,6 +72,8 @@ Run = tuple[float | None, float | None, str, str, str]
 Measured = tuple[str, str, str, float, float]
 # Per host: the values kept since the last flush, by (check, measurement, item, run time).
 Pending = dict[tuple[str, str, str, float], float]
+# Per host since the last flush: (its latest heartbeat at, its runs, its values).
+Kept = tuple[float, list[Run], Pending]
 # Per check of a remembered body: its summary, and its measurements (name, item, value).
 Said = tuple[tuple[str, ...], tuple[tuple[tuple[str, str, float], ...], ...]]
 
@@ -104,13 +106,14 @@ class QuietHeartbeats:
         self.store = store
         self._lock = threading.Lock()
         self._writing = threading.Lock()  # held by a flush from taking the kept to commit
+        self._flushing: dict[str, Kept] = {}  # the hosts that flush is writing
         self._known: dict[str, tuple[str, float]] = {}  # host -> (digest, full pass at)
         # host -> (shape of its last fully validated kept body, the digest it said
         # then, where its times go, its summaries and measurements)
         self._shapes: dict[str, tuple[bytes, str, Layout, Said]] = {}
         self._seen: dict[str, bytes] = {}  # host -> the shape of its latest such body
         self._layouts: dict[Layout, Layout] = {}  # one object per distinct layout
-        self._kept: dict[str, tuple[float, list[Run], Pending]] = {}
+        self._kept: dict[str, Kept] = {}
         self._flusher: threading.Thread | None = None
 
     def keep(self, beat: Heartbeat, now: float) -> bool:
@@ -195,9 +198,14 @@ class QuietHeartbeats:
 
     def take(self, host: str) -> list[Sample]:
         """The samples kept for ``host``, no longer kept: its full pass is about to fold
-        them before its own (waits for a flush in progress, which may hold older ones)."""
-        with self._writing, self._lock:
+        them before its own. When a flush in progress holds older ones of this host, it
+        waits for that flush to commit first (only then: the ingest worker calls this)."""
+        with self._lock:
             kept = self._kept.pop(host, None)
+            in_flight = host in self._flushing
+        if in_flight:
+            with self._writing:  # acquired once that flush has committed (or failed)
+                pass
         return [Sample(*key, value) for key, value in kept[2].items()] \
             if kept is not None else []
 
@@ -222,6 +230,7 @@ class QuietHeartbeats:
         with self._writing:
             with self._lock:
                 kept, self._kept = self._kept, {}
+                self._flushing = kept
             if not kept:
                 return 0
             try:
@@ -234,6 +243,9 @@ class QuietHeartbeats:
             except StoreError as exc:
                 log.warning("could not write %d hosts' heartbeats: %s", len(kept), exc)
                 unreachable = list(kept)  # their next heartbeats take the full path
+            finally:
+                with self._lock:
+                    self._flushing = {}
         with self._lock:
             for host in unreachable:
                 self._known.pop(host, None)
