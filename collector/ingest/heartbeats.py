@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("patrol.collector")
 
 FULL_EVERY = 300.0  # seconds between full passes of an unchanged host
-FLUSH_EVERY = 1.0  # seconds between group writes of the kept times
+FLUSH_EVERY = 1.0  # seconds between group writes of the kept heartbeats
 MAX_LAYOUTS = 10_000  # distinct layouts shared between hosts (beyond: one per host)
 
 # Per check as the group write takes it: (last_run, next_due, summary, host, check).
