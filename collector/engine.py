@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from patrol.collector.ingest.heartbeats import QuietHeartbeats
+from patrol.collector.ingest.heartbeats import Measured, QuietHeartbeats, Run
 from patrol.collector.ingest.history import (
     record_batch_samples,
     record_event_series,
@@ -356,20 +356,21 @@ class Engine:
     # -- heartbeats ---------------------------------------------------------------------
 
     def heartbeat_unchanged(self, beat: Heartbeat) -> dict[str, Any] | None:
-        """The answer to a heartbeat that says nothing new since this host's last full
-        pass (its times are written with others shortly: collector/ingest/heartbeats.py), or
-        None when it needs :meth:`heartbeat`. Never touches the store: cheap enough for
-        the event loop."""
+        """The answer to a heartbeat that changes nothing reconciliation reads since this
+        host's last full pass (its times, summaries and samples are written with others
+        shortly: collector/ingest/heartbeats.py), or None when it needs :meth:`heartbeat`.
+        Never touches the store: cheap enough for the event loop."""
         if not self.quiet.keep(beat, self.clock()):
             return None
         self._count("heartbeats")
         return {"host": beat.source, "checks": len(beat.checks), "reconciled": []}
 
-    def heartbeat_kept(self, host: str, runs: list[tuple[Any, ...]]) -> dict[str, Any] | None:
+    def heartbeat_kept(self, host: str, runs: list[Run], samples: list[Measured]
+                       ) -> dict[str, Any] | None:
         """The answer to a quiet heartbeat recognised by its shape
-        (:meth:`QuietHeartbeats.matching`), its times kept; None if it needs the full
-        path after all."""
-        if not self.quiet.keep_runs(host, runs, self.clock()):
+        (:meth:`QuietHeartbeats.matching`), its runs and samples kept; None if it needs
+        the full path after all."""
+        if not self.quiet.keep_runs(host, runs, samples, self.clock()):
             return None
         self._count("heartbeats")
         return {"host": host, "checks": len(runs), "reconciled": []}
@@ -386,6 +387,7 @@ class Engine:
         """Record the host and its check grid; reconcile missed state changes."""
         now = self.clock()
         self._count("heartbeats")
+        kept = self.quiet.take(beat.source)  # folded before this run's, as they came
         with self.store.transaction() as tx:
             known = tx.host(beat.source)
             tx.upsert_host(beat.source, beat.agent.id, beat.agent.version, dict(beat.labels),
@@ -397,7 +399,7 @@ class Engine:
                  "interval": c.interval_seconds, "timeout": c.timeout_seconds,
                  "next_due": c.next_due.timestamp() if c.next_due else None}
                 for c in beat.checks])
-            tx.record_samples(beat.source, samples_of(beat))
+            tx.record_samples(beat.source, [*kept, *samples_of(beat)])
             if known is not None and not known.get("reachable", True):
                 tx.set_host_reachable(beat.source, True)
         synthetic = self.reconcile(beat, now)

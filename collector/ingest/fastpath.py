@@ -214,13 +214,15 @@ class IngestFastPath:
                 result: Any = {"results": [o.as_dict() for o in outcomes]}
             else:
                 require_host(principal, [beat.source])
-                # A heartbeat that says nothing new is answered here, without the
-                # hand-off that cost more than its work (collector/ingest/heartbeats.py).
+                # A heartbeat that changes nothing reconciliation reads is answered here,
+                # without the hand-off that cost more than its work
+                # (collector/ingest/heartbeats.py).
                 result = self.engine.heartbeat_unchanged(beat)
-                if result is None:
+                processed = result is None
+                if processed:
                     result = await self.worker.submit(None, self.engine.heartbeat, beat)
                 if shape is not None:  # the next one of this shape skips validation
-                    self.engine.quiet.remember(beat.source, shape, payload)
+                    self.engine.quiet.remember(beat, shape, payload, processed)
         except Refused as exc:
             return await answer(send, exc.status, exc.body, exc.headers)
         except HTTPException as exc:
@@ -234,14 +236,15 @@ class IngestFastPath:
 
     def _quiet(self, principal: Principal, shape: Shape) -> dict[str, Any] | None:
         """The answer to a heartbeat whose shape says it is quiet (nothing but its times
-        new: collector/ingest/heartbeat_shape.py), or None for the usual path. The
-        credential is checked as on that path (403 for a host it may not report)."""
+        new since a body kept or processed: collector/ingest/heartbeat_shape.py), or None
+        for the usual path. The credential is checked as on that path (403 for a host it
+        may not report)."""
         matched = self.engine.quiet.matching(shape, self.engine.clock())
         if matched is None:
             return None
-        host, runs = matched
+        host, runs, samples = matched
         require_host(principal, [host])
-        return self.engine.heartbeat_kept(host, runs)
+        return self.engine.heartbeat_kept(host, runs, samples)
 
     def _run_one(self, job: Job) -> Any:
         """One request's work on the worker thread (the engine's errors mapped by

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,16 +61,19 @@ class Shape:
     values: list[bytes]
     times: dict[bytes, float]  # each timestamp value (quoted, as sent) -> its POSIX time
 
-    def runs(self, layout: Layout, host: str) -> list[tuple[Any, ...]]:
-        """Per check (last_run, next_due, host, check), as the quiet path keeps them,
-        for a body of the same shape as the one ``layout`` was made from."""
+    def runs(self, layout: Layout, host: str, summaries: Sequence[str]
+             ) -> list[tuple[float | None, float | None, str, str, str]]:
+        """Per check (last_run, next_due, summary, host, check), as the quiet path keeps
+        them, for a body of the same shape as the one ``layout`` was made from (whose
+        checks said ``summaries``: the same bytes, so the same here)."""
         last: list[float | None] = [None] * len(layout.checks)
         due: list[float | None] = [None] * len(layout.checks)
         times = self.times
         for key, value, slot in zip(self.keys, self.values, layout.slots, strict=True):
             if slot >= 0:
                 (last if key == _LAST_RUN else due)[slot] = times[value]
-        return [(last[i], due[i], host, name) for i, name in enumerate(layout.checks)]
+        return [(last[i], due[i], summaries[i], host, name)
+                for i, name in enumerate(layout.checks)]
 
     def layout(self, payload: dict[str, Any]) -> Layout | None:
         """Where this body's values go, read from ``payload`` (the same body parsed,

@@ -20,7 +20,13 @@ if TYPE_CHECKING:
 def samples_of(beat: Heartbeat) -> list[Sample]:
     """One sample per measurement of every check that has run; a check that has not
     run yet (no ``last_run``) measured nothing."""
-    return [Sample(c.check, m.name, m.item, c.last_run.timestamp(), m.value)
+    return [Sample(*row) for row in sample_rows(beat)]
+
+
+def sample_rows(beat: Heartbeat) -> list[tuple[str, str, str, float, float]]:
+    """:func:`samples_of` as plain (check, measurement, item, at, value) tuples, for the
+    heartbeats kept in memory (collector/ingest/heartbeats.py: no object per sample)."""
+    return [(c.check, m.name, m.item, c.last_run.timestamp(), m.value)
             for c in beat.checks if c.last_run is not None for m in c.measurements]
 
 

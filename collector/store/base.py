@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from patrol.collector.model import Ticket, TimelineEntry
 
 if TYPE_CHECKING:
-    from patrol.collector.store.history import Sample
+    from patrol.collector.store.history import Sample, SampleRow
 
 
 class StoreError(Exception):
@@ -257,7 +257,8 @@ class Transaction(TicketReads, Protocol):
     def known_vacant(self, dedup_key: str) -> None: ...
 
     def touch_hosts(self, beats: Sequence[tuple[float, str]],
-                    runs: Sequence[tuple[Any, ...]]) -> list[str]: ...
+                    runs: Sequence[tuple[Any, ...]],
+                    samples: Sequence[SampleRow] = ()) -> list[str]: ...
 
     # -- the helpdesk outbox and links (store/dispatch.py) ---------------------------------
     def enqueue_dispatch(self, ticket_id: int, helpdesk: str, action: str,

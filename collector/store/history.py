@@ -41,6 +41,11 @@ class Sample:
     value: float
 
 
+# A sample of one host as the group write of heartbeats passes it:
+# (host, check, measurement, item, at, value).
+SampleRow = tuple[str, str, str, str, float, float]
+
+
 def _rollup_table(real: str, table: str) -> tuple[str, ...]:
     return (
         f"""CREATE TABLE {table} (
@@ -173,14 +178,20 @@ class HistoryWrites(HistoryReads):
 
     def record_samples(self, host: str, samples: Iterable[Sample]) -> None:
         """Fold samples into the hourly and daily rollups (a repeated sample: no-op)."""
-        batch = list(samples)
-        if not batch:
+        self.record_fleet_samples([(host, s.check, s.name, s.item, s.at, s.value)
+                                   for s in samples])
+
+    def record_fleet_samples(self, samples: Sequence[SampleRow]) -> None:
+        """:meth:`record_samples` for many hosts at once, in order, each sample as a
+        plain tuple: two statements for a whole group write of heartbeats, not two per
+        host."""
+        if not samples:
             return
         for size, sql in _UPSERTS.items():
             width = _WIDTH[size]
             self._run_many(sql, [
-                (host, s.check, s.name, s.item, s.at // width * width, s.value, s.value,
-                 s.value, s.value, s.at) for s in batch])
+                (host, check, name, item, at // width * width, value, value, value, value,
+                 at) for host, check, name, item, at, value in samples])
 
     def record_breach_series(self, dedup_key: str, host: str, check: str, observed_at: float,
                              series: Iterable[tuple[str, str, list[Any]]],

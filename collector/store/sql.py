@@ -30,7 +30,7 @@ from patrol.collector.store.check_set_pulls import CheckSetPullReads, CheckSetPu
 from patrol.collector.store.clean import clean_text, needs_cleaning
 from patrol.collector.store.credentials import CredentialReads, CredentialWrites
 from patrol.collector.store.dispatch import DispatchReads, DispatchWrites
-from patrol.collector.store.history import HistoryReads, HistoryWrites
+from patrol.collector.store.history import HistoryReads, HistoryWrites, SampleRow
 from patrol.collector.store.report_mailings import ReportMailReads, ReportMailWrites
 
 _OPEN = tuple(s.value for s in TicketStatus if s.is_open)
@@ -523,13 +523,17 @@ class SqlTransaction(SqlReads, DispatchWrites, CredentialWrites, HistoryWrites,
              for s in states])
 
     def touch_hosts(self, beats: Sequence[tuple[float, str]],
-                    runs: Sequence[tuple[Any, ...]]) -> list[str]:
-        """Heartbeats that changed nothing but times (collector/ingest/heartbeats.py): per host
-        (last_heartbeat, host), per check (last_run, next_due, host, check). Returns
-        the hosts marked unreachable meanwhile, whose next heartbeat must say so."""
+                    runs: Sequence[tuple[Any, ...]],
+                    samples: Sequence[SampleRow] = ()) -> list[str]:
+        """Heartbeats that changed nothing but times, summaries and measured values
+        (collector/ingest/heartbeats.py): per host (last_heartbeat, host), per check
+        (last_run, next_due, summary, host, check), and the runs' rollup samples, each
+        (host, check, measurement, item, at, value). Returns the hosts marked
+        unreachable meanwhile, whose next heartbeat must say so."""
         self._run_many("UPDATE hosts SET last_heartbeat = ? WHERE host = ?", beats)
-        self._run_many("UPDATE check_states SET last_run = ?, next_due = ?"
+        self._run_many("UPDATE check_states SET last_run = ?, next_due = ?, summary = ?"
                        " WHERE host = ? AND check_name = ?", runs)
+        self.record_fleet_samples(samples)
         return [row["host"] for row in
                 self._rows("SELECT host FROM hosts WHERE reachable = ?", (False,))]
 
