@@ -136,13 +136,9 @@ class CheckConfig(BaseModel):
         if "schedule" in info.data and info.data["schedule"] is None:
             raise ValueError("timezone applies to a cron schedule and this check has none; "
                              "add schedule: (e.g. '0 7 * * *') or remove timezone")
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from patrol.contract.cron import time_zone
 
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as "
-                             "'UTC' or 'Europe/Berlin'") from None
+        time_zone(value)
         return value
 
     @field_validator("labels")
