@@ -18,7 +18,6 @@ from patrol.agent.state import CheckInfo, CheckView, Transition
 from patrol.checks.base import Status
 from patrol.collector.model import Priority, Ticket, TicketStatus, TimelineEntry
 from patrol.collector.policy.correlate import decide
-from patrol.collector.policy.priority import iso_utc
 from patrol.collector.policy.settings import PolicyConfig
 from patrol.collector.tickets import body
 from patrol.collector.tickets.body import (
@@ -27,6 +26,7 @@ from patrol.collector.tickets.body import (
     render_value,
     verify_command,
 )
+from patrol.contract.timestamps import iso_z
 from patrol.contract.wire import AgentRef, Event, MeasurementValue
 from tests.collector_fixtures import T0, World, heartbeat, snapshot, store_for
 from tests.helpers import build
@@ -462,7 +462,7 @@ def test_stale_check_ticket_says_what_stopped_and_gives_commands_that_work(
     stopped = _section(markdown, "What stopped")
     assert ("- **What**: check `daily-capacity-inspection` on db-01 stopped sending results"
             in stopped)
-    assert f"- **Last result**: {iso_utc(T0)}" in stopped
+    assert f"- **Last result**: {iso_z(T0)}" in stopped
     assert "diagnostics below" not in markdown.lower()
     verify = _section(markdown, "How to verify")
     assert ("patrol check --config /etc/patrol/agent.yaml --only daily-capacity-inspection"

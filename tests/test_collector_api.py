@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from patrol.collector.ingest.alertmanager import example_payload
 from patrol.collector.ingest.api import create_app
 from patrol.collector.model import TicketStatus
-from patrol.collector.policy.priority import iso_utc
+from patrol.contract.timestamps import iso_z
 from tests.collector_fixtures import (
     AGENT_TOKEN,
     DAY,
@@ -508,7 +508,7 @@ def test_ingest_routes_answer_behind_a_proxy_prefix(api: Api) -> None:
 def _beat(api: Api, checks: list[Any], *, last_run: float) -> Any:
     payload = heartbeat("db-01", checks, sent_at=last_run).model_dump(mode="json")
     for check in payload["checks"]:
-        check["last_run"] = iso_utc(last_run)
+        check["last_run"] = iso_z(last_run)
     response = api.client.post("/api/v1/heartbeats", json=payload, headers=AGENT)
     assert response.status_code == 202, response.text
     return response.json()

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from patrol.collector.model import Priority, TicketStatus
-from patrol.collector.policy.priority import iso_utc
 from patrol.collector.policy.settings import LifecycleConfig, PolicyConfig
 from patrol.collector.tickets.actions import act
+from patrol.contract.timestamps import iso_z
 from patrol.contract.wire import MeasurementSeries
 from tests.collector_fixtures import (
     DAY,
@@ -88,8 +88,8 @@ def test_trigger_opens_a_ticket_with_priority_and_sla(
     assert "| used_ratio | /var | 96.2% | warning ≥ 90%, critical ≥ 95% |" in t.body
     assert "| /var/log/journal | 3.9 GiB |" in t.body
     assert "patrol check --config /etc/patrol/agent.yaml --only root-disk" in t.body
-    assert f"- **Respond by**: {iso_utc(T0 + 90 + respond)}" in t.body
-    assert f"- **Resolve by**: {iso_utc(T0 + 90 + resolve)}" in t.body
+    assert f"- **Respond by**: {iso_z(T0 + 90 + respond)}" in t.body
+    assert f"- **Resolve by**: {iso_z(T0 + 90 + resolve)}" in t.body
 
 
 def _disk_series(*used: float) -> list[MeasurementSeries]:
@@ -145,7 +145,7 @@ def test_repeats_count_occurrences_without_new_tickets_or_timeline(any_world: Wo
         assert w.one(event()).outcome == "repeated"
     t = w.ticket(number)
     assert (t.occurrences, t.last_seen, t.status) == (6, T0 + 150, TicketStatus.NEW)
-    assert f"- **Seen**: 6 times, last {iso_utc(T0 + 150)}; check now CRITICAL" in t.body
+    assert f"- **Seen**: 6 times, last {iso_z(T0 + 150)}; check now CRITICAL" in t.body
     assert w.kinds(number) == ["opened"]
     assert [x.number for x in w.store.list_tickets()] == [number]
 
@@ -255,7 +255,7 @@ def test_rebreach_after_the_window_opens_a_new_ticket_linking_the_old(any_world:
         f"; the same problem was ticketed before as {old_number}")
     assert "looked up past occurrences: 1 found" in new.body
     past = new.body.split("## Past occurrences")[1].split("## How to verify")[0]
-    assert (f"| {old_number} | {iso_utc(T0)} | {iso_utc(old.resolved_at)} | "
+    assert (f"| {old_number} | {iso_z(T0)} | {iso_z(old.resolved_at)} | "
             "verified: the check stayed OK for 5m |") in past
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from patrol.collector.ingest.heartbeat_shape import shape_of
-from patrol.collector.policy.priority import iso_utc
+from patrol.contract.timestamps import iso_z
 from tests.collector_fixtures import MINUTE, T0, heartbeat, snapshot
 from tests.test_collector_api import AGENT, Api, api  # the fixture
 
@@ -26,7 +26,7 @@ def _body(last_run: float, sequence: int = 1, labels: dict[str, str] | None = No
                         sent_at=last_run, labels=labels).model_dump(mode="json")
     payload["sequence"] = sequence
     for offset, check in enumerate(payload["checks"]):
-        check["last_run"] = iso_utc(last_run - 5 * offset)
+        check["last_run"] = iso_z(last_run - 5 * offset)
     return payload
 
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 import string
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from difflib import get_close_matches
 from typing import Any, ClassVar, Literal
 
@@ -47,6 +46,7 @@ import requests
 from pydantic import Field, model_validator
 
 from patrol.contract.markup import to_html, to_text
+from patrol.contract.timestamps import iso_z
 from patrol.ticketing_bridge import presets
 from patrol.ticketing_bridge.http import HttpClient, idempotency_key
 from patrol.ticketing_bridge.protocol import (
@@ -114,7 +114,7 @@ def render(value: Any, values: dict[str, Any]) -> Any:
 
 
 def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else ""
+    return iso_z(moment) if moment else ""
 
 
 class Webhook:

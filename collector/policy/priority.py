@@ -28,12 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from patrol.collector.model import Priority, Ticket, TicketStatus
 from patrol.collector.policy.categories import category_for
 from patrol.collector.policy.settings import PolicyConfig, PriorityConfig, SlaConfig
+from patrol.contract.timestamps import iso_z
 from patrol.contract.units import approx_duration
 from patrol.contract.wire import Event
 
@@ -57,11 +57,6 @@ class Escalation:
     deadline: str  # "respond" or "resolve"
     due_at: float
     text: str
-
-
-def iso_utc(epoch: float) -> str:
-    """``2023-10-27T10:15:00Z``: whole seconds, UTC."""
-    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _raise(priority: Priority, levels: int) -> Priority:
@@ -190,10 +185,10 @@ def sla_watch(ticket: Ticket, now: float, config: SlaConfig) -> list[Escalation]
         near_at = due - (1 - config.near_ratio) * target
         if now >= due and ticket.escalation < near_level + 1:
             # A watchdog that wakes after the deadline reports only the breach.
-            text = f"{deadline}-by {iso_utc(due)} passed {approx_duration(now - due)} ago; {state}"
+            text = f"{deadline}-by {iso_z(due)} passed {approx_duration(now - due)} ago; {state}"
             out.append(Escalation(ticket.id, near_level + 1, deadline, due, text))
         elif near_at <= now < due and ticket.escalation < near_level:
             left = approx_duration(due - now)
-            text = f"{deadline}-by {iso_utc(due)} is near ({left} left); {state}"
+            text = f"{deadline}-by {iso_z(due)} is near ({left} left); {state}"
             out.append(Escalation(ticket.id, near_level, deadline, due, text))
     return out

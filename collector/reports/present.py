@@ -7,7 +7,7 @@ reads 2900.0.
 
 from __future__ import annotations
 
-from patrol.collector.policy.priority import iso_utc
+from patrol.contract.timestamps import iso_z
 from patrol.contract.units import padded_duration
 
 DASH = "–"
@@ -34,7 +34,7 @@ def percent(ratio: float | None) -> str:
 
 
 def when(epoch: float | None) -> str:
-    return DASH if epoch is None else iso_utc(epoch).replace("T", " ").replace("Z", " UTC")
+    return DASH if epoch is None else iso_z(epoch).replace("T", " ").replace("Z", " UTC")
 
 
 def value(metric: str, raw: float | None) -> str:

@@ -11,10 +11,10 @@ timestamp. Every timestamp, whether it came as an epoch or as an ISO string with
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
 
+from patrol.contract.timestamps import iso_z
 from patrol.contract.units import format_bytes, format_limit, format_rate, humanize_duration
 
 # Keys whose numbers name something (a process, a port, a line): no separators.
@@ -34,21 +34,6 @@ _TIME_KEYS = frozenset({
 _TIME_SUFFIXES = ("_time", "_at", "_epoch", "_timestamp", "_since", "_mtime")
 _EPOCH_FLOOR = 100_000_000  # 1973: smaller numbers under a time key are not epochs
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
-
-
-def iso_z(moment: datetime | float) -> str:
-    """``2023-10-27T10:15:00Z``: the one timestamp form of a ticket body."""
-    if not isinstance(moment, datetime):
-        return _iso_z_posix(moment)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@lru_cache(maxsize=4096)
-def _iso_z_posix(moment: float) -> str:
-    """:func:`iso_z` of a POSIX time, remembered: a batch's new tickets share their
-    opening time, respond-by and resolve-by, and ``strftime`` was 4 % of the CPU of
-    opening one (py-spy, batches of 100)."""
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def timestamp_text(text: str) -> str:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from patrol.collector.model import Priority, Ticket, TicketStatus
-from patrol.collector.policy.priority import LEVELS, breached, iso_utc
+from patrol.collector.policy.priority import LEVELS, breached
 from patrol.collector.tickets.body import SECTION_ORDER
+from patrol.contract.timestamps import iso_z
 from patrol.contract.units import approx_duration
 
 STATUSES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
@@ -40,7 +41,7 @@ def ago(then: float | None, now: float) -> str:
 
 def when(epoch: float | None) -> str:
     """An absolute time as the pages print it (UTC, whole seconds), "-" for None."""
-    return "-" if epoch is None else iso_utc(epoch)
+    return "-" if epoch is None else iso_z(epoch)
 
 
 @dataclass(frozen=True)
