@@ -49,6 +49,9 @@ MAX_REDIRECTS = 30  # requests' default
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SAFE = "!#$%&'()*+,/:;=?@[]~"  # what requests' requote_uri leaves alone
+_DEFAULT_HEADERS = {"User-Agent": f"patrol-agent/{PATROL_VERSION}", "Accept": "*/*",
+                    "Accept-Encoding": "gzip, deflate"}
+_BODY_HEADERS = frozenset({"content-length", "content-type", "transfer-encoding"})
 Opener = Callable[..., socket.socket]  # socket.create_connection's shape
 
 
@@ -166,6 +169,17 @@ def _read(response: http.client.HTTPResponse, limit: int) -> bytes:
     return bytes(out[:limit])
 
 
+def _redirected(status: int, method: str, data: bytes | None, headers: dict[str, str],
+                strip_auth: bool) -> tuple[str, bytes | None, dict[str, str]]:
+    """Method, body and headers of the request a redirect asks for (requests'
+    ``rebuild_method``, ``rebuild_auth`` and its purge of the body's headers)."""
+    drop = {"authorization"} if strip_auth else set()
+    if (status in (302, 303) and method != "HEAD") or (status == 301 and method == "POST"):
+        method, data = "GET", None
+        drop |= _BODY_HEADERS
+    return method, data, {k: v for k, v in headers.items() if k.lower() not in drop}
+
+
 class Fetcher:
     """Sends a request and follows its redirects, on connections opened for this
     call alone. ``context()`` gives the TLS context (called on the first https
@@ -180,10 +194,12 @@ class Fetcher:
               timeout: float, follow: bool, limit: int) -> Response:
         """The final response; raises one of :data:`FETCH_ERRORS`."""
         connections: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
-        sent = {"User-Agent": f"patrol-agent/{PATROL_VERSION}", "Accept": "*/*",
-                "Accept-Encoding": "gzip, deflate", **headers}
+        given = {name.lower() for name in headers}
+        sent = {k: v for k, v in _DEFAULT_HEADERS.items() if k.lower() not in given}
+        sent.update(headers)
         parts = urlsplit(url)
-        if parts.username or parts.password:
+        if parts.username or parts.password:  # the URL's credentials win, as in requests
+            sent = {k: v for k, v in sent.items() if k.lower() != "authorization"}
             sent["Authorization"] = _basic(parts.username, parts.password)
         data = body.encode() if body is not None else None
         cookies: dict[str, dict[str, str]] = {}
@@ -208,12 +224,8 @@ class Fetcher:
                 new = urlsplit(urljoin(parts.geturl(), location))
                 if new.scheme not in _DEFAULT_PORTS or not new.hostname:
                     raise http.client.InvalidURL(f"redirect to {location!r}")
-                if strips_auth(parts, new):
-                    sent = {k: v for k, v in sent.items() if k.lower() != "authorization"}
-                status = response.status
-                if (status == 303 and method != "HEAD") or (status == 302 and method != "HEAD") \
-                        or (status == 301 and method == "POST"):
-                    method, data = "GET", None
+                method, data, sent = _redirected(response.status, method, data, sent,
+                                                 strips_auth(parts, new))
                 parts = new
         finally:
             for connection in connections.values():

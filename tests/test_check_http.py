@@ -309,10 +309,13 @@ def test_post_sends_body(base: str) -> None:
 ], ids=["303-turns-into-get", "307-keeps-post-and-body"])
 def test_post_redirects_as_requests_did(base: str, http_server: Any, path: str, code: int,
                                         trail: list[tuple[str, str]]) -> None:
-    result = run("http", url=f"{base}{path}", method="POST", body="ping")
+    result = run("http", url=f"{base}{path}", method="POST", body="ping",
+                 headers={"Content-Type": "text/plain"})
     assert result.status is Status.OK, result.summary
     assert result.measurement("status_code") == code
     assert [(m, p) for m, p, _ in http_server[1].seen] == trail
+    # A body-less GET carries no header that describes a body.
+    assert ("Content-Type" in http_server[1].seen[-1][2]) is (code == 201)
     if code == 201:
         assert result.diagnostics["body_excerpt"] == "got ping"
 
