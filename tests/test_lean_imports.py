@@ -99,3 +99,30 @@ def test_the_database_checks_load_no_heavy_driver(postgres_dsn: str, mysql_serve
                           cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_http_check_loads_no_http_library(tmp_path: Path) -> None:
+    """The http check speaks http.client (checks/http_fetch.py): after one real run of
+    an http and an https check (servers on 127.0.0.1, TLS by a test CA), requests and
+    its companions are not in the interpreter (~5 MiB PSS they would add)."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from tests.certs import issue, make_ca\n"
+        "from tests.helpers import build\n"
+        "from tests.test_check_http import serve\n"
+        "d = Path(sys.argv[1])\n"
+        "ca = make_ca(d)\n"
+        "with serve() as (plain, _), serve(issue(ca, d)) as (tls, _):\n"
+        "    for options in ({'url': plain + '/ok'},\n"
+        "                    {'url': tls + '/ok', 'ca_file': str(ca.cert_path)}):\n"
+        "        check, ctx = build('http', **options)\n"
+        "        result = check.run(ctx)\n"
+        "        assert result.status.name == 'OK', result.summary\n"
+        "print(sorted(m for m in ('requests', 'urllib3', 'charset_normalizer')\n"
+        "             if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
