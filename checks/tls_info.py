@@ -9,9 +9,11 @@ Decisions:
 - Parsing uses ``cryptography``, imported lazily inside the functions (importing
   this module does nothing), because the standard library only decodes a peer
   certificate it has verified; with ``insecure: true`` it returns the DER bytes alone.
-- The live peer certificate is fetched by a separate TLS handshake to host:port
-  (``requests`` does not expose the peer certificate of a response), sending the
-  same SNI name, so it sees the certificate the request saw.
+- The ``tls_cert`` check fetches the live peer certificate by its own TLS handshake
+  to host:port (:func:`peer_chain`). The ``http`` check reads it from its request's
+  own handshake (checks/http.py ``_live_tls``) and falls back to :func:`peer_chain`,
+  with the same SNI name, only when that handshake was not with the final URL's host
+  (a proxy, a redirect elsewhere).
 - Times are timezone-aware UTC datetimes; durations are seconds (base unit).
 - A look that does not verify uses :func:`unverified_context`: a bare
   ``PROTOCOL_TLS_CLIENT`` context, built once per process. ``create_default_context()``
@@ -143,7 +145,7 @@ def peer_chain(
 ) -> list[CertInfo]:
     """Every certificate a TLS server at ``host:port`` presents, leaf first.
 
-    ``verify`` mirrors ``requests``: ``True`` (system trust store), a CA file path,
+    ``verify`` is the http check's: ``True`` (its default trust store), a CA file path,
     or ``False`` (no chain or host-name check). Raises ``OSError`` (including
     ``ssl.SSLError``) when the handshake fails.
     """
